@@ -1,0 +1,71 @@
+"""Errors raised by the Lambda functions; the API maps them to HTTP status in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from statemachine.errors import LimitError, SpecError, StepgraphError
+
+__all__ = [
+    "BadRequestError",
+    "BlockedAddress",
+    "ConflictError",
+    "LimitError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "SpecError",
+    "StepgraphError",
+    "StoreError",
+    "ToolError",
+    "UnauthorizedError",
+    "UnsupportedScheme",
+]
+
+
+class NotFoundError(StepgraphError):
+    """An id names nothing (404)."""
+
+
+class ConflictError(StepgraphError):
+    """The request conflicts with the current state, e.g. cancelling a finished run (409)."""
+
+
+class BadRequestError(StepgraphError):
+    """The request is malformed, e.g. not JSON (400)."""
+
+
+class UnauthorizedError(StepgraphError):
+    """The API key is missing or wrong (401)."""
+
+
+class PayloadTooLargeError(StepgraphError):
+    """The body is over its limit (413)."""
+
+
+class StoreError(StepgraphError):
+    """DynamoDB failed in a way the caller cannot fix."""
+
+
+class ToolError(StepgraphError):
+    """A tool failed; ``code`` is the error name Step Functions sees (``Retry``/``Catch`` match on it)."""
+
+    code = "ToolError"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details
+
+
+class BlockedAddress(ToolError):
+    """``http.get`` refused an address that is not global (SSRF guard)."""
+
+    code = "BlockedAddress"
+
+
+class UnsupportedScheme(ToolError):
+    """``http.get`` refused a URL scheme other than http or https."""
+
+    code = "UnsupportedScheme"

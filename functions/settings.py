@@ -1,0 +1,44 @@
+"""Settings of the functions, read from the environment once (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    table: str
+    executor_arn: str
+    states_role_arn: str
+    prefix: str
+    api_key: str | None
+    inline_limit: int
+    http_allow_hosts: tuple[str, ...]
+    region: str
+
+    @property
+    def account_id(self) -> str:
+        parts = self.executor_arn.split(":")
+        return parts[4] if len(parts) > 4 else "123456789012"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings from the environment; cached, ``get_settings.cache_clear()`` re-reads them."""
+    env = os.environ
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    allow = tuple(h.strip() for h in env.get("STEPGRAPH_HTTP_ALLOW_HOSTS", "").split(",") if h.strip())
+    return Settings(
+        table=env.get("STEPGRAPH_TABLE", "stepgraph-local"),
+        executor_arn=env.get(
+            "STEPGRAPH_EXECUTOR_ARN", f"arn:aws:lambda:{region}:123456789012:function:stepgraph-executor"
+        ),
+        states_role_arn=env.get("STEPGRAPH_STATES_ROLE_ARN", "arn:aws:iam::123456789012:role/stepgraph-states"),
+        prefix=env.get("STEPGRAPH_PREFIX", "stepgraph"),
+        api_key=env.get("STEPGRAPH_API_KEY") or None,
+        inline_limit=int(env.get("STEPGRAPH_INLINE_LIMIT", "8192")),
+        http_allow_hosts=allow,
+        region=region,
+    )

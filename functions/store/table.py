@@ -1,0 +1,73 @@
+"""The table handle and key helpers shared by every store module."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from functions.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+_lock = threading.Lock()
+_seq = itertools.count()
+
+
+class TableHandle:
+    """Lazily creates the boto3 Table; inject ``table`` in tests or to share one."""
+
+    def __init__(self, table: Table | None = None) -> None:
+        self._table = table
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            with _lock:
+                if self._table is None:
+                    settings = get_settings()
+                    self._table = boto3.resource("dynamodb", region_name=settings.region).Table(settings.table)
+        return self._table
+
+
+def now_iso() -> str:
+    """UTC now as ISO 8601 with microseconds and ``Z``; sorts as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def next_seq() -> int:
+    """A process-wide counter that orders events written in the same microsecond."""
+    return next(_seq) % 10000
+
+
+def run_pk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def graph_pk(graph_id: str) -> str:
+    return f"GRAPH#{graph_id}"
+
+
+def node_sk(node: str, iteration: int) -> str:
+    return f"NODE#{node}#{iteration:04d}"
+
+
+def version_sk(version: int) -> str:
+    return f"VERSION#{version:06d}"
+
+
+def event_sk(at: str, seq: int) -> str:
+    return f"EVENT#{at}#{seq:04d}"
+
+
+def blob_sk(node: str, iteration: int, field: str, chunk: int) -> str:
+    return f"BLOB#{node}#{iteration:04d}#{field}#{chunk:04d}"
+
+
+def clean(item: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``None`` values: DynamoDB stores absent rather than null attributes for optional fields."""
+    return {k: v for k, v in item.items() if v is not None}

@@ -1,0 +1,32 @@
+"""Exceptions raised by the pure core; the root of every stepgraph error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StepgraphError(Exception):
+    """Root of every error stepgraph raises on purpose."""
+
+
+class SpecError(StepgraphError):
+    """The graph spec is invalid; ``details`` name the node, edge, field or position of each problem."""
+
+    status = 422
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class LimitError(SpecError):
+    """The spec is over a configured limit (413 for the body size, 422 for counts)."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None, status: int = 422) -> None:
+        super().__init__(message, details)
+        self.status = status
+
+
+class CompileError(StepgraphError):
+    """The compiler produced a definition that failed its structural check: a bug, never bad input."""
