@@ -1,0 +1,145 @@
+"""The tool registry: finds every tool module of this package and serves tools by name.
+
+Use the module functions (``registry.get``, ``names``, ``params_model``, ``describe``, ``describe_all``);
+the module itself satisfies ``statemachine``'s ``ToolCatalog`` protocol. Modules are discovered on first
+use, so importing the registry costs nothing until a tool is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from functions.errors import NotFoundError
+from functions.executor.tools.base import OpenParams, Tool
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = [
+    "LAMBDA_PREFIX",
+    "ToolRegistry",
+    "UnknownTool",
+    "default",
+    "describe",
+    "describe_all",
+    "get",
+    "names",
+    "params_model",
+]
+
+LAMBDA_PREFIX = "lambda:"
+_PACKAGE = "functions.executor.tools"
+# Modules of the package that are not tools; helper modules start with an underscore.
+_NOT_TOOLS = frozenset({"base", "registry"})
+
+
+class UnknownTool(NotFoundError):
+    """No tool has this name (404 through the API)."""
+
+    code = "UnknownTool"
+
+
+class LambdaParams(OpenParams):
+    """Params of a ``lambda:<name or ARN>`` node: any JSON object, passed to the user's function as is."""
+
+
+def tool_from_module(module: ModuleType) -> Tool:
+    """Build the :class:`Tool` a module declares; a module missing a part is a bug, named here."""
+    missing = [a for a in ("NAME", "DESCRIPTION", "Params", "Output", "run") if not hasattr(module, a)]
+    if missing:
+        raise TypeError(f"tool module {module.__name__} lacks {', '.join(missing)}")
+    params, output = module.Params, module.Output
+    for attr, model in (("Params", params), ("Output", output)):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"{module.__name__}.{attr} must be a pydantic model")
+    description = str(module.DESCRIPTION).strip()
+    if not description or "\n" in description:
+        raise TypeError(f"{module.__name__}.DESCRIPTION must be one line")
+    return Tool(
+        name=str(module.NAME),
+        description=description,
+        params_model=params,
+        output_model=output,
+        run=module.run,
+        module=module.__name__,
+    )
+
+
+class ToolRegistry:
+    """Tools by name, discovered from the modules of a package (``functions.executor.tools`` by default)."""
+
+    def __init__(self, package: str = _PACKAGE) -> None:
+        self._package = package
+        self._tools: dict[str, Tool] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, Tool]:
+        tools = self._tools
+        if tools is not None:
+            return tools
+        with self._lock:
+            if self._tools is None:
+                self._tools = self._discover()
+            return self._tools
+
+    def _discover(self) -> dict[str, Tool]:
+        package = importlib.import_module(self._package)
+        found: dict[str, Tool] = {}
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+            if info.name.startswith("_") or info.name in _NOT_TOOLS or info.ispkg:
+                continue
+            tool = tool_from_module(importlib.import_module(f"{self._package}.{info.name}"))
+            if tool.name in found:
+                raise TypeError(f"tool {tool.name!r} is declared by {found[tool.name].module} and {tool.module}")
+            found[tool.name] = tool
+        return dict(sorted(found.items()))
+
+    def register(self, tool: Tool) -> None:
+        """Add a tool at run time (tests, plug-ins); a name already taken is an error."""
+        tools = self._load()
+        with self._lock:
+            if tool.name in tools:
+                raise ValueError(f"tool {tool.name!r} is already registered")
+            tools[tool.name] = tool
+
+    def get(self, name: str) -> Tool:
+        """The tool called ``name``; :class:`UnknownTool` (a ``NotFoundError``) when there is none."""
+        tool = self._load().get(name)
+        if tool is None:
+            if name.startswith(LAMBDA_PREFIX):
+                raise UnknownTool(f"{name!r} is a user Lambda invoked by its Task state, not a registry tool")
+            raise UnknownTool(f"unknown tool {name!r}; known tools: {', '.join(self._load())}")
+        return tool
+
+    def names(self) -> list[str]:
+        """Registered tool names, sorted (``lambda:`` tools are not listed: any name is accepted)."""
+        return list(self._load())
+
+    def params_model(self, name: str) -> type[BaseModel] | None:
+        """The params model for validation; ``None`` for an unknown tool; any object for ``lambda:<name>``."""
+        if name.startswith(LAMBDA_PREFIX) and len(name) > len(LAMBDA_PREFIX):
+            return LambdaParams
+        tool = self._load().get(name)
+        return tool.params_model if tool else None
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """``{"name", "description", "params_schema", "output_schema"}`` of one tool."""
+        return self.get(name).describe()
+
+    def describe_all(self) -> list[dict[str, Any]]:
+        """Every tool described, sorted by name."""
+        return [tool.describe() for tool in self._load().values()]
+
+
+default = ToolRegistry()
+
+get = default.get
+names = default.names
+params_model = default.params_model
+describe = default.describe
+describe_all = default.describe_all
