@@ -1,0 +1,223 @@
+"""Large output fields kept out of the Step Functions payload: stored as chunked items, passed by reference.
+
+A field whose JSON is over the inline limit is written as ``BLOB#<node>#<iteration>#<field>#<chunk>`` items
+(each chunk <= 350 KB of UTF-8 JSON text) and replaced in the payload by
+``{"$stepgraph_ref": {"run_id", "node", "iteration", "field", "bytes"}}``. Numbers, booleans and null always
+stay inline so Choice rules can read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from functions.errors import StoreError
+from functions.settings import get_settings
+from functions.store.table import TableHandle, blob_sk, run_pk
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from mypy_boto3_dynamodb.service_resource import Table
+
+REF_KEY = "$stepgraph_ref"
+CHUNK_BYTES = 350_000
+WHOLE = "$"
+"""The field name of a reference that stands for a whole output that is not an object."""
+KEEP_INLINE_MAX = 32 * 1024
+"""A string that conditions read stays inline up to this size even when over the inline limit."""
+MAX_FIELD_KEY = 200
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def size_of(value: Any) -> int:
+    """Bytes of the compact UTF-8 JSON of ``value`` (what Step Functions counts)."""
+    return len(dumps(value).encode())
+
+
+def is_ref(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(REF_KEY), dict)
+
+
+def split_utf8(text: str, limit: int = CHUNK_BYTES) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` UTF-8 bytes without cutting a character."""
+    data = text.encode()
+    pieces: list[str] = []
+    start = 0
+    while start < len(data):
+        end = min(start + limit, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:
+            end -= 1
+        pieces.append(data[start:end].decode())
+        start = end
+    return pieces or [""]
+
+
+class BlobStore(TableHandle):
+    """Writes and reads offloaded values as chunked items in the run's partition."""
+
+    def __init__(self, table: Table | None = None) -> None:
+        super().__init__(table)
+
+    def put(self, run_id: str, node: str, iteration: int, field: str, value: Any) -> dict[str, Any]:
+        """Store ``value`` and return its reference object. Rewriting the same key is harmless (redelivery)."""
+        if len(field.encode()) > MAX_FIELD_KEY:
+            field = "h" + hashlib.sha256(field.encode()).hexdigest()[:40]
+        text = dumps(value)
+        pieces = split_utf8(text)
+        size = len(text.encode())
+        with self.table.batch_writer() as batch:
+            # Chunk 0 carries the count; readers start from it.
+            for index in range(len(pieces) - 1, -1, -1):
+                batch.put_item(
+                    Item={
+                        "pk": run_pk(run_id),
+                        "sk": blob_sk(node, iteration, field, index),
+                        "data": pieces[index],
+                        "chunks": len(pieces),
+                        "bytes": size,
+                    }
+                )
+        return {REF_KEY: {"run_id": run_id, "node": node, "iteration": iteration, "field": field, "bytes": size}}
+
+    def get(self, ref: Mapping[str, Any]) -> Any:
+        """The value a reference (the object, or its inner ``$stepgraph_ref`` dict) stands for."""
+        inner = ref.get(REF_KEY, ref)
+        try:
+            run_id, node, field = str(inner["run_id"]), str(inner["node"]), str(inner["field"])
+            iteration = int(inner["iteration"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"malformed output reference: {inner!r}") from exc
+        pk = run_pk(run_id)
+        first = self.table.get_item(Key={"pk": pk, "sk": blob_sk(node, iteration, field, 0)}, ConsistentRead=True)
+        item = first.get("Item")
+        if item is None:
+            raise StoreError(f"offloaded output not found: run {run_id}, node {node}, field {field}")
+        count = int(item["chunks"])  # type: ignore[arg-type]
+        pieces = {0: str(item["data"])}
+        pending = [{"pk": pk, "sk": blob_sk(node, iteration, field, i)} for i in range(1, count)]
+        client = self.table.meta.client
+        while pending:
+            batch, pending = pending[:100], pending[100:]
+            request: dict[str, Any] = {self.table.name: {"Keys": batch, "ConsistentRead": True}}
+            while request:
+                response = client.batch_get_item(RequestItems=request)
+                for got in response.get("Responses", {}).get(self.table.name, []):
+                    sk = str(got["sk"])
+                    pieces[int(sk.rsplit("#", 1)[1])] = str(got["data"])
+                request = response.get("UnprocessedKeys") or {}
+        if len(pieces) != count:
+            raise StoreError(f"offloaded output incomplete: run {run_id}, node {node}, field {field}")
+        return json.loads("".join(pieces[i] for i in range(count)))
+
+
+class Offloader:
+    """Replaces large output fields by references and resolves references back (one run's blobs)."""
+
+    def __init__(self, store: BlobStore | None = None, inline_limit: int | None = None) -> None:
+        self.store = store or BlobStore()
+        self.inline_limit = inline_limit if inline_limit is not None else get_settings().inline_limit
+
+    def offload(
+        self,
+        run_id: str,
+        node: str,
+        iteration: int,
+        output: Any,
+        *,
+        keep_inline: Iterable[str] = (),
+    ) -> Any:
+        """``output`` with what is over the inline limit stored and replaced by references.
+
+        A string or list over the limit is stored whole. An object over the limit keeps its small fields
+        and has its large ones stored; if it is still over the limit it is stored whole, except the
+        output object itself and objects on a ``keep_inline`` path (dotted paths relative to the output
+        that conditions read), whose fields are then stored one by one so their scalars stay inline.
+        """
+        keep = {p for p in keep_inline if p}
+        pending: list[tuple[str, Any]] = []
+        planned = self._plan(output, "", keep, pending)
+        refs = {path: self.store.put(run_id, node, iteration, path, value) for path, value in pending}
+        return _fill(planned, refs)
+
+    def _plan(self, value: Any, path: str, keep: set[str], pending: list[tuple[str, Any]]) -> Any:
+        if value is None or isinstance(value, bool | int | float) or is_ref(value):
+            return value
+        size = size_of(value)
+        if size <= self.inline_limit or (isinstance(value, str) and path in keep and size <= KEEP_INLINE_MAX):
+            return value
+        if not isinstance(value, dict):
+            return _defer(path or WHOLE, value, pending)
+        mark = len(pending)
+        planned = {k: self._plan(v, _join(path, k), keep, pending) for k, v in value.items()}
+        if size_of(planned) <= self.inline_limit:
+            return planned
+        if path and not any(p.startswith(path + ".") for p in keep):
+            del pending[mark:]
+            return _defer(path, value, pending)
+        for key, child in planned.items():
+            child_path = _join(path, key)
+            if child is None or isinstance(child, bool | int | float) or is_ref(child) or _is_pending(child):
+                continue
+            if child_path in keep or any(p.startswith(child_path + ".") for p in keep):
+                continue
+            pending[:] = [(p, v) for p, v in pending if p != child_path and not p.startswith(child_path + ".")]
+            planned[key] = _defer(child_path, value[key], pending)
+        return planned
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every reference inside it replaced by the stored value (each blob read once)."""
+        cache: dict[str, Any] = {}
+
+        def walk(v: Any) -> Any:
+            if is_ref(v):
+                key = dumps(v)
+                if key not in cache:
+                    cache[key] = walk(self.store.get(v))
+                return cache[key]
+            if isinstance(v, dict):
+                return {k: walk(c) for k, c in v.items()}
+            if isinstance(v, list):
+                return [walk(c) for c in v]
+            return v
+
+        return walk(value)
+
+
+def has_refs(value: Any) -> bool:
+    """True when ``value`` holds a reference anywhere."""
+    if is_ref(value):
+        return True
+    if isinstance(value, dict):
+        return any(has_refs(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_refs(v) for v in value)
+    return False
+
+
+_PENDING = "$stepgraph_pending"
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _defer(path: str, value: Any, pending: list[tuple[str, Any]]) -> dict[str, str]:
+    pending.append((path, value))
+    return {_PENDING: path}
+
+
+def _is_pending(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and _PENDING in value
+
+
+def _fill(value: Any, refs: dict[str, dict[str, Any]]) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and _PENDING in value:
+            return refs[value[_PENDING]]
+        return {k: _fill(v, refs) for k, v in value.items()}
+    return value

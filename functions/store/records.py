@@ -1,0 +1,401 @@
+"""Node result items and run events: idempotent writes by the executor, reads for the API.
+
+Every status change of a node item is a conditional write done in one transaction with the event
+that announces it, so a redelivered invocation neither duplicates the event nor overwrites a
+terminal status. Events without a status change (``LOG``, ``RUN_*``) are deduplicated by a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from functions.errors import StoreError
+from functions.store.table import TableHandle, clean, event_sk, next_seq, node_sk, now_iso, run_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+TERMINAL_NODE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
+NODE_PREFIX = "NODE#"
+EVENT_PREFIX = "EVENT#"
+DEDUP_PREFIX = "DEDUP#"
+MAX_MESSAGE = 4000
+
+_NOT_TERMINAL = "(attribute_not_exists(#status) OR NOT #status IN (:t0, :t1, :t2, :t3))"
+_TERMINAL_VALUES = {f":t{i}": s for i, s in enumerate(TERMINAL_NODE)}
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """What ``start_attempt`` found: ``started`` is False for a redelivery; ``node`` is the item then."""
+
+    started: bool
+    node: NodeRecord | None = None
+
+
+@dataclass
+class NodeRecord:
+    """One node result item (``NODE#<node>#<iteration>``), parsed; ``output`` may hold references."""
+
+    node: str
+    iteration: int
+    status: str
+    attempts: int
+    tool: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: int | None = None
+    tool_ms: int | None = None
+    output: Any = None
+    error: dict[str, str] | None = None
+    items_total: int | None = None
+    items_done: int | None = None
+    failed_attempt: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_NODE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "failed_attempt"}
+
+
+@dataclass
+class EventPage:
+    """A page of events; ``next`` is set when more events exist now, ``cursor`` resumes after the last one."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    next: str | None = None
+    cursor: str | None = None
+
+
+def encode_cursor(sk: str) -> str:
+    return base64.urlsafe_b64encode(sk.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The event sort key a cursor stands for; ``ValueError`` when it is not one of ours."""
+    try:
+        sk = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    if not sk.startswith(EVENT_PREFIX):
+        raise ValueError("invalid cursor")
+    return sk
+
+
+def _ms_between(start: str | None, end: str) -> int | None:
+    if not start:
+        return None
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    try:
+        delta = datetime.strptime(end, fmt) - datetime.strptime(start, fmt)
+    except ValueError:
+        return None
+    return max(0, int(delta.total_seconds() * 1000))
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_node(item: dict[str, Any]) -> NodeRecord:
+    """A node item as stored → ``NodeRecord`` (JSON strings parsed, Decimals to int)."""
+    return NodeRecord(
+        node=item["node"],
+        iteration=int(item["iteration"]),
+        status=item.get("status", "PENDING"),
+        attempts=int(item.get("attempts", 0)),
+        tool=item.get("tool"),
+        started_at=item.get("started_at"),
+        finished_at=item.get("finished_at"),
+        duration_ms=_int(item.get("duration_ms")),
+        tool_ms=_int(item.get("tool_ms")),
+        output=json.loads(item["output_json"]) if "output_json" in item else None,
+        error=json.loads(item["error_json"]) if "error_json" in item else None,
+        items_total=_int(item.get("items_total")),
+        items_done=_int(item.get("items_done")),
+        failed_attempt=_int(item.get("failed_attempt")),
+    )
+
+
+def parse_event(item: dict[str, Any]) -> dict[str, Any]:
+    """An event item → the public shape of ``GET /runs/{id}/events`` (DESIGN.md)."""
+    event: dict[str, Any] = {
+        "at": item["at"],
+        "type": item["type"],
+        "node": item.get("node"),
+        "attempt": _int(item.get("attempt")),
+        "message": item.get("message", ""),
+    }
+    if "iteration" in item:
+        event["iteration"] = int(item["iteration"])
+    if "error_json" in item:
+        event["error"] = json.loads(item["error_json"])
+    return event
+
+
+class Records(TableHandle):
+    """Writes and reads node items and run events of one table (inject ``table`` in tests)."""
+
+    def __init__(self, table: Table | None = None) -> None:
+        super().__init__(table)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _event_item(
+        self,
+        run_id: str,
+        type_: str,
+        *,
+        node: str | None,
+        attempt: int | None,
+        iteration: int | None,
+        message: str,
+        error: dict[str, str] | None = None,
+        at: str | None = None,
+    ) -> dict[str, Any]:
+        at = at or now_iso()
+        return clean(
+            {
+                "pk": run_pk(run_id),
+                "sk": event_sk(at, next_seq()),
+                "type": type_,
+                "node": node,
+                "attempt": attempt,
+                "iteration": iteration,
+                "message": message[:MAX_MESSAGE],
+                "error_json": _json(error) if error else None,
+                "at": at,
+            }
+        )
+
+    def put_event(
+        self,
+        run_id: str,
+        type_: str,
+        *,
+        node: str | None = None,
+        attempt: int | None = None,
+        iteration: int | None = None,
+        message: str = "",
+        error: dict[str, str] | None = None,
+        key: str | None = None,
+    ) -> bool:
+        """Append an event; with ``key`` it is written at most once per run. False when it was a duplicate."""
+        item = self._event_item(
+            run_id, type_, node=node, attempt=attempt, iteration=iteration, message=message, error=error
+        )
+        if key is None:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+            return True
+        marker = {"pk": run_pk(run_id), "sk": f"{DEDUP_PREFIX}{key}", "event_sk": item["sk"]}
+        return self._transact(
+            [
+                {"Put": {"TableName": self.table.name, "Item": marker,
+                         "ConditionExpression": "attribute_not_exists(sk)"}},
+                {"Put": {"TableName": self.table.name, "Item": item,
+                         "ConditionExpression": "attribute_not_exists(sk)"}},
+            ]
+        )
+
+    def list_events(self, run_id: str, *, after: str | None = None, limit: int = 100) -> EventPage:
+        """Events in time order after ``after`` (a cursor from a previous page); ``ValueError`` for a bad cursor."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": EVENT_PREFIX},
+            "Limit": max(1, min(limit, 1000)),
+        }
+        if after:
+            kwargs["ExclusiveStartKey"] = {"pk": run_pk(run_id), "sk": decode_cursor(after)}
+        response = self.table.query(**kwargs)
+        items = response.get("Items", [])
+        page = EventPage(events=[parse_event(i) for i in items])
+        last_sk = items[-1]["sk"] if items else (decode_cursor(after) if after else None)
+        page.cursor = encode_cursor(str(last_sk)) if last_sk else None
+        if response.get("LastEvaluatedKey") and items:
+            page.next = page.cursor
+        return page
+
+    # -- node items -----------------------------------------------------------------------------
+
+    def get_node(self, run_id: str, node: str, iteration: int) -> NodeRecord | None:
+        response = self.table.get_item(Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)}, ConsistentRead=True)
+        item = response.get("Item")
+        return parse_node(item) if item else None
+
+    def list_nodes(self, run_id: str) -> list[NodeRecord]:
+        """Every node item of a run, ordered by node id then iteration."""
+        records: list[NodeRecord] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": NODE_PREFIX},
+        }
+        while True:
+            response = self.table.query(**kwargs)
+            records.extend(parse_node(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return records
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def start_attempt(
+        self,
+        run_id: str,
+        node: str,
+        iteration: int,
+        attempt: int,
+        *,
+        tool: str,
+        items_total: int | None = None,
+    ) -> StartOutcome:
+        """Mark the node RUNNING for ``attempt`` and write ``NODE_STARTED``, unless this attempt was seen already.
+
+        A redelivery (this attempt or a later one recorded, or the node already terminal) changes nothing
+        and returns the current item so the caller can answer from it.
+        """
+        at = now_iso()
+        values: dict[str, Any] = {
+            ":node": node,
+            ":it": iteration,
+            ":tool": tool,
+            ":running": "RUNNING",
+            ":a": attempt,
+            ":at": at,
+            **_TERMINAL_VALUES,
+        }
+        sets = [
+            "#node = :node", "iteration = :it", "tool = :tool", "#status = :running", "attempts = :a",
+            "attempt_started_at = :at", "started_at = if_not_exists(started_at, :at)",
+        ]
+        if items_total is not None:
+            sets.append("items_total = :total")
+            values[":total"] = items_total
+        update = {
+            "TableName": self.table.name,
+            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a)",
+            "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
+            "ExpressionAttributeValues": values,
+        }
+        event = self._event_item(
+            run_id, "NODE_STARTED", node=node, attempt=attempt, iteration=iteration,
+            message=f"{node} started {tool} (attempt {attempt})", at=at,
+        )
+        if self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}]):
+            return StartOutcome(started=True)
+        return StartOutcome(started=False, node=self.get_node(run_id, node, iteration))
+
+    def succeed_attempt(
+        self,
+        run_id: str,
+        node: str,
+        iteration: int,
+        attempt: int,
+        *,
+        output: Any,
+        tool_ms: int | None = None,
+        message: str = "",
+    ) -> bool:
+        """Mark the node SUCCEEDED with its (possibly referenced) output and write ``NODE_SUCCEEDED``.
+
+        False when the node was already terminal (a redelivered invocation finished first).
+        """
+        at = now_iso()
+        current = self.get_node(run_id, node, iteration)
+        duration = _ms_between(current.started_at if current else None, at)
+        values: dict[str, Any] = {":ok": "SUCCEEDED", ":a": attempt, ":at": at, ":out": _json(output),
+                                  **_TERMINAL_VALUES}
+        sets = ["#status = :ok", "attempts = :a", "finished_at = :at", "output_json = :out"]
+        if duration is not None:
+            sets.append("duration_ms = :d")
+            values[":d"] = duration
+        if tool_ms is not None:
+            sets.append("tool_ms = :tm")
+            values[":tm"] = tool_ms
+        update = {
+            "TableName": self.table.name,
+            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE error_json",
+            "ConditionExpression": f"attribute_exists(pk) AND {_NOT_TERMINAL}",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values,
+        }
+        event = self._event_item(
+            run_id, "NODE_SUCCEEDED", node=node, attempt=attempt, iteration=iteration,
+            message=message or f"{node} succeeded (attempt {attempt})", at=at,
+        )
+        return self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}])
+
+    def fail_attempt(
+        self,
+        run_id: str,
+        node: str,
+        iteration: int,
+        attempt: int,
+        *,
+        error: dict[str, str],
+        final: bool,
+    ) -> bool:
+        """Record a failed attempt: ``NODE_RETRYING`` (status stays RUNNING) or, when ``final``, ``NODE_FAILED``.
+
+        False when this attempt's failure was already recorded or the node is already terminal.
+        """
+        at = now_iso()
+        values: dict[str, Any] = {":a": attempt, ":err": _json(error), **_TERMINAL_VALUES}
+        sets = ["attempts = :a", "failed_attempt = :a", "error_json = :err"]
+        if final:
+            current = self.get_node(run_id, node, iteration)
+            duration = _ms_between(current.started_at if current else None, at)
+            sets += ["#status = :failed", "finished_at = :at"]
+            values.update({":failed": "FAILED", ":at": at})
+            if duration is not None:
+                sets.append("duration_ms = :d")
+                values[":d"] = duration
+        update = {
+            "TableName": self.table.name,
+            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": (
+                f"attribute_exists(pk) AND {_NOT_TERMINAL}"
+                " AND (attribute_not_exists(failed_attempt) OR failed_attempt < :a)"
+            ),
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values,
+        }
+        type_ = "NODE_FAILED" if final else "NODE_RETRYING"
+        verb = "failed" if final else "failed, will retry"
+        event = self._event_item(
+            run_id, type_, node=node, attempt=attempt, iteration=iteration,
+            message=f"{node} {verb} (attempt {attempt}): {error['code']}: {error['message']}", error=error, at=at,
+        )
+        return self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}])
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        """Run a write transaction; False when a condition failed (a duplicate), ``StoreError`` otherwise."""
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons") or []
+                codes = {r.get("Code") for r in reasons}
+                if "ConditionalCheckFailed" in codes or (not reasons and "ConditionalCheckFailed" in str(exc)):
+                    return False
+            if error.get("Code") in ("ProvisionedThroughputExceededException", "ThrottlingException",
+                                     "TransactionConflictException", "TransactionCanceledException"):
+                raise
+            raise StoreError(f"DynamoDB write failed: {error.get('Code')}: {error.get('Message')}") from exc
+        return True

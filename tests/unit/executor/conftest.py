@@ -1,0 +1,63 @@
+"""Fixtures for the executor and store tests: a moto DynamoDB table shaped like template.yaml's."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.settings import get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+TABLE = "stepgraph-unit"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials and the settings the executor reads, re-read for each test."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "STEPGRAPH_TABLE": TABLE,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "stepgraph-tests",
+        "POWERTOOLS_SERVICE_NAME": "executor",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("STEPGRAPH_INLINE_LIMIT", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def table(aws_env: None) -> Iterator[Any]:
+    """The single table (pk/sk, GSI gsi1) in moto."""
+    with mock_aws():
+        resource = boto3.resource("dynamodb", region_name="us-east-1")
+        created = resource.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
+            ],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "gsi1",
+                    "KeySchema": [
+                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        yield created

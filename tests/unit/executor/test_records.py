@@ -1,0 +1,156 @@
+"""Node items and run events: idempotent status changes, events deduplicated, cursor paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from functions.store.records import Records, decode_cursor
+
+RUN = "r_0123456789abcdef"
+
+
+def events(records: Records, run_id: str = RUN) -> list[dict[str, Any]]:
+    return records.list_events(run_id, limit=1000).events
+
+
+def test_a_successful_attempt_records_started_then_succeeded(table: Any) -> None:
+    # GIVEN the store
+    records = Records(table)
+
+    # WHEN an attempt starts and succeeds
+    assert records.start_attempt(RUN, "fetch", 1, 1, tool="util.echo").started
+    assert records.succeed_attempt(RUN, "fetch", 1, 1, output={"a": 1}, tool_ms=5)
+
+    # THEN the node item is SUCCEEDED with its output and timings, and two events were written in order
+    node = records.get_node(RUN, "fetch", 1)
+    assert node is not None
+    assert (node.status, node.attempts, node.iteration, node.output, node.error) == ("SUCCEEDED", 1, 1, {"a": 1}, None)
+    assert node.started_at is not None and node.finished_at is not None and node.started_at <= node.finished_at
+    assert node.duration_ms is not None and node.duration_ms >= 0
+    assert node.tool == "util.echo"
+    assert [(e["type"], e["node"], e["attempt"]) for e in events(records)] == [
+        ("NODE_STARTED", "fetch", 1),
+        ("NODE_SUCCEEDED", "fetch", 1),
+    ]
+
+
+def test_a_redelivered_start_writes_nothing_and_returns_the_item(table: Any) -> None:
+    # GIVEN attempt 1 already started
+    records = Records(table)
+    records.start_attempt(RUN, "fetch", 1, 1, tool="util.echo")
+
+    # WHEN the same attempt is delivered again
+    again = records.start_attempt(RUN, "fetch", 1, 1, tool="util.echo")
+
+    # THEN no second NODE_STARTED exists and the caller sees the RUNNING item
+    assert not again.started
+    assert again.node is not None and again.node.status == "RUNNING"
+    assert [e["type"] for e in events(records)] == ["NODE_STARTED"]
+
+
+def test_a_terminal_status_is_never_overwritten(table: Any) -> None:
+    # GIVEN a node that succeeded on attempt 1
+    records = Records(table)
+    records.start_attempt(RUN, "n", 1, 1, tool="t")
+    records.succeed_attempt(RUN, "n", 1, 1, output="first")
+
+    # WHEN a duplicate delivery tries to start, succeed and fail it again
+    assert not records.start_attempt(RUN, "n", 1, 1, tool="t").started
+    assert not records.start_attempt(RUN, "n", 1, 2, tool="t").started
+    assert not records.succeed_attempt(RUN, "n", 1, 1, output="second")
+    assert not records.fail_attempt(RUN, "n", 1, 1, error={"code": "X", "message": "m"}, final=True)
+
+    # THEN the first outcome stands and no event was added
+    node = records.get_node(RUN, "n", 1)
+    assert node is not None and (node.status, node.output, node.error) == ("SUCCEEDED", "first", None)
+    assert [e["type"] for e in events(records)] == ["NODE_STARTED", "NODE_SUCCEEDED"]
+
+
+def test_retries_then_final_failure(table: Any) -> None:
+    # GIVEN a node that fails twice with one retry allowed
+    records = Records(table)
+    error = {"code": "UpstreamDown", "message": "down"}
+    records.start_attempt(RUN, "n", 1, 1, tool="util.fail")
+    assert records.fail_attempt(RUN, "n", 1, 1, error=error, final=False)
+    # a redelivered failure of attempt 1 is ignored
+    assert not records.fail_attempt(RUN, "n", 1, 1, error=error, final=False)
+    node = records.get_node(RUN, "n", 1)
+    assert node is not None and node.status == "RUNNING" and node.error == error
+
+    # WHEN attempt 2 starts and fails for good
+    assert records.start_attempt(RUN, "n", 1, 2, tool="util.fail").started
+    assert records.fail_attempt(RUN, "n", 1, 2, error=error, final=True)
+
+    # THEN the node is FAILED after 2 attempts, with the error, and the events tell the story once each
+    node = records.get_node(RUN, "n", 1)
+    assert node is not None
+    assert (node.status, node.attempts, node.error) == ("FAILED", 2, error)
+    assert node.finished_at is not None
+    kinds = [(e["type"], e["attempt"]) for e in events(records)]
+    assert kinds == [("NODE_STARTED", 1), ("NODE_RETRYING", 1), ("NODE_STARTED", 2), ("NODE_FAILED", 2)]
+    assert "UpstreamDown" in events(records)[-1]["message"]
+    assert events(records)[-1]["error"] == error
+
+
+def test_keyed_events_are_written_once(table: Any) -> None:
+    # GIVEN the store
+    records = Records(table)
+
+    # WHEN the same keyed LOG event is put twice, and an unkeyed one once
+    assert records.put_event(RUN, "LOG", node="n", attempt=1, message="hello", key="LOG#n#1#1#0")
+    assert not records.put_event(RUN, "LOG", node="n", attempt=1, message="hello", key="LOG#n#1#1#0")
+    assert records.put_event(RUN, "RUN_STARTED", message="go")
+
+    # THEN two events exist
+    assert [e["type"] for e in events(records)] == ["LOG", "RUN_STARTED"]
+
+
+def test_events_page_by_cursor_without_gaps_or_repeats(table: Any) -> None:
+    # GIVEN 25 events
+    records = Records(table)
+    for i in range(25):
+        records.put_event(RUN, "LOG", node="n", message=f"line {i}")
+
+    # WHEN they are read 10 at a time following `next`
+    seen: list[str] = []
+    page = records.list_events(RUN, limit=10)
+    seen += [e["message"] for e in page.events]
+    while page.next:
+        page = records.list_events(RUN, after=page.next, limit=10)
+        seen += [e["message"] for e in page.events]
+
+    # THEN every event came once, in order; the final cursor resumes after the last one
+    assert seen == [f"line {i}" for i in range(25)]
+    assert page.cursor is not None
+    records.put_event(RUN, "LOG", node="n", message="late")
+    assert [e["message"] for e in records.list_events(RUN, after=page.cursor).events] == ["late"]
+
+
+def test_a_foreign_cursor_is_refused(table: Any) -> None:
+    with pytest.raises(ValueError):
+        decode_cursor("Tk9ERSNmZXRjaA")  # "NODE#fetch": not an event key
+    with pytest.raises(ValueError):
+        Records(table).list_events(RUN, after="%%%")
+
+
+def test_list_nodes_returns_each_iteration(table: Any) -> None:
+    # GIVEN a loop node run twice and another node
+    records = Records(table)
+    for iteration in (1, 2):
+        records.start_attempt(RUN, "score", iteration, 1, tool="code.score")
+        records.succeed_attempt(RUN, "score", iteration, 1, output={"quality_score": iteration})
+    records.start_attempt(RUN, "extract", 1, 1, tool="code.extract_functions")
+
+    # WHEN the run's nodes are listed
+    nodes = records.list_nodes(RUN)
+
+    # THEN each (node, iteration) appears once with its own output; other runs are not mixed in
+    assert [(n.node, n.iteration, n.status) for n in nodes] == [
+        ("extract", 1, "RUNNING"),
+        ("score", 1, "SUCCEEDED"),
+        ("score", 2, "SUCCEEDED"),
+    ]
+    assert nodes[2].output == {"quality_score": 2}
+    assert records.list_nodes("r_other") == []
