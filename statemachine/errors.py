@@ -30,3 +30,22 @@ class LimitError(SpecError):
 
 class CompileError(StepgraphError):
     """The compiler produced a definition that failed its structural check: a bug, never bad input."""
+
+
+class DataError(StepgraphError):
+    """A run's data does not fit the graph at runtime (e.g. ``update_state: true`` on a non-object output).
+
+    ``code`` is the error name Step Functions sees when the executor raises it.
+    """
+
+    code = "stepgraph.DataError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ReferenceResolutionError(DataError):
+    """A ``{{ path }}`` reference names something the run does not have (yet): a missing field or node result."""
+
+    code = "stepgraph.ReferenceError"

@@ -1,0 +1,122 @@
+"""What the compiled state machine sends the node executor, and what it expects back.
+
+Each Task's ``Parameters.Payload`` is an :class:`ExecutorRequest`. ``ctx`` is the JSON string of a
+:class:`NodeContext`: a string so that user params whose keys end in ``.$`` are never evaluated by
+Step Functions. ``mode`` says which of the node's steps runs:
+
+- ``run``: run the tool once with resolved params; return ``payload.apply_result(doc, ctx, output)``.
+- ``item``: one ``foreach`` item (``item``, ``index`` set; ``doc`` is the document at the Map): run the
+  tool with ``item`` in scope, store the item's output (node record ``items``), return a small marker
+  (the Map discards it, so a long list never goes through the 256 KiB payload).
+- ``collect``: after the Map: read the item outputs in index order, build the node's output list (offload
+  if large) and return ``payload.apply_result(doc, ctx, outputs)``.
+- ``failed``: an ``optional`` node failed (the tool's error or one Step Functions raised, e.g.
+  ``States.Timeout``); ``doc["failure"]`` holds Step Functions' ``{"Error", "Cause"}``. Record the node
+  FAILED with that code and message unless already recorded, return ``payload.apply_failure(doc, ctx)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from statemachine.spec import RetryPolicy  # noqa: TC001 (pydantic needs it at runtime)
+
+Mode = Literal["run", "item", "collect", "failed"]
+
+
+class NodeContext(BaseModel):
+    """Everything the executor needs to know about a node, fixed at compile time."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    node: str
+    tool: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The params template (edge ``map`` shorthands already merged in as references)."""
+    retry: RetryPolicy
+    """The merged policy; ``retry.max_attempts`` tells the executor whether a failure is final."""
+    timeout_seconds: int
+    optional: bool = False
+    update_state: bool | dict[str, str] = False
+    foreach: str | None = None
+    """The reference (``{{ input.items }}``) to the list a ``foreach`` node runs over."""
+    max_concurrency: int | None = None
+    in_loop: bool = False
+    """The node sits in a loop body: ``doc.loops[node]`` counts its runs (its iteration number)."""
+    inline_paths: list[str] = Field(default_factory=list)
+    """Dotted paths inside this node's output that conditions or ``foreach`` read: keep them inline."""
+
+    def to_json(self) -> str:
+        """Compact JSON, as embedded in the Task's payload."""
+        return self.model_dump_json(exclude_defaults=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeContext:
+        """Parse the ``ctx`` string of a request."""
+        return cls.model_validate_json(text)
+
+
+class Failure(BaseModel):
+    """What Step Functions' ``Catch`` put in the document: the error name and its cause."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    error: str = Field(default="States.TaskFailed", alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+    def message(self) -> str:
+        """The error message: the Lambda ``errorMessage`` when the cause is a Lambda error document."""
+        if not self.cause:
+            return self.error
+        try:
+            parsed = json.loads(self.cause)
+        except ValueError:
+            return self.cause
+        if isinstance(parsed, Mapping) and isinstance(parsed.get("errorMessage"), str):
+            return str(parsed["errorMessage"])
+        return self.cause
+
+
+class ExecutorRequest(BaseModel):
+    """The payload of the executor Lambda (the Task's ``Parameters.Payload``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    node: str
+    tool: str
+    ctx: str
+    doc: dict[str, Any]
+    mode: Mode = "run"
+    retry_count: int = 0
+    execution: str | None = None
+    item: Any = None
+    index: int | None = None
+
+    @property
+    def context(self) -> NodeContext:
+        """The parsed :class:`NodeContext`."""
+        return NodeContext.from_json(self.ctx)
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first attempt, as a node record counts them."""
+        return self.retry_count + 1
+
+    @property
+    def failure(self) -> Failure | None:
+        """The caught error in ``failed`` mode."""
+        raw = self.doc.get("failure")
+        return Failure.model_validate(raw) if isinstance(raw, Mapping) else None
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> ExecutorRequest:
+        """Parse the Lambda event (raises pydantic.ValidationError when it is not a request)."""
+        return cls.model_validate(event)
+
+
+ITEM_MARKER: dict[str, Any] = {"ok": True}
+"""What an ``item`` invocation returns; the Map discards it."""

@@ -1,0 +1,128 @@
+"""The graph spec (body of ``POST /graphs``) as pydantic v2 models, exactly as DESIGN.md describes it.
+
+The models check shapes and field ranges only; graph-level rules (unique ids, edges, references,
+conditions, cycles, limits, tool params) live in :mod:`statemachine.validation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NODE_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+RESERVED_IDS = frozenset({"input", "state", "item"})
+"""Roots of reference paths; a node cannot take these ids."""
+
+MAX_NODES = 500
+MAX_EDGES = 2000
+MAX_BODY_BYTES = 256 * 1024
+"""Spec body size limit; checked by the API on the raw body (413), kept here with the other limits."""
+
+DEFAULT_MAX_CONCURRENCY = 10
+DEFAULT_TIMEOUT_SECONDS = 60
+MAX_TIMEOUT_SECONDS = 99_999_999
+MAX_RETRY_ATTEMPTS = 99_999_999
+MAX_DELAY_SECONDS = 31_622_400
+"""ASL's bounds: ``MaxDelaySeconds`` at most 31,622,400 (one year)."""
+
+Jitter = Literal["FULL", "NONE"]
+WorkflowType = Literal["STANDARD", "EXPRESS"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+
+
+class RetryPolicy(_Model):
+    """A node's retry policy; unset fields fall back to ``options.default_retry``, then to :data:`RETRY_DEFAULTS`.
+
+    ``max_attempts`` counts retries after the first attempt, as ASL's ``MaxAttempts`` does (0: no retry).
+    """
+
+    max_attempts: int | None = Field(default=None, ge=0, le=MAX_RETRY_ATTEMPTS)
+    interval_seconds: int | None = Field(default=None, ge=1, le=MAX_DELAY_SECONDS)
+    backoff_rate: float | None = Field(default=None, ge=1.0, le=1000.0)
+    max_delay_seconds: int | None = Field(default=None, ge=1, le=MAX_DELAY_SECONDS)
+    jitter: Jitter | None = None
+
+    def merged_over(self, base: RetryPolicy) -> RetryPolicy:
+        """This policy with its unset fields taken from ``base``."""
+        mine = self.model_dump(exclude_none=True)
+        return RetryPolicy(**{**base.model_dump(exclude_none=True), **mine})
+
+
+RETRY_DEFAULTS = RetryPolicy(max_attempts=0, interval_seconds=1, backoff_rate=2.0, jitter="NONE")
+
+
+class Options(_Model):
+    """Graph-wide options."""
+
+    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=1000)
+    default_timeout_seconds: int = Field(default=DEFAULT_TIMEOUT_SECONDS, ge=1, le=MAX_TIMEOUT_SECONDS)
+    default_retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    workflow_type: WorkflowType = "STANDARD"
+
+
+class Node(_Model):
+    """One step of the graph: a tool (or ``lambda:<name or ARN>``) with params that may hold references."""
+
+    id: str = Field(pattern=NODE_ID_PATTERN)
+    tool: str = Field(min_length=1, max_length=256)
+    params: dict[str, Any] = Field(default_factory=dict)
+    retry: RetryPolicy | None = None
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
+    optional: bool = False
+    foreach: str | None = None
+    max_concurrency: int | None = Field(default=None, ge=0, le=1000)
+    update_state: bool | dict[str, str] = False
+
+    @property
+    def is_lambda(self) -> bool:
+        """True for a user's own Lambda (``lambda:<name or ARN>``)."""
+        return self.tool.startswith("lambda:")
+
+
+class Edge(_Model):
+    """``from`` → ``to``; ``when`` is a condition, ``map`` shorthand for references, ``max_iterations`` a loop bound."""
+
+    from_: str = Field(alias="from")
+    to: str
+    when: str | None = None
+    map: dict[str, str] | None = None
+    max_iterations: int | None = Field(default=None, ge=1, le=10_000)
+
+    @property
+    def key(self) -> str:
+        """How errors and diagrams name the edge: ``a->b``."""
+        return f"{self.from_}->{self.to}"
+
+
+class GraphSpec(_Model):
+    """The whole graph as a user POSTs it."""
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str | None = Field(default=None, max_length=2048)
+    nodes: list[Node]
+    edges: list[Edge] = Field(default_factory=list)
+    options: Options = Field(default_factory=Options)
+
+    def node(self, node_id: str) -> Node:
+        """The node with this id (KeyError if none)."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def retry_for(self, node: Node) -> RetryPolicy:
+        """The node's policy merged with ``options.default_retry`` and the built-in defaults."""
+        base = self.options.default_retry.merged_over(RETRY_DEFAULTS)
+        return node.retry.merged_over(base) if node.retry else base
+
+    def timeout_for(self, node: Node) -> int:
+        """The node's timeout, or ``options.default_timeout_seconds``."""
+        return node.timeout_seconds or self.options.default_timeout_seconds
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data with the public field names (``from``)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

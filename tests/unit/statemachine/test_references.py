@@ -1,0 +1,86 @@
+"""References: parsing, listing and runtime resolution, as params and foreach use them."""
+
+from __future__ import annotations
+
+import pytest
+
+from statemachine.errors import ReferenceResolutionError
+from statemachine.references import (
+    Path,
+    ReferenceSyntaxError,
+    get_field,
+    parse_path,
+    parse_template,
+    referenced_nodes,
+    resolve,
+)
+
+SCOPE = {
+    "input": {"url": "http://x", "items": [1, 2, 3]},
+    "state": {"score": 7},
+    "results": {"fetch": {"status_code": 200, "json": {"rows": [{"name": "a"}, {"name": "b"}]}}, "opt": None},
+}
+
+
+def test_whole_reference_keeps_the_json_type() -> None:
+    # GIVEN a param that is exactly one reference WHEN resolved THEN the value keeps its type
+    assert resolve("{{ input.items }}", SCOPE) == [1, 2, 3]
+    assert resolve("{{fetch.status_code}}", SCOPE) == 200
+    assert resolve("{{ fetch.json.rows[1].name }}", SCOPE) == "b"
+    assert resolve("{{ opt }}", SCOPE) is None
+
+
+def test_interpolated_references_become_text() -> None:
+    # GIVEN references inside a longer string WHEN resolved THEN they are interpolated as text/JSON
+    assert resolve("code {{ fetch.status_code }} at {{ input.url }}", SCOPE) == "code 200 at http://x"
+    assert resolve("rows={{ fetch.json.rows[0] }}", SCOPE) == 'rows={"name":"a"}'
+
+
+def test_nested_params_are_resolved_everywhere() -> None:
+    params = {"a": ["{{ state.score }}", {"b": "{{ input.url }}"}], "n": 3, "s": "plain"}
+    assert resolve(params, SCOPE) == {"a": [7, {"b": "http://x"}], "n": 3, "s": "plain"}
+
+
+def test_item_is_only_available_inside_foreach() -> None:
+    assert resolve("{{ item.v }}", {**SCOPE, "item": {"v": 5}}) == 5
+    with pytest.raises(ReferenceResolutionError, match="not available inside foreach"):
+        resolve("{{ item }}", SCOPE)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ nope.x }}", "node 'nope' has no result"),
+        ("{{ fetch.missing }}", "no field 'missing' in fetch"),
+        ("{{ fetch.json.rows[5] }}", r"no index \[5\] in fetch.json.rows \(a list of 2\)"),
+        ("{{ fetch.status_code.x }}", "no field 'x' in fetch.status_code"),
+    ],
+)
+def test_missing_values_fail_with_a_clear_message(template: str, message: str) -> None:
+    with pytest.raises(ReferenceResolutionError, match=message):
+        resolve(template, SCOPE)
+
+
+@pytest.mark.parametrize("text", ["{{ }}", "{{ a..b }}", "{{ 1abc }}", "{{ a[x] }}", "x {{ a", "{{ a b }}"])
+def test_malformed_references_are_rejected_with_their_offset(text: str) -> None:
+    with pytest.raises(ReferenceSyntaxError) as info:
+        parse_template(text)
+    assert info.value.offset == text.index("{{")
+
+
+def test_paths_know_their_place_in_the_document() -> None:
+    assert parse_path("fetch.json.rows[0]").jsonpath() == "$.results.fetch.json.rows[0]"
+    assert parse_path("state.score").jsonpath() == "$.state.score"
+    assert parse_path("my-node.x").root == "my-node"
+    assert Path("input", ("a", 2)).text == "input.a[2]"
+
+
+def test_referenced_nodes_lists_node_roots_only() -> None:
+    params = {"a": "{{ fetch.x }} and {{ input.y }}", "b": ["{{ other }}"], "c": "{{ state.z }}"}
+    assert referenced_nodes(params) == {"fetch", "other"}
+
+
+def test_get_field_reads_dotted_paths_inside_an_output() -> None:
+    out = {"a": {"b": [10, 20]}}
+    assert get_field(out, "a.b[1]") == 20
+    assert get_field(out, "") == out
