@@ -1,0 +1,889 @@
+"""The ``stepgraph`` command line: create and validate graphs, start runs and watch them live.
+
+It talks to the HTTP API only (the local stack by default, a deployed stack with ``--api``), so it works the
+same against both. ``main(argv, client=...)`` takes an injected ``httpx.Client`` so tests run it in-process.
+
+Exit codes, for scripts: 0 success; 1 the run did not succeed or the spec is invalid; 2 bad usage or a local
+file/JSON problem; 3 the API answered with an error or could not be reached; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from rich.console import Console, RenderableType
+
+DEFAULT_API = "http://127.0.0.1:3000"
+DEFAULT_API_KEY = "local-dev-key"
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+STATUS_STYLE = {
+    "PENDING": "dim",
+    "RUNNING": "cyan",
+    "SUCCEEDED": "green",
+    "FAILED": "bold red",
+    "SKIPPED": "yellow",
+    "CANCELLED": "magenta",
+    "TIMED_OUT": "bold red",
+}
+EVENT_STYLE = {
+    "RUN_STARTED": "bold",
+    "NODE_STARTED": "cyan",
+    "NODE_RETRYING": "yellow",
+    "NODE_SUCCEEDED": "green",
+    "NODE_FAILED": "red",
+    "NODE_SKIPPED": "yellow",
+    "RUN_SUCCEEDED": "bold green",
+    "RUN_FAILED": "bold red",
+    "RUN_CANCELLED": "bold magenta",
+    "RUN_TIMED_OUT": "bold red",
+    "LOG": "dim",
+}
+
+
+class CliError(Exception):
+    """A problem the user can fix locally (a missing file, bad JSON in ``--input``): exit code 2."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class ApiError(Exception):
+    """The API answered with an error body ``{"error": {"code", "message", "details"}}``."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[Any] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ApiError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            details = error.get("details")
+            return cls(
+                response.status_code,
+                str(error.get("code") or response.reason_phrase),
+                str(error.get("message") or ""),
+                details if isinstance(details, list) else ([details] if details else []),
+            )
+        text = response.text.strip()[:500] or response.reason_phrase
+        return cls(response.status_code, response.reason_phrase or "HTTPError", text)
+
+
+class Api:
+    """A thin client of the stepgraph HTTP API: JSON in, JSON (or text) out, errors as ``ApiError``."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach the API at {self.client.base_url}: {exc}. Is the local stack running (`make dev`)? "
+                "Use --api or STEPGRAPH_API for another address.",
+                EXIT_API,
+            ) from exc
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        if not response.content:
+            return None
+        if "json" in response.headers.get("content-type", ""):
+            return response.json()
+        return response.text
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------- local files
+
+
+def read_json_file(path: str) -> tuple[Any, str]:
+    """The parsed JSON of a file and its text; a parse error names ``file:line:col``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return json.loads(text), text
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
+
+
+def parse_input(value: str | None) -> Any:
+    """``--input``: inline JSON, or ``@file`` holding JSON."""
+    if value is None:
+        return {}
+    if value.startswith("@"):
+        return read_json_file(value[1:])[0]
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"--input is not valid JSON (column {exc.colno}): {exc.msg}. Use '@file.json' for a file."
+        ) from exc
+
+
+def json_positions(text: str) -> dict[str, int]:
+    """Map each path of a JSON document (``nodes[2].params.url``) to the offset where its value starts."""
+    decoder = json.JSONDecoder()
+    positions: dict[str, int] = {}
+    whitespace = " \t\n\r"
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in whitespace:
+            i += 1
+        return i
+
+    def value(i: int, path: str) -> int:
+        i = skip(i)
+        positions[path] = i
+        char = text[i]
+        if char == "{":
+            i = skip(i + 1)
+            if text[i] == "}":
+                return i + 1
+            while True:
+                key, i = json.decoder.scanstring(text, skip(i) + 1)  # type: ignore[attr-defined]
+                i = skip(i) + 1  # past ':'
+                i = skip(value(i, f"{path}.{key}" if path else key))
+                if text[i] == "}":
+                    return i + 1
+                i += 1  # past ','
+        if char == "[":
+            i = skip(i + 1)
+            if text[i] == "]":
+                return i + 1
+            index = 0
+            while True:
+                i = skip(value(i, f"{path}[{index}]"))
+                index += 1
+                if text[i] == "]":
+                    return i + 1
+                i += 1
+        _, end = decoder.raw_decode(text, i)
+        return int(end)
+
+    try:
+        value(0, "")
+    except (IndexError, ValueError):
+        return positions
+    return positions
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of an offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def resolve_loc(document: Any, loc: str) -> Any:
+    """The value at a ``loc`` such as ``edges[0].when`` in a parsed document, or None."""
+    current = document
+    for part in loc.replace("[", ".[").split("."):
+        if not part:
+            continue
+        try:
+            current = current[int(part[1:-1])] if part.startswith("[") else current[part]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    return current
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+class Output:
+    """Where the CLI prints: rich consoles for people, plain JSON with ``--json`` for scripts."""
+
+    def __init__(self, as_json: bool) -> None:
+        from rich.console import Console
+
+        self.as_json = as_json
+        # Piped output (scripts, files, tests) is not cut at 80 columns: ids must stay whole.
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+        self.out: Console = Console(highlight=False, soft_wrap=True, width=width)
+        self.err: Console = Console(stderr=True, highlight=False, soft_wrap=True, width=width)
+
+    def json(self, value: Any) -> None:
+        sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+    def api_error(self, error: ApiError, spec_path: str | None = None, spec_text: str | None = None) -> None:
+        self.err.print(f"[bold red]error[/] {error.code} (HTTP {error.status}): {escape(error.message)}")
+        self.details(error.details, spec_path, spec_text)
+
+    def details(self, details: list[Any], spec_path: str | None, spec_text: str | None) -> None:
+        for line in format_details(details, spec_path, spec_text):
+            self.err.print(f"  {escape(line)}", soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def format_details(details: list[Any], spec_path: str | None = None, spec_text: str | None = None) -> list[str]:
+    """One line per error detail naming where it is: ``file:line:col: loc (node x): message``.
+
+    A condition error's ``position`` (within the ``when`` text) is added to the file position of that string,
+    and the condition is shown with a caret under the column.
+    """
+    positions = json_positions(spec_text) if spec_text else {}
+    spec = None
+    if spec_text:
+        try:
+            spec = json.loads(spec_text)
+        except ValueError:
+            spec = None
+    lines: list[str] = []
+    for detail in details:
+        if not isinstance(detail, dict):
+            lines.append(str(detail))
+            continue
+        loc = str(detail.get("loc") or "")
+        where: list[str] = []
+        position = detail.get("position") if isinstance(detail.get("position"), dict) else None
+        if spec_path and loc in positions and spec_text is not None:
+            line, col = line_col(spec_text, positions[loc])
+            if position and isinstance(resolve_loc(spec, loc), str) and int(position.get("line") or 1) == 1:
+                col += 1 + int(position.get("col") or 0)  # past the opening quote; col is 0-based in the text
+            where.append(f"{spec_path}:{line}:{col}:")
+        if loc:
+            where.append(loc)
+        if detail.get("node"):
+            where.append(f"(node {detail['node']})")
+        if detail.get("edge"):
+            where.append(f"(edge {detail['edge']})")
+        if position and not spec_path:
+            where.append(f"(line {position.get('line')}, col {position.get('col')})")
+        message = str(detail.get("message") or detail.get("msg") or "")
+        lines.append(f"{' '.join(where)}: {message}" if where else message)
+        source = resolve_loc(spec, loc) if spec is not None and loc else None
+        if position and isinstance(source, str) and "\n" not in source:
+            lines.append(f"    {source}")
+            lines.append("    " + " " * int(position.get("col") or 0) + "^")
+    return lines
+
+
+def format_duration(ms: Any) -> str:
+    if not isinstance(ms, int | float):
+        return ""
+    if ms < 1000:
+        return f"{int(ms)} ms"
+    return f"{ms / 1000:.1f} s"
+
+
+def items_of(body: Any, *keys: str) -> list[dict[str, Any]]:
+    """The list in a listing response, whichever of the usual keys holds it."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in (*keys, "items"):
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    return []
+
+
+def spec_of(graph: Any) -> dict[str, Any]:
+    """The spec inside a ``GET /graphs/{id}`` body (top-level ``spec`` or the latest version's)."""
+    if not isinstance(graph, dict):
+        return {}
+    if isinstance(graph.get("spec"), dict):
+        return dict(graph["spec"])
+    versions = graph.get("versions")
+    if isinstance(versions, list) and versions and isinstance(versions[-1], dict):
+        return dict(versions[-1].get("spec") or {})
+    return {}
+
+
+# ------------------------------------------------------------------------------------------ the live view
+
+
+class RunView:
+    """The live view of a run: one row per node (status, attempts, iterations, duration) and a progress bar."""
+
+    def __init__(self, run_id: str, spec: dict[str, Any]) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.run_id = run_id
+        self.tools = {n.get("id"): n.get("tool", "") for n in spec.get("nodes", []) if isinstance(n, dict)}
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+        )
+        self.task = self.progress.add_task(run_id, total=max(len(self.tools), 1))
+        self.run: dict[str, Any] = {}
+
+    def update(self, run: dict[str, Any]) -> None:
+        self.run = run
+        progress = run.get("progress") or {}
+        total = progress.get("total") or max(len(self.tools), len(run.get("nodes") or {}), 1)
+        status = run.get("status", "")
+        style = STATUS_STYLE.get(status, "")
+        self.progress.update(
+            self.task,
+            total=total,
+            completed=progress.get("done") or 0,
+            description=f"{self.run_id} [{style}]{status}[/]",
+        )
+
+    def table(self) -> RenderableType:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("node", "tool", "status", "attempts", "iterations", "duration", "error"):
+            table.add_column(column, no_wrap=column != "error", overflow="fold")
+        nodes = dict(self.run.get("nodes") or {})
+        order = list(self.tools) + [name for name in nodes if name not in self.tools]
+        for name in order:
+            node = nodes.get(name) or {}
+            status = node.get("status", "PENDING")
+            error = node.get("error") or {}
+            table.add_row(
+                name,
+                self.tools.get(name, ""),
+                f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+                str(node.get("attempts", "")) if node else "",
+                str(node.get("iterations", "")) if node else "",
+                format_duration(node.get("duration_ms")),
+                escape(f"{error.get('code')}: {error.get('message')}") if error else "",
+            )
+        return table
+
+    def __rich__(self) -> RenderableType:
+        from rich.console import Group
+
+        return Group(self.table(), self.progress)
+
+
+def format_event(event: dict[str, Any]) -> str:
+    at = str(event.get("at") or "")
+    clock = at[11:23] if len(at) >= 19 else at
+    kind = str(event.get("type") or "")
+    parts = [f"[dim]{clock}[/]", f"[{EVENT_STYLE.get(kind, '')}]{kind:<15}[/]"]
+    if event.get("node"):
+        parts.append(escape(str(event["node"])))
+    if event.get("attempt") and kind.startswith("NODE"):
+        parts.append(f"[dim]attempt {event['attempt']}[/]")
+    if event.get("message"):
+        parts.append(escape(str(event["message"])))
+    return " ".join(parts)
+
+
+class EventFollower:
+    """Follows ``GET /runs/{id}/events`` by its cursor, yielding each event once."""
+
+    def __init__(self, api: Api, run_id: str) -> None:
+        self.api = api
+        self.run_id = run_id
+        self.cursor: str | None = None
+        self.seen: set[str] = set()
+
+    def poll(self) -> Iterator[dict[str, Any]]:
+        for _ in range(1000):  # pages per poll; a run's log is bounded
+            params = {"after": self.cursor} if self.cursor else {}
+            page = self.api.get(f"/runs/{self.run_id}/events", params=params) or {}
+            events = items_of(page, "events")
+            for event in events:
+                key = json.dumps(event, sort_keys=True)
+                if key not in self.seen:
+                    self.seen.add(key)
+                    yield event
+            following = page.get("next") if isinstance(page, dict) else None
+            if not following or following == self.cursor or not events:
+                if following:
+                    self.cursor = following
+                return
+            self.cursor = following
+
+
+def watch_run(
+    api: Api, output: Output, run_id: str, interval: float, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
+    """Follow a run until it ends: events as lines, the node table and progress bar live; return the run."""
+    from rich.live import Live
+
+    run = api.get(f"/runs/{run_id}")
+    spec: dict[str, Any] = {}
+    try:
+        spec = spec_of(api.get(f"/graphs/{run['graph_id']}"))
+    except (ApiError, KeyError, TypeError):
+        spec = {}
+    follower = EventFollower(api, run_id)
+    view = RunView(run_id, spec)
+    view.update(run)
+    if output.as_json:
+        while run.get("status") not in TERMINAL:
+            sleep(interval)
+            run = api.get(f"/runs/{run_id}")
+        return dict(run)
+    with Live(view, console=output.out, refresh_per_second=8, transient=False) as live:
+        while True:
+            for event in follower.poll():
+                live.console.print(format_event(event))
+            if run.get("status") in TERMINAL:
+                break
+            sleep(interval)
+            run = api.get(f"/runs/{run_id}")
+            view.update(run)
+            live.refresh()
+    if not output.out.is_terminal:
+        output.out.line()  # a file sees the view once, at the end, without its closing newline
+    return dict(run)
+
+
+def print_run_result(output: Output, run: dict[str, Any]) -> None:
+    """The run's final status, its error and the outputs of its nodes (and the shared state if any)."""
+    from rich.json import JSON
+    from rich.panel import Panel
+
+    status = run.get("status", "")
+    finished = f"{run.get('run_id')} {status}"
+    output.out.print(f"[{STATUS_STYLE.get(status, 'bold')}]{escape(finished)}[/]")
+    error = run.get("error")
+    if error:
+        output.out.print(f"[red]error[/] {escape(str(error.get('code')))}: {escape(str(error.get('message')))}")
+    outputs = {
+        name: node.get("output") for name, node in (run.get("nodes") or {}).items() if node.get("status") == "SUCCEEDED"
+    }
+    if outputs:
+        output.out.print(Panel(JSON.from_data(outputs), title="outputs", title_align="left", expand=False))
+    if run.get("state") and run.get("state") != run.get("input"):
+        output.out.print(Panel(JSON.from_data(run["state"]), title="state", title_align="left", expand=False))
+    if run.get("console_url"):
+        output.out.print(f"[dim]console: {run['console_url']}[/]")
+
+
+def run_exit_code(run: dict[str, Any]) -> int:
+    return EXIT_OK if run.get("status") == "SUCCEEDED" else EXIT_FAILED
+
+
+# -------------------------------------------------------------------------------------------- commands
+
+
+def cmd_graphs_create(api: Api, out: Output, args: argparse.Namespace) -> int:
+    spec, text = read_json_file(args.file)
+    try:
+        created = api.post("/graphs", json=spec)
+    except ApiError as error:
+        out.api_error(error, args.file, text)
+        return EXIT_API
+    if out.as_json:
+        out.json(created)
+        return EXIT_OK
+    out.out.print(
+        f"[green]created[/] {created['graph_id']} version {created.get('version', 1)}  {spec.get('name', '')}"
+    )
+    if created.get("state_machine_arn"):
+        out.out.print(f"  state machine {created['state_machine_arn']}")
+    if created.get("console_url"):
+        out.out.print(f"  console       {created['console_url']}")
+    out.out.print(f"  run it:       stepgraph runs start {created['graph_id']} --input '{{...}}' --wait")
+    return EXIT_OK
+
+
+def cmd_graphs_validate(api: Api, out: Output, args: argparse.Namespace) -> int:
+    spec, text = read_json_file(args.file)
+    try:
+        result = api.post("/graphs/validate", json=spec)
+    except ApiError as error:
+        out.api_error(error, args.file, text)
+        return EXIT_FAILED if error.status in (413, 422) else EXIT_API
+    if out.as_json:
+        out.json(result)
+        return EXIT_OK if result.get("valid") else EXIT_FAILED
+    if not result.get("valid"):
+        errors = result.get("errors") or []
+        out.err.print(f"[bold red]invalid[/] {escape(args.file)}: {len(errors)} error{'s' if len(errors) != 1 else ''}")
+        out.details(errors, args.file, text)
+        return EXIT_FAILED
+    out.out.print(
+        f"[green]valid[/] {escape(args.file)}: {len(spec.get('nodes', []))} nodes, {len(spec.get('edges', []))} edges"
+    )
+    if args.definition:
+        out.out.print(json.dumps(result.get("definition"), indent=2), markup=False)
+    elif result.get("diagram"):
+        out.out.print(result["diagram"], markup=False)
+    return EXIT_OK
+
+
+def cmd_graphs_list(api: Api, out: Output, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    params = {"limit": args.limit} if args.limit else {}
+    body = api.get("/graphs", params=params)
+    if out.as_json:
+        out.json(body)
+        return EXIT_OK
+    graphs = items_of(body, "graphs")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("graph_id", "name", "version", "created_at"):
+        table.add_column(column, no_wrap=True)
+    for graph in graphs:
+        version = graph.get("latest_version", graph.get("version", ""))
+        table.add_row(
+            str(graph.get("graph_id", "")),
+            escape(str(graph.get("name", ""))),
+            str(version),
+            str(graph.get("created_at", "")),
+        )
+    out.out.print(table if graphs else "[dim]no graphs yet: stepgraph graphs create examples/echo-chain.json[/]")
+    return EXIT_OK
+
+
+def cmd_graphs_show(api: Api, out: Output, args: argparse.Namespace) -> int:
+    body = api.get(f"/graphs/{args.graph}")
+    if out.as_json:
+        out.json(body)
+    else:
+        out.out.print_json(data=body)
+    return EXIT_OK
+
+
+def diagram_of(api: Api, graph: str) -> tuple[str, str]:
+    """The Mermaid text and a title for a graph id, or for a spec file (validated, not created)."""
+    if Path(graph).is_file():
+        spec, _ = read_json_file(graph)
+        result = api.post("/graphs/validate", json=spec)
+        if not result.get("valid"):
+            raise CliError(f"{graph} is not valid; run: stepgraph graphs validate {graph}", EXIT_FAILED)
+        return str(result.get("diagram") or ""), str(spec.get("name") or Path(graph).stem)
+    body = api.get(f"/graphs/{graph}/diagram")
+    if isinstance(body, dict):
+        body = body.get("diagram") or body.get("mermaid") or ""
+    return str(body), graph
+
+
+def cmd_graphs_diagram(api: Api, out: Output, args: argparse.Namespace) -> int:
+    from local import render
+
+    mermaid, title = diagram_of(api, args.graph)
+    if args.svg:
+        try:
+            Path(args.svg).write_text(render.mermaid_to_svg(mermaid), encoding="utf-8")
+        except render.RenderError as exc:
+            raise CliError(f"{exc}; use --html FILE instead (rendered by your browser)", EXIT_FAILED) from exc
+        out.err.print(f"[green]wrote[/] {escape(args.svg)}")
+    elif args.html:
+        Path(args.html).write_text(render.mermaid_to_html(mermaid, title=title), encoding="utf-8")
+        out.err.print(f"[green]wrote[/] {escape(args.html)}")
+    else:
+        sys.stdout.write(mermaid if mermaid.endswith("\n") else mermaid + "\n")
+    return EXIT_OK
+
+
+def resolve_graph(api: Api, out: Output, graph: str) -> str:
+    """A graph id as given, or the id of a graph created from a spec file given instead."""
+    if not Path(graph).is_file():
+        return graph
+    spec, text = read_json_file(graph)
+    try:
+        created = api.post("/graphs", json=spec)
+    except ApiError as error:
+        out.api_error(error, graph, text)
+        raise
+    out.err.print(f"[green]created[/] {created['graph_id']} from {escape(graph)}")
+    return str(created["graph_id"])
+
+
+def cmd_runs_start(api: Api, out: Output, args: argparse.Namespace) -> int:
+    payload = parse_input(args.input)
+    try:
+        graph_id = resolve_graph(api, out, args.graph)
+    except ApiError:
+        return EXIT_API
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    started = api.post(f"/graphs/{graph_id}/runs", json={"input": payload}, headers=headers)
+    if not args.wait:
+        if out.as_json:
+            out.json(started)
+        else:
+            out.out.print(f"[green]started[/] {started['run_id']} ({started.get('status', 'RUNNING')})")
+            if started.get("console_url"):
+                out.out.print(f"  console {started['console_url']}")
+            out.out.print(f"  watch:  stepgraph runs watch {started['run_id']}")
+        return EXIT_OK
+    if not out.as_json:
+        out.out.print(f"[green]started[/] {started['run_id']}")
+    return finish_watch(api, out, started["run_id"], args.interval)
+
+
+def finish_watch(api: Api, out: Output, run_id: str, interval: float) -> int:
+    try:
+        run = watch_run(api, out, run_id, interval)
+    except KeyboardInterrupt:
+        out.err.print(f"stopped watching; the run goes on: stepgraph runs watch {run_id}")
+        return EXIT_INTERRUPTED
+    if out.as_json:
+        out.json(run)
+    else:
+        print_run_result(out, run)
+    return run_exit_code(run)
+
+
+def cmd_runs_watch(api: Api, out: Output, args: argparse.Namespace) -> int:
+    return finish_watch(api, out, args.run, args.interval)
+
+
+def cmd_runs_show(api: Api, out: Output, args: argparse.Namespace) -> int:
+    run = api.get(f"/runs/{args.run}")
+    if out.as_json:
+        out.json(run)
+    else:
+        view = RunView(args.run, {})
+        view.update(run)
+        out.out.print(view.table())
+        print_run_result(out, run)
+    return EXIT_OK if run.get("status") not in TERMINAL else run_exit_code(run)
+
+
+def cmd_runs_list(api: Api, out: Output, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    params = {
+        key: value for key, value in (("graph_id", args.graph), ("status", args.status), ("limit", args.limit)) if value
+    }
+    body = api.get("/runs", params=params)
+    if out.as_json:
+        out.json(body)
+        return EXIT_OK
+    runs = items_of(body, "runs")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("run_id", "graph_id", "version", "status", "progress", "started_at", "finished_at"):
+        table.add_column(column, no_wrap=True)
+    for run in runs:
+        status = str(run.get("status", ""))
+        progress = run.get("progress") or {}
+        table.add_row(
+            str(run.get("run_id", "")),
+            str(run.get("graph_id", "")),
+            str(run.get("version", "")),
+            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            f"{progress.get('done', '')}/{progress.get('total', '')}" if progress else "",
+            str(run.get("started_at") or ""),
+            str(run.get("finished_at") or ""),
+        )
+    out.out.print(table if runs else "[dim]no runs[/]")
+    return EXIT_OK
+
+
+def cmd_runs_cancel(api: Api, out: Output, args: argparse.Namespace) -> int:
+    body = api.post(f"/runs/{args.run}/cancel")
+    if out.as_json:
+        out.json(body)
+    else:
+        status = (body or {}).get("status", "CANCELLED") if isinstance(body, dict) else "CANCELLED"
+        out.out.print(f"[magenta]cancel requested[/] {args.run} ({status})")
+    return EXIT_OK
+
+
+def cmd_tools_list(api: Api, out: Output, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    body = api.get("/tools")
+    if out.as_json:
+        out.json(body)
+        return EXIT_OK
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("tool", no_wrap=True)
+    table.add_column("description")
+    for tool in items_of(body, "tools"):
+        table.add_row(str(tool.get("name", "")), escape(str(tool.get("description", ""))))
+    out.out.print(table)
+    return EXIT_OK
+
+
+def cmd_tools_markdown(api: Api | None, out: Output, args: argparse.Namespace) -> int:
+    sys.stdout.write(tools_markdown())
+    return EXIT_OK
+
+
+TOOLS_BEGIN = "<!-- tools:begin (generated by `stepgraph tools markdown`; a test keeps it in sync) -->"
+TOOLS_END = "<!-- tools:end -->"
+
+
+def schema_type(schema: dict[str, Any]) -> str:
+    """A short type name of a JSON schema property (``string``, ``integer``, ``array``, ``any``)."""
+    if "type" in schema:
+        return str(schema["type"])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            kinds = [schema_type(option) for option in schema[key]]
+            return " or ".join(dict.fromkeys(k for k in kinds if k != "null")) or "null"
+    if "$ref" in schema or "allOf" in schema:
+        return "object"
+    return "any"
+
+
+def tools_markdown(tools: list[dict[str, Any]] | None = None) -> str:
+    """The tool reference in Markdown, from the registry (or from ``GET /tools``-shaped descriptions)."""
+    if tools is None:
+        from functions.executor.tools import registry
+
+        tools = registry.describe_all()
+    lines = [TOOLS_BEGIN, "", "| tool | params | does |", "|---|---|---|"]
+    for tool in sorted(tools, key=lambda t: str(t["name"])):
+        schema = tool.get("params_schema") or {}
+        required = set(schema.get("required") or [])
+        params = []
+        for name, prop in (schema.get("properties") or {}).items():
+            text = f"`{name}` {schema_type(prop)}"
+            if name in required:
+                text += " (required)"
+            elif "default" in prop:
+                text += f" = `{json.dumps(prop['default'])}`"
+            params.append(text)
+        if not params and schema.get("additionalProperties", True) is not False:
+            params.append("any fields")
+        cells = [f"`{tool['name']}`", ", ".join(params), str(tool.get("description", ""))]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    lines.append(
+        "| `lambda:<name or ARN>` | any fields, passed to your function as its event | "
+        "your own Lambda as an agent, invoked directly by the Task state |"
+    )
+    lines += ["", TOOLS_END, ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api", default=argparse.SUPPRESS, help=f"API base URL (env STEPGRAPH_API, default {DEFAULT_API})"
+    )
+    common.add_argument(
+        "--api-key", default=argparse.SUPPRESS, help="API key (env STEPGRAPH_API_KEY, default local-dev-key)"
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON (for scripts)"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="stepgraph",
+        description="Create graphs of agents and tools, run them on Step Functions (or the local stack), watch runs.",
+        epilog="Exit codes: 0 ok, 1 run failed or spec invalid, 2 usage, 3 API error or unreachable.",
+        parents=[common],
+    )
+    groups = parser.add_subparsers(dest="group", metavar="{graphs,runs,tools}", required=True)
+
+    graphs = groups.add_parser("graphs", help="create, validate, list and draw graphs").add_subparsers(
+        dest="command", required=True
+    )
+    p = graphs.add_parser("create", parents=[common], help="validate, compile and create a graph from a spec file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_graphs_create)
+    p = graphs.add_parser("validate", parents=[common], help="dry run: errors with positions, or the Mermaid diagram")
+    p.add_argument("file")
+    p.add_argument("--definition", action="store_true", help="print the compiled ASL instead of the diagram")
+    p.set_defaults(func=cmd_graphs_validate)
+    p = graphs.add_parser("list", parents=[common], help="list graphs")
+    p.add_argument("--limit", type=int)
+    p.set_defaults(func=cmd_graphs_list)
+    p = graphs.add_parser("show", parents=[common], help="a graph's spec and versions")
+    p.add_argument("graph")
+    p.set_defaults(func=cmd_graphs_show)
+    p = graphs.add_parser("diagram", parents=[common], help="the Mermaid diagram of a graph id or spec file")
+    p.add_argument("graph", help="a graph id, or a spec file (validated, not created)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--svg", metavar="FILE", help="write an SVG picture")
+    target.add_argument("--html", metavar="FILE", help="write a standalone HTML page")
+    p.set_defaults(func=cmd_graphs_diagram)
+
+    runs = groups.add_parser("runs", help="start, watch, list and cancel runs").add_subparsers(
+        dest="command", required=True
+    )
+    p = runs.add_parser("start", parents=[common], help="start a run of a graph id (or of a spec file, created first)")
+    p.add_argument("graph")
+    p.add_argument("--input", help="the run's input: JSON, or @file.json")
+    p.add_argument("--wait", action="store_true", help="watch the run live until it ends; exit 1 unless it SUCCEEDED")
+    p.add_argument("--idempotency-key", help="retries with the same key start one run")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between polls (default 0.5)")
+    p.set_defaults(func=cmd_runs_start)
+    p = runs.add_parser("watch", parents=[common], help="live view of a run until it ends; exit 1 unless it SUCCEEDED")
+    p.add_argument("run")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between polls (default 0.5)")
+    p.set_defaults(func=cmd_runs_watch)
+    p = runs.add_parser("show", parents=[common], help="a run's status, nodes and outputs, once")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_runs_show)
+    p = runs.add_parser("list", parents=[common], help="list runs")
+    p.add_argument("--graph", help="only runs of this graph id")
+    p.add_argument("--status", choices=sorted(TERMINAL | {"RUNNING"}))
+    p.add_argument("--limit", type=int)
+    p.set_defaults(func=cmd_runs_list)
+    p = runs.add_parser("cancel", parents=[common], help="stop a running run")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_runs_cancel)
+
+    tools = groups.add_parser("tools", help="the built-in tools").add_subparsers(dest="command", required=True)
+    p = tools.add_parser("list", parents=[common], help="tool names and descriptions")
+    p.set_defaults(func=cmd_tools_list)
+    p = tools.add_parser("markdown", parents=[common], help="the tool reference as Markdown, from the local registry")
+    p.set_defaults(func=cmd_tools_markdown, offline=True)
+    return parser
+
+
+def make_client(args: argparse.Namespace) -> httpx.Client:
+    base = getattr(args, "api", None) or os.environ.get("STEPGRAPH_API") or DEFAULT_API
+    key = getattr(args, "api_key", None) or os.environ.get("STEPGRAPH_API_KEY") or DEFAULT_API_KEY
+    return httpx.Client(base_url=base, headers={"x-api-key": key, "user-agent": "stepgraph-cli"}, timeout=30.0)
+
+
+def main(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -> int:
+    """Run the CLI; ``client`` (an ``httpx.Client`` on the API, with the key) replaces ``--api`` in tests."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    out = Output(as_json=bool(getattr(args, "json", False)))
+    own = client is None
+    http = make_client(args) if client is None else client
+    try:
+        return int(args.func(Api(http), out, args))
+    except ApiError as error:
+        out.api_error(error)
+        return EXIT_API
+    except CliError as error:
+        out.err.print(f"[bold red]error[/] {escape(error.message)}", soft_wrap=True)
+        return error.code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        if own:
+            http.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
