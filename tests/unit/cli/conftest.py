@@ -49,7 +49,7 @@ class FakeRun:
 
     def advance(self) -> None:
         self.reads += 1
-        steps = {
+        steps: dict[int, list[tuple[str, str | None, str]]] = {
             1: [("RUN_STARTED", None, ""), ("NODE_STARTED", "first", "")],
             2: [("NODE_SUCCEEDED", "first", ""), ("NODE_STARTED", "second", "")],
             3: [("NODE_FAILED", "second", "UpstreamDown: boom")] if self.fail else [("NODE_SUCCEEDED", "second", "")],
@@ -127,7 +127,7 @@ class FakeApi:
         if request.headers.get("x-api-key") != "k":
             return error(401, "Unauthorized", "missing or wrong x-api-key")
         parts = [p for p in request.url.path.split("/") if p]
-        body = json.loads(request.content) if request.content else None
+        body: Any = json.loads(request.content) if request.content else {}
         method = request.method
         if parts == ["graphs"] and method == "POST":
             if self.create_error is not None:
