@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 DESIGN_TOOLS = {
+    "json.pick",
+    "transform",
+    "text.analyze",
+    "chart.bar",
+    "code.extract_functions",
+    "code.complexity",
+    "code.detect_issues",
+    "code.suggest",
+    "code.score",
     "util.echo",
     "util.sleep",
     "util.fail",

@@ -1,0 +1,68 @@
+"""``code.suggest``: one suggestion per issue, and the source with the mechanical fixes applied."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from functions.executor.tools import _code
+
+if TYPE_CHECKING:
+    from functions.executor.tools.base import ToolContext
+
+NAME = "code.suggest"
+DESCRIPTION = "Turn review issues into prioritized suggestions and return the source with safe fixes applied."
+
+
+class Params(_code.SourceParams, _code.IssueOptions):
+    issues: list[_code.Issue] | None = Field(
+        default=None, description="code.detect_issues' issues; detected from source when omitted."
+    )
+    apply_fixes: bool = Field(
+        default=True, description="Add placeholder docstrings and strip trailing whitespace into revised_source."
+    )
+
+
+class Suggestion(BaseModel):
+    line: int
+    kind: str
+    priority: int = Field(description="1 (do first) to 4.")
+    function: str | None
+    suggestion: str
+
+
+class Output(BaseModel):
+    suggestions: list[Suggestion] = Field(description="Most urgent first, then by line.")
+    suggestion_count: int
+    revised_source: str = Field(description="The source after the fixes applied (unchanged when none apply).")
+    fixes_applied: list[str]
+
+
+def _suggestion(issue: _code.Issue) -> Suggestion:
+    template = _code.SUGGESTION[issue.kind]
+    text = template.format(function=issue.function or "this code", text=issue.message.split(":")[0])
+    return Suggestion(
+        line=issue.line,
+        kind=issue.kind,
+        priority=_code.PRIORITY[issue.kind],
+        function=issue.function,
+        suggestion=f"line {issue.line}: {text} ({issue.message})",
+    )
+
+
+def run(params: Params, ctx: ToolContext) -> Output:
+    tree = _code.parse(params.source)
+    issues = params.issues if params.issues is not None else _code.detect_issues(params.source, tree, params)
+    suggestions = sorted((_suggestion(i) for i in issues), key=lambda s: (s.priority, s.line, s.kind))
+    revised, fixes = params.source, list[str]()
+    if params.apply_fixes:
+        revised, fixes = _code.add_docstrings(revised, tree)
+        revised, stripped = _code.strip_trailing_whitespace(revised)
+        if stripped:
+            fixes.append(f"removed trailing whitespace on {stripped} line{'s' if stripped != 1 else ''}")
+    if fixes:
+        ctx.log(f"applied {len(fixes)} fix(es)")
+    return Output(
+        suggestions=suggestions, suggestion_count=len(suggestions), revised_source=revised, fixes_applied=fixes
+    )
