@@ -1,0 +1,1 @@
+"""The HTTP API function: a Powertools REST resolver whose routers serve graphs, runs, tools and health."""

@@ -1,0 +1,146 @@
+"""Graph operations behind the routes: validate, compile, create state machines, publish versions.
+
+Every graph version gets its own state machine, so a run started on version 1 keeps running version 1's
+definition after ``PUT`` publishes version 2: version 1 is ``<prefix>-<graph_id>``, version n > 1 is
+``<prefix>-<graph_id>-v<n>``. (Step Functions' own versions would do the same in AWS, but moto cannot
+start an execution of a version; per-version state machines behave the same in both.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from functions.api.errors import UpstreamError
+from functions.errors import ConflictError
+from functions.store.graphs import GraphHead, GraphVersion, new_graph_id
+from functions.store.table import now_iso
+
+if TYPE_CHECKING:
+    from functions.api.services import Services
+    from statemachine.spec import GraphSpec
+
+
+def validate(spec: dict[str, Any]) -> GraphSpec:
+    """The checked spec; ``SpecError`` (422) with details otherwise."""
+    from statemachine.validation import validate as validate_spec
+
+    from functions.executor.tools import registry
+
+    return validate_spec(spec, registry)
+
+
+def compile_definition(spec: GraphSpec, executor_arn: str) -> dict[str, Any]:
+    from statemachine.compiler import compile_graph
+
+    compiled = compile_graph(spec, executor_arn=executor_arn)
+    if isinstance(compiled, str):
+        return dict(json.loads(compiled))
+    if hasattr(compiled, "definition"):
+        definition = compiled.definition
+        return dict(json.loads(definition)) if isinstance(definition, str) else dict(definition)
+    return dict(compiled)
+
+
+def diagram(spec: GraphSpec) -> str:
+    from statemachine import diagram as diagrams
+
+    render = getattr(diagrams, "mermaid", None) or diagrams.to_mermaid
+    return str(render(spec))
+
+
+def console_url_for_state_machine(arn: str, region: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/statemachines/view/{arn}"
+
+
+def console_url_for_execution(arn: str, region: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
+
+
+def state_machine_name(prefix: str, graph_id: str, version: int) -> str:
+    return f"{prefix}-{graph_id}" if version == 1 else f"{prefix}-{graph_id}-v{version}"
+
+
+def sha256(definition: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(definition, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _create_state_machine(services: Services, name: str, definition: dict[str, Any], spec: GraphSpec,
+                          graph_id: str, version: int) -> str:
+    settings = services.settings
+    try:
+        created = services.sfn.create_state_machine(
+            name=name, definition=json.dumps(definition), roleArn=settings.states_role_arn,
+            type=spec.options.workflow_type,
+            tags=[{"key": "stepgraph:graph_id", "value": graph_id},
+                  {"key": "stepgraph:version", "value": str(version)}],
+        )
+    except ClientError as exc:
+        code = exc.response["Error"].get("Code", "")
+        if code == "StateMachineAlreadyExists":
+            raise ConflictError(f"state machine {name} already exists") from exc
+        raise UpstreamError(f"CreateStateMachine failed: {code}") from exc
+    return str(created["stateMachineArn"])
+
+
+def _delete_state_machine(services: Services, arn: str) -> None:
+    with contextlib.suppress(ClientError):
+        services.sfn.delete_state_machine(stateMachineArn=arn)
+
+
+def create_graph(services: Services, raw: dict[str, Any]) -> GraphVersion:
+    """Validate, compile, create the state machine and record version 1."""
+    spec = validate(raw)
+    definition = compile_definition(spec, services.settings.executor_arn)
+    graph_id = new_graph_id()
+    arn = _create_state_machine(services, state_machine_name(services.settings.prefix, graph_id, 1), definition,
+                                spec, graph_id, 1)
+    version = GraphVersion(graph_id=graph_id, version=1, spec=raw, definition_sha256=sha256(definition),
+                           state_machine_arn=arn, created_at=now_iso())
+    try:
+        services.graphs.create(version)
+    except Exception:
+        _delete_state_machine(services, arn)
+        raise
+    return version
+
+
+def publish_version(services: Services, graph_id: str, raw: dict[str, Any]) -> GraphVersion:
+    """Validate and compile ``raw`` as the graph's next version, on a state machine of its own."""
+    head = services.graphs.get(graph_id)
+    spec = validate(raw)
+    definition = compile_definition(spec, services.settings.executor_arn)
+    number = head.latest_version + 1
+    arn = _create_state_machine(services, state_machine_name(services.settings.prefix, graph_id, number),
+                                definition, spec, graph_id, number)
+    version = GraphVersion(graph_id=graph_id, version=number, spec=raw, definition_sha256=sha256(definition),
+                           state_machine_arn=arn, created_at=now_iso())
+    try:
+        services.graphs.add_version(version)
+    except Exception:
+        _delete_state_machine(services, arn)
+        raise
+    return version
+
+
+def delete_graph(services: Services, graph_id: str) -> GraphHead:
+    """Hide the graph, then delete its state machines (running executions are stopped by Step Functions)."""
+    head = services.graphs.get(graph_id)
+    versions = services.graphs.versions(graph_id)
+    services.graphs.mark_deleted(graph_id)
+    for version in versions:
+        _delete_state_machine(services, version.state_machine_arn)
+    return head
+
+
+def definition_of(services: Services, version: GraphVersion) -> dict[str, Any]:
+    """The ASL the version's state machine runs (from Step Functions, the source of truth)."""
+    try:
+        described = services.sfn.describe_state_machine(stateMachineArn=version.state_machine_arn)
+    except ClientError as exc:
+        raise UpstreamError(f"DescribeStateMachine failed: {exc.response['Error'].get('Code')}") from exc
+    return dict(json.loads(described["definition"]))

@@ -1,0 +1,201 @@
+"""Request and response models of the HTTP API (the OpenAPI document is generated from them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]
+NodeStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``details`` name the node, edge, field or position of each problem."""
+
+    error: ErrorInfo
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ToolInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    description: str
+    params_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = None
+
+
+class ToolList(BaseModel):
+    tools: list[ToolInfo]
+
+
+class GraphCreated(BaseModel):
+    graph_id: str
+    version: int
+    state_machine_arn: str
+    console_url: str
+
+
+class ValidationResult(BaseModel):
+    valid: bool
+    errors: list[dict[str, Any]]
+    definition: dict[str, Any] | None = None
+    diagram: str | None = None
+
+
+class GraphSummary(BaseModel):
+    graph_id: str
+    name: str
+    description: str | None = None
+    latest_version: int
+    created_at: str
+    updated_at: str
+
+
+class GraphList(BaseModel):
+    graphs: list[GraphSummary]
+    next: str | None = None
+
+
+class VersionInfo(BaseModel):
+    version: int
+    created_at: str
+    state_machine_arn: str
+    definition_sha256: str
+    console_url: str
+
+
+class GraphDetail(GraphSummary):
+    spec: dict[str, Any]
+    versions: list[VersionInfo]
+
+
+class GraphDeleted(BaseModel):
+    graph_id: str
+    deleted: bool = True
+
+
+class Definition(BaseModel):
+    graph_id: str
+    version: int
+    state_machine_arn: str
+    definition: dict[str, Any]
+
+
+class Diagram(BaseModel):
+    graph_id: str
+    version: int
+    format: Literal["mermaid"] = "mermaid"
+    diagram: str
+
+
+class StartRun(BaseModel):
+    """Body of ``POST /graphs/{id}/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunStarted(BaseModel):
+    run_id: str
+    graph_id: str
+    version: int
+    execution_arn: str
+    status: RunStatus
+    console_url: str
+
+
+class RunError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+    percent: int
+
+
+class NodeView(BaseModel):
+    status: NodeStatus
+    attempts: int
+    iterations: int
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: int | None = None
+    output: Any = None
+    error: RunError | None = None
+    tool: str | None = None
+    items_total: int | None = None
+    items_done: int | None = None
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    graph_id: str
+    version: int
+    status: RunStatus
+    execution_arn: str
+    console_url: str
+    started_at: str
+    finished_at: str | None = None
+    error: RunError | None = None
+
+
+class RunDetail(RunSummary):
+    input: Any = None
+    state: Any = None
+    progress: Progress
+    nodes: dict[str, NodeView]
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    next: str | None = None
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    at: str
+    type: str
+    node: str | None = None
+    attempt: int | None = None
+    message: str = ""
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next: str | None = None
+
+
+ERROR_TEXT = {
+    400: "malformed request (not JSON, or a cursor this API did not return)",
+    401: "missing or wrong API key",
+    404: "unknown id",
+    409: "conflict with the current state",
+    413: "request body over 256 KiB",
+    422: "invalid input; details name the node, edge or field",
+}
+
+
+def error_responses(*codes: int, ok: int = 200, description: str = "success") -> dict[int, Any]:
+    """OpenAPI responses of a route: ``ok`` (its model from the return type) and the error statuses it answers
+    (401 and 422 always: every such route needs the key and validates its input)."""
+    responses: dict[int, Any] = {ok: {"description": description}}
+    for code in sorted({401, 422, *codes}):
+        responses[code] = {"description": ERROR_TEXT[code], "content": {"application/json": {"model": ErrorBody}}}
+    return responses

@@ -1,0 +1,1 @@
+"""Routers of the API, one per resource; ``functions.api.app`` includes them."""

@@ -1,0 +1,145 @@
+"""Graph routes: create, validate (dry run), list, get, update (new version), delete, definition, diagram."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from pydantic import BaseModel, ConfigDict
+
+from functions.api import graphs_service as service
+from functions.api.models import (
+    Definition,
+    Diagram,
+    GraphCreated,
+    GraphDeleted,
+    GraphDetail,
+    GraphList,
+    GraphSummary,
+    ValidationResult,
+    VersionInfo,
+    error_responses,
+)
+from functions.api.services import get_services
+from functions.errors import NotFoundError
+from statemachine.errors import SpecError
+from statemachine.spec import GraphSpec
+
+router = APIGatewayRouter()
+
+GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph id, g_<12 hex>")]
+VersionQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description="a version; the latest if absent")]
+
+
+
+class SpecDraft(BaseModel):
+    """Any JSON object: a graph spec to check (the answer lists what is wrong with it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Any = None
+    description: Any = None
+    nodes: Any = None
+    edges: Any = None
+    options: Any = None
+
+
+def _raw_body() -> dict[str, Any]:
+    body = router.current_event.json_body
+    return body if isinstance(body, dict) else {}
+
+
+def _created(version: Any) -> GraphCreated:
+    region = get_services().settings.region
+    return GraphCreated(graph_id=version.graph_id, version=version.version,
+                        state_machine_arn=version.state_machine_arn,
+                        console_url=service.console_url_for_state_machine(version.state_machine_arn, region))
+
+
+@router.post("/graphs/validate", summary="Dry run: validate and compile without creating anything",
+             tags=["graphs"], responses=error_responses(400, 413))
+def validate_graph(spec: Annotated[SpecDraft, Body()]) -> ValidationResult:
+    raw = _raw_body()
+    try:
+        checked = service.validate(raw)
+    except SpecError as exc:
+        details = exc.details or [{"loc": "", "message": exc.message}]
+        return ValidationResult(valid=False, errors=details)
+    definition = service.compile_definition(checked, get_services().settings.executor_arn)
+    return ValidationResult(valid=True, errors=[], definition=definition, diagram=service.diagram(checked))
+
+
+@router.post("/graphs", summary="Create a graph: validate, compile, create its state machine", tags=["graphs"],
+             status_code=201, responses=error_responses(400, 413, 422, ok=201, description="created"))
+def create_graph(spec: Annotated[GraphSpec, Body()]) -> GraphCreated:
+    return _created(service.create_graph(get_services(), _raw_body()))
+
+
+@router.get("/graphs", summary="List graphs, newest first", tags=["graphs"], responses=error_responses(400))
+def list_graphs(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(alias="next", max_length=2048, description="cursor from a page")] = None,
+) -> GraphList:
+    heads, following = get_services().graphs.list_graphs(limit=limit, cursor=cursor)
+    return GraphList(graphs=[GraphSummary(**_summary(h)) for h in heads], next=following)
+
+
+def _summary(head: Any) -> dict[str, Any]:
+    return {"graph_id": head.graph_id, "name": head.name, "description": head.description,
+            "latest_version": head.latest_version, "created_at": head.created_at, "updated_at": head.updated_at}
+
+
+@router.get("/graphs/<graph_id>", summary="A graph: its latest spec and every version", tags=["graphs"],
+            responses=error_responses(404))
+def get_graph(graph_id: GraphId) -> GraphDetail:
+    services = get_services()
+    head = services.graphs.get(graph_id)
+    versions = services.graphs.versions(graph_id)
+    latest = next((v for v in versions if v.version == head.latest_version), versions[-1] if versions else None)
+    region = services.settings.region
+    return GraphDetail(
+        **_summary(head), spec=latest.spec if latest else {},
+        versions=[VersionInfo(version=v.version, created_at=v.created_at, state_machine_arn=v.state_machine_arn,
+                              definition_sha256=v.definition_sha256,
+                              console_url=service.console_url_for_state_machine(v.state_machine_arn, region))
+                  for v in versions],
+    )
+
+
+@router.put("/graphs/<graph_id>", summary="Publish a new version of a graph (runs keep the version they started on)",
+            tags=["graphs"], responses=error_responses(400, 404, 409, 413, 422))
+def update_graph(graph_id: GraphId, spec: Annotated[GraphSpec, Body()]) -> GraphCreated:
+    return _created(service.publish_version(get_services(), graph_id, _raw_body()))
+
+
+@router.delete("/graphs/<graph_id>", summary="Delete a graph and its state machines", tags=["graphs"],
+               responses=error_responses(404))
+def delete_graph(graph_id: GraphId) -> GraphDeleted:
+    head = service.delete_graph(get_services(), graph_id)
+    return GraphDeleted(graph_id=head.graph_id)
+
+
+def _version(graph_id: str, version: int | None) -> Any:
+    services = get_services()
+    head = services.graphs.get(graph_id)
+    number = version or head.latest_version
+    if number > head.latest_version:
+        raise NotFoundError(f"graph {graph_id!r} has no version {number}")
+    return services.graphs.version(graph_id, number)
+
+
+@router.get("/graphs/<graph_id>/definition", summary="The compiled ASL of a version", tags=["graphs"],
+            responses=error_responses(404))
+def get_definition(graph_id: GraphId, version: VersionQuery = None) -> Definition:
+    found = _version(graph_id, version)
+    return Definition(graph_id=graph_id, version=found.version, state_machine_arn=found.state_machine_arn,
+                      definition=service.definition_of(get_services(), found))
+
+
+@router.get("/graphs/<graph_id>/diagram", summary="The Mermaid diagram of a version", tags=["graphs"],
+            responses=error_responses(404))
+def get_diagram(graph_id: GraphId, version: VersionQuery = None) -> Diagram:
+    found = _version(graph_id, version)
+    spec = GraphSpec.model_validate(found.spec)
+    return Diagram(graph_id=graph_id, version=found.version, diagram=service.diagram(spec))

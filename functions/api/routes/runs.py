@@ -1,0 +1,91 @@
+"""Run routes: start (idempotent with ``Idempotency-Key``), list, get, events, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from functions.api import runs_service as service
+from functions.api.models import (
+    EventPage,
+    RunDetail,
+    RunList,
+    RunStarted,
+    RunStatus,
+    RunSummary,
+    StartRun,
+    error_responses,
+)
+from functions.api.services import get_services
+from functions.errors import BadRequestError
+
+router = APIGatewayRouter()
+
+RunId = Annotated[str, Path(min_length=1, max_length=64, description="a run id, r_<16 hex>")]
+GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph id, g_<12 hex>")]
+
+
+
+@router.post("/graphs/<graph_id>/runs", summary="Start a run of the graph's latest version", tags=["runs"],
+             status_code=202, responses=error_responses(400, 404, 409, 413, 422, ok=202, description="started"))
+def start_run(
+    graph_id: GraphId,
+    body: Annotated[StartRun, Body()],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255,
+                                                  description="retries with the same key start one run")] = None,
+) -> RunStarted:
+    services = get_services()
+    if idempotency_key:
+        started = service.start_run_idempotently(services, graph_id, body.input, idempotency_key,
+                                                 router.lambda_context)
+    else:
+        started = service.start_run(services, graph_id, body.input)
+    return RunStarted(**started)
+
+
+@router.get("/runs", summary="List runs, newest first (by graph and status)", tags=["runs"],
+            responses=error_responses(400))
+def list_runs(
+    graph_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    status: Annotated[RunStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(alias="next", max_length=2048, description="cursor from a page")] = None,
+) -> RunList:
+    services = get_services()
+    runs, following = services.runs.list_runs(graph_id=graph_id, status=status, limit=limit, cursor=cursor)
+    region = services.settings.region
+    return RunList(runs=[RunSummary(**service.summary(r, region)) for r in runs], next=following)
+
+
+@router.get("/runs/<run_id>", summary="A run: status, progress, nodes, outputs, state", tags=["runs"],
+            responses=error_responses(404))
+def get_run(run_id: RunId) -> RunDetail:
+    services = get_services()
+    return RunDetail(**service.detail(services, service.get_run(services, run_id)))
+
+
+@router.get("/runs/<run_id>/events", summary="The run's event log, paged by cursor", tags=["runs"],
+            responses=error_responses(400, 404))
+def get_events(
+    run_id: RunId,
+    after: Annotated[str | None, Query(max_length=2048, description="the `next` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventPage:
+    services = get_services()
+    run = service.get_run(services, run_id)
+    try:
+        page = services.records.list_events(run_id, after=after, limit=limit)
+    except ValueError as exc:
+        raise BadRequestError("the cursor is not one this API returned") from exc
+    following = page.next or (page.cursor if not run.status or run.status == "RUNNING" else None)
+    return EventPage(events=page.events, next=following)  # type: ignore[arg-type]
+
+
+@router.post("/runs/<run_id>/cancel", summary="Cancel a running run (409 once it has finished)", tags=["runs"],
+             responses=error_responses(404, 409))
+def cancel_run(run_id: RunId) -> RunSummary:
+    services = get_services()
+    run = service.cancel_run(services, run_id)
+    return RunSummary(**service.summary(run, services.settings.region))

@@ -1,0 +1,174 @@
+"""Run operations behind the routes: start (idempotently), read with reconciliation, cancel, the view."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from botocore.exceptions import ClientError
+
+from functions import runs_sync
+from functions.api.errors import UpstreamError
+from functions.api.graphs_service import console_url_for_execution
+from functions.errors import ConflictError, PayloadTooLargeError
+from functions.store.runs import RUNNING, TERMINAL, Run, new_run_id
+from functions.store.table import now_iso
+from statemachine.payload import initial_document
+from statemachine.spec import GraphSpec
+
+if TYPE_CHECKING:
+    from functions.api.services import Services
+    from functions.store.graphs import GraphVersion
+    from functions.store.records import NodeRecord
+
+MAX_EXECUTION_INPUT = 256 * 1024
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+DONE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
+
+
+def execution_arn_for(state_machine_arn: str, name: str) -> str:
+    """The ARN Step Functions gives an execution called ``name`` of a standard state machine."""
+    parts = state_machine_arn.split(":")
+    return ":".join([*parts[:5], "execution", parts[6], name])
+
+
+def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
+    """Record a run of the graph's latest version and start its execution (named by the run id)."""
+    head = services.graphs.get(graph_id)
+    version = services.graphs.version(graph_id, head.latest_version)
+    spec = GraphSpec.model_validate(version.spec)
+    run_id = new_run_id()
+    document = initial_document(spec, {"run_id": run_id, "graph_id": graph_id, "version": version.version}, run_input)
+    encoded = json.dumps(document, separators=(",", ":"))
+    if len(encoded.encode()) > MAX_EXECUTION_INPUT:
+        raise PayloadTooLargeError(
+            f"the run's execution input would be {len(encoded.encode())} bytes, over Step Functions' "
+            f"{MAX_EXECUTION_INPUT}-byte limit; pass large data by reference (e.g. a URL) instead"
+        )
+    execution_arn = execution_arn_for(version.state_machine_arn, run_id)
+    run = Run(run_id=run_id, graph_id=graph_id, version=version.version, status=RUNNING,
+              execution_arn=execution_arn, started_at=now_iso(), input=run_input)
+    services.runs.create(run)
+    try:
+        started = services.sfn.start_execution(stateMachineArn=version.state_machine_arn, name=run_id, input=encoded)
+    except ClientError as exc:
+        code = exc.response["Error"].get("Code", "")
+        services.runs.finish(run_id, "FAILED", error={"code": "StartExecutionFailed", "message": code})
+        raise UpstreamError(f"StartExecution failed: {code}") from exc
+    execution_arn = str(started.get("executionArn") or execution_arn)
+    return {"run_id": run_id, "graph_id": graph_id, "version": version.version, "execution_arn": execution_arn,
+            "status": RUNNING, "console_url": console_url_for_execution(execution_arn, services.settings.region)}
+
+
+def start_run_idempotently(services: Services, graph_id: str, run_input: dict[str, Any], key: str,
+                           lambda_context: Any = None) -> dict[str, Any]:
+    """``start_run`` once per (graph, Idempotency-Key); a retry gets the first answer, another body a 422."""
+    persistence = DynamoDBPersistenceLayer(
+        table_name=services.settings.table, key_attr="pk", sort_key_attr="sk",
+        static_pk_value=f"IDEMPOTENCY#{graph_id}", expiry_attr="expires_at", boto3_client=services.dynamodb,
+    )
+    config = IdempotencyConfig(event_key_jmespath="[graph_id, key]", payload_validation_jmespath="body",
+                               raise_on_no_idempotency_key=True, expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
+    if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
+        config.register_lambda_context(lambda_context)
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config,
+                         key_prefix="start_run")
+    def once(request: dict[str, Any]) -> dict[str, Any]:
+        return start_run(services, request["graph_id"], request["body"]["input"])
+
+    return dict(once(request={"graph_id": graph_id, "key": key, "body": {"input": run_input}}))
+
+
+def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
+    """The run; a RUNNING one is first reconciled with its execution (DescribeExecution)."""
+    run = services.runs.get(run_id)
+    if reconcile and run.status == RUNNING and run.execution_arn:
+        version = services.graphs.version(run.graph_id, run.version)
+        nodes = [str(n.get("id")) for n in version.spec.get("nodes", []) if isinstance(n, dict)]
+        runs_sync.reconcile(services.runs, services.sfn, run_id, run.execution_arn, spec_nodes=nodes)
+        run = services.runs.get(run_id)  # settled by this call, by the events function, or still running
+    return run
+
+
+def cancel_run(services: Services, run_id: str) -> Run:
+    """Stop a RUNNING run's execution and record it CANCELLED; 409 once it has finished."""
+    run = get_run(services, run_id)
+    if run.status in TERMINAL:
+        raise ConflictError(f"run {run_id} already finished with status {run.status}")
+    try:
+        services.sfn.stop_execution(executionArn=run.execution_arn, error="stepgraph.Cancelled",
+                                    cause="cancelled through the stepgraph API")
+    except ClientError as exc:
+        raise UpstreamError(f"StopExecution failed: {exc.response['Error'].get('Code')}") from exc
+    get_run(services, run_id)  # settles from DescribeExecution: ABORTED → CANCELLED (or the real end)
+    return services.runs.get(run_id)
+
+
+def summary(run: Run, region: str) -> dict[str, Any]:
+    return {"run_id": run.run_id, "graph_id": run.graph_id, "version": run.version, "status": run.status,
+            "execution_arn": run.execution_arn, "console_url": console_url_for_execution(run.execution_arn, region),
+            "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error}
+
+
+def detail(services: Services, run: Run) -> dict[str, Any]:
+    """DESIGN.md's ``GET /runs/{id}`` shape: progress, per-node view (outputs whole), state."""
+    version: GraphVersion = services.graphs.version(run.graph_id, run.version)
+    spec_nodes = [str(n.get("id")) for n in version.spec.get("nodes", []) if isinstance(n, dict)]
+    records: dict[str, list[NodeRecord]] = {}
+    for record in services.records.list_nodes(run.run_id):
+        records.setdefault(record.node, []).append(record)
+    nodes: dict[str, dict[str, Any]] = {}
+    for node in spec_nodes + [n for n in records if n not in spec_nodes]:
+        nodes[node] = _node_view(services, records.get(node, []), run.status)
+    done = sum(1 for n in spec_nodes if nodes[n]["status"] in DONE)
+    total = len(spec_nodes)
+    view = summary(run, services.settings.region)
+    view.update({
+        "input": run.input, "state": run.state if run.state is not None else run.input,
+        "progress": {"done": done, "total": total, "percent": (done * 100 // total) if total else 100},
+        "nodes": nodes,
+    })
+    return view
+
+
+def _node_view(services: Services, records: list[NodeRecord], run_status: str) -> dict[str, Any]:
+    if not records:
+        if run_status == RUNNING:
+            status = "PENDING"
+        elif run_status in ("SUCCEEDED", "FAILED"):
+            status = "SKIPPED"
+        else:
+            status = "CANCELLED"
+        return {"status": status, "attempts": 0, "iterations": 0, "started_at": None, "finished_at": None,
+                "duration_ms": None, "output": None, "error": None}
+    records = sorted(records, key=lambda r: r.iteration)
+    last = records[-1]
+    starts = [r.started_at for r in records if r.started_at]
+    durations = [r.duration_ms for r in records if r.duration_ms is not None]
+    status = last.status
+    if status == "RUNNING" and run_status in TERMINAL:
+        status = "CANCELLED" if run_status == "CANCELLED" else "FAILED"
+    output = last.output
+    if output is not None:
+        output = services.offloader.resolve(output)
+    view: dict[str, Any] = {
+        "status": status,
+        "attempts": sum(r.attempts for r in records),
+        "iterations": sum(1 for r in records if r.status != "SKIPPED"),
+        "started_at": min(starts) if starts else None,
+        "finished_at": last.finished_at,
+        "duration_ms": sum(durations) if durations else None,
+        "output": output,
+        "error": last.error,
+        "tool": last.tool,
+    }
+    if last.items_total is not None:
+        view["items_total"] = last.items_total
+        view["items_done"] = last.items_done
+    return view

@@ -1,0 +1,1 @@
+"""The Step Functions status-change function: terminal execution statuses into run records."""

@@ -1,0 +1,183 @@
+"""A run's terminal status from its Step Functions execution: one function for the events Lambda and the API.
+
+The status-change event (``functions.events``) and the API's reconciliation of a RUNNING run
+(``DescribeExecution``) both call :func:`settle`. It writes, each idempotently: nodes still RUNNING as
+FAILED with the error Step Functions gave them (from the execution history, e.g. ``States.Timeout``) or
+CANCELLED; on success the nodes that never ran as SKIPPED; then the run's terminal status together with
+its ``RUN_*`` event, conditional on the run still being RUNNING. Nodes first, so a reader who sees the
+terminal run also sees settled nodes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from functions.store.runs import RUN_EVENT, RunStore, event_item
+from functions.store.table import node_sk, now_iso, run_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+# Step Functions execution status → run status (RUNNING and PENDING_REDRIVE are not terminal here).
+RUN_STATUS = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "ABORTED": "CANCELLED", "TIMED_OUT": "TIMED_OUT"}
+_FAILURE_EVENTS = {
+    "TaskFailed": "taskFailedEventDetails",
+    "TaskTimedOut": "taskTimedOutEventDetails",
+    "LambdaFunctionFailed": "lambdaFunctionFailedEventDetails",
+    "LambdaFunctionTimedOut": "lambdaFunctionTimedOutEventDetails",
+    "TaskStartFailed": "taskStartFailedEventDetails",
+    "TaskSubmitFailed": "taskSubmitFailedEventDetails",
+}
+MAX_HISTORY_PAGES = 20
+
+
+def iso(value: Any) -> str | None:
+    """A Step Functions time (datetime, or epoch milliseconds in events) as our ISO text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None
+
+
+def error_of(error: str | None, cause: str | None) -> dict[str, str]:
+    """``{"code", "message"}`` from Step Functions' error and cause (a Lambda cause is JSON with errorMessage)."""
+    message = cause or ""
+    if cause:
+        try:
+            parsed = json.loads(cause)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
+            message = parsed["errorMessage"]
+    code = error or "States.Runtime"
+    return {"code": code, "message": message or code}
+
+
+def node_errors(sfn: SFNClient, execution_arn: str) -> dict[str, dict[str, str]]:
+    """The last Step Functions failure of each state (node) in an execution's history."""
+    events: dict[int, Any] = {}
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000, "includeExecutionData": False}
+    try:
+        for _ in range(MAX_HISTORY_PAGES):
+            page = sfn.get_execution_history(**kwargs)
+            for raw in page.get("events", []):
+                events[int(raw["id"])] = dict(raw)
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    except ClientError:
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    for event_id in sorted(events):
+        event: dict[str, Any] = events[event_id]
+        details_key = _FAILURE_EVENTS.get(str(event.get("type")))
+        if details_key is None:
+            continue
+        details: dict[str, Any] = event.get(details_key) or {}
+        state = _state_of(events, event)
+        if state:
+            found[state] = error_of(details.get("error"), details.get("cause"))
+    return found
+
+
+def _state_of(events: dict[int, dict[str, Any]], event: dict[str, Any]) -> str | None:
+    """The state an event belongs to: follow ``previousEventId`` back to its ``*StateEntered`` event."""
+    current: dict[str, Any] | None = event
+    for _ in range(50):
+        if current is None:
+            return None
+        entered = current.get("stateEnteredEventDetails")
+        if entered and str(current.get("type", "")).endswith("StateEntered"):
+            return str(entered.get("name"))
+        previous = current.get("previousEventId")
+        current = events.get(int(previous)) if previous else None
+    return None
+
+
+def settle(
+    runs: RunStore,
+    run_id: str,
+    sfn_status: str,
+    *,
+    error: str | None = None,
+    cause: str | None = None,
+    stop_date: Any = None,
+    output: Any = None,
+    execution_arn: str | None = None,
+    sfn: SFNClient | None = None,
+    spec_nodes: list[str] | None = None,
+) -> bool:
+    """Record the terminal status of a run's execution; True when this call made the change.
+
+    ``output`` is the execution's output (JSON text or the document); ``spec_nodes`` the graph's node
+    ids, used with the output to mark nodes that never ran as SKIPPED when the run succeeded.
+    """
+    status = RUN_STATUS.get(sfn_status)
+    if status is None:
+        return False
+    at = iso(stop_date) or now_iso()
+    doc = _doc(output)
+    run_error: dict[str, str] | None = None
+    if status == "FAILED":
+        run_error = error_of(error, cause)
+    elif status == "TIMED_OUT":
+        run_error = {"code": "States.Timeout", "message": cause or "the execution timed out"}
+    if status == "SUCCEEDED":
+        if spec_nodes and isinstance(doc, dict) and isinstance(doc.get("results"), dict):
+            _mark_skipped(runs, run_id, [n for n in spec_nodes if n not in doc["results"]], at)
+    else:
+        by_node = node_errors(sfn, execution_arn) if (sfn and execution_arn and status == "FAILED") else {}
+        node_status = "FAILED" if status in ("FAILED", "TIMED_OUT") else "CANCELLED"
+        runs.end_running_nodes(run_id, node_status, at, errors=by_node,
+                               default_error=run_error if node_status == "FAILED" else None)
+    state = doc.get("state") if isinstance(doc, dict) else None
+    return runs.finish(run_id, status, error=run_error, state=state, finished_at=at)
+
+
+def _doc(output: Any) -> Any:
+    if isinstance(output, str):
+        try:
+            return json.loads(output)
+        except ValueError:
+            return None
+    return output
+
+
+def _mark_skipped(runs: RunStore, run_id: str, nodes: list[str], at: str) -> None:
+    """Write a SKIPPED record and NODE_SKIPPED event for each node that never ran (once each)."""
+    table = runs.table
+    for node in nodes:
+        item: dict[str, Any] = {"pk": run_pk(run_id), "sk": node_sk(node, 1), "node": node, "iteration": 1,
+                                "status": "SKIPPED", "attempts": 0, "finished_at": at}
+        event = event_item(run_id, "NODE_SKIPPED", at, f"{node} skipped: its conditions were not met", node=node,
+                           iteration=1)
+        try:
+            table.meta.client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": table.name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": table.name, "Item": event, "ConditionExpression": "attribute_not_exists(sk)"}},
+            ])
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") != "TransactionCanceledException":
+                raise
+
+
+def reconcile(runs: RunStore, sfn: SFNClient, run_id: str, execution_arn: str,
+              spec_nodes: list[str] | None = None) -> bool:
+    """Ask Step Functions about a RUNNING run's execution and settle it if it has ended."""
+    try:
+        described = sfn.describe_execution(executionArn=execution_arn)
+    except ClientError:
+        return False
+    return settle(
+        runs, run_id, str(described.get("status")), error=described.get("error"), cause=described.get("cause"),
+        stop_date=described.get("stopDate"), output=described.get("output"), execution_arn=execution_arn,
+        sfn=sfn, spec_nodes=spec_nodes,
+    )
+
+
+__all__ = ["RUN_EVENT", "RUN_STATUS", "error_of", "iso", "node_errors", "reconcile", "settle"]

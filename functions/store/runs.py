@@ -1,0 +1,322 @@
+"""Runs in DynamoDB: the run item, its listing copy, terminal-status writes and cursor paging.
+
+A run is ``pk=RUN#<id>, sk=RUN`` (indexed on ``gsi1`` by graph: ``GRAPHRUNS#<graph_id>``). To list all
+runs newest first without a scan, one immutable listing item ``sk=LIST`` per run is indexed under
+``gsi1pk=RUNS``; status is always read from the run item, so the copy never needs updating.
+Terminal statuses are written in one transaction with their ``RUN_*`` event, conditional on the run
+still being RUNNING: a terminal status is never overwritten and a duplicate delivery writes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from functions.errors import BadRequestError, NotFoundError, StoreError
+from functions.store.table import TableHandle, clean, event_sk, next_seq, now_iso, run_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+RUNNING = "RUNNING"
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
+STATUSES = (RUNNING, *TERMINAL)
+RUN_EVENT = {"SUCCEEDED": "RUN_SUCCEEDED", "FAILED": "RUN_FAILED", "CANCELLED": "RUN_CANCELLED",
+             "TIMED_OUT": "RUN_TIMED_OUT"}
+ALL_RUNS = "RUNS"
+
+
+def new_run_id() -> str:
+    return f"r_{secrets.token_hex(8)}"
+
+
+def graph_runs_key(graph_id: str) -> str:
+    return f"GRAPHRUNS#{graph_id}"
+
+
+# --- cursors: opaque, base64url JSON of a LastEvaluatedKey, checked before DynamoDB sees them ----------
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    """An opaque cursor for ``key`` (a DynamoDB LastEvaluatedKey of string attributes), or None."""
+    if not key:
+        return None
+    raw = json.dumps({k: str(v) for k, v in sorted(key.items())}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, expected: dict[str, str | None]) -> dict[str, str] | None:
+    """The key a cursor stands for; ``expected`` names its attributes (a value pins it). 400 if it is not ours."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise BadRequestError("the cursor is not one this API returned") from None
+    ok = (
+        isinstance(key, dict)
+        and set(key) == set(expected)
+        and all(isinstance(v, str) and 0 < len(v) <= 1024 for v in key.values())
+        and all(pinned is None or key[name] == pinned for name, pinned in expected.items())
+    )
+    if not ok:
+        raise BadRequestError("the cursor is not one this API returned")
+    return key
+
+
+def from_json(value: Any, default: Any = None) -> Any:
+    return json.loads(value) if isinstance(value, str) else default
+
+
+def to_int(value: Any, default: int = 0) -> int:
+    if isinstance(value, Decimal | int):
+        return int(value)
+    return default
+
+
+@dataclass
+class Run:
+    """A run as the API reports it (user JSON already decoded)."""
+
+    run_id: str
+    graph_id: str
+    version: int
+    status: str
+    execution_arn: str
+    started_at: str
+    input: Any = field(default_factory=dict)
+    state: Any = None
+    finished_at: str | None = None
+    error: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Run:
+        return cls(
+            run_id=str(item["run_id"]),
+            graph_id=str(item["graph_id"]),
+            version=to_int(item.get("version"), 1),
+            status=str(item["status"]),
+            execution_arn=str(item.get("execution_arn", "")),
+            started_at=str(item["started_at"]),
+            input=from_json(item.get("input_json"), {}),
+            state=from_json(item.get("state_json")),
+            finished_at=item.get("finished_at"),
+            error=from_json(item.get("error_json")),
+        )
+
+
+def event_item(run_id: str, type_: str, at: str, message: str, **extra: Any) -> dict[str, Any]:
+    """An event item in the layout of docs/architecture.md (shared with functions.store.records)."""
+    return clean({
+        "pk": run_pk(run_id), "sk": event_sk(at, next_seq()), "type": type_, "at": at, "message": message, **extra,
+    })
+
+
+class RunStore:
+    """Reads and writes run items; inject ``table`` in tests."""
+
+    def __init__(self, table: Table | None = None) -> None:
+        self._handle = TableHandle(table)
+
+    @property
+    def table(self) -> Table:
+        return self._handle.table
+
+    def create(self, run: Run) -> None:
+        """Write the run, its listing copy and RUN_STARTED in one transaction (409 if the id exists)."""
+        pk = run_pk(run.run_id)
+        item = clean({
+            "pk": pk, "sk": "RUN", "run_id": run.run_id, "graph_id": run.graph_id, "version": run.version,
+            "status": run.status, "execution_arn": run.execution_arn, "started_at": run.started_at,
+            "input_json": json.dumps(run.input), "state_json": json.dumps(run.input),
+            "gsi1pk": graph_runs_key(run.graph_id), "gsi1sk": f"{run.started_at}#{run.run_id}",
+        })
+        listing = {"pk": pk, "sk": "LIST", "run_id": run.run_id, "graph_id": run.graph_id,
+                   "started_at": run.started_at, "gsi1pk": ALL_RUNS, "gsi1sk": f"{run.started_at}#{run.run_id}"}
+        started = event_item(run.run_id, "RUN_STARTED", run.started_at,
+                             f"run started on graph {run.graph_id} version {run.version}")
+        client = self.table.meta.client
+        name = self.table.name
+        try:
+            client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": name, "Item": listing}},
+                {"Put": {"TableName": name, "Item": started, "ConditionExpression": "attribute_not_exists(sk)"}},
+            ])
+        except ClientError as exc:
+            raise StoreError(f"could not record run {run.run_id}: {exc.response['Error'].get('Code')}") from exc
+
+    def get(self, run_id: str) -> Run:
+        item = self.table.get_item(Key={"pk": run_pk(run_id), "sk": "RUN"}, ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFoundError(f"no run {run_id!r}")
+        return Run.from_item(item)
+
+    def list_runs(
+        self, *, graph_id: str | None = None, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Run], str | None]:
+        """Runs newest first, by graph or all; ``status`` filters each page (pages may be short)."""
+        partition = graph_runs_key(graph_id) if graph_id else ALL_RUNS
+        sk = "RUN" if graph_id else "LIST"
+        start = decode_cursor(cursor, {"pk": None, "sk": sk, "gsi1pk": partition, "gsi1sk": None})
+        kwargs: dict[str, Any] = {
+            "IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(partition),
+            "ScanIndexForward": False, "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self.table.query(**kwargs)
+        ids = [str(item["run_id"]) for item in page.get("Items", [])]
+        runs = [run for run in self._batch_get(ids) if status is None or run.status == status]
+        return runs, encode_cursor(page.get("LastEvaluatedKey"))
+
+    def _batch_get(self, run_ids: list[str]) -> list[Run]:
+        """Run items for ``run_ids`` in that order (the index may project keys only)."""
+        if not run_ids:
+            return []
+        found: dict[str, Run] = {}
+        request: Any = {self.table.name: {"Keys": [{"pk": run_pk(r), "sk": "RUN"} for r in run_ids]}}
+        client = self.table.meta.client  # the resource's client: plain Python values in and out
+        for _ in range(10):
+            response: Any = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self.table.name, []):
+                run = Run.from_item(item)
+                found[run.run_id] = run
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        return [found[r] for r in run_ids if r in found]
+
+    def finish(
+        self, run_id: str, status: str, *, error: dict[str, Any] | None = None, state: Any = None,
+        finished_at: str | None = None, message: str | None = None,
+    ) -> bool:
+        """Move a RUNNING run to terminal ``status`` and write its RUN_* event, atomically.
+
+        Returns False (writing nothing) when the run is already terminal or unknown, so duplicate
+        deliveries and concurrent reconcilers cannot overwrite a status or duplicate the event.
+        """
+        if status not in TERMINAL:
+            raise ValueError(f"not a terminal status: {status}")
+        at = finished_at or now_iso()
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":t": status, ":f": at, ":r": RUNNING}
+        sets = ["#s = :t", "finished_at = :f"]
+        if error is not None:
+            sets.append("error_json = :e")
+            values[":e"] = json.dumps(error)
+        if state is not None:
+            encoded = json.dumps(state)
+            if len(encoded) < 300_000:
+                sets.append("state_json = :st")
+                values[":st"] = encoded
+        text = message or (f"run {status.lower().replace('_', ' ')}" + (f": {error['code']}" if error else ""))
+        event = event_item(run_id, RUN_EVENT[status], at, text, error_json=json.dumps(error) if error else None)
+        client = self.table.meta.client
+        try:
+            client.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self.table.name, "Key": {"pk": run_pk(run_id), "sk": "RUN"},
+                    "UpdateExpression": "SET " + ", ".join(sets),
+                    "ConditionExpression": "attribute_exists(pk) AND #s = :r",
+                    "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+                }},
+                {"Put": {"TableName": self.table.name, "Item": event,
+                         "ConditionExpression": "attribute_not_exists(sk)"}},
+            ])
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") == "TransactionCanceledException":
+                return False
+            raise
+        return True
+
+    def end_running_nodes(
+        self, run_id: str, status: str, at: str, errors: dict[str, dict[str, Any]] | None = None,
+        default_error: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Mark node records still RUNNING as ``status`` with their error (by node, else ``default_error``).
+
+        Each change is conditional on the node still being RUNNING and, for FAILED, written in one
+        transaction with its ``NODE_FAILED`` event, so repeating this writes nothing new. Returns the nodes
+        changed.
+        """
+        changed: list[str] = []
+        for item in self._query_all(run_id, "NODE#"):
+            if item.get("status") != RUNNING:
+                continue
+            node = str(item.get("node") or str(item["sk"]).split("#")[1])
+            error = (errors or {}).get(node, default_error)
+            values: dict[str, Any] = {":s": status, ":r": RUNNING, ":f": at}
+            sets = ["#s = :s", "finished_at = :f"]
+            if error is not None:
+                sets.append("error_json = :e")
+                values[":e"] = json.dumps(error)
+            started = item.get("started_at")
+            if isinstance(started, str):
+                sets.append("duration_ms = :d")
+                values[":d"] = _ms_between(started, at)
+            actions: list[dict[str, Any]] = [{"Update": {
+                "TableName": self.table.name, "Key": {"pk": item["pk"], "sk": item["sk"]},
+                "UpdateExpression": "SET " + ", ".join(sets), "ConditionExpression": "#s = :r",
+                "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values,
+            }}]
+            if status == "FAILED":
+                text = f"{node} failed" + (f": {error.get('code')}: {error.get('message')}" if error else "")
+                event = event_item(run_id, "NODE_FAILED", at, text, node=node, attempt=item.get("attempts"),
+                                   iteration=item.get("iteration"),
+                                   error_json=json.dumps(error) if error else None)
+                actions.append({"Put": {"TableName": self.table.name, "Item": event,
+                                        "ConditionExpression": "attribute_not_exists(sk)"}})
+            try:
+                self.table.meta.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+            except ClientError as exc:
+                if exc.response["Error"].get("Code") == "TransactionCanceledException":
+                    continue
+                raise
+            changed.append(node)
+        return changed
+
+    def _query_all(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(run_pk(run_id)) & Key("sk").begins_with(prefix),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.table.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def node_items(self, run_id: str) -> list[dict[str, Any]]:
+        return self._query_all(run_id, "NODE#")
+
+
+def _ms_between(start: str, end: str) -> int:
+    from datetime import datetime
+
+    def parse(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    try:
+        return max(0, int((parse(end) - parse(start)).total_seconds() * 1000))
+    except ValueError:
+        return 0
+
+
+__all__ = ["RUNNING", "STATUSES", "TERMINAL", "Run", "RunStore", "decode_cursor", "encode_cursor",
+           "new_run_id"]
