@@ -28,6 +28,8 @@ WHOLE = "$"
 KEEP_INLINE_MAX = 32 * 1024
 """A string that conditions read stays inline up to this size even when over the inline limit."""
 MAX_FIELD_KEY = 200
+DOC_BUDGET = 96 * 1024
+"""The most a document the executor returns may weigh; Parallel branches each carry one (256 KiB in all)."""
 
 
 def dumps(value: Any) -> str:
@@ -130,8 +132,12 @@ class Offloader:
         output: Any,
         *,
         keep_inline: Iterable[str] = (),
+        prefix: str = "",
     ) -> Any:
         """``output`` with what is over the inline limit stored and replaced by references.
+
+        ``prefix`` names the stored fields of one part of a node's output (``item000003`` for a foreach
+        item) so that parts never share a key.
 
         A string or list over the limit is stored whole. An object over the limit keeps its small fields
         and has its large ones stored; if it is still over the limit it is stored whole, except the
@@ -141,7 +147,9 @@ class Offloader:
         keep = {p for p in keep_inline if p}
         pending: list[tuple[str, Any]] = []
         planned = self._plan(output, "", keep, pending)
-        refs = {path: self.store.put(run_id, node, iteration, path, value) for path, value in pending}
+        refs = {
+            path: self.store.put(run_id, node, iteration, _field(prefix, path), value) for path, value in pending
+        }
         return _fill(planned, refs)
 
     def _plan(self, value: Any, path: str, keep: set[str], pending: list[tuple[str, Any]]) -> Any:
@@ -150,6 +158,8 @@ class Offloader:
         size = size_of(value)
         if size <= self.inline_limit or (isinstance(value, str) and path in keep and size <= KEEP_INLINE_MAX):
             return value
+        if isinstance(value, list) and path in keep:
+            return [self._plan(v, f"{path}[{i}]", keep, pending) for i, v in enumerate(value)]
         if not isinstance(value, dict):
             return _defer(path or WHOLE, value, pending)
         mark = len(pending)
@@ -168,6 +178,49 @@ class Offloader:
             pending[:] = [(p, v) for p, v in pending if p != child_path and not p.startswith(child_path + ".")]
             planned[key] = _defer(child_path, value[key], pending)
         return planned
+
+    def fit_document(
+        self, run_id: str, node: str, iteration: int, doc: dict[str, Any], budget: int = DOC_BUDGET
+    ) -> dict[str, Any]:
+        """``doc`` with its largest non-scalar values in ``results``/``state``/``sd`` stored until it fits ``budget``.
+
+        Per-field offloading keeps each output small, but many nodes together can still outgrow the
+        Step Functions payload limit; this spills the biggest values (under this node's key) first.
+        """
+        total = size_of(doc)
+        if total <= budget:
+            return doc
+        candidates: list[tuple[int, str, str, str | None, Any]] = []
+        for section in ("results", "state", "sd"):
+            values = doc.get(section)
+            if not isinstance(values, dict):
+                continue
+            for key, value in values.items():
+                if isinstance(value, dict) and not is_ref(value):
+                    candidates += [
+                        (size_of(v), section, key, f, v) for f, v in value.items() if _spillable(v)
+                    ]
+                elif _spillable(value):
+                    candidates.append((size_of(value), section, key, None, value))
+        new = dict(doc)
+        copied: set[tuple[str, str | None]] = set()
+        for size, section, key, sub, value in sorted(candidates, key=lambda c: -c[0]):
+            if total <= budget or size < 256:
+                break
+            if (section, None) not in copied:
+                new[section] = dict(new[section])
+                copied.add((section, None))
+            field = f"spill.{section}.{key}" + (f".{sub}" if sub is not None else "")
+            ref = self.store.put(run_id, node, iteration, field, value)
+            if sub is None:
+                new[section][key] = ref
+            else:
+                if (section, key) not in copied:
+                    new[section][key] = dict(new[section][key])
+                    copied.add((section, key))
+                new[section][key][sub] = ref
+            total -= size - size_of(ref)
+        return new
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every reference inside it replaced by the stored value (each blob read once)."""
@@ -200,6 +253,16 @@ def has_refs(value: Any) -> bool:
 
 
 _PENDING = "$stepgraph_pending"
+
+
+def _spillable(value: Any) -> bool:
+    return isinstance(value, str | list | dict) and not is_ref(value)
+
+
+def _field(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    return prefix if path == WHOLE else f"{prefix}.{path}"
 
 
 def _join(path: str, key: Any) -> str:

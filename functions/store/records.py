@@ -25,6 +25,7 @@ TERMINAL_NODE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
 NODE_PREFIX = "NODE#"
 EVENT_PREFIX = "EVENT#"
 DEDUP_PREFIX = "DEDUP#"
+ITEM_PREFIX = "ITEM#"
 MAX_MESSAGE = 4000
 
 _NOT_TERMINAL = "(attribute_not_exists(#status) OR NOT #status IN (:t0, :t1, :t2, :t3))"
@@ -57,13 +58,14 @@ class NodeRecord:
     items_total: int | None = None
     items_done: int | None = None
     failed_attempt: int | None = None
+    index: int | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_NODE
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "failed_attempt"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("failed_attempt", "index")}
 
 
 @dataclass
@@ -73,6 +75,11 @@ class EventPage:
     events: list[dict[str, Any]] = field(default_factory=list)
     next: str | None = None
     cursor: str | None = None
+
+
+def item_sk(node: str, iteration: int, index: int) -> str:
+    """The sort key of one ``foreach`` item's record: ``ITEM#<node>#<iteration:04d>#<index:06d>``."""
+    return f"{ITEM_PREFIX}{node}#{iteration:04d}#{index:06d}"
 
 
 def encode_cursor(sk: str) -> str:
@@ -126,6 +133,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
         items_total=_int(item.get("items_total")),
         items_done=_int(item.get("items_done")),
         failed_attempt=_int(item.get("failed_attempt")),
+        index=_int(item.get("index")),
     )
 
 
@@ -264,30 +272,10 @@ class Records(TableHandle):
         and returns the current item so the caller can answer from it.
         """
         at = now_iso()
-        values: dict[str, Any] = {
-            ":node": node,
-            ":it": iteration,
-            ":tool": tool,
-            ":running": "RUNNING",
-            ":a": attempt,
-            ":at": at,
-            **_TERMINAL_VALUES,
-        }
-        sets = [
-            "#node = :node", "iteration = :it", "tool = :tool", "#status = :running", "attempts = :a",
-            "attempt_started_at = :at", "started_at = if_not_exists(started_at, :at)",
-        ]
+        update = self._start_update(run_id, node_sk(node, iteration), node, iteration, attempt, tool, at)
         if items_total is not None:
-            sets.append("items_total = :total")
-            values[":total"] = items_total
-        update = {
-            "TableName": self.table.name,
-            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
-            "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a)",
-            "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
-            "ExpressionAttributeValues": values,
-        }
+            update["UpdateExpression"] += ", items_total = :total"
+            update["ExpressionAttributeValues"][":total"] = items_total
         event = self._event_item(
             run_id, "NODE_STARTED", node=node, attempt=attempt, iteration=iteration,
             message=f"{node} started {tool} (attempt {attempt})", at=at,
@@ -309,28 +297,14 @@ class Records(TableHandle):
     ) -> bool:
         """Mark the node SUCCEEDED with its (possibly referenced) output and write ``NODE_SUCCEEDED``.
 
-        False when the node was already terminal (a redelivered invocation finished first).
+        False when the node was already terminal (a redelivered invocation finished first) or a later
+        attempt has started since (this one is stale: Step Functions no longer waits for it).
         """
         at = now_iso()
         current = self.get_node(run_id, node, iteration)
-        duration = _ms_between(current.started_at if current else None, at)
-        values: dict[str, Any] = {":ok": "SUCCEEDED", ":a": attempt, ":at": at, ":out": _json(output),
-                                  **_TERMINAL_VALUES}
-        sets = ["#status = :ok", "attempts = :a", "finished_at = :at", "output_json = :out"]
-        if duration is not None:
-            sets.append("duration_ms = :d")
-            values[":d"] = duration
-        if tool_ms is not None:
-            sets.append("tool_ms = :tm")
-            values[":tm"] = tool_ms
-        update = {
-            "TableName": self.table.name,
-            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
-            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE error_json",
-            "ConditionExpression": f"attribute_exists(pk) AND {_NOT_TERMINAL}",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": values,
-        }
+        update = self._succeed_update(
+            run_id, node_sk(node, iteration), attempt, output, tool_ms, at, current.started_at if current else None
+        )
         event = self._event_item(
             run_id, "NODE_SUCCEEDED", node=node, attempt=attempt, iteration=iteration,
             message=message or f"{node} succeeded (attempt {attempt})", at=at,
@@ -346,40 +320,229 @@ class Records(TableHandle):
         *,
         error: dict[str, str],
         final: bool,
+        message: str = "",
     ) -> bool:
         """Record a failed attempt: ``NODE_RETRYING`` (status stays RUNNING) or, when ``final``, ``NODE_FAILED``.
 
-        False when this attempt's failure was already recorded or the node is already terminal.
+        False when this attempt's failure was already recorded, a later attempt started, or the node is
+        already terminal.
         """
         at = now_iso()
-        values: dict[str, Any] = {":a": attempt, ":err": _json(error), **_TERMINAL_VALUES}
-        sets = ["attempts = :a", "failed_attempt = :a", "error_json = :err"]
-        if final:
-            current = self.get_node(run_id, node, iteration)
-            duration = _ms_between(current.started_at if current else None, at)
-            sets += ["#status = :failed", "finished_at = :at"]
-            values.update({":failed": "FAILED", ":at": at})
-            if duration is not None:
-                sets.append("duration_ms = :d")
-                values[":d"] = duration
+        current = self.get_node(run_id, node, iteration) if final else None
+        update = self._fail_update(
+            run_id, node_sk(node, iteration), attempt, error, final, at, current.started_at if current else None
+        )
+        type_ = "NODE_FAILED" if final else "NODE_RETRYING"
+        verb = "failed" if final else "failed, will retry"
+        event = self._event_item(
+            run_id, type_, node=node, attempt=attempt, iteration=iteration,
+            message=message or f"{node} {verb} (attempt {attempt}): {error['code']}: {error['message']}",
+            error=error, at=at,
+        )
+        return self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}])
+
+    def fail_node(
+        self, run_id: str, node: str, iteration: int, *, tool: str, error: dict[str, str], message: str = ""
+    ) -> bool:
+        """Mark a node FAILED with an error Step Functions raised (``States.Timeout``...) unless already terminal.
+
+        Used for ``optional`` nodes whose failure was caught; writes ``NODE_FAILED`` once. Creates the
+        item when the executor never started (e.g. every attempt timed out before recording).
+        """
+        at = now_iso()
+        current = self.get_node(run_id, node, iteration)
+        if current is not None and current.terminal:
+            return False
+        values: dict[str, Any] = {
+            ":node": node, ":it": iteration, ":tool": tool, ":failed": "FAILED", ":at": at, ":err": _json(error),
+            ":one": 1, **_TERMINAL_VALUES,
+        }
+        sets = [
+            "#node = :node", "iteration = :it", "tool = if_not_exists(tool, :tool)", "#status = :failed",
+            "finished_at = :at", "error_json = :err", "attempts = if_not_exists(attempts, :one)",
+            "started_at = if_not_exists(started_at, :at)",
+        ]
+        duration = _ms_between(current.started_at if current else None, at)
+        if duration is not None:
+            sets.append("duration_ms = :d")
+            values[":d"] = duration
         update = {
             "TableName": self.table.name,
             "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
             "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": f"attribute_not_exists(pk) OR {_NOT_TERMINAL}",
+            "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
+            "ExpressionAttributeValues": values,
+        }
+        event = self._event_item(
+            run_id, "NODE_FAILED", node=node, attempt=current.attempts if current else None, iteration=iteration,
+            message=message or f"{node} failed: {error['code']}: {error['message']}", error=error, at=at,
+        )
+        return self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}])
+
+    # -- foreach items --------------------------------------------------------------------------
+
+    def start_item(
+        self, run_id: str, node: str, iteration: int, index: int, attempt: int, *, tool: str
+    ) -> StartOutcome:
+        """Mark one ``foreach`` item RUNNING for ``attempt`` (no event: the node's ``NODE_STARTED`` covers it)."""
+        at = now_iso()
+        sk = item_sk(node, iteration, index)
+        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at)
+        update["UpdateExpression"] += ", #index = :index"
+        update["ExpressionAttributeNames"]["#index"] = "index"
+        update["ExpressionAttributeValues"][":index"] = index
+        if self._transact([{"Update": update}]):
+            return StartOutcome(started=True)
+        return StartOutcome(started=False, node=self._get(run_id, sk))
+
+    def succeed_item(
+        self,
+        run_id: str,
+        node: str,
+        iteration: int,
+        index: int,
+        attempt: int,
+        *,
+        output: Any,
+        tool_ms: int | None = None,
+    ) -> bool:
+        """Mark an item SUCCEEDED with its output and count it in the node's ``items_done`` (once)."""
+        at = now_iso()
+        sk = item_sk(node, iteration, index)
+        current = self._get(run_id, sk)
+        update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at, current.started_at if current else None)
+        count = {
+            "TableName": self.table.name,
+            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+            "UpdateExpression": "ADD items_done :one",
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeValues": {":one": 1},
+        }
+        return self._transact([{"Update": update}, {"Update": count}])
+
+    def fail_item(
+        self,
+        run_id: str,
+        node: str,
+        iteration: int,
+        index: int,
+        attempt: int,
+        *,
+        error: dict[str, str],
+        final: bool,
+    ) -> bool:
+        """Record an item's failed attempt; a retry is announced by ``NODE_RETRYING`` naming the item.
+
+        A final failure writes no event here: the caller fails the node (``fail_attempt``), which does.
+        """
+        at = now_iso()
+        sk = item_sk(node, iteration, index)
+        current = self._get(run_id, sk) if final else None
+        update = self._fail_update(run_id, sk, attempt, error, final, at, current.started_at if current else None)
+        items: list[dict[str, Any]] = [{"Update": update}]
+        if not final:
+            event = self._event_item(
+                run_id, "NODE_RETRYING", node=node, attempt=attempt, iteration=iteration,
+                message=f"{node} item {index} failed, will retry (attempt {attempt}): {error['code']}: "
+                f"{error['message']}",
+                error=error, at=at,
+            )
+            items.append({"Put": {"TableName": self.table.name, "Item": event}})
+        return self._transact(items)
+
+    def list_items(self, run_id: str, node: str, iteration: int) -> list[NodeRecord]:
+        """The item records of a ``foreach`` node run, in index order (strongly consistent)."""
+        records: list[NodeRecord] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": f"{ITEM_PREFIX}{node}#{iteration:04d}#"},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.table.query(**kwargs)
+            records.extend(parse_node(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return records
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- update builders ------------------------------------------------------------------------
+
+    def _get(self, run_id: str, sk: str) -> NodeRecord | None:
+        item = self.table.get_item(Key={"pk": run_pk(run_id), "sk": sk}, ConsistentRead=True).get("Item")
+        return parse_node(item) if item else None
+
+    def _start_update(
+        self, run_id: str, sk: str, node: str, iteration: int, attempt: int, tool: str, at: str
+    ) -> dict[str, Any]:
+        sets = [
+            "#node = :node", "iteration = :it", "tool = :tool", "#status = :running", "attempts = :a",
+            "attempt_started_at = :at", "started_at = if_not_exists(started_at, :at)",
+        ]
+        return {
+            "TableName": self.table.name,
+            "Key": {"pk": run_pk(run_id), "sk": sk},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a)",
+            "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
+            "ExpressionAttributeValues": {
+                ":node": node, ":it": iteration, ":tool": tool, ":running": "RUNNING", ":a": attempt, ":at": at,
+                **_TERMINAL_VALUES,
+            },
+        }
+
+    def _succeed_update(
+        self, run_id: str, sk: str, attempt: int, output: Any, tool_ms: int | None, at: str, started_at: str | None
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {":ok": "SUCCEEDED", ":a": attempt, ":at": at, ":out": _json(output),
+                                  **_TERMINAL_VALUES}
+        sets = ["#status = :ok", "attempts = :a", "finished_at = :at", "output_json = :out"]
+        duration = _ms_between(started_at, at)
+        if duration is not None:
+            sets.append("duration_ms = :d")
+            values[":d"] = duration
+        if tool_ms is not None:
+            sets.append("tool_ms = :tm")
+            values[":tm"] = tool_ms
+        return {
+            "TableName": self.table.name,
+            "Key": {"pk": run_pk(run_id), "sk": sk},
+            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE error_json",
+            "ConditionExpression": f"attribute_exists(pk) AND {_NOT_TERMINAL} AND attempts <= :a",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values,
+        }
+
+    def _fail_update(
+        self,
+        run_id: str,
+        sk: str,
+        attempt: int,
+        error: dict[str, str],
+        final: bool,
+        at: str,
+        started_at: str | None,
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {":a": attempt, ":err": _json(error), **_TERMINAL_VALUES}
+        sets = ["attempts = :a", "failed_attempt = :a", "error_json = :err"]
+        if final:
+            sets += ["#status = :failed", "finished_at = :at"]
+            values.update({":failed": "FAILED", ":at": at})
+            duration = _ms_between(started_at, at)
+            if duration is not None:
+                sets.append("duration_ms = :d")
+                values[":d"] = duration
+        return {
+            "TableName": self.table.name,
+            "Key": {"pk": run_pk(run_id), "sk": sk},
+            "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": (
-                f"attribute_exists(pk) AND {_NOT_TERMINAL}"
+                f"attribute_exists(pk) AND {_NOT_TERMINAL} AND attempts <= :a"
                 " AND (attribute_not_exists(failed_attempt) OR failed_attempt < :a)"
             ),
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": values,
         }
-        type_ = "NODE_FAILED" if final else "NODE_RETRYING"
-        verb = "failed" if final else "failed, will retry"
-        event = self._event_item(
-            run_id, type_, node=node, attempt=attempt, iteration=iteration,
-            message=f"{node} {verb} (attempt {attempt}): {error['code']}: {error['message']}", error=error, at=at,
-        )
-        return self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}])
 
     # -- plumbing -------------------------------------------------------------------------------
 

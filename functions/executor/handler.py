@@ -1,0 +1,81 @@
+"""The node executor Lambda: Powertools Logger, Tracer and Metrics around :class:`NodeExecutor`.
+
+Step Functions invokes it for each Task state with an ``ExecutorRequest`` payload. On success it returns
+the new run document (or a marker for a ``foreach`` item); on failure it raises an exception whose class
+name is the error code, so Lambda's ``errorType`` is what ``Retry``/``Catch`` match. Tracebacks go to
+the logs only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from functions.executor.node import NodeExecutor
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "stepgraph"
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "stepgraph"
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+
+# Node metrics go out through ``single_metric`` (own dimensions per tool), so the decorator's shared set is
+# empty by design; its flush would warn on every cold start.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+_lock = threading.Lock()
+_executor: NodeExecutor | None = None
+
+
+def emit_metric(name: str, unit: str, value: float, dimensions: dict[str, str]) -> None:
+    """One EMF metric with its own dimensions (``single_metric`` is safe when invocations overlap locally)."""
+    with single_metric(
+        name=name, unit=MetricUnit(unit), value=value, namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE, **dimensions},
+    ):
+        pass
+
+
+def get_executor() -> NodeExecutor:
+    """The executor of this process, created on first use (no AWS client at import time)."""
+    global _executor
+    if _executor is None:
+        with _lock:
+            if _executor is None:
+                _executor = NodeExecutor(logger=logger, metric=emit_metric)
+    return _executor
+
+
+def set_executor(executor: NodeExecutor | None) -> None:
+    """Use ``executor`` for the next invocations (tests inject one bound to their table); None resets."""
+    global _executor
+    with _lock:
+        _executor = executor
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    executor = get_executor()
+    inv = executor.parse(event)
+    logger.thread_safe_append_keys(
+        run_id=inv.run_id, node=inv.node, attempt=inv.attempt, iteration=inv.iteration, tool=inv.tool,
+        mode=inv.request.mode, execution=inv.request.execution,
+    )
+    tracer.put_annotation("run_id", inv.run_id)
+    tracer.put_annotation("node", inv.node)
+    tracer.put_annotation("tool", inv.tool)
+    try:
+        return executor.handle(inv)
+    finally:
+        logger.thread_safe_clear_keys()

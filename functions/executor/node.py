@@ -1,0 +1,396 @@
+"""One node invocation: resolve inputs, run the tool, record the attempt, return the new document.
+
+:class:`NodeExecutor` takes its collaborators (records, offloader, tool registry, logger, metric sink)
+injected so tests run the real path against moto. The four request modes are described in
+``statemachine.protocol``: ``run``, ``item`` (one ``foreach`` item), ``collect`` (after the Map) and
+``failed`` (an ``optional`` node's caught failure).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from functions.errors import StoreError, ToolError
+from functions.executor.errors import NodeFailed, node_failure
+from functions.executor.tools.base import ToolContext
+from functions.store.offload import Offloader, is_ref
+from functions.store.records import Records
+from statemachine import payload, references
+from statemachine.errors import DataError, StepgraphError
+from statemachine.protocol import ITEM_MARKER, ExecutorRequest, NodeContext
+
+if TYPE_CHECKING:
+    from functions.executor.tools.base import Tool
+    from functions.store.records import NodeRecord
+
+MAX_LOG_LINES = 200
+"""LOG events kept per attempt; a tool that logs more gets one line saying how many were dropped."""
+MAX_LOG_CHARS = 2000
+
+T = TypeVar("T")
+
+MetricSink = Callable[[str, str, float, dict[str, str]], None]
+"""``(name, unit, value, dimensions)``: where node metrics go (Powertools in the handler)."""
+
+
+class ToolSource(Protocol):
+    def get(self, name: str) -> Tool: ...
+
+
+def _no_metrics(name: str, unit: str, value: float, dimensions: dict[str, str]) -> None:
+    """Default metric sink: drop."""
+
+
+@dataclass
+class Invocation:
+    """A parsed request and what follows from it."""
+
+    request: ExecutorRequest
+    ctx: NodeContext
+    run_id: str
+    iteration: int
+    attempt: int
+
+    @property
+    def node(self) -> str:
+        return self.ctx.node
+
+    @property
+    def tool(self) -> str:
+        return self.ctx.tool
+
+
+def describe_error(exc: BaseException, tool: str) -> tuple[str, str]:
+    """The ``(code, message)`` a failure is recorded and raised with."""
+    if isinstance(exc, NodeFailed):
+        return exc.code, exc.message
+    if isinstance(exc, ToolError):
+        return exc.code, exc.message or str(exc)
+    if isinstance(exc, DataError):
+        return exc.code, exc.message
+    if isinstance(exc, references.ReferenceSyntaxError):
+        return "stepgraph.ReferenceError", exc.message
+    if isinstance(exc, StoreError | ClientError | BotoCoreError):
+        return "stepgraph.StoreError", f"the run's store failed: {exc}"
+    if isinstance(exc, StepgraphError):
+        code = getattr(exc, "code", None)
+        return (code if isinstance(code, str) else type(exc).__name__), str(exc)
+    return "ToolCrashed", f"{tool} crashed: {type(exc).__name__}: {exc}"
+
+
+class NodeExecutor:
+    """Runs nodes for the state machine; one instance serves many invocations (thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        records: Records | None = None,
+        offloader: Offloader | None = None,
+        tools: ToolSource | None = None,
+        logger: logging.Logger | Any | None = None,
+        metric: MetricSink | None = None,
+    ) -> None:
+        self.records = records or Records()
+        self.offloader = offloader or Offloader()
+        if tools is None:
+            from functions.executor.tools import registry
+
+            tools = registry.default
+        self.tools = tools
+        self.log = logger or logging.getLogger(__name__)
+        self.metric = metric or _no_metrics
+
+    # -- entry --------------------------------------------------------------------------------
+
+    def parse(self, event: Mapping[str, Any]) -> Invocation:
+        """The invocation an event asks for; ``stepgraph.InvalidRequest`` when it is not an executor request."""
+        try:
+            request = ExecutorRequest.from_event(event)
+            ctx = request.context
+            run_id = str(request.doc["run"]["run_id"])
+        except (ValidationError, KeyError, TypeError) as exc:
+            raise node_failure("stepgraph.InvalidRequest", f"not an executor request: {exc}") from None
+        return Invocation(request, ctx, run_id, payload.iteration(request.doc, ctx), request.attempt)
+
+    def handle(self, inv: Invocation) -> Any:
+        """Serve one parsed request in its mode."""
+        mode = inv.request.mode
+        if mode == "item":
+            return self.run_item(inv)
+        if mode == "collect":
+            return self.collect(inv)
+        if mode == "failed":
+            return self.record_caught_failure(inv)
+        return self.run_node(inv)
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def run_node(self, inv: Invocation) -> dict[str, Any]:
+        """Run the tool once for a plain node and return the document with its result."""
+        outcome = self._guard(lambda: self.records.start_attempt(
+            inv.run_id, inv.node, inv.iteration, inv.attempt, tool=inv.tool
+        ))
+        if not outcome.started:
+            replay = self._replay(inv, outcome.node)
+            if replay is not None:
+                return replay
+        started = time.perf_counter()
+        try:
+            output = self._run_tool(inv, self._scope(inv))
+            tool_ms = int((time.perf_counter() - started) * 1000)
+            slim = self.offloader.offload(
+                inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths
+            )
+            doc = self._apply(inv, output, slim)
+        except Exception as exc:
+            self._fail(inv, exc, int((time.perf_counter() - started) * 1000))
+        self._emit_success(inv, tool_ms)
+        if not self._guard(lambda: self.records.succeed_attempt(
+            inv.run_id, inv.node, inv.iteration, inv.attempt, output=slim, tool_ms=tool_ms
+        )):
+            # Another delivery of this node finished first: answer as it did.
+            current = self.records.get_node(inv.run_id, inv.node, inv.iteration)
+            replay = self._replay(inv, current)
+            if replay is not None:
+                return replay
+        return self._fit(inv, doc)
+
+    def _replay(self, inv: Invocation, node: NodeRecord | None) -> dict[str, Any] | None:
+        """The answer to a redelivered invocation from what is recorded, or None to run the tool (again)."""
+        if node is None or not node.terminal:
+            self.log.warning("redelivered attempt; running the tool again", extra={"recorded": node and node.status})
+            return None
+        if node.status == "SUCCEEDED":
+            self.log.info("node already succeeded; returning the recorded output")
+            return self._fit(inv, payload.apply_result(inv.request.doc, inv.ctx, node.output))
+        error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
+        raise node_failure(error["code"], error["message"])
+
+    # -- foreach ------------------------------------------------------------------------------
+
+    def run_item(self, inv: Invocation) -> dict[str, Any]:
+        """Run the tool for one ``foreach`` item; its output is stored, the Map gets a small marker."""
+        index = inv.request.index if inv.request.index is not None else 0
+        node = self._guard(lambda: self._ensure_started(inv))
+        if node is not None and node.terminal:
+            if node.status == "SUCCEEDED":
+                return dict(ITEM_MARKER)
+            error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
+            raise node_failure(error["code"], error["message"])
+        outcome = self._guard(lambda: self.records.start_item(
+            inv.run_id, inv.node, inv.iteration, index, inv.attempt, tool=inv.tool
+        ))
+        if not outcome.started and outcome.node is not None and outcome.node.terminal:
+            if outcome.node.status == "SUCCEEDED":
+                return dict(ITEM_MARKER)
+            error = outcome.node.error or {"code": "stepgraph.NodeFailed", "message": "item failed"}
+            raise node_failure(error["code"], error["message"])
+        started = time.perf_counter()
+        try:
+            output = self._run_tool(inv, self._scope(inv, with_item=True), index=index)
+            tool_ms = int((time.perf_counter() - started) * 1000)
+            slim = self.offloader.offload(
+                inv.run_id, inv.node, inv.iteration, output, prefix=f"item{index:06d}"
+            )
+        except Exception as exc:
+            self._fail(inv, exc, int((time.perf_counter() - started) * 1000), index=index)
+        self._emit_success(inv, tool_ms)
+        self._guard(lambda: self.records.succeed_item(
+            inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=slim, tool_ms=tool_ms
+        ))
+        return dict(ITEM_MARKER)
+
+    def _ensure_started(self, inv: Invocation) -> NodeRecord | None:
+        """Mark a ``foreach`` node RUNNING once (first item); the recorded node when it was already."""
+        total: int | None = None
+        if inv.ctx.foreach:
+            try:
+                items = references.resolve(inv.ctx.foreach, payload.scope(inv.request.doc))
+                total = len(items) if isinstance(items, list) else None
+            except (DataError, references.ReferenceSyntaxError):
+                total = None
+        outcome = self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, items_total=total)
+        return None if outcome.started else outcome.node
+
+    def collect(self, inv: Invocation) -> dict[str, Any]:
+        """After the Map: the item outputs in index order become the node's output."""
+        node = self._guard(lambda: self.records.get_node(inv.run_id, inv.node, inv.iteration))
+        if node is not None and node.terminal:
+            replay = self._replay(inv, node)
+            if replay is not None:
+                return replay
+        items = self._guard(lambda: self.records.list_items(inv.run_id, inv.node, inv.iteration))
+        done = [item for item in items if item.status == "SUCCEEDED"]
+        expected = node.items_total if node is not None and node.items_total is not None else len(done)
+        if len(done) != expected or any(item.index != i for i, item in enumerate(done)):
+            raise node_failure(
+                "stepgraph.ItemsMissing",
+                f"{inv.node}: {len(done)} of {expected} foreach items have a recorded output",
+            )
+        outputs = [item.output for item in done]
+        attempts = max([item.attempts for item in done], default=1)
+        try:
+            slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, outputs, prefix="items")
+            doc = self._apply(inv, outputs, slim)
+        except Exception as exc:
+            self._fail(inv, exc, 0, attempt=max(attempts, node.attempts if node else 1))
+        recorded = self._guard(lambda: self.records.succeed_attempt(
+            inv.run_id, inv.node, inv.iteration, max(attempts, node.attempts if node else 1), output=slim,
+            message=f"{inv.node} succeeded ({len(outputs)} items)",
+        ))
+        if not recorded:
+            replay = self._replay(inv, self.records.get_node(inv.run_id, inv.node, inv.iteration))
+            if replay is not None:
+                return replay
+        return self._fit(inv, doc)
+
+    # -- optional node failed -----------------------------------------------------------------
+
+    def record_caught_failure(self, inv: Invocation) -> dict[str, Any]:
+        """An ``optional`` node's failure was caught: make sure it is recorded, then go on with a null output."""
+        failure = inv.request.failure
+        code = failure.error if failure else "States.TaskFailed"
+        message = failure.message() if failure else "the node failed"
+        self._guard(lambda: self.records.fail_node(
+            inv.run_id, inv.node, inv.iteration, tool=inv.tool, error={"code": code, "message": message},
+            message=f"{inv.node} failed (optional, the run goes on): {code}: {message}",
+        ))
+        return self._fit(inv, payload.apply_failure(inv.request.doc, inv.ctx))
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    def _scope(self, inv: Invocation, *, with_item: bool = False) -> dict[str, Any]:
+        """What params resolve against, with the offloaded values on the referenced paths read back."""
+        scope = payload.scope(inv.request.doc, inv.request.item, with_item=with_item)
+        cache: dict[str, Any] = {}
+        for _, _, template in references.iter_references(inv.ctx.params):
+            for path in template.paths:
+                self._materialize(scope, path.doc_parts(), cache)
+        return scope
+
+    def _materialize(self, scope: dict[str, Any], parts: tuple[str | int, ...], cache: dict[str, Any]) -> None:
+        """Replace references along ``parts`` (and everywhere under its end) by their values, copying as it goes."""
+        parent: Any = scope
+        for depth, part in enumerate(parts):
+            try:
+                child = parent[part]
+            except (KeyError, IndexError, TypeError):
+                return  # references.resolve raises the precise error
+            if is_ref(child):
+                key = repr(sorted(child["$stepgraph_ref"].items()))
+                if key not in cache:
+                    cache[key] = self.offloader.store.get(child)
+                child = cache[key]
+            if depth == len(parts) - 1:
+                parent[part] = self.offloader.resolve(child)
+                return
+            if isinstance(child, dict):
+                child = dict(child)
+            elif isinstance(child, list):
+                child = list(child)
+            else:
+                parent[part] = child
+                return
+            parent[part] = child
+            parent = child
+
+    def _run_tool(self, inv: Invocation, scope: dict[str, Any], *, index: int | None = None) -> Any:
+        params = references.resolve(inv.ctx.params, scope)
+        tool = self.tools.get(inv.tool)
+        context = ToolContext(
+            run_id=inv.run_id, node=inv.node, iteration=inv.iteration, attempt=inv.attempt,
+            log=self._tool_log(inv, index),
+        )
+        return tool.invoke(params, context)
+
+    def _tool_log(self, inv: Invocation, index: int | None) -> Callable[[str], None]:
+        """``ctx.log`` for the tool: each line is a ``LOG`` event (once per line, even when redelivered)."""
+        count = 0
+        where = f"{index:06d}" if index is not None else "-"
+
+        def log(message: str) -> None:
+            nonlocal count
+            count += 1
+            self.log.info(str(message)[:MAX_LOG_CHARS], extra={"tool_log": True, "item": index})
+            if count > MAX_LOG_LINES + 1:
+                return
+            text = str(message)[:MAX_LOG_CHARS]
+            if count == MAX_LOG_LINES + 1:
+                text = f"more than {MAX_LOG_LINES} log lines; the rest are in the function's logs only"
+            key = f"LOG#{inv.node}#{inv.iteration:04d}#{where}#{inv.attempt}#{count}"
+            try:
+                self.records.put_event(
+                    inv.run_id, "LOG", node=inv.node, attempt=inv.attempt, iteration=inv.iteration,
+                    message=text, key=key,
+                )
+            except Exception:
+                self.log.warning("could not record a LOG event", exc_info=True)
+
+        return log
+
+    def _apply(self, inv: Invocation, output: Any, slim: Any) -> dict[str, Any]:
+        """The new document; ``update_state`` paths are read from the full output, stored values stay referenced."""
+        rule = inv.ctx.update_state
+        if not isinstance(rule, dict) or slim is output:
+            return payload.apply_result(inv.request.doc, inv.ctx, slim)
+        doc = payload.apply_result(inv.request.doc, inv.ctx, output)
+        updates = payload.state_updates(inv.ctx, output)
+        stored = self.offloader.offload(inv.run_id, inv.node, inv.iteration, updates, prefix="state")
+        doc["results"] = {**doc["results"], inv.node: slim}
+        doc["state"] = {**doc["state"], **stored}
+        doc["sd"] = {**doc.get("sd", {}), **stored}
+        return doc
+
+    def _fit(self, inv: Invocation, doc: dict[str, Any]) -> dict[str, Any]:
+        return self.offloader.fit_document(inv.run_id, inv.node, inv.iteration, doc)
+
+    def _fail(
+        self, inv: Invocation, exc: BaseException, tool_ms: int, *, index: int | None = None,
+        attempt: int | None = None,
+    ) -> NoReturn:
+        """Record a failed attempt, emit metrics, log the traceback, and raise the failure named by its code."""
+        code, message = describe_error(exc, inv.tool)
+        attempt = attempt or inv.attempt
+        max_attempts = inv.ctx.retry.max_attempts or 0
+        final = attempt > max_attempts
+        error = {"code": code, "message": message}
+        self.log.error(
+            "node attempt failed", exc_info=(type(exc), exc, exc.__traceback__),
+            extra={"error_code": code, "final": final, "item": index},
+        )
+        self.metric("NodeFailures", "Count", 1, {"tool": inv.tool})
+        self.metric("NodeDuration", "Milliseconds", tool_ms, {"tool": inv.tool})
+        try:
+            if index is None:
+                self.records.fail_attempt(inv.run_id, inv.node, inv.iteration, attempt, error=error, final=final)
+            else:
+                self.records.fail_item(
+                    inv.run_id, inv.node, inv.iteration, index, attempt, error=error, final=final
+                )
+                if final:
+                    self.records.fail_attempt(
+                        inv.run_id, inv.node, inv.iteration, attempt, error=error, final=True,
+                        message=f"{inv.node} failed: item {index} (attempt {attempt}): {code}: {message}",
+                    )
+        except Exception:
+            self.log.exception("could not record the failed attempt")
+        raise node_failure(code, message) from None
+
+    def _emit_success(self, inv: Invocation, tool_ms: int) -> None:
+        self.metric("NodeDuration", "Milliseconds", tool_ms, {"tool": inv.tool})
+
+    def _guard(self, call: Callable[[], T]) -> T:
+        """Run a store call; its failure becomes ``stepgraph.StoreError`` (retried by the node's policy)."""
+        try:
+            return call()
+        except (StoreError, ClientError, BotoCoreError) as exc:
+            self.log.exception("store call failed")
+            code, message = describe_error(exc, "")
+            raise node_failure(code, message) from None
