@@ -1,0 +1,415 @@
+"""The local cloud: moto (DynamoDB, IAM, Step Functions executing state machines for real), in-process
+Lambda for the functions of ``template.yaml``, the API Gateway shim and the EventBridge status-change rule.
+
+``with LocalCloud() as cloud:`` gives a stack that behaves like a deployed one: ``cloud.client()`` talks
+HTTP to the API function, state machines the API creates run in moto's interpreter and invoke the
+executor in-process, and when an execution ends the events function receives the same "Step Functions
+Execution Status Change" event EventBridge would deliver. See docs/local-vs-aws.md for the differences.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import httpx
+from moto import mock_aws
+
+from local.apigw import ApiGatewayShim
+from local.lambdas import InvokeResult, LambdaDispatcher
+from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+
+    from local.lambdas import Handler, LocalFunction
+    from local.template import EventRule, FunctionSpec
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_API_KEY = "local-dev-key"
+MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# How long an emulated async retry waits (Lambda waits about a minute, then two).
+RETRY_DELAY_SECONDS = 0.05
+
+_active_lock = threading.Lock()
+_active: LocalCloud | None = None
+
+
+@dataclass
+class Delivery:
+    """One status-change event and what became of it."""
+
+    event: dict[str, Any]
+    rule: str
+    function: str
+    attempts: int = 0
+    result: InvokeResult | None = None
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.result is not None and self.result.function_error is None
+
+
+@dataclass
+class StatusChangeBus:
+    """Emulates the EventBridge rule(s) on "Step Functions Execution Status Change".
+
+    Events are queued in the order executions end and delivered one at a time by a single thread, so none
+    is reordered; a function error is retried ``max_retries`` times (as Lambda's async invoke does), then
+    the event goes to ``dead_letters`` (the rule's dead-letter queue in AWS).
+    """
+
+    dispatcher: LambdaDispatcher
+    rules: list[EventRule]
+    function_names: dict[str, str]
+    deliveries: list[Delivery] = field(default_factory=list)
+    dead_letters: list[Delivery] = field(default_factory=list)
+    unmatched: list[dict[str, Any]] = field(default_factory=list)
+    _queue: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="local-eventbridge", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.drain(timeout)
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def put(self, event: dict[str, Any]) -> None:
+        self._queue.put(event)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event has been handled; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event delivered to a function, in delivery order."""
+        with self._lock:
+            return [d.event for d in self.deliveries if d.delivered]
+
+    def _loop(self) -> None:
+        while True:
+            event = self._queue.get()
+            try:
+                if event is None:
+                    return
+                self._deliver(event)
+            except Exception:  # the bus must outlive any one bad event
+                LOG.exception("status-change delivery failed")
+            finally:
+                self._queue.task_done()
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        matched = [rule for rule in self.rules if pattern_matches(rule.pattern, event)]
+        if not matched:
+            with self._lock:
+                self.unmatched.append(event)
+            return
+        for rule in matched:
+            delivery = Delivery(event, rule.name, self.function_names[rule.function])
+            for attempt in range(rule.max_retries + 1):
+                delivery.attempts = attempt + 1
+                try:
+                    delivery.result = self.dispatcher.invoke(delivery.function, event)
+                except LookupError as exc:
+                    delivery.error = str(exc)
+                    break
+                if delivery.result.function_error is None:
+                    break
+                delivery.error = delivery.result.payload.decode(errors="replace")
+                time.sleep(RETRY_DELAY_SECONDS)
+            with self._lock:
+                self.deliveries.append(delivery)
+                if not delivery.delivered:
+                    LOG.warning("status-change event for %s not processed: %s", event["detail"]["name"], delivery.error)
+                    self.dead_letters.append(delivery)
+
+
+def status_change_event(execution: Any, account_id: str, region: str) -> dict[str, Any]:
+    """The "Step Functions Execution Status Change" event EventBridge delivers for a moto execution."""
+    status = _status_value(execution.exec_status)
+    output = execution.output if status == "SUCCEEDED" else None
+    now = datetime.now(UTC)
+    stop = execution.stop_date or now
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": account_id,
+        "time": stop.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [execution.exec_arn],
+        "detail": {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _epoch_ms(execution.start_date),
+            "stopDate": _epoch_ms(stop),
+            "input": json.dumps(execution.input_data, separators=(",", ":")),
+            "output": None if output is None else json.dumps(output, separators=(",", ":")),
+            "inputDetails": {"included": True},
+            "outputDetails": {"included": True} if output is not None else None,
+            "error": execution.error or None,
+            "cause": execution.cause or None,
+        },
+    }
+
+
+def _status_value(status: Any) -> str:
+    return str(getattr(status, "value", status))
+
+
+def _epoch_ms(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+class LocalCloud:
+    """Context manager running the whole stack in-process; only one is active at a time (the environment
+    variables and boto3's default session are process-wide)."""
+
+    def __init__(
+        self,
+        *,
+        template_path: Path | str | None = None,
+        stack_name: str = LOCAL_STACK_NAME,
+        region: str = "us-east-1",
+        api_key: str | None = DEFAULT_API_KEY,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.region = region
+        self.account_id = LOCAL_ACCOUNT_ID
+        self.api_key = api_key
+        self.template = Template.load(template_path, stack_name=stack_name, region=region)
+        self.functions: dict[str, FunctionSpec] = self.template.functions()
+        self.table_spec = self.template.table()
+        self.environment = self._environment(env or {})
+        self.dispatcher = LambdaDispatcher(region, self.account_id)
+        names = {logical_id: spec.name for logical_id, spec in self.functions.items()}
+        self.app = ApiGatewayShim(self.dispatcher, self.template.api_routes(), names, self.template.stage_name())
+        self.bus = StatusChangeBus(self.dispatcher, self.template.event_rules(), names)
+        self._mock: Any = None
+        self._saved_env: dict[str, str | None] = {}
+        self._restore: list[Any] = []
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalCloud:
+        global _active
+        with _active_lock:
+            if _active is not None:
+                raise RuntimeError("another LocalCloud is running in this process; stop it first")
+            _active = self
+        try:
+            self._set_env({**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region})
+            self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
+            self._mock.start()
+            boto3.setup_default_session(region_name=self.region)
+            self._set_env(self.environment)
+            _clear_settings_cache()
+            self._create_table()
+            self._create_states_role()
+            for spec in self.functions.values():
+                self.dispatcher.add_function(spec)
+            self.dispatcher.passthrough = self._exists_in_moto_lambda
+            self.dispatcher.install()
+            self._install_status_change_rule()
+            self.bus.start()
+            self._started = True
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        global _active
+        try:
+            self.bus.stop()
+            for undo in reversed(self._restore):
+                undo()
+            self._restore.clear()
+            self.dispatcher.uninstall()
+            if self._mock is not None:
+                self._mock.stop()
+                self._mock = None
+        finally:
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            self._saved_env.clear()
+            _clear_settings_cache()
+            self._started = False
+            with _active_lock:
+                if _active is self:
+                    _active = None
+
+    # ------------------------------------------------------------------ what tests and the server use
+
+    def client(self, api_key: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An HTTP client on the API (in-process, no socket); sends ``x-api-key`` when ``api_key`` is given."""
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if api_key is not None:
+            headers["x-api-key"] = api_key
+        return httpx.Client(
+            transport=httpx.WSGITransport(app=self.app), base_url="http://testserver", headers=headers, **kwargs
+        )
+
+    def register(self, name: str, handler: Handler, *, timeout: float = 3, memory: int = 128) -> LocalFunction:
+        """Serve ``handler(event, context)`` as the Lambda function ``name`` (for ``lambda:<name>`` nodes)."""
+        return self.dispatcher.register(name, handler, timeout=timeout, memory=memory)
+
+    def invoke(self, function: str, event: Any) -> InvokeResult:
+        """Invoke a function by logical id (``ApiFunction``), name or ARN, as ``sam local invoke`` would."""
+        if function in self.functions:
+            function = self.functions[function].name
+        return self.dispatcher.invoke(function, event)
+
+    def function_name(self, logical_id: str) -> str:
+        return self.functions[logical_id].name
+
+    @property
+    def table_name(self) -> str:
+        return self.table_spec.name
+
+    @property
+    def states_role_arn(self) -> str:
+        return self.template.arn("StatesRole")
+
+    def drain_events(self, timeout: float = 10.0) -> bool:
+        """Wait until every status-change event so far has reached the events function."""
+        return self.bus.drain(timeout)
+
+    # ------------------------------------------------------------------ setup steps
+
+    def _environment(self, extra: dict[str, str]) -> dict[str, str]:
+        """The union of the functions' environments (they share Globals), plus the local API key."""
+        env: dict[str, str] = {}
+        self.env_conflicts: dict[str, set[str]] = {}
+        for spec in self.functions.values():
+            for key, value in spec.environment.items():
+                if key in env and env[key] != value:
+                    self.env_conflicts.setdefault(key, {env[key]}).add(value)
+                    LOG.warning("functions disagree on %s; the local cloud uses %r", key, env[key])
+                    continue
+                env[key] = value
+        if self.api_key:
+            env["STEPGRAPH_API_KEY"] = self.api_key
+        env.update(extra)
+        return env
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            if key not in self._saved_env:
+                self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+
+    def _create_table(self) -> None:
+        client = boto3.client("dynamodb", region_name=self.region)
+        client.create_table(**self.table_spec.create_table_kwargs())
+        if self.table_spec.ttl_attribute:
+            client.update_time_to_live(
+                TableName=self.table_spec.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": self.table_spec.ttl_attribute},
+            )
+
+    def _create_states_role(self) -> None:
+        props = self.template.role("StatesRole")
+        iam = boto3.client("iam", region_name=self.region)
+        name = self.template.physical_name("StatesRole")
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
+        for policy in props.get("Policies", []):
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+            )
+
+    def _exists_in_moto_lambda(self, function_name: str) -> bool:
+        from moto.awslambda_simple.models import lambda_simple_backends
+
+        try:
+            lambda_simple_backends[self.account_id][self.region].get_function(function_name)
+        except Exception:
+            return False
+        return True
+
+    def _install_status_change_rule(self) -> None:
+        """Hook moto's execution end (the worker's ``terminated``) to publish the status-change event."""
+        from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+        original = BaseExecutionWorkerCommunication.terminated
+        cloud = self
+
+        def terminated(comm: Any) -> None:
+            original(comm)
+            try:
+                cloud._execution_ended(comm.execution)
+            except Exception:
+                LOG.exception("could not publish the status-change event")
+
+        BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign,assignment]
+        self._restore.append(lambda: setattr(BaseExecutionWorkerCommunication, "terminated", original))
+
+    def _execution_ended(self, execution: Any) -> None:
+        # Express workflows send no status-change events to EventBridge; standard ones do.
+        if _status_value(getattr(execution, "sm_type", "STANDARD")) != "STANDARD":
+            return
+        if _status_value(execution.exec_status) not in TERMINAL_STATUSES:
+            return
+        self.bus.put(status_change_event(execution, self.account_id, self.region))
+
+
+def _clear_settings_cache() -> None:
+    try:
+        from functions.settings import get_settings
+    except ImportError:  # pragma: no cover - functions/ always ships with local/
+        return
+    get_settings.cache_clear()
+
+
+def active_cloud() -> LocalCloud | None:
+    """The LocalCloud running in this process, if any."""
+    return _active

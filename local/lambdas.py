@@ -1,0 +1,332 @@
+"""In-process Lambda: answers ``lambda.Invoke`` calls made through boto3 by running Python handlers.
+
+A ``before-call.lambda.Invoke`` handler short-circuits botocore before any HTTP request is made, so the
+calls moto's state machine interpreter makes for Task states, and any ``lambda.invoke`` the functions
+make themselves, reach the project's handlers (or callables registered in tests). Responses have the
+shape real Lambda gives: ``StatusCode``, ``Payload`` as a stream, and for a handler exception
+``FunctionError: "Unhandled"`` with ``{"errorType", "errorMessage", ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import boto3
+import botocore.handlers
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.response import StreamingBody
+
+if TYPE_CHECKING:
+    from local.template import FunctionSpec
+
+LOG = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Any], Any]
+
+_EVENT = "before-call.lambda.Invoke"
+
+
+class _RawBody(io.BytesIO):
+    """The ``raw`` of an AWSResponse: botocore reads it through ``stream()``."""
+
+    def stream(self, **_: Any) -> Any:
+        chunk = self.read()
+        while chunk:
+            yield chunk
+            chunk = self.read()
+
+
+class LambdaContext:
+    """The context object a Python Lambda handler receives (the attributes Powertools and handlers read)."""
+
+    def __init__(self, function: LocalFunction, request_id: str) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.arn
+        self.memory_limit_in_mb = function.memory
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = f"local/[$LATEST]{request_id.replace('-', '')}"
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + function.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class LocalFunction:
+    """A function the dispatcher can run: a dotted handler path (imported on first use) or a callable."""
+
+    name: str
+    arn: str
+    timeout: float
+    memory: int = 128
+    handler_path: str | None = None
+    handler: Handler | None = None
+    invocations: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def load(self) -> Handler:
+        with self._lock:
+            if self.handler is None:
+                if not self.handler_path:
+                    raise ImportError(f"function {self.name} has no handler")
+                module_name, _, attr = self.handler_path.rpartition(".")
+                module = importlib.import_module(module_name)
+                self.handler = getattr(module, attr)
+            return self.handler
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """What an invocation returned: HTTP status, ``FunctionError`` (or None) and the payload bytes."""
+
+    status_code: int
+    function_error: str | None
+    payload: bytes
+    request_id: str
+
+    def json(self) -> Any:
+        return json.loads(self.payload) if self.payload else None
+
+
+class LambdaDispatcher:
+    """Maps function names and ARNs to handlers and answers Invoke calls in-process; thread-safe."""
+
+    def __init__(self, region: str = "us-east-1", account_id: str = "123456789012") -> None:
+        self.region = region
+        self.account_id = account_id
+        self._functions: dict[str, LocalFunction] = {}
+        self._lock = threading.Lock()
+        self._installed = False
+        self._sessions: list[Any] = []
+        # Names of functions created in moto's own Lambda backend (e.g. by a test with create_function);
+        # calls to those are left to moto. Any other unknown name is ResourceNotFoundException, as in AWS.
+        self.passthrough: Callable[[str], bool] = lambda name: False
+
+    # ------------------------------------------------------------------ registry
+
+    def _arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+
+    def add_function(self, spec: FunctionSpec) -> LocalFunction:
+        """Serve a function of ``template.yaml`` (its handler is imported on the first invocation)."""
+        fn = LocalFunction(spec.name, spec.arn, spec.timeout, spec.memory, handler_path=spec.handler)
+        with self._lock:
+            self._functions[spec.name] = fn
+        return fn
+
+    def register(self, name: str, handler: Handler, *, timeout: float = 3, memory: int = 128) -> LocalFunction:
+        """Serve ``handler(event, context)`` as the function ``name`` (a user's function for ``lambda:`` nodes)."""
+        fn = LocalFunction(name, self._arn(name), timeout, memory, handler=handler)
+        with self._lock:
+            self._functions[name] = fn
+        return fn
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._functions.pop(name, None)
+
+    def resolve(self, function_name: str) -> LocalFunction | None:
+        """The function for a name, ``name:qualifier``, partial ARN (``account:function:name``) or full ARN."""
+        name = function_name
+        if name.startswith("arn:"):
+            parts = name.split(":")
+            # arn:aws:lambda:region:account:function:name[:qualifier]
+            if len(parts) < 7 or parts[5] != "function":
+                return None
+            if parts[3] != self.region or parts[4] != self.account_id:
+                return None
+            name = parts[6]
+        elif ":function:" in name:
+            account, _, rest = name.partition(":function:")
+            if account != self.account_id:
+                return None
+            name = rest.split(":")[0]
+        else:
+            name = name.split(":")[0]
+        with self._lock:
+            return self._functions.get(name)
+
+    def _full_arn(self, function_name: str) -> str:
+        if function_name.startswith("arn:"):
+            return function_name
+        if ":function:" in function_name:
+            return f"arn:aws:lambda:{self.region}:{function_name}"
+        return self._arn(function_name)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._functions)
+
+    # ------------------------------------------------------------------ invoking
+
+    def invoke(self, function_name: str, payload: Any = None, *, raw: bytes | None = None) -> InvokeResult:
+        """Run the function synchronously (RequestResponse) and return what Lambda would."""
+        fn = self.resolve(function_name)
+        if fn is None:
+            raise LookupError(f"Function not found: {function_name}")
+        body = raw if raw is not None else json.dumps({} if payload is None else payload).encode()
+        return self._run(fn, body)
+
+    def _run(self, fn: LocalFunction, body: bytes) -> InvokeResult:
+        request_id = str(uuid.uuid4())
+        try:
+            event = json.loads(body) if body else {}
+        except ValueError as exc:
+            return InvokeResult(400, None, _error("InvalidRequestContentException", str(exc)), request_id)
+        with fn._lock:
+            fn.invocations += 1
+        outcome: dict[str, Any] = {}
+        context = LambdaContext(fn, request_id)
+
+        def target() -> None:
+            try:
+                handler = fn.load()
+            except Exception as exc:
+                outcome["error"] = _error(
+                    "Runtime.ImportModuleError", f"Unable to import module '{fn.handler_path}': {exc}", request_id
+                )
+                return
+            try:
+                result = handler(event, context)
+            except Exception as exc:
+                LOG.debug("function %s raised", fn.name, exc_info=True)
+                outcome["error"] = _error(type(exc).__name__, str(exc), request_id, traceback.format_exception(exc)[1:])
+                return
+            try:
+                outcome["payload"] = json.dumps(result).encode()
+            except (TypeError, ValueError) as exc:
+                outcome["error"] = _error("Runtime.MarshalError", f"Unable to marshal response: {exc}", request_id)
+
+        worker = threading.Thread(target=target, name=f"lambda-{fn.name}-{request_id[:8]}", daemon=True)
+        worker.start()
+        worker.join(fn.timeout)
+        if worker.is_alive():
+            # Python cannot kill the thread: it runs on, but its result is dropped, as a timed-out sandbox's is.
+            message = f"RequestId: {request_id} Error: Task timed out after {fn.timeout:.2f} seconds"
+            return InvokeResult(200, "Unhandled", _error("Sandbox.Timedout", message, request_id), request_id)
+        if "error" in outcome:
+            return InvokeResult(200, "Unhandled", outcome["error"], request_id)
+        return InvokeResult(200, None, outcome["payload"], request_id)
+
+    # ------------------------------------------------------------------ botocore hook
+
+    def install(self) -> None:
+        """Answer Invoke on every boto3/botocore session created from now on, and on the default session."""
+        if self._installed:
+            return
+        botocore.handlers.BUILTIN_HANDLERS.append((_EVENT, self._on_invoke))
+        session = boto3.DEFAULT_SESSION
+        if session is not None:
+            session.events.register(_EVENT, self._on_invoke, unique_id=f"stepgraph-local-{id(self)}")  # type: ignore[arg-type]
+            self._sessions.append(session)
+        self._installed = True
+
+    def uninstall(self) -> None:
+        if not self._installed:
+            return
+        with contextlib.suppress(ValueError):
+            botocore.handlers.BUILTIN_HANDLERS.remove((_EVENT, self._on_invoke))
+        for session in self._sessions:
+            session.events.unregister(_EVENT, unique_id=f"stepgraph-local-{id(self)}")
+        self._sessions.clear()
+        self._installed = False
+
+    def _on_invoke(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        """botocore ``before-call`` handler: a (response, parsed) pair answers the call; None lets it through."""
+        # url_path: /2015-03-31/functions/<FunctionName>/invocations (the name URL-encoded)
+        path = params.get("url_path", "")
+        parts = path.split("/")
+        if len(parts) < 4 or parts[2] != "functions":
+            return None
+        function_name = unquote(parts[3])
+        fn = self.resolve(function_name)
+        if fn is None:
+            if self.passthrough(function_name):
+                return None
+            return _client_error(
+                404, "ResourceNotFoundException", f"Function not found: {self._full_arn(function_name)}"
+            )
+        headers = {k.lower(): v for k, v in (params.get("headers") or {}).items()}
+        invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
+        body = params.get("body") or b""
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = body.read()
+        if invocation_type == "DryRun":
+            return _response(204, None, b"", str(uuid.uuid4()))
+        if invocation_type == "Event":
+            threading.Thread(target=self._run, args=(fn, body), daemon=True).start()
+            return _response(202, None, b"", str(uuid.uuid4()))
+        result = self._run(fn, body)
+        if result.status_code >= 300:
+            err = json.loads(result.payload)
+            return _client_error(result.status_code, err["errorType"], err["errorMessage"])
+        return _response(result.status_code, result.function_error, result.payload, result.request_id)
+
+
+def _error(error_type: str, message: str, request_id: str | None = None, stack: list[str] | None = None) -> bytes:
+    body: dict[str, Any] = {"errorMessage": message, "errorType": error_type}
+    if request_id:
+        body["requestId"] = request_id
+    if stack is not None:
+        body["stackTrace"] = stack
+    return json.dumps(body).encode()
+
+
+def _headers(values: dict[str, str]) -> HTTPHeaders:
+    headers = HTTPHeaders()
+    for key, value in values.items():
+        headers[key] = value
+    return headers
+
+
+def _response(
+    status: int, function_error: str | None, payload: bytes, request_id: str
+) -> tuple[AWSResponse, dict[str, Any]]:
+    headers = {"x-amzn-requestid": request_id, "x-amz-executed-version": "$LATEST"}
+    if function_error:
+        headers["x-amz-function-error"] = function_error
+    http = AWSResponse("https://lambda.local/invocations", status, _headers(headers), _RawBody(payload))
+    parsed: dict[str, Any] = {
+        "ResponseMetadata": {
+            "RequestId": request_id,
+            "HTTPStatusCode": status,
+            "HTTPHeaders": headers,
+            "RetryAttempts": 0,
+        },
+        "StatusCode": status,
+        "ExecutedVersion": "$LATEST",
+        "Payload": StreamingBody(io.BytesIO(payload), len(payload)),
+    }
+    if function_error:
+        parsed["FunctionError"] = function_error
+    return http, parsed
+
+
+def _client_error(status: int, code: str, message: str) -> tuple[AWSResponse, dict[str, Any]]:
+    body = json.dumps({"Type": "User", "message": message}).encode()
+    headers = {"x-amzn-errortype": code}
+    http = AWSResponse("https://lambda.local/invocations", status, _headers(headers), _RawBody(body))
+    parsed = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers, "RetryAttempts": 0},
+    }
+    return http, parsed

@@ -1,0 +1,299 @@
+"""The local cloud end to end with small handlers of the tests' own: Step Functions in moto invokes
+Lambdas in-process, the status-change rule reaches the events function, the API shim speaks HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from local.cloud import LocalCloud
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+ACCOUNT = "123456789012"
+
+
+def task(function: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": function, "Payload.$": "$"},
+        "OutputPath": "$.Payload",
+        **extra,
+    }
+
+
+def run_machine(
+    cloud: LocalCloud, definition: dict[str, Any], payload: Any, name: str = "stepgraph-t", execution: str = "e1"
+) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions")
+    try:
+        arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=cloud.states_role_arn)[
+            "stateMachineArn"
+        ]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "StateMachineAlreadyExists":
+            raise
+        arn = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{name}"
+    ex = sfn.start_execution(stateMachineArn=arn, name=execution, input=json.dumps(payload))
+    return wait(lambda: terminal(sfn.describe_execution(executionArn=ex["executionArn"])))
+
+
+def terminal(description: dict[str, Any]) -> dict[str, Any] | None:
+    return description if description["status"] != "RUNNING" else None
+
+
+def wait(probe: Callable[[], Any], timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
+
+
+def recording_events_function(cloud: LocalCloud) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    cloud.register(cloud.function_name("EventsFunction"), lambda event, ctx: seen.append(event))
+    return seen
+
+
+def test_the_table_is_created_from_the_template(cloud: LocalCloud) -> None:
+    table = boto3.client("dynamodb").describe_table(TableName=cloud.table_name)["Table"]
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
+    assert [g["IndexName"] for g in table["GlobalSecondaryIndexes"]] == ["gsi1"]
+    ttl = boto3.client("dynamodb").describe_time_to_live(TableName=cloud.table_name)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
+def test_the_states_role_exists_with_the_templates_trust_policy(cloud: LocalCloud) -> None:
+    role = boto3.client("iam").get_role(RoleName="stepgraph-states")["Role"]
+    assert role["Arn"] == cloud.states_role_arn
+    statement = role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert statement["Principal"] == {"Service": "states.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def test_functions_see_the_templates_environment(cloud: LocalCloud) -> None:
+    from functions.settings import get_settings
+
+    settings = get_settings()
+    assert settings.table == cloud.table_name
+    assert settings.executor_arn == f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:stepgraph-executor"
+    assert settings.states_role_arn == cloud.states_role_arn
+    assert settings.prefix == "stepgraph"
+    assert settings.api_key == "local-dev-key"
+
+
+def test_a_state_machine_invokes_a_lambda_in_process(cloud: LocalCloud) -> None:
+    # GIVEN a user function registered in the local cloud
+    cloud.register("stepgraph-user-double", lambda event, ctx: {"n": event["n"] * 2})
+    # WHEN a state machine with two Task states on it runs
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": task("stepgraph-user-double", Next="B"),
+            "B": task(f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:stepgraph-user-double", End=True),
+        },
+    }
+    result = run_machine(cloud, definition, {"n": 3})
+    # THEN it succeeds with the function's output, computed twice
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"]) == {"n": 12}
+
+
+def test_a_raising_function_fails_the_execution_with_its_error_type(cloud: LocalCloud) -> None:
+    class QuotaExceeded(Exception):
+        pass
+
+    def fail(event: Any, ctx: Any) -> None:
+        raise QuotaExceeded("no more")
+
+    cloud.register("stepgraph-user-fail", fail)
+    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-fail", End=True)}}, {})
+    assert result["status"] == "FAILED"
+    assert result["error"] == "QuotaExceeded"
+    assert json.loads(result["cause"])["errorMessage"] == "no more"
+
+
+def test_retry_matches_on_the_error_type(cloud: LocalCloud) -> None:
+    # GIVEN a function that fails its first two attempts with a named error
+    attempts: list[int] = []
+
+    def flaky(event: Any, ctx: Any) -> dict[str, int]:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise TimeoutError("not yet")
+        return {"attempts": len(attempts)}
+
+    cloud.register("stepgraph-user-flaky", flaky)
+    retry = [{"ErrorEquals": ["TimeoutError"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1.0}]
+    definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-flaky", End=True, Retry=retry)}}
+    # WHEN it runs THEN Step Functions' Retry sees the type and the third attempt succeeds
+    result = run_machine(cloud, definition, {})
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"]) == {"attempts": 3}
+
+
+def test_a_function_over_its_timeout_fails_with_sandbox_timedout(cloud: LocalCloud) -> None:
+    release = threading.Event()
+    cloud.register("stepgraph-user-slow", lambda event, ctx: release.wait(10), timeout=0.3)
+    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-slow", End=True)}}, {})
+    release.set()
+    assert result["status"] == "FAILED"
+    assert result["error"] == "Sandbox.Timedout"
+
+
+def test_an_unknown_function_is_resource_not_found(cloud: LocalCloud) -> None:
+    with pytest.raises(ClientError) as info:
+        boto3.client("lambda").invoke(FunctionName="stepgraph-user-missing", Payload=b"{}")
+    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_parallel_branches_invoke_concurrently(cloud: LocalCloud) -> None:
+    # GIVEN a function that only returns once 4 calls are in flight together
+    barrier = threading.Barrier(4, timeout=10)
+
+    def meet(event: Any, ctx: Any) -> int:
+        barrier.wait()
+        return int(event["i"])
+
+    cloud.register("stepgraph-user-meet", meet, timeout=15)
+    branches = [
+        {
+            "StartAt": f"B{i}",
+            "States": {
+                f"B{i}": {
+                    **task("stepgraph-user-meet", End=True),
+                    "Parameters": {"FunctionName": "stepgraph-user-meet", "Payload": {"i": i}},
+                }
+            },
+        }
+        for i in range(4)
+    ]
+    result = run_machine(
+        cloud, {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": branches, "End": True}}}, {}
+    )
+    # THEN the barrier released (they ran at once) and each branch got its own answer
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"]) == [0, 1, 2, 3]
+
+
+def test_terminal_statuses_reach_the_events_function_with_the_eventbridge_shape(cloud: LocalCloud) -> None:
+    seen = recording_events_function(cloud)
+    cloud.register("stepgraph-user-ok", lambda event, ctx: {"done": True})
+    cloud.register("stepgraph-user-bad", lambda event, ctx: 1 / 0)
+    ok = run_machine(
+        cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {"x": 1}, "stepgraph-ok"
+    )
+    bad = run_machine(
+        cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-bad", End=True)}}, {}, "stepgraph-bad"
+    )
+    assert cloud.drain_events()
+    # THEN one event per execution, in the order they ended, with the fields EventBridge sends
+    assert [e["detail"]["executionArn"] for e in seen] == [ok["executionArn"], bad["executionArn"]]
+    first, second = seen
+    assert first["source"] == "aws.states"
+    assert first["detail-type"] == "Step Functions Execution Status Change"
+    assert first["account"] == ACCOUNT and first["region"] == "us-east-1"
+    assert first["resources"] == [ok["executionArn"]]
+    detail = first["detail"]
+    assert detail["status"] == "SUCCEEDED"
+    assert detail["name"] == "e1"
+    assert detail["stateMachineArn"] == f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:stepgraph-ok"
+    assert json.loads(detail["input"]) == {"x": 1}
+    assert json.loads(detail["output"]) == {"done": True}
+    assert isinstance(detail["startDate"], int) and detail["stopDate"] >= detail["startDate"]
+    assert second["detail"]["status"] == "FAILED"
+    assert second["detail"]["error"] == "ZeroDivisionError"
+    assert second["detail"]["output"] is None
+
+
+def test_stopped_executions_are_reported_aborted(cloud: LocalCloud) -> None:
+    seen = recording_events_function(cloud)
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold(event: Any, ctx: Any) -> None:
+        started.set()
+        release.wait(10)
+
+    cloud.register("stepgraph-user-hold", hold, timeout=15)
+    sfn = boto3.client("stepfunctions")
+    definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-hold", End=True)}}
+    arn = sfn.create_state_machine(
+        name="stepgraph-stop", definition=json.dumps(definition), roleArn=cloud.states_role_arn
+    )["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, name="s1", input="{}")
+    assert started.wait(10)
+    sfn.stop_execution(executionArn=ex["executionArn"])
+    release.set()
+    assert wait(lambda: terminal(sfn.describe_execution(executionArn=ex["executionArn"])))["status"] == "ABORTED"
+    assert cloud.drain_events()
+    assert [e["detail"]["status"] for e in seen] == ["ABORTED"]
+
+
+def test_state_machines_outside_the_stack_prefix_do_not_match_the_rule(cloud: LocalCloud) -> None:
+    seen = recording_events_function(cloud)
+    cloud.register("stepgraph-user-ok", lambda event, ctx: {})
+    run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {}, "someone-else")
+    assert cloud.drain_events()
+    assert seen == []
+    assert len(cloud.bus.unmatched) == 1
+
+
+def test_a_failing_events_function_is_retried_then_dead_lettered(cloud: LocalCloud) -> None:
+    calls: list[str] = []
+
+    def broken(event: Any, ctx: Any) -> None:
+        calls.append(event["detail"]["status"])
+        raise RuntimeError("store down")
+
+    cloud.register(cloud.function_name("EventsFunction"), broken)
+    cloud.register("stepgraph-user-ok", lambda event, ctx: {})
+    run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {})
+    assert cloud.drain_events()
+    # THEN 1 attempt + MaximumRetryAttempts (2) of the template, then the dead-letter list
+    assert calls == ["SUCCEEDED"] * 3
+    assert len(cloud.bus.dead_letters) == 1
+    assert "store down" in (cloud.bus.dead_letters[0].error or "")
+
+
+def test_many_executions_deliver_every_event_exactly_once(cloud: LocalCloud) -> None:
+    seen = recording_events_function(cloud)
+    cloud.register("stepgraph-user-ok", lambda event, ctx: event)
+    sfn = boto3.client("stepfunctions")
+    definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}
+    arn = sfn.create_state_machine(
+        name="stepgraph-many", definition=json.dumps(definition), roleArn=cloud.states_role_arn
+    )["stateMachineArn"]
+    arns = [
+        sfn.start_execution(stateMachineArn=arn, name=f"m{i}", input=json.dumps({"i": i}))["executionArn"]
+        for i in range(20)
+    ]
+    wait(lambda: all(terminal(sfn.describe_execution(executionArn=a)) for a in arns))
+    assert cloud.drain_events()
+    assert sorted(e["detail"]["executionArn"] for e in seen) == sorted(arns)
+
+
+def test_only_one_local_cloud_at_a_time(cloud: LocalCloud) -> None:
+    with pytest.raises(RuntimeError):
+        LocalCloud().start()
+    # and the running one is untouched
+    assert boto3.client("dynamodb").describe_table(TableName=cloud.table_name)["Table"]["TableName"] == cloud.table_name
+
+
+def test_environment_is_restored_after_stop() -> None:
+    import os
+
+    before = os.environ.get("STEPGRAPH_TABLE")
+    with LocalCloud():
+        assert os.environ["STEPGRAPH_TABLE"] == "stepgraph-local"
+    assert os.environ.get("STEPGRAPH_TABLE") == before
