@@ -207,42 +207,53 @@ class NodeExecutor:
         ))
         return dict(ITEM_MARKER)
 
+    def _items_total(self, inv: Invocation) -> int | None:
+        """How many items the node's ``foreach`` list has in the request's document (None if unreadable)."""
+        if not inv.ctx.foreach:
+            return None
+        try:
+            items = references.resolve(inv.ctx.foreach, payload.scope(inv.request.doc))
+        except (DataError, references.ReferenceSyntaxError):
+            return None
+        if is_ref(items):
+            items = self.offloader.store.get(items)
+        return len(items) if isinstance(items, list) else None
+
     def _ensure_started(self, inv: Invocation) -> NodeRecord | None:
         """Mark a ``foreach`` node RUNNING once (first item); the recorded node when it was already."""
-        total: int | None = None
-        if inv.ctx.foreach:
-            try:
-                items = references.resolve(inv.ctx.foreach, payload.scope(inv.request.doc))
-                total = len(items) if isinstance(items, list) else None
-            except (DataError, references.ReferenceSyntaxError):
-                total = None
-        outcome = self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, items_total=total)
+        outcome = self.records.start_attempt(
+            inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, items_total=self._items_total(inv)
+        )
         return None if outcome.started else outcome.node
 
     def collect(self, inv: Invocation) -> dict[str, Any]:
         """After the Map: the item outputs in index order become the node's output."""
-        node = self._guard(lambda: self.records.get_node(inv.run_id, inv.node, inv.iteration))
+        node = self._guard(lambda: self._ensure_started(inv))
         if node is not None and node.terminal:
             replay = self._replay(inv, node)
             if replay is not None:
                 return replay
+        expected = self._items_total(inv)
+        if expected is None and node is not None:
+            expected = node.items_total
         items = self._guard(lambda: self.records.list_items(inv.run_id, inv.node, inv.iteration))
         done = [item for item in items if item.status == "SUCCEEDED"]
-        expected = node.items_total if node is not None and node.items_total is not None else len(done)
+        if expected is None:
+            expected = len(done)
         if len(done) != expected or any(item.index != i for i, item in enumerate(done)):
             raise node_failure(
                 "stepgraph.ItemsMissing",
                 f"{inv.node}: {len(done)} of {expected} foreach items have a recorded output",
             )
         outputs = [item.output for item in done]
-        attempts = max([item.attempts for item in done], default=1)
+        attempt = max([item.attempts for item in done] + [node.attempts if node else 1])
         try:
             slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, outputs, prefix="items")
             doc = self._apply(inv, outputs, slim)
         except Exception as exc:
-            self._fail(inv, exc, 0, attempt=max(attempts, node.attempts if node else 1))
+            self._fail(inv, exc, 0, attempt=attempt)
         recorded = self._guard(lambda: self.records.succeed_attempt(
-            inv.run_id, inv.node, inv.iteration, max(attempts, node.attempts if node else 1), output=slim,
+            inv.run_id, inv.node, inv.iteration, attempt, output=slim,
             message=f"{inv.node} succeeded ({len(outputs)} items)",
         ))
         if not recorded:

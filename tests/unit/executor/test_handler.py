@@ -10,13 +10,16 @@ import pytest
 from functions.executor import handler
 from functions.executor.errors import NodeFailed
 from functions.executor.node import NodeExecutor
-from functions.store.offload import BlobStore, Offloader
+from functions.store.offload import DOC_BUDGET, BlobStore, Offloader
 from functions.store.records import Records
 
 from .helpers import RUN, FakeContext, document, request
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# Node metrics use single_metric, so the decorator's own set is empty by design.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
 @pytest.fixture
@@ -160,3 +163,140 @@ def test_a_large_output_is_offloaded_and_resolved_by_the_next_node(records: Reco
     assert node is not None and node.status == "SUCCEEDED"
     resolved = handler.get_executor().offloader.resolve(doc2["results"]["count"])
     assert resolved == {"head": big}
+
+
+def foreach_request(mode: str, doc: dict[str, Any], *, index: int | None = None, item: Any = None,
+                    retry_count: int = 0, params: dict[str, Any] | None = None, tool: str = "util.echo",
+                    retries: int = 0) -> dict[str, Any]:
+    event = request("each", tool, params if params is not None else {"value": "{{ item }}"}, doc=doc, mode=mode,
+                    foreach="{{ input.items }}", retries=retries, retry_count=retry_count)
+    if mode == "item":
+        event.update(item=item, index=index)
+    return event
+
+
+def test_foreach_items_are_collected_in_index_order(records: Records) -> None:
+    # GIVEN a foreach node over three items whose Map ran them out of order
+    doc = document(input={"items": ["a", "b", "c"]})
+    for index in (2, 0, 1):
+        marker = invoke(foreach_request("item", doc, index=index, item=doc["input"]["items"][index]))
+        assert marker == {"ok": True}
+
+    # WHEN the collect step runs after the Map
+    out = invoke(foreach_request("collect", doc))
+
+    # THEN the node's output is the list of item outputs in item order, recorded once with its count
+    assert out["results"]["each"] == [{"value": "a"}, {"value": "b"}, {"value": "c"}]
+    node = records.get_node(RUN, "each", 1)
+    assert node is not None and node.status == "SUCCEEDED"
+    assert (node.items_total, node.items_done) == (3, 3)
+    assert [t for t, _, _ in event_types(records)] == ["NODE_STARTED", "NODE_SUCCEEDED"]
+    # AND a redelivered item or collect changes nothing
+    assert invoke(foreach_request("item", doc, index=1, item="b")) == {"ok": True}
+    assert invoke(foreach_request("collect", doc)) == out
+    node = records.get_node(RUN, "each", 1)
+    assert node is not None and node.items_done == 3
+    assert len(event_types(records)) == 2
+
+
+def test_foreach_over_an_empty_list_records_an_empty_output(records: Records) -> None:
+    doc = document(input={"items": []})
+    out = invoke(foreach_request("collect", doc))
+    assert out["results"]["each"] == []
+    node = records.get_node(RUN, "each", 1)
+    assert node is not None and node.status == "SUCCEEDED" and node.items_total == 0
+
+
+def test_a_foreach_item_that_fails_for_good_fails_the_node(records: Records) -> None:
+    # GIVEN a foreach node of util.fail items with one retry
+    doc = document(input={"items": [1, 2]})
+    params = {"failures": 5, "error": "ItemBroke"}
+    invoke(foreach_request("item", doc, index=0, item=1, params={"failures": 0}, tool="util.fail", retries=1))
+
+    # WHEN item 1 fails on both attempts
+    with pytest.raises(NodeFailed):
+        invoke(foreach_request("item", doc, index=1, item=2, params=params, tool="util.fail", retries=1))
+    with pytest.raises(NodeFailed) as raised:
+        invoke(foreach_request("item", doc, index=1, item=2, params=params, tool="util.fail", retries=1,
+                               retry_count=1))
+
+    # THEN the error type is the tool's, the node is FAILED naming the item, events say retrying then failed
+    assert type(raised.value).__name__ == "ItemBroke"
+    node = records.get_node(RUN, "each", 1)
+    assert node is not None and node.status == "FAILED" and node.error is not None
+    assert node.error["code"] == "ItemBroke"
+    kinds = [t for t, _, _ in event_types(records)]
+    assert kinds.count("NODE_FAILED") == 1 and kinds.count("NODE_RETRYING") == 1
+    failed = records.list_events(RUN, limit=100).events[-1]
+    assert failed["type"] == "NODE_FAILED" and "item 1" in failed["message"]
+
+
+def test_a_caught_failure_of_an_optional_node_is_recorded_once_and_the_run_goes_on(records: Records) -> None:
+    # GIVEN an optional node whose every attempt timed out in Step Functions (the executor never recorded it)
+    doc = document(results={"a": {"x": 1}},
+                   failure={"Error": "States.Timeout", "Cause": "Task timed out after 5 seconds"})
+    event = request("slow", "util.sleep", {"seconds": 10}, doc=doc, mode="failed", optional=True)
+
+    # WHEN the Catch hands it to the executor (twice: a redelivery)
+    out = invoke(event)
+    assert invoke(event) == out
+
+    # THEN the run goes on with a null output and the node is FAILED with States.Timeout, recorded once
+    assert out["results"] == {"a": {"x": 1}, "slow": None}
+    assert "failure" not in out
+    node = records.get_node(RUN, "slow", 1)
+    assert node is not None and node.status == "FAILED"
+    assert node.error == {"code": "States.Timeout", "message": "Task timed out after 5 seconds"}
+    assert [t for t, _, _ in event_types(records)] == ["NODE_FAILED"]
+
+
+def test_a_caught_failure_already_recorded_by_the_executor_is_not_recorded_twice(records: Records) -> None:
+    with pytest.raises(NodeFailed):
+        invoke(request("opt", "util.fail", {"failures": 1, "error": "Flaky"}, optional=True))
+    cause = json.dumps({"errorType": "Flaky", "errorMessage": "injected failure"})
+    doc = document(failure={"Error": "Flaky", "Cause": cause})
+    out = invoke(request("opt", "util.fail", {"failures": 1}, doc=doc, mode="failed", optional=True))
+    assert out["results"]["opt"] is None
+    assert [t for t, _, _ in event_types(records)].count("NODE_FAILED") == 1
+
+
+def test_nodes_in_a_loop_record_one_item_per_iteration(records: Records) -> None:
+    # GIVEN a loop-body node run twice (the document counts its runs)
+    doc = invoke(request("score", "util.echo", {"v": 1}, in_loop=True))
+    assert doc["loops"] == {"score": 1}
+    doc = invoke(request("score", "util.echo", {"v": 2}, doc=doc, in_loop=True))
+
+    # THEN iterations 1 and 2 are separate records with their own outputs
+    assert doc["loops"] == {"score": 2}
+    assert [(n.iteration, n.output) for n in records.list_nodes(RUN)] == [(1, {"v": 1}), (2, {"v": 2})]
+
+
+def test_update_state_paths_are_read_from_the_whole_output(records: Records, monkeypatch: Any) -> None:
+    # GIVEN a small inline limit and a node mapping a large output field into state
+    executor = handler.get_executor()
+    monkeypatch.setattr(executor.offloader, "inline_limit", 256)
+    event = request("fetch", "util.echo", {"body": {"title": "T", "text": "x" * 2000}, "n": 1},
+                    update_state={"title": "body.title", "text": "body.text"})
+
+    # WHEN it runs
+    doc = invoke(event)
+
+    # THEN state holds the small value inline and the large one by reference, both resolvable
+    assert doc["state"]["title"] == "T"
+    assert "$stepgraph_ref" in doc["state"]["text"]
+    assert executor.offloader.resolve(doc["state"]["text"]) == "x" * 2000
+    assert doc["sd"]["title"] == "T"
+
+
+def test_many_medium_results_are_spilled_to_keep_the_document_small(records: Records) -> None:
+    # GIVEN a document that already holds 40 results of 6 KiB each (each under the inline limit)
+    results = {f"n{i}": {"text": "y" * 6000, "k": i} for i in range(40)}
+    doc = invoke(request("last", "util.echo", {"k": "{{ n3.k }}", "t": "{{ n5.text }}"},
+                         doc=document(results=results)))
+
+    # THEN the returned document fits the budget, scalars stay inline, and everything resolves back
+    assert len(json.dumps(doc).encode()) <= DOC_BUDGET
+    assert all(doc["results"][f"n{i}"]["k"] == i for i in range(40))
+    resolved = handler.get_executor().offloader.resolve(doc["results"])
+    assert resolved["n7"]["text"] == "y" * 6000
+    assert resolved["last"] == {"k": 3, "t": "y" * 6000}
