@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 DESIGN_TOOLS = {
+    "http.get",
     "json.pick",
     "transform",
     "text.analyze",

@@ -1,0 +1,176 @@
+"""``http.get``: GET a URL, safe by default (see ``_netguard``): redirects re-checked, size and time capped."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from functions.errors import ToolError, UnsupportedScheme
+from functions.executor.tools.base import StrictParams
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    import httpx
+
+    from functions.executor.tools.base import ToolContext
+
+NAME = "http.get"
+DESCRIPTION = "GET an http(s) URL on the public internet; output {status_code, headers, json, text}."
+
+MAX_REDIRECTS = 5
+MAX_BYTES = 5 * 1024 * 1024
+MAX_SECONDS = 60.0
+USER_AGENT = "stepgraph-http.get/0.1"
+
+
+class Params(StrictParams):
+    url: str = Field(min_length=1, max_length=8192, description="An http or https URL.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (not Host).")
+    query: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Query parameters added to the URL."
+    )
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=MAX_SECONDS, description="Whole-request time limit, redirects included."
+    )
+    max_bytes: int = Field(
+        default=MAX_BYTES, ge=1, le=MAX_BYTES, description="Largest (decoded) body accepted; more is an error."
+    )
+    follow_redirects: bool = Field(default=True, description=f"Follow up to {MAX_REDIRECTS} redirects, each checked.")
+
+    @field_validator("headers")
+    @classmethod
+    def _no_host(cls, headers: dict[str, str]) -> dict[str, str]:
+        if any(name.lower() == "host" for name in headers):
+            raise ValueError("the Host header comes from the URL")
+        return headers
+
+
+class Output(BaseModel):
+    status_code: int
+    headers: dict[str, str] = Field(description="Response headers, names lowercased; repeated ones joined by ', '.")
+    json_: Any = Field(alias="json", description="The body parsed as JSON when it is JSON, else null.")
+    text: str = Field(description="The body decoded as text (charset from Content-Type, else UTF-8).")
+    url: str = Field(description="The final URL, after redirects.")
+    redirects: list[str] = Field(description="The URLs redirected to, in order.")
+    bytes: int = Field(description="Body size in bytes (decoded).")
+
+
+class ResponseTooLarge(ToolError):
+    code = "ResponseTooLarge"
+
+
+class TooManyRedirects(ToolError):
+    code = "TooManyRedirects"
+
+
+class HttpTimeout(ToolError):
+    code = "HttpTimeout"
+
+
+class HttpConnectionError(ToolError):
+    code = "HttpConnectionError"
+
+
+_SENSITIVE = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def _read_capped(response: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes and "content-encoding" not in response.headers:
+        raise ResponseTooLarge(f"response is {int(length)} bytes; the limit is {max_bytes}")
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResponseTooLarge(f"response is over the limit of {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise HttpTimeout("response took longer than the time limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _as_json(body: bytes, content_type: str) -> Any:
+    if "json" not in content_type.lower() or not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def fetch(
+    params: Params,
+    allow_hosts: Iterable[str] = (),
+    *,
+    resolver: Callable[..., list[Any]] | None = None,
+    transport: httpx.BaseTransport | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Output:
+    """GET ``params.url`` through the guard; ``resolver`` and the inner ``transport`` are for tests."""
+    import httpx
+
+    from functions.executor.tools import _netguard
+
+    guard = _netguard.AddressGuard(allow_hosts, resolver) if resolver else _netguard.AddressGuard(allow_hosts)
+    pinned = _netguard.PinnedTransport(guard, transport)
+    deadline = time.monotonic() + params.timeout_seconds
+    url = httpx.URL(params.url)
+    if params.query:
+        url = url.copy_merge_params(params.query)
+    origin = url.copy_with(path="/", query=None, fragment=None)
+    headers = {"User-Agent": USER_AGENT, **params.headers}
+    redirects: list[str] = []
+    with httpx.Client(transport=pinned, follow_redirects=False, trust_env=False) as client:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HttpTimeout(f"no response within {params.timeout_seconds:g}s")
+            if url.scheme not in _netguard.SCHEMES:  # before build_request, which drops a host-less URL's scheme
+                raise UnsupportedScheme(f"scheme {url.scheme or '(none)'!r} is not allowed: only http and https")
+            request = client.build_request("GET", url, headers=headers, timeout=httpx.Timeout(remaining))
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise HttpTimeout(f"GET {url} timed out after {params.timeout_seconds:g}s") from None
+            except httpx.TransportError as exc:
+                raise HttpConnectionError(f"GET {url} failed: {exc or type(exc).__name__}") from None
+            try:
+                if response.is_redirect and params.follow_redirects:
+                    if len(redirects) >= MAX_REDIRECTS:
+                        raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects (last to {url})")
+                    url = url.join(response.headers["location"])
+                    redirects.append(str(url))
+                    if log:
+                        log(f"redirect {response.status_code} to {url}")
+                    if url.copy_with(path="/", query=None, fragment=None) != origin:
+                        headers = {k: v for k, v in headers.items() if k.lower() not in _SENSITIVE}
+                    continue
+                try:
+                    body = _read_capped(response, params.max_bytes, deadline)
+                except httpx.TimeoutException:
+                    raise HttpTimeout(f"reading {url} timed out") from None
+                except httpx.TransportError as exc:
+                    raise HttpConnectionError(f"reading {url} failed: {exc or type(exc).__name__}") from None
+            finally:
+                response.close()
+            break
+    content_type = response.headers.get("content-type", "")
+    return Output.model_validate(
+        {
+            "status_code": response.status_code,
+            "headers": {k.lower(): ", ".join(response.headers.get_list(k)) for k in response.headers},
+            "json": _as_json(body, content_type),
+            "text": body.decode(response.encoding or "utf-8", errors="replace"),
+            "url": str(url),
+            "redirects": redirects,
+            "bytes": len(body),
+        }
+    )
+
+
+def run(params: Params, ctx: ToolContext) -> Output:
+    return fetch(params, ctx.settings.http_allow_hosts, log=ctx.log)
