@@ -323,10 +323,16 @@ def _response(
 
 def _client_error(status: int, code: str, message: str) -> tuple[AWSResponse, dict[str, Any]]:
     body = json.dumps({"Type": "User", "message": message}).encode()
-    headers = {"x-amzn-errortype": code}
+    request_id = str(uuid.uuid4())
+    headers = {"x-amzn-errortype": code, "x-amzn-requestid": request_id}
     http = AWSResponse("https://lambda.local/invocations", status, _headers(headers), _RawBody(body))
     parsed = {
         "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers, "RetryAttempts": 0},
+        "ResponseMetadata": {
+            "RequestId": request_id,
+            "HTTPStatusCode": status,
+            "HTTPHeaders": headers,
+            "RetryAttempts": 0,
+        },
     }
     return http, parsed

@@ -297,3 +297,12 @@ def test_environment_is_restored_after_stop() -> None:
     with LocalCloud():
         assert os.environ["STEPGRAPH_TABLE"] == "stepgraph-local"
     assert os.environ.get("STEPGRAPH_TABLE") == before
+
+
+def test_a_task_on_an_unknown_function_fails_with_lambda_resource_not_found(cloud: LocalCloud) -> None:
+    # GIVEN a Task on a function nobody registered (moto's own Lambda would have echoed the payload)
+    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-nobody", End=True)}}, {})
+    # THEN it fails as in AWS
+    assert result["status"] == "FAILED"
+    assert result["error"] == "Lambda.ResourceNotFoundException"
+    assert "Function not found" in result["cause"]

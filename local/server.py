@@ -1,0 +1,104 @@
+"""``python -m local.server`` (what ``make dev`` runs): the local stack on loopback.
+
+- the API (the API Gateway shim in front of the API function) on http://127.0.0.1:3000;
+- the local cloud's AWS endpoint (moto's server, sharing the in-process backends) on http://127.0.0.1:5000,
+  so ``aws --endpoint-url http://127.0.0.1:5000 stepfunctions list-state-machines`` shows the stack;
+- the examples' fixture server on http://127.0.0.1:8765, allowed through ``STEPGRAPH_HTTP_ALLOW_HOSTS``.
+
+The API key is ``local-dev-key`` unless ``STEPGRAPH_API_KEY`` is set. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.serving import make_server
+
+from local.cloud import DEFAULT_API_KEY, LocalCloud
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+LOG = logging.getLogger("local.server")
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local.server", description="Serve the local stepgraph stack.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("STEPGRAPH_PORT", "3000")), help="API port")
+    parser.add_argument(
+        "--aws-port", type=int, default=int(os.environ.get("STEPGRAPH_AWS_PORT", "5000")), help="AWS endpoint port"
+    )
+    parser.add_argument("--fixtures-port", type=int, default=8765, help="fixture server port (0: any)")
+    parser.add_argument("--no-fixtures", action="store_true", help="do not start the examples' fixture server")
+    return parser.parse_args(argv)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    api_key = os.environ.get("STEPGRAPH_API_KEY") or DEFAULT_API_KEY
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    with ExitStack() as stack:
+        extra_env: dict[str, str] = {}
+        fixtures_url = None
+        if not args.no_fixtures:
+            from local.fixture_server import ALLOW_ENV, FixtureServer, allow_hosts_with
+
+            fixtures = stack.enter_context(FixtureServer(args.fixtures_port, args.host))
+            fixtures_url = fixtures.url
+            extra_env[ALLOW_ENV] = allow_hosts_with(fixtures.allow_host, os.environ.get(ALLOW_ENV))
+
+        cloud = stack.enter_context(LocalCloud(api_key=api_key, env=extra_env))
+
+        from moto.server import ThreadedMotoServer
+
+        moto_server = ThreadedMotoServer(ip_address=args.host, port=args.aws_port, verbose=False)
+        moto_server.start()
+        stack.callback(moto_server.stop)
+
+        api_server = make_server(args.host, args.port, cloud.app, threaded=True)
+        stack.callback(api_server.server_close)
+
+        api_url = f"http://{args.host}:{args.port}"
+        aws_url = f"http://{args.host}:{args.aws_port}"
+        lines = [
+            "",
+            "stepgraph local stack is up",
+            f"  API          {api_url}   (x-api-key: {api_key}; Swagger UI at {api_url}/docs)",
+            f"  AWS endpoint {aws_url}   (DynamoDB table {cloud.table_name}, Step Functions, IAM)",
+        ]
+        if fixtures_url:
+            lines.append(f"  fixtures     {fixtures_url}   (allowed for http.get)")
+        lines += [
+            "",
+            "Try:",
+            f"  curl -s {api_url}/health",
+            f"  curl -s -H 'x-api-key: {api_key}' {api_url}/tools",
+            f"  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={cloud.region} "
+            f"aws --endpoint-url {aws_url} stepfunctions list-state-machines",
+            "",
+            "Ctrl-C stops.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+        try:
+            api_server.serve_forever()
+        except KeyboardInterrupt:
+            print("\nstopping...", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
