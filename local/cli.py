@@ -224,10 +224,11 @@ def resolve_loc(document: Any, loc: str) -> Any:
 class Output:
     """Where the CLI prints: rich consoles for people, plain JSON with ``--json`` for scripts."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, quiet: bool = False) -> None:
         from rich.console import Console
 
         self.as_json = as_json
+        self.quiet = quiet
         # Piped output (scripts, files, tests) is not cut at 80 columns: ids must stay whole.
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
         self.out: Console = Console(highlight=False, soft_wrap=True, width=width)
@@ -503,6 +504,9 @@ def cmd_graphs_create(api: Api, out: Output, args: argparse.Namespace) -> int:
     if out.as_json:
         out.json(created)
         return EXIT_OK
+    if out.quiet:
+        sys.stdout.write(f"{created['graph_id']}\n")
+        return EXIT_OK
     out.out.print(
         f"[green]created[/] {created['graph_id']} version {created.get('version', 1)}  {spec.get('name', '')}"
     )
@@ -614,7 +618,8 @@ def resolve_graph(api: Api, out: Output, graph: str) -> str:
     except ApiError as error:
         out.api_error(error, graph, text)
         raise
-    out.err.print(f"[green]created[/] {created['graph_id']} from {escape(graph)}")
+    if not out.quiet:
+        out.err.print(f"[green]created[/] {created['graph_id']} from {escape(graph)}")
     return str(created["graph_id"])
 
 
@@ -629,6 +634,8 @@ def cmd_runs_start(api: Api, out: Output, args: argparse.Namespace) -> int:
     if not args.wait:
         if out.as_json:
             out.json(started)
+        elif out.quiet:
+            sys.stdout.write(f"{started['run_id']}\n")
         else:
             out.out.print(f"[green]started[/] {started['run_id']} ({started.get('status', 'RUNNING')})")
             if started.get("console_url"):
@@ -791,6 +798,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON (for scripts)"
     )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print only the new id (graphs create, runs start without --wait)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="stepgraph",
@@ -867,7 +881,7 @@ def main(argv: Sequence[str] | None = None, client: httpx.Client | None = None) 
     """Run the CLI; ``client`` (an ``httpx.Client`` on the API, with the key) replaces ``--api`` in tests."""
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    out = Output(as_json=bool(getattr(args, "json", False)))
+    out = Output(as_json=bool(getattr(args, "json", False)), quiet=bool(getattr(args, "quiet", False)))
     own = client is None
     http = make_client(args) if client is None else client
     try:

@@ -278,3 +278,19 @@ def test_api_and_key_come_from_flags_or_environment(monkeypatch: pytest.MonkeyPa
 
 def cli_error_response(status: int, code: str, message: str, details: list[dict[str, str]]) -> httpx.Response:
     return httpx.Response(status, json={"error": {"code": code, "message": message, "details": details}})
+
+
+def test_quiet_prints_only_the_new_ids_for_shell_variables(
+    fake: FakeApi, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a spec file
+    # WHEN a script creates it and starts a run of the file with --quiet, as GRAPH=$(...) would capture
+    assert run_cli(fake, "graphs", "create", str(spec_file), "--quiet") == 0
+    created = capsys.readouterr()
+    assert run_cli(fake, "-q", "runs", "start", str(spec_file), "--input", '{"message": "q"}') == 0
+    started = capsys.readouterr()
+
+    # THEN stdout holds exactly the id, and nothing else is printed
+    assert created.out == "g_000000000000\n"
+    assert started.out == "r_0000000000000000\n"
+    assert created.err == started.err == ""
