@@ -255,8 +255,8 @@ def escape(text: str) -> str:
 def format_details(details: list[Any], spec_path: str | None = None, spec_text: str | None = None) -> list[str]:
     """One line per error detail naming where it is: ``file:line:col: loc (node x): message``.
 
-    A condition error's ``position`` (within the ``when`` text) is added to the file position of that string,
-    and the condition is shown with a caret under the column.
+    A condition error's ``position`` (1-based line and col within the ``when`` text) is added to the file position
+    of that string, and the condition is shown with a caret under the column.
     """
     positions = json_positions(spec_text) if spec_text else {}
     spec = None
@@ -276,7 +276,7 @@ def format_details(details: list[Any], spec_path: str | None = None, spec_text: 
         if spec_path and loc in positions and spec_text is not None:
             line, col = line_col(spec_text, positions[loc])
             if position and isinstance(resolve_loc(spec, loc), str) and int(position.get("line") or 1) == 1:
-                col += 1 + int(position.get("col") or 0)  # past the opening quote; col is 0-based in the text
+                col += int(position.get("col") or 1)  # the opening quote is at col; position col is 1-based
             where.append(f"{spec_path}:{line}:{col}:")
         if loc:
             where.append(loc)
@@ -291,7 +291,7 @@ def format_details(details: list[Any], spec_path: str | None = None, spec_text: 
         source = resolve_loc(spec, loc) if spec is not None and loc else None
         if position and isinstance(source, str) and "\n" not in source:
             lines.append(f"    {source}")
-            lines.append("    " + " " * int(position.get("col") or 0) + "^")
+            lines.append("    " + " " * (int(position.get("col") or 1) - 1) + "^")
     return lines
 
 

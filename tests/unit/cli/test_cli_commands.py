@@ -73,7 +73,7 @@ def test_validate_shows_condition_errors_with_a_caret_and_exits_1(
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(spec, indent=1))
     fake.validate_errors = [
-        {"loc": "edges[0].when", "edge": "a->b", "position": {"line": 1, "col": 7}, "message": "calls not allowed"}
+        {"loc": "edges[0].when", "edge": "a->b", "position": {"line": 1, "col": 8}, "message": "calls not allowed"}
     ]
 
     # WHEN it is validated
