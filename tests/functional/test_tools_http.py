@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from functions.errors import BlockedAddress, ToolError
@@ -23,6 +26,7 @@ from functions.settings import get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 ARTICLE = {
     "id": 1,
@@ -47,6 +51,9 @@ class Site(ThreadingHTTPServer):
         self.hits: list[str] = []
         self.other_port = 0
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that give up (timeouts, refused certificates) are part of the tests, not errors to print."""
 
     @property
     def base(self) -> str:
@@ -211,3 +218,84 @@ def test_a_closed_port_is_a_connection_error(site: Site, monkeypatch: pytest.Mon
     with pytest.raises(ToolError) as info:
         run("http.get", {"url": f"http://127.0.0.1:{port}/"})
     assert info.value.code == "HttpConnectionError"
+
+
+def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for DNS name ``name`` only (no IP address), and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_site(tmp_path: Path) -> Iterator[tuple[Site, Path]]:
+    """A loopback HTTPS server whose certificate names only `pinned.test`; yields it and the CA file to trust."""
+    cert_file, key_file = self_signed(tmp_path, "pinned.test")
+    server = Site()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.thread.start()
+    yield server, cert_file
+    server.shutdown()
+    server.server_close()
+
+
+def pinned_resolver(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+    """`pinned.test` is this machine; anything else does not exist (no DNS query is made)."""
+    if host != "pinned.test":
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+
+def test_https_connects_to_the_pinned_address_and_verifies_the_original_name(tls_site: tuple[Site, Path]) -> None:
+    """GIVEN an HTTPS host resolved once to 127.0.0.1 WHEN fetched THEN TLS checks the certificate against the
+    host name (sent as SNI) while the socket goes to the checked address; a CA that does not match fails."""
+    from functions.executor.tools.http_get import Params, fetch
+
+    server, ca_file = tls_site
+    port = server.server_address[1]
+    trusted = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=str(ca_file)))
+    out = fetch(
+        Params(url=f"https://pinned.test:{port}/article.json"),
+        ("pinned.test",),
+        resolver=pinned_resolver,
+        transport=trusted,
+    )
+    assert out.status_code == 200 and out.json_ == ARTICLE
+    assert out.url == f"https://pinned.test:{port}/article.json"
+    assert server.hits == ["/article.json"]
+
+    untrusted = httpx.HTTPTransport(verify=ssl.create_default_context())  # the system CAs do not know this cert
+    with pytest.raises(ToolError, match="CERTIFICATE_VERIFY_FAILED") as info:
+        fetch(
+            Params(url=f"https://pinned.test:{port}/"), ("pinned.test",), resolver=pinned_resolver, transport=untrusted
+        )
+    assert info.value.code == "HttpConnectionError"
+    with pytest.raises(BlockedAddress):  # not listed: the same loopback server is refused
+        fetch(Params(url=f"https://pinned.test:{port}/"), (), resolver=pinned_resolver, transport=trusted)

@@ -2,7 +2,9 @@
 
 Use the module functions (``registry.get``, ``names``, ``params_model``, ``describe``, ``describe_all``);
 the module itself satisfies ``statemachine``'s ``ToolCatalog`` protocol. Modules are discovered on first
-use, so importing the registry costs nothing until a tool is asked for.
+use, so importing the registry costs nothing until a tool is asked for, and ``get(name)`` imports only
+the tool's own module when it is named after the tool (``http.get`` -> ``http_get.py``), as the executor
+needs just one tool per invocation.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class ToolRegistry:
     def __init__(self, package: str = _PACKAGE) -> None:
         self._package = package
         self._tools: dict[str, Tool] | None = None
+        self._single: dict[str, Tool] = {}
         self._lock = threading.Lock()
 
     def _load(self) -> dict[str, Tool]:
@@ -107,8 +110,35 @@ class ToolRegistry:
                 raise ValueError(f"tool {tool.name!r} is already registered")
             tools[tool.name] = tool
 
+    def _fast(self, name: str) -> Tool | None:
+        """The tool from the module its name suggests (``http.get`` -> ``http_get``), without importing the rest.
+
+        Only a shortcut for cold starts: a tool whose module is named otherwise is found by full discovery.
+        """
+        module_name = name.replace(".", "_")
+        if not module_name.isidentifier() or module_name.startswith("_") or module_name in _NOT_TOOLS:
+            return None
+        cached = self._single.get(name)
+        if cached is not None:
+            return cached
+        try:
+            module = importlib.import_module(f"{self._package}.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{self._package}.{module_name}":
+                raise
+            return None
+        if getattr(module, "NAME", None) != name:
+            return None
+        tool = tool_from_module(module)
+        self._single[name] = tool
+        return tool
+
     def get(self, name: str) -> Tool:
         """The tool called ``name``; :class:`UnknownTool` (a ``NotFoundError``) when there is none."""
+        if self._tools is None:
+            fast = self._fast(name)
+            if fast is not None:
+                return fast
         tool = self._load().get(name)
         if tool is None:
             if name.startswith(LAMBDA_PREFIX):

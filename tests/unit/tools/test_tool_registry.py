@@ -157,3 +157,24 @@ def test_discovery_imports_no_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "httpx" not in out and "jmespath" not in out and "boto3" not in out
+
+
+def test_getting_one_tool_imports_only_its_module() -> None:
+    """GIVEN a fresh interpreter (an executor cold start) WHEN one tool is fetched THEN no other tool module loads."""
+    import json
+    import subprocess
+
+    code = (
+        "import json, sys; from functions.executor.tools import registry; t = registry.get('util.echo');"
+        "p = 'functions.executor.tools.';"
+        "print(json.dumps(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith(p))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == ["base", "registry", "util_echo"]
+
+
+def test_the_fast_path_and_discovery_agree() -> None:
+    """GIVEN every registered name WHEN fetched by name on a fresh registry THEN the same tool as discovery finds."""
+    discovered = {name: registry.get(name) for name in registry.names()}
+    for name, tool in discovered.items():
+        assert ToolRegistry().get(name) == tool
