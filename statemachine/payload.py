@@ -78,10 +78,17 @@ def state_updates(ctx: NodeContext, output: Any) -> dict[str, Any]:
     return updates
 
 
+def _cleared(doc: Mapping[str, Any], ctx: NodeContext) -> dict[str, Any]:
+    results = dict(doc.get("results") or {})
+    for node in ctx.clears:
+        results.pop(node, None)
+    return results
+
+
 def apply_result(doc: Mapping[str, Any], ctx: NodeContext, output: Any) -> dict[str, Any]:
     """The document after ``ctx.node`` finished with ``output`` (already offloaded where needed)."""
     new = {key: value for key, value in doc.items() if key != "failure"}
-    new["results"] = {**(doc.get("results") or {}), ctx.node: output}
+    new["results"] = _cleared(doc, ctx) | {ctx.node: output}
     if ctx.in_loop:
         loops = dict(doc.get("loops") or {})
         loops[ctx.node] = int(loops.get(ctx.node, 0)) + 1
@@ -96,7 +103,7 @@ def apply_result(doc: Mapping[str, Any], ctx: NodeContext, output: Any) -> dict[
 def apply_failure(doc: Mapping[str, Any], ctx: NodeContext) -> dict[str, Any]:
     """The document after an ``optional`` node failed: its output is ``null``, the run goes on."""
     new = {key: value for key, value in doc.items() if key != "failure"}
-    new["results"] = {**(doc.get("results") or {}), ctx.node: None}
+    new["results"] = _cleared(doc, ctx) | {ctx.node: None}
     if ctx.in_loop:
         loops = dict(doc.get("loops") or {})
         loops[ctx.node] = int(loops.get(ctx.node, 0)) + 1

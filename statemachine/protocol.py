@@ -49,10 +49,12 @@ class NodeContext(BaseModel):
     """The node sits in a loop body: ``doc.loops[node]`` counts its runs (its iteration number)."""
     inline_paths: list[str] = Field(default_factory=list)
     """Dotted paths inside this node's output that conditions or ``foreach`` read: keep them inline."""
+    clears: list[str] = Field(default_factory=list)
+    """A loop head's body nodes: their results are dropped when the head runs, so each iteration starts clean."""
 
     def to_json(self) -> str:
         """Compact JSON, as embedded in the Task's payload."""
-        return self.model_dump_json(exclude_defaults=False)
+        return self.model_dump_json(exclude_defaults=True)
 
     @classmethod
     def from_json(cls, text: str) -> NodeContext:

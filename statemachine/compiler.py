@@ -1,0 +1,438 @@
+"""Compile a validated graph spec to an Amazon States Language definition (JSONPath query language).
+
+What the compilation guarantees (quoted by the README):
+
+- One state per node, named by the node id (a ``foreach`` node is a Map state). Helper states carry the
+  node id and a suffix: ``<node>.when`` (Choice: do the node's incoming conditions hold?), ``<node>.failed``
+  (record an optional node's failure), ``<node>.item`` / ``<node>.collect`` (a foreach's per-item Task and
+  the Task that gathers the results in item order), ``<tail>.loop`` (Choice: take a loop's back-edge?),
+  ``<x>.end`` (end of a branch reached by a Choice), and one Parallel per fan-out named ``a+b+...``.
+- Dependencies: a node starts only after every node it depends on has finished or been skipped. For
+  series-parallel graphs nothing else delays it (no level-by-level barriers); other shapes may add a few
+  ordering constraints (see :mod:`statemachine.graph`).
+- Concurrency: at most ``options.max_concurrency`` nodes (counting foreach items) run at once.
+- Conditions are native Choice rules with type guards; a node whose incoming edges are all false or come
+  from skipped nodes is skipped, at the cost of one Choice transition and no Lambda call.
+- Retry: each Task's ``Retry`` is AWS's recommended retry on Lambda service errors, then the node's policy
+  on ``States.ALL``; ``TimeoutSeconds`` is the node's timeout. An optional node's failure is caught,
+  recorded by the executor, and the run goes on with a ``null`` output.
+- State transitions per executed node: 1 for a plain node, +1 when it has a gate, +1 per loop iteration
+  (the back-edge Choice), +2 per fan-out (the Parallel), Map items 1 each plus the Map and the collect.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from statemachine import conditions
+from statemachine.errors import CompileError
+from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
+from statemachine.protocol import NodeContext
+from statemachine.references import Path, parse_template
+
+if TYPE_CHECKING:
+    from statemachine.spec import GraphSpec, Node, RetryPolicy
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+SERVICE_RETRY: dict[str, Any] = {
+    "ErrorEquals": LAMBDA_SERVICE_ERRORS,
+    "IntervalSeconds": 1,
+    "MaxAttempts": 3,
+    "BackoffRate": 2.0,
+    "JitterStrategy": "FULL",
+}
+"""AWS's recommended retry of transient Lambda service errors (what the console generates)."""
+
+MAX_STATE_NAME = 80
+
+
+@dataclass(frozen=True)
+class Cont:
+    """Where control goes after a block: the next state, or the end of the scope (``wrap``: a Parallel branch)."""
+
+    next: str | None = None
+    wrap: bool = False
+
+
+class _Compiler:
+    def __init__(self, spec: GraphSpec, model: GraphModel, executor_arn: str) -> None:
+        self.spec = spec
+        self.model = model
+        self.arn = executor_arn
+        self.gates = model.gate_rules()
+        self.inline = model.inline_paths()
+        self.names: set[str] = set()
+        self.loop_heads = {loop.head: loop for loop in model.loops}
+        self.updaters = {n.id for n in spec.nodes if n.update_state}
+        self.looped = {n for n in model.nodes if model.in_loop(n)}
+
+    # ---- naming ----------------------------------------------------------------------------------------
+
+    def claim(self, name: str) -> str:
+        name = name[:MAX_STATE_NAME]
+        base, counter = name, 2
+        while name in self.names:
+            suffix = f"~{counter}"
+            name = base[: MAX_STATE_NAME - len(suffix)] + suffix
+            counter += 1
+        self.names.add(name)
+        return name
+
+    def terminal(self, cont: Cont, anchor: str, states: dict[str, Any]) -> str:
+        """The state a Choice's Default goes to for ``cont``: the next state, or an end state."""
+        if cont.next is not None:
+            return cont.next
+        name = self.claim(f"{anchor}.end")
+        if cont.wrap:
+            states[name] = {"Type": "Pass", "Parameters": {"d.$": "$"}, "End": True}
+        else:
+            states[name] = {"Type": "Succeed"}
+        return name
+
+    # ---- blocks ----------------------------------------------------------------------------------------
+
+    def emit(self, block: Block, cont: Cont, states: dict[str, Any]) -> str:
+        if isinstance(block, TaskB):
+            return self.emit_node(self.model.nodes[block.node], cont, states)
+        if isinstance(block, SeqB):
+            nxt = cont
+            entry = ""
+            for item in reversed(block.items):
+                entry = self.emit(item, nxt, states)
+                nxt = Cont(entry)
+            return entry
+        if isinstance(block, LoopB):
+            return self.emit_loop(block, cont, states)
+        return self.emit_parallel(block, cont, states)
+
+    def emit_loop(self, block: LoopB, cont: Cont, states: dict[str, Any]) -> str:
+        loop = block.loop
+        tail_ran = True if self.gates[loop.tail] is True else conditions.present(Path(loop.tail))
+        counter = f"$.loops.{loop.head}"
+        bound = {
+            "And": [
+                {"Variable": counter, "IsPresent": True},
+                {"Variable": counter, "IsNumeric": True},
+                {"Variable": counter, "NumericLessThan": loop.bound},
+            ]
+        }
+        rule = conditions.combine_and(tail_ran, loop.condition.choice_rule() if loop.condition else True, bound)
+        if rule is False:
+            return self.emit(block.body, cont, states)
+        name = self.claim(f"{loop.tail}.loop")
+        states[name] = {}  # reserve the position; filled below once the body's entry is known
+        entry = self.emit(block.body, Cont(name), states)
+        assert not isinstance(rule, bool)
+        states[name] = {
+            "Type": "Choice",
+            "Choices": [{**rule, "Next": loop.head}],
+            "Default": self.terminal(cont, name, states),
+        }
+        return entry
+
+    def emit_parallel(self, block: ParB, cont: Cont, states: dict[str, Any]) -> str:
+        assert 1 < len(block.branches) <= MAX_BRANCHES
+        firsts = [block_nodes(b)[0] for b in block.branches]
+        name = self.claim("+".join(firsts))
+        branches = []
+        contents: list[set[str]] = []
+        for branch in block.branches:
+            sub: dict[str, Any] = {}
+            entry = self.emit(branch, Cont(wrap=True), sub)
+            branches.append({"StartAt": entry, "States": _ordered(sub, entry)})
+            contents.append(set(block_nodes(branch)))
+        join = self.join(contents)
+        state: dict[str, Any] = {"Type": "Parallel", "Branches": branches}
+        state["ResultSelector"] = {"d": join} if cont.next is None and cont.wrap else join
+        if cont.next is not None:
+            state["Next"] = cont.next
+        else:
+            state["End"] = True
+        states[name] = state
+        return name
+
+    def join(self, contents: list[set[str]]) -> dict[str, Any]:
+        """The Parallel's ResultSelector: one document from the branches' ``{"d": doc}`` outputs."""
+
+        def merge(key: str, idx: list[int]) -> str:
+            if not idx:
+                return f"$[0].d.{key}"
+            expr = f"$[{idx[0]}].d.{key}"
+            for i in idx[1:]:
+                expr = f"States.JsonMerge({expr}, $[{i}].d.{key}, false)"
+            return expr
+
+        all_idx = list(range(len(contents)))
+        updating = [i for i, nodes in enumerate(contents) if nodes & self.updaters]
+        looping = [i for i, nodes in enumerate(contents) if nodes & self.looped]
+        out: dict[str, Any] = {
+            "run.$": "$[0].d.run",
+            "input.$": "$[0].d.input",
+            "results.$": merge("results", all_idx),
+            "loops.$": merge("loops", looping),
+            "sd.$": merge("sd", updating),
+        }
+        if len(updating) <= 1:
+            out["state.$"] = f"$[{updating[0] if updating else 0}].d.state"
+        else:
+            out["state.$"] = f"States.JsonMerge($[0].d.input, {merge('sd', updating)}, false)"
+        return {k: out[k] for k in ("run.$", "input.$", "state.$", "results.$", "loops.$", "sd.$")}
+
+    # ---- nodes -----------------------------------------------------------------------------------------
+
+    def context(self, node: Node) -> NodeContext:
+        loop = self.loop_heads.get(node.id)
+        return NodeContext(
+            node=node.id,
+            tool=node.tool,
+            params=self.model.effective_params(node),
+            retry=self.spec.retry_for(node),
+            timeout_seconds=self.spec.timeout_for(node),
+            optional=node.optional,
+            update_state=node.update_state,
+            foreach=node.foreach,
+            max_concurrency=self.model.map_concurrency(node) if node.foreach else None,
+            in_loop=node.id in self.looped,
+            inline_paths=self.inline.get(node.id, []),
+            clears=sorted(loop.body - {node.id}, key=self.model.order.__getitem__) if loop else [],
+        )
+
+    def payload(self, node: Node, ctx: str, mode: str, *, item: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"node": node.id, "tool": node.tool, "mode": mode, "ctx": ctx}
+        if item:
+            body.update({"doc.$": "$.doc", "item.$": "$.item", "index.$": "$.index"})
+        else:
+            body["doc.$"] = "$"
+        body["retry_count.$"] = "$$.State.RetryCount"
+        body["execution.$"] = "$$.Execution.Id"
+        return {"FunctionName": self.arn, "Payload": body}
+
+    @staticmethod
+    def retry(policy: RetryPolicy | None) -> list[dict[str, Any]]:
+        rules: list[dict[str, Any]] = [dict(SERVICE_RETRY)]
+        if policy is not None and policy.max_attempts:
+            rule: dict[str, Any] = {
+                "ErrorEquals": ["States.ALL"],
+                "IntervalSeconds": policy.interval_seconds,
+                "MaxAttempts": policy.max_attempts,
+                "BackoffRate": policy.backoff_rate,
+            }
+            if policy.max_delay_seconds:
+                rule["MaxDelaySeconds"] = policy.max_delay_seconds
+            if policy.jitter == "FULL":
+                rule["JitterStrategy"] = "FULL"
+            rules.append(rule)
+        return rules
+
+    @staticmethod
+    def finish(state: dict[str, Any], cont: Cont, *, wrap_payload: bool = True) -> dict[str, Any]:
+        """Set how a Task hands on the document: ``$.Payload``, wrapped as ``{"d": ...}`` at a branch end."""
+        if cont.next is not None:
+            state["OutputPath"] = "$.Payload"
+            state["Next"] = cont.next
+        elif cont.wrap and wrap_payload:
+            state["ResultSelector"] = {"d.$": "$.Payload"}
+            state["End"] = True
+        else:
+            state["OutputPath"] = "$.Payload"
+            state["End"] = True
+        return state
+
+    def emit_node(self, node: Node, cont: Cont, states: dict[str, Any]) -> str:
+        gate = self.gates[node.id]
+        if gate is False:
+            return self.terminal(cont, node.id, states)
+        ctx = self.context(node)
+        ctx_json = ctx.to_json()
+        name = self.claim(node.id)
+        entry = name
+        if gate is not True:
+            entry = self.claim(f"{node.id}.when")
+            states[entry] = {}
+        catch_to = self.claim(f"{node.id}.failed") if node.optional else None
+        if node.foreach:
+            self.emit_map(node, ctx, ctx_json, name, cont, states, catch_to)
+        else:
+            task: dict[str, Any] = {
+                "Type": "Task",
+                "Resource": LAMBDA_INVOKE,
+                "Parameters": self.payload(node, ctx_json, "run"),
+                "TimeoutSeconds": ctx.timeout_seconds,
+                "Retry": self.retry(ctx.retry),
+            }
+            if catch_to:
+                task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
+            states[name] = self.finish(task, cont)
+        if catch_to:
+            states[catch_to] = self.finish(
+                {
+                    "Type": "Task",
+                    "Resource": LAMBDA_INVOKE,
+                    "Parameters": self.payload(node, ctx_json, "failed"),
+                    "TimeoutSeconds": self.spec.options.default_timeout_seconds,
+                    "Retry": self.retry(None),
+                },
+                cont,
+            )
+        if gate is not True:
+            states[entry] = {
+                "Type": "Choice",
+                "Choices": [{**gate, "Next": name}],
+                "Default": self.terminal(cont, node.id, states),
+            }
+        return entry
+
+    def emit_map(
+        self,
+        node: Node,
+        ctx: NodeContext,
+        ctx_json: str,
+        name: str,
+        cont: Cont,
+        states: dict[str, Any],
+        catch_to: str | None,
+    ) -> None:
+        assert node.foreach is not None
+        source = parse_template(node.foreach).whole
+        assert source is not None
+        item_name = self.claim(f"{node.id}.item")
+        collect_name = self.claim(f"{node.id}.collect")
+        item_task = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": self.payload(node, ctx_json, "item", item=True),
+            "TimeoutSeconds": ctx.timeout_seconds,
+            "Retry": self.retry(ctx.retry),
+            "OutputPath": "$.Payload",
+            "End": True,
+        }
+        state: dict[str, Any] = {
+            "Type": "Map",
+            "ItemsPath": source.jsonpath(),
+            "ItemSelector": {"doc.$": "$", "item.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+            "MaxConcurrency": ctx.max_concurrency,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": item_name,
+                "States": {item_name: item_task},
+            },
+            "ResultPath": None,
+            "Next": collect_name,
+        }
+        collect: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": self.payload(node, ctx_json, "collect"),
+            "TimeoutSeconds": self.spec.options.default_timeout_seconds,
+            "Retry": self.retry(None),
+        }
+        if catch_to:
+            catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
+            state["Catch"] = catch
+            collect["Catch"] = catch
+        states[name] = state
+        states[collect_name] = self.finish(collect, cont)
+
+
+def _ordered(states: dict[str, Any], entry: str) -> dict[str, Any]:
+    """States in flow order from ``entry`` (so the JSON reads top-down), unreachable ones last."""
+    order: list[str] = []
+    todo = [entry]
+    while todo:
+        name = todo.pop(0)
+        if name in order or name not in states:
+            continue
+        order.append(name)
+        todo.extend(_targets(states[name]))
+    order.extend(n for n in states if n not in order)
+    return {n: states[n] for n in order}
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    out = [c["Next"] for c in state.get("Choices", [])]
+    for key in ("Next", "Default"):
+        if key in state:
+            out.append(state[key])
+    out.extend(c["Next"] for c in state.get("Catch", []))
+    return out
+
+
+def compile_graph(spec: GraphSpec, *, executor_arn: str, comment: str | None = None) -> dict[str, Any]:
+    """The ASL definition of a validated spec; raises :class:`CompileError` if the output fails its check."""
+    model = GraphModel.build(spec)
+    compiler = _Compiler(spec, model, executor_arn)
+    states: dict[str, Any] = {}
+    entry = compiler.emit(model.blocks(), Cont(), states)
+    definition = {
+        "Comment": comment or f"stepgraph: {spec.name}",
+        "StartAt": entry,
+        "States": _ordered(states, entry),
+    }
+    check_definition(definition)
+    return definition
+
+
+def definition_json(definition: dict[str, Any]) -> str:
+    """The definition as CreateStateMachine takes it (compact, stable key order)."""
+    return json.dumps(definition, separators=(",", ":"))
+
+
+def check_definition(definition: dict[str, Any]) -> None:
+    """Structural check: targets exist in their scope, names are unique machine-wide, every state is reachable.
+
+    Raises :class:`CompileError` listing every problem; a failure is a compiler bug, never bad input.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+
+    def scope(where: str, body: dict[str, Any]) -> None:
+        states = body.get("States")
+        start = str(body.get("StartAt"))
+        if not isinstance(states, dict) or not states:
+            problems.append(f"{where}: no States")
+            return
+        if start not in states:
+            problems.append(f"{where}: StartAt {start!r} is not a state")
+        for name, state in states.items():
+            if name in seen:
+                problems.append(f"{where}: state name {name!r} is used twice")
+            seen.add(name)
+            if len(name) > MAX_STATE_NAME:
+                problems.append(f"{where}: state name {name!r} is longer than {MAX_STATE_NAME}")
+            kind = state.get("Type")
+            for target in _targets(state):
+                if target not in states:
+                    problems.append(f"{where}.{name}: target {target!r} is not a state of its scope")
+            if kind == "Choice":
+                if not state.get("Choices"):
+                    problems.append(f"{where}.{name}: Choice without Choices")
+            elif kind not in ("Succeed", "Fail") and ("Next" in state) == bool(state.get("End")):
+                problems.append(f"{where}.{name}: needs exactly one of Next or End")
+            if kind == "Parallel":
+                for i, branch in enumerate(state.get("Branches", [])):
+                    scope(f"{where}.{name}.Branches[{i}]", branch)
+            if kind == "Map":
+                scope(f"{where}.{name}.ItemProcessor", state.get("ItemProcessor", {}))
+        reachable: set[str] = set()
+        todo = [start]
+        while todo:
+            cur = todo.pop()
+            if cur in reachable or cur not in states:
+                continue
+            reachable.add(cur)
+            todo.extend(_targets(states[cur]))
+        for name in states:
+            if name not in reachable:
+                problems.append(f"{where}.{name}: unreachable")
+
+    scope("$", definition)
+    if problems:
+        raise CompileError("compiled definition failed the structural check: " + "; ".join(problems))

@@ -1,0 +1,319 @@
+"""Validate a graph spec with precise errors: every problem names its node, edge, field or position.
+
+``validate(spec_dict, catalog)`` returns the :class:`~statemachine.spec.GraphSpec` or raises
+:class:`~statemachine.errors.SpecError` (``LimitError`` for the size limits) whose ``details`` list every
+problem found, as ``{"loc", "node"?, "edge"?, "position"?, "message"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from statemachine import conditions
+from statemachine.errors import LimitError, SpecError
+from statemachine.graph import GraphModel, find_cycle, map_reference
+from statemachine.references import ReferenceSyntaxError, iter_references, parse_path, parse_template
+from statemachine.spec import MAX_BODY_BYTES, MAX_EDGES, MAX_NODES, RESERVED_IDS, GraphSpec
+
+if TYPE_CHECKING:
+    from statemachine.spec import Node
+
+Detail = dict[str, Any]
+
+
+class ToolCatalog(Protocol):
+    """What validation needs to know about tools (``functions.executor.tools.registry`` implements it)."""
+
+    def names(self) -> Iterable[str]: ...
+
+    def params_model(self, name: str) -> type[BaseModel] | None: ...
+
+
+def check_body_size(size: int, limit: int = MAX_BODY_BYTES) -> None:
+    """Raise a 413 :class:`LimitError` when a spec body is over the byte limit."""
+    if size > limit:
+        raise LimitError(
+            f"the spec body is {size} bytes; the limit is {limit} bytes",
+            [{"loc": "body", "message": f"spec body over {limit} bytes ({size})"}],
+            status=413,
+        )
+
+
+def _loc(parts: Iterable[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validate(
+    spec_dict: Any,
+    catalog: ToolCatalog | None = None,
+    *,
+    max_nodes: int = MAX_NODES,
+    max_edges: int = MAX_EDGES,
+) -> GraphSpec:
+    """The validated spec; raises :class:`SpecError` / :class:`LimitError` with every problem found."""
+    if not isinstance(spec_dict, Mapping):
+        raise SpecError("the graph spec must be a JSON object", [{"loc": "", "message": "expected an object"}])
+    nodes_raw, edges_raw = spec_dict.get("nodes"), spec_dict.get("edges")
+    if isinstance(nodes_raw, list) and len(nodes_raw) > max_nodes:
+        raise LimitError(
+            f"the graph has {len(nodes_raw)} nodes; the limit is {max_nodes}",
+            [{"loc": "nodes", "message": f"at most {max_nodes} nodes (limit: nodes)"}],
+        )
+    if isinstance(edges_raw, list) and len(edges_raw) > max_edges:
+        raise LimitError(
+            f"the graph has {len(edges_raw)} edges; the limit is {max_edges}",
+            [{"loc": "edges", "message": f"at most {max_edges} edges (limit: edges)"}],
+        )
+    try:
+        spec = GraphSpec.model_validate(dict(spec_dict))
+    except ValidationError as exc:
+        raise SpecError("invalid graph spec", _pydantic_details(exc, spec_dict)) from None
+    details = _Checker(spec, catalog).run()
+    if details:
+        first = details[0]["message"]
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        raise SpecError(f"invalid graph spec: {first}{more}", details)
+    return spec
+
+
+def _pydantic_details(exc: ValidationError, raw: Mapping[str, Any]) -> list[Detail]:
+    details: list[Detail] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        detail: Detail = {"loc": _loc(loc), "message": err["msg"]}
+        if len(loc) >= 2 and loc[0] in ("nodes", "edges") and isinstance(loc[1], int):
+            items = raw.get(loc[0])
+            item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
+            if isinstance(item, Mapping):
+                if loc[0] == "nodes" and isinstance(item.get("id"), str):
+                    detail["node"] = item["id"]
+                if loc[0] == "edges" and isinstance(item.get("from"), str) and isinstance(item.get("to"), str):
+                    detail["edge"] = f"{item['from']}->{item['to']}"
+        details.append(detail)
+    return details
+
+
+class _Checker:
+    def __init__(self, spec: GraphSpec, catalog: ToolCatalog | None) -> None:
+        self.spec = spec
+        self.catalog = catalog
+        self.details: list[Detail] = []
+        self.ids: dict[str, int] = {}
+
+    def add(self, loc: str, message: str, **extra: Any) -> None:
+        self.details.append({"loc": loc, **{k: v for k, v in extra.items() if v is not None}, "message": message})
+
+    def run(self) -> list[Detail]:
+        spec = self.spec
+        if not spec.nodes:
+            self.add("nodes", "a graph needs at least one node")
+            return self.details
+        for i, node in enumerate(spec.nodes):
+            if node.id in self.ids:
+                self.add(f"nodes[{i}].id", f"duplicate node id {node.id!r} (first at nodes[{self.ids[node.id]}])",
+                         node=node.id)
+            else:
+                self.ids[node.id] = i
+            if node.id in RESERVED_IDS:
+                self.add(f"nodes[{i}].id", f"{node.id!r} is reserved for references; choose another id", node=node.id)
+            self.check_tool(i, node)
+            if node.max_concurrency is not None and not node.foreach:
+                self.add(f"nodes[{i}].max_concurrency", "max_concurrency only applies to foreach nodes", node=node.id)
+        pairs: dict[tuple[str, str], int] = {}
+        edges_ok = True
+        for j, edge in enumerate(spec.edges):
+            for end, name in (("from", edge.from_), ("to", edge.to)):
+                if name not in self.ids:
+                    self.add(f"edges[{j}].{end}", f"edge {edge.key}: unknown node {name!r}", edge=edge.key)
+                    edges_ok = False
+            if (edge.from_, edge.to) in pairs:
+                self.add(f"edges[{j}]", f"duplicate edge {edge.key} (first at edges[{pairs[(edge.from_, edge.to)]}])",
+                         edge=edge.key)
+            pairs.setdefault((edge.from_, edge.to), j)
+        if not edges_ok or len(self.ids) != len(spec.nodes):
+            return self.details
+        forward = [e for e in spec.edges if e.max_iterations is None]
+        cycle = find_cycle([n.id for n in spec.nodes], forward)
+        if cycle:
+            text = " -> ".join([*cycle, cycle[0]])
+            self.add("edges", f"cycle {text} has no edge with max_iterations; mark its back-edge to bound the loop",
+                     nodes=cycle)
+            return self.details
+        conds_ok = self.check_conditions()
+        if not conds_ok:
+            return self.details
+        model = GraphModel.build(spec)
+        for edge, message in model.loop_problems():
+            self.add(f"edges[{self.edge_index(edge)}]", message, edge=edge.key)
+        self.check_condition_roots(model)
+        for i, node in enumerate(spec.nodes):
+            self.check_references(i, node, model)
+        return self.details
+
+    def edge_index(self, edge: Any) -> int:
+        return next(j for j, e in enumerate(self.spec.edges) if e is edge)
+
+    def check_tool(self, i: int, node: Node) -> None:
+        if node.is_lambda:
+            if not node.tool[len("lambda:") :].strip():
+                self.add(f"nodes[{i}].tool", "lambda: needs a function name or ARN", node=node.id)
+            return
+        if self.catalog is None:
+            return
+        names = set(self.catalog.names())
+        if node.tool not in names:
+            self.add(f"nodes[{i}].tool", f"unknown tool {node.tool!r}; known tools: {', '.join(sorted(names))}",
+                     node=node.id)
+
+    def check_params(self, i: int, node: Node, params: dict[str, Any]) -> None:
+        if self.catalog is None or node.is_lambda or node.tool not in set(self.catalog.names()):
+            return
+        model = self.catalog.params_model(node.tool)
+        if model is None:
+            return
+        try:
+            model.model_validate(params)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                if _under_whole_reference(params, loc):
+                    continue
+                self.add(_loc(("nodes", i, "params", *loc)),
+                         f"{node.tool}: {err['msg']}", node=node.id)
+
+    def check_conditions(self) -> bool:
+        ok = True
+        for j, edge in enumerate(self.spec.edges):
+            if edge.when is None:
+                continue
+            try:
+                conditions.parse(edge.when)
+            except conditions.ConditionError as exc:
+                self.add(f"edges[{j}].when", f"condition {edge.when!r}: {exc.message}", edge=edge.key,
+                         position={"line": exc.line, "col": exc.col})
+                ok = False
+        return ok
+
+    def check_condition_roots(self, model: GraphModel) -> None:
+        for j, edge in enumerate(self.spec.edges):
+            cond = model.edge_conditions.get(j)
+            if cond is None:
+                continue
+            allowed = {edge.from_} | model.ancestors[edge.from_]
+            for path in cond.paths:
+                if not path.is_node:
+                    continue
+                if path.root not in self.ids:
+                    self.add(f"edges[{j}].when", f"condition reads {path.text!r}: unknown node {path.root!r}",
+                             edge=edge.key)
+                elif path.root not in allowed:
+                    self.add(f"edges[{j}].when", f"condition reads {path.text!r}, but {path.root!r} is not "
+                                                 f"{edge.from_!r} or upstream of it", edge=edge.key)
+
+    def check_references(self, i: int, node: Node, model: GraphModel) -> None:
+        upstream = model.ancestors[node.id]
+        for j, edge in enumerate(self.spec.edges):
+            if edge.to != node.id or not edge.map:
+                continue
+            for param, out_path in edge.map.items():
+                if param in node.params:
+                    self.add(f"edges[{j}].map.{param}", f"edge {edge.key} maps {param!r}, which nodes[{i}].params "
+                                                        "already sets", edge=edge.key, node=node.id)
+                try:
+                    parse_template(map_reference(edge.from_, out_path))
+                except ReferenceSyntaxError as exc:
+                    self.add(f"edges[{j}].map.{param}", f"edge {edge.key}: {exc.message}", edge=edge.key)
+                    return
+                if edge.max_iterations is not None:
+                    self.add(f"edges[{j}].map", "a loop back-edge cannot map params (use update_state and state)",
+                             edge=edge.key)
+        params = model.effective_params(node)
+        try:
+            found = list(iter_references(params, "params"))
+        except ReferenceSyntaxError:
+            found = []
+            self.report_syntax(i, node, params, "params")
+        for loc, _text, template in found:
+            for path in template.paths:
+                self.check_root(
+                    f"nodes[{i}].{loc}", node, path.root, path.text, upstream, allow_item=bool(node.foreach)
+                )
+        if node.foreach is not None:
+            loc = f"nodes[{i}].foreach"
+            try:
+                whole = parse_template(node.foreach).whole
+            except ReferenceSyntaxError as exc:
+                self.add(loc, f"{exc.message} (offset {exc.offset})", node=node.id)
+                whole = None
+            else:
+                if whole is None:
+                    self.add(loc, "foreach takes one reference to a list, like \"{{ input.items }}\"", node=node.id)
+            if whole is not None:
+                if whole.root == "item":
+                    self.add(loc, "foreach cannot read 'item'", node=node.id)
+                else:
+                    self.check_root(loc, node, whole.root, whole.text, upstream, allow_item=False)
+        if isinstance(node.update_state, dict):
+            for key, out_path in node.update_state.items():
+                if out_path.strip() in ("", "."):
+                    continue
+                try:
+                    parse_path(f"_.{out_path}" if not out_path.startswith("[") else f"_{out_path}")
+                except ReferenceSyntaxError:
+                    self.add(f"nodes[{i}].update_state.{key}", f"malformed output path {out_path!r}", node=node.id)
+        self.check_params(i, node, params)
+
+    def report_syntax(self, i: int, node: Node, value: Any, loc: str) -> None:
+        """Name every malformed reference (iter_references stops at the first)."""
+        if isinstance(value, str):
+            try:
+                parse_template(value)
+            except ReferenceSyntaxError as exc:
+                self.add(f"nodes[{i}].{loc}", f"malformed reference at offset {exc.offset}: {exc.message}",
+                         node=node.id)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                self.report_syntax(i, node, item, f"{loc}.{key}")
+        elif isinstance(value, list):
+            for k, item in enumerate(value):
+                self.report_syntax(i, node, item, f"{loc}[{k}]")
+
+    def check_root(self, loc: str, node: Node, root: str, text: str, upstream: set[str], *, allow_item: bool) -> None:
+        if root in ("input", "state"):
+            return
+        if root == "item":
+            if not allow_item:
+                self.add(loc, f"{{{{ {text} }}}}: 'item' is only available in the params of a foreach node",
+                         node=node.id)
+            return
+        if root not in self.ids:
+            self.add(loc, f"{{{{ {text} }}}}: unknown node {root!r}", node=node.id)
+        elif root not in upstream:
+            self.add(loc, f"{{{{ {text} }}}}: node {root!r} is not upstream of {node.id!r} "
+                          f"(add an edge {root} -> {node.id} or a path to it)", node=node.id)
+
+
+def _under_whole_reference(params: Any, loc: tuple[Any, ...]) -> bool:
+    """True when a params error sits at or under a value that is one whole reference (type unknown until run)."""
+    cur = params
+    for part in loc:
+        if isinstance(cur, str):
+            break
+        in_map = isinstance(cur, Mapping) and part in cur
+        if in_map or (isinstance(cur, list) and isinstance(part, int) and part < len(cur)):
+            cur = cur[part]
+        else:
+            return False
+        if isinstance(cur, str) and "{{" in cur:
+            try:
+                if parse_template(cur).whole is not None:
+                    return True
+            except ReferenceSyntaxError:
+                return False
+    return False
