@@ -393,8 +393,12 @@ def add_docstrings(source: str, tree: ast.Module) -> tuple[str, list[str]]:
         match = re.match(r"[ \t]*", lines[first.lineno - 1])
         indent = match.group(0) if match else ""
         words = node.name.strip("_").replace("_", " ") or node.name
-        text = f"{words[0].upper()}{words[1:]}." if isinstance(node, _FUNCS) else f"A {node.name}."
-        fixes.append((colon_line, f'{indent}"""{text}"""\n', d.qualname))
+        if isinstance(node, _FUNCS):
+            text, after = f"{words[0].upper()}{words[1:]}.", ""
+        else:
+            text = f"{'An' if node.name[:1].lower() in 'aeiou' else 'A'} {node.name}."
+            after = "\n" if lines[first.lineno - 1].strip() else ""  # PEP 257: a blank line after a class docstring
+        fixes.append((colon_line, f'{indent}"""{text}"""\n{after}', d.qualname))
     for index, line, _ in sorted(fixes, reverse=True):
         lines.insert(index, line)
     revised = "".join(lines)
