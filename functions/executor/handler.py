@@ -25,7 +25,9 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "stepgraph"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "stepgraph"
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Patch only botocore (the store's calls): auto-patching every supported library would import httpx,
+# requests and sqlite3 at cold start (about 100 ms) for tools that may never run.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 # Node metrics go out through ``single_metric`` (own dimensions per tool), so the decorator's shared set is
