@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from functions.api import errors
+from functions.api.errors import UnsupportedMediaTypeError
 from functions.api.routes import graphs, health, runs, tools
 from functions.errors import BadRequestError, PayloadTooLargeError, UnauthorizedError
 from functions.settings import get_settings
@@ -48,6 +49,11 @@ def preflight(event: Mapping[str, Any]) -> Exception | None:
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return UnauthorizedError("missing or wrong API key (header x-api-key)")
     body = event.get("body")
+    if body:
+        content_type = (_header(event, "content-type") or "application/json").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            return UnsupportedMediaTypeError(
+                f"the request body must be JSON (Content-Type: application/json), not {content_type!r}")
     if isinstance(body, str):
         size = len(body.encode()) if not event.get("isBase64Encoded") else len(body) * 3 // 4
         if size > MAX_BODY_BYTES:

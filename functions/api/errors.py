@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
@@ -34,8 +37,17 @@ if TYPE_CHECKING:
 
 logger = Logger(service="stepgraph-api")
 
+class UpstreamError(StepgraphError):
+    """An AWS call failed for a reason the client cannot fix (502)."""
+
+
+class UnsupportedMediaTypeError(BadRequestError):
+    """A request body that is not JSON (415)."""
+
+
 # Checked in order: the first class an exception is an instance of decides (subclasses first).
 STATUS: list[tuple[type[BaseException], int, str]] = [
+    (UnsupportedMediaTypeError, 415, "unsupported_media_type"),
     (UnauthorizedError, 401, "unauthorized"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
@@ -44,10 +56,6 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
     (LimitError, 422, "limit_exceeded"),
     (SpecError, 422, "invalid_spec"),
 ]
-
-
-class UpstreamError(StepgraphError):
-    """An AWS call failed for a reason the client cannot fix (502)."""
 
 
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -147,6 +155,10 @@ def register(app: APIGatewayRestResolver) -> None:
             body = None
         details = validation_details(exc, body)
         return _json(422, error_body("invalid_request", "the request does not match the API's schema", details))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(exc: RequestUnsupportedContentType) -> Response:
+        return response_for(UnsupportedMediaTypeError("the request body must be JSON (Content-Type: application/json)"))
 
     @app.exception_handler(IdempotencyValidationError)
     def _idempotency_mismatch(exc: IdempotencyValidationError) -> Response:

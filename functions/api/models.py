@@ -188,6 +188,7 @@ ERROR_TEXT = {
     404: "unknown id",
     409: "conflict with the current state",
     413: "request body over 256 KiB",
+    415: "request body that is not JSON",
     422: "invalid input; details name the node, edge or field",
 }
 

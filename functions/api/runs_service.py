@@ -102,12 +102,16 @@ def cancel_run(services: Services, run_id: str) -> Run:
     if run.status in TERMINAL:
         raise ConflictError(f"run {run_id} already finished with status {run.status}")
     try:
-        services.sfn.stop_execution(executionArn=run.execution_arn, error="stepgraph.Cancelled",
-                                    cause="cancelled through the stepgraph API")
+        stopped = services.sfn.stop_execution(executionArn=run.execution_arn, error="stepgraph.Cancelled",
+                                              cause="cancelled through the stepgraph API")
     except ClientError as exc:
         raise UpstreamError(f"StopExecution failed: {exc.response['Error'].get('Code')}") from exc
-    get_run(services, run_id)  # settles from DescribeExecution: ABORTED → CANCELLED (or the real end)
-    return services.runs.get(run_id)
+    run = get_run(services, run_id)  # the execution's real end if it had already finished
+    if run.status == RUNNING:  # the stop has not shown in DescribeExecution yet: it is ABORTED
+        runs_sync.settle(services.runs, run_id, "ABORTED", stop_date=stopped.get("stopDate"),
+                         execution_arn=run.execution_arn, sfn=services.sfn)
+        run = services.runs.get(run_id)
+    return run
 
 
 def summary(run: Run, region: str) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def _created(version: Any) -> GraphCreated:
 
 
 @router.post("/graphs/validate", summary="Dry run: validate and compile without creating anything",
-             tags=["graphs"], responses=error_responses(400, 413))
+             tags=["graphs"], responses=error_responses(400, 413, 415))
 def validate_graph(spec: Annotated[SpecDraft, Body()]) -> ValidationResult:
     raw = _raw_body()
     try:
@@ -71,7 +71,7 @@ def validate_graph(spec: Annotated[SpecDraft, Body()]) -> ValidationResult:
 
 
 @router.post("/graphs", summary="Create a graph: validate, compile, create its state machine", tags=["graphs"],
-             status_code=201, responses=error_responses(400, 413, 422, ok=201, description="created"))
+             status_code=201, responses=error_responses(400, 413, 415, 422, ok=201, description="created"))
 def create_graph(spec: Annotated[GraphSpec, Body()]) -> GraphCreated:
     return _created(service.create_graph(get_services(), _raw_body()))
 
@@ -108,7 +108,7 @@ def get_graph(graph_id: GraphId) -> GraphDetail:
 
 
 @router.put("/graphs/<graph_id>", summary="Publish a new version of a graph (runs keep the version they started on)",
-            tags=["graphs"], responses=error_responses(400, 404, 409, 413, 422))
+            tags=["graphs"], responses=error_responses(400, 404, 409, 413, 415, 422))
 def update_graph(graph_id: GraphId, spec: Annotated[GraphSpec, Body()]) -> GraphCreated:
     return _created(service.publish_version(get_services(), graph_id, _raw_body()))
 

@@ -29,7 +29,7 @@ GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph 
 
 
 @router.post("/graphs/<graph_id>/runs", summary="Start a run of the graph's latest version", tags=["runs"],
-             status_code=202, responses=error_responses(400, 404, 409, 413, 422, ok=202, description="started"))
+             status_code=202, responses=error_responses(400, 404, 409, 413, 415, 422, ok=202, description="started"))
 def start_run(
     graph_id: GraphId,
     body: Annotated[StartRun, Body()],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from functions.store.runs import RunStore
@@ -94,6 +95,10 @@ def test_cancel_stops_a_running_run_once(aws: Services, client: Client) -> None:
     run = client.get(f"/runs/{run_id}").json()
     assert run["status"] == "CANCELLED"
     assert run["nodes"]["a"]["status"] == "CANCELLED"
+    for _ in range(500):  # moto applies the stop asynchronously
+        if aws.sfn.describe_execution(executionArn=run["execution_arn"])["status"] != "RUNNING":
+            break
+        time.sleep(0.01)
     assert aws.sfn.describe_execution(executionArn=run["execution_arn"])["status"] == "ABORTED"
 
     # AND cancelling again is a 409; the log holds one RUN_CANCELLED and nothing follows the end
