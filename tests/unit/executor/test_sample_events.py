@@ -1,0 +1,76 @@
+"""The sample events in events/ (for `sam local invoke -e`) are valid requests and do what their names say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from functions.executor import handler
+from functions.executor.errors import NodeFailed
+from functions.executor.node import NodeExecutor
+from functions.store.offload import BlobStore, Offloader
+from functions.store.records import Records
+from statemachine.protocol import ExecutorRequest
+
+from .helpers import FakeContext
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"executor-{name}.json").read_text())
+
+
+@pytest.fixture
+def records(table: Any) -> Iterator[Records]:
+    recs = Records(table)
+    handler.set_executor(NodeExecutor(records=recs, offloader=Offloader(BlobStore(table)), logger=handler.logger))
+    yield recs
+    handler.set_executor(None)
+
+
+def invoke(event: dict[str, Any]) -> Any:
+    return handler.lambda_handler(event, FakeContext())
+
+
+def test_every_sample_is_an_executor_request() -> None:
+    names = sorted(p.stem for p in EVENTS.glob("executor-*.json"))
+    assert names == ["executor-collect", "executor-failed", "executor-item", "executor-retry", "executor-run"]
+    for name in names:
+        request = ExecutorRequest.from_event(json.loads((EVENTS / f"{name}.json").read_text()))
+        assert request.context.node == request.node
+
+
+def test_run_sample_returns_the_document_with_the_result(records: Records) -> None:
+    doc = invoke(sample("run"))
+    assert doc["results"]["second"] == {"got": "hello", "note": "second saw: hello"}
+
+
+def test_retry_sample_fails_its_first_attempt_with_the_named_error(records: Records) -> None:
+    with pytest.raises(NodeFailed) as raised:
+        invoke(sample("retry"))
+    assert type(raised.value).__name__ == "UpstreamDown"
+    event = sample("retry") | {"retry_count": 1}
+    assert invoke(event)["results"]["flaky"] == {"attempt": 2}
+
+
+def test_item_and_collect_samples_make_a_foreach_output(records: Records) -> None:
+    item = sample("item")
+    for index, value in enumerate(item["doc"]["input"]["items"]):
+        assert invoke(item | {"index": index, "item": value}) == {"ok": True}
+    assert invoke(sample("collect"))["results"]["each"] == [{"value": "a"}, {"value": "b"}, {"value": "c"}]
+
+
+def test_failed_sample_records_the_timeout_and_goes_on(records: Records) -> None:
+    doc = invoke(sample("failed"))
+    assert doc["results"]["chart"] is None
+    node = records.get_node(doc["run"]["run_id"], "chart", 1)
+    assert node is not None and node.error is not None and node.error["code"] == "States.Timeout"
