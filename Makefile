@@ -5,7 +5,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test unit functional lint typecheck bench clean
+# SAM CLI pins its own boto3, so it lives in a venv of its own.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM_CLI_SPEC ?= aws-sam-cli>=1.140,<2
+export SAM_CLI_TELEMETRY := 0
+
+TEMPLATE := template.yaml
+
+# The Lambda platform the functions are built for (template.yaml: python3.13 on arm64). Lambda's Python 3.13
+# runs on Amazon Linux 2023 (glibc 2.34), so manylinux 2014 and 2_28 wheels both load there.
+LAMBDA_PYTHON := 3.13
+LAMBDA_PLATFORMS := --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64
+
+.PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv build \
+	build-ApiFunction build-ExecutorFunction build-EventsFunction
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +30,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet '$(SAM_CLI_SPEC)'
+	touch $(SAM_STAMP)
+
+sam-venv: $(SAM_STAMP)
+
 dev: $(STAMP)
 	$(PY) -m local.server
 
-test: $(STAMP)
+test: $(STAMP) validate
 	$(PY) -m pytest -q
 
 unit: $(STAMP)
@@ -31,11 +54,34 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The template: cfn-lint with the serverless rules (cfn-lint-serverless), then SAM's own validation.
+validate: $(STAMP) $(SAM_STAMP)
+	$(VENV)/bin/cfn-lint --template $(TEMPLATE) --append-rules cfn_lint_serverless.rules
+	$(SAM) validate --lint --template $(TEMPLATE)
+
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m bench
 
+# `sam build` (samconfig.toml: build_in_source) runs these with ARTIFACTS_DIR set, one per function. Every
+# function ships both packages and the runtime dependencies of pyproject.toml, as wheels for the Lambda
+# platform (never an sdist built for this machine).
+build: $(SAM_STAMP)
+	$(SAM) build --template $(TEMPLATE)
+
+build-ApiFunction build-ExecutorFunction build-EventsFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)"; exit 2; }
+	mkdir -p "$(ARTIFACTS_DIR)"
+	cp -R functions statemachine "$(ARTIFACTS_DIR)/"
+	find "$(ARTIFACTS_DIR)" -name '__pycache__' -type d -prune -exec rm -rf {} +
+	$(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+		> "$(ARTIFACTS_DIR)/.requirements.txt"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --root-user-action=ignore --no-compile --upgrade \
+		--target "$(ARTIFACTS_DIR)" $(LAMBDA_PLATFORMS) --implementation cp --python-version $(LAMBDA_PYTHON) \
+		--only-binary=:all: -r "$(ARTIFACTS_DIR)/.requirements.txt"
+	rm -f "$(ARTIFACTS_DIR)/.requirements.txt"
+
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

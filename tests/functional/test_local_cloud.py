@@ -31,7 +31,7 @@ def task(function: str, **extra: Any) -> dict[str, Any]:
 
 
 def run_machine(
-    cloud: LocalCloud, definition: dict[str, Any], payload: Any, name: str = "stepgraph-t", execution: str = "e1"
+    cloud: LocalCloud, definition: dict[str, Any], payload: Any, name: str = "stepgraph-g_t", execution: str = "e1"
 ) -> dict[str, Any]:
     sfn = boto3.client("stepfunctions")
     try:
@@ -191,10 +191,10 @@ def test_terminal_statuses_reach_the_events_function_with_the_eventbridge_shape(
     cloud.register("stepgraph-user-ok", lambda event, ctx: {"done": True})
     cloud.register("stepgraph-user-bad", lambda event, ctx: 1 / 0)
     ok = run_machine(
-        cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {"x": 1}, "stepgraph-ok"
+        cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {"x": 1}, "stepgraph-g_ok"
     )
     bad = run_machine(
-        cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-bad", End=True)}}, {}, "stepgraph-bad"
+        cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-bad", End=True)}}, {}, "stepgraph-g_bad"
     )
     assert cloud.drain_events()
     # THEN one event per execution, in the order they ended, with the fields EventBridge sends
@@ -207,7 +207,7 @@ def test_terminal_statuses_reach_the_events_function_with_the_eventbridge_shape(
     detail = first["detail"]
     assert detail["status"] == "SUCCEEDED"
     assert detail["name"] == "e1"
-    assert detail["stateMachineArn"] == f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:stepgraph-ok"
+    assert detail["stateMachineArn"] == f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:stepgraph-g_ok"
     assert json.loads(detail["input"]) == {"x": 1}
     assert json.loads(detail["output"]) == {"done": True}
     assert isinstance(detail["startDate"], int) and detail["stopDate"] >= detail["startDate"]
@@ -229,7 +229,7 @@ def test_stopped_executions_are_reported_aborted(cloud: LocalCloud) -> None:
     sfn = boto3.client("stepfunctions")
     definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-hold", End=True)}}
     arn = sfn.create_state_machine(
-        name="stepgraph-stop", definition=json.dumps(definition), roleArn=cloud.states_role_arn
+        name="stepgraph-g_stop", definition=json.dumps(definition), roleArn=cloud.states_role_arn
     )["stateMachineArn"]
     ex = sfn.start_execution(stateMachineArn=arn, name="s1", input="{}")
     assert started.wait(10)
@@ -272,7 +272,7 @@ def test_many_executions_deliver_every_event_exactly_once(cloud: LocalCloud) -> 
     sfn = boto3.client("stepfunctions")
     definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}
     arn = sfn.create_state_machine(
-        name="stepgraph-many", definition=json.dumps(definition), roleArn=cloud.states_role_arn
+        name="stepgraph-g_many", definition=json.dumps(definition), roleArn=cloud.states_role_arn
     )["stateMachineArn"]
     arns = [
         sfn.start_execution(stateMachineArn=arn, name=f"m{i}", input=json.dumps({"i": i}))["executionArn"]

@@ -61,7 +61,7 @@ def test_other_stack_names_change_every_derived_name(tmp_path: Path) -> None:
     assert env["STEPGRAPH_EXECUTOR_ARN"] == f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:demo-executor"
     rule = other.event_rules()[0]
     assert rule.pattern["detail"]["stateMachineArn"] == [
-        {"prefix": f"arn:aws:states:eu-west-1:{ACCOUNT}:stateMachine:demo-"}
+        {"prefix": f"arn:aws:states:eu-west-1:{ACCOUNT}:stateMachine:demo-g_"}
     ]
 
 
@@ -113,7 +113,7 @@ def test_parameter_overrides_reach_the_values(tmp_path: Path) -> None:
 
 PATTERN = {
     "source": ["aws.states"],
-    "detail": {"status": ["SUCCEEDED", "FAILED"], "stateMachineArn": [{"prefix": "arn:sm:stepgraph-"}]},
+    "detail": {"status": ["SUCCEEDED", "FAILED"], "stateMachineArn": [{"prefix": "arn:sm:stepgraph-g_"}]},
 }
 
 
@@ -136,3 +136,22 @@ def test_anything_but_and_exists() -> None:
     assert not pattern_matches({"a": [{"anything-but": ["x"]}]}, {"a": "x"})
     assert pattern_matches({"a": [{"exists": False}]}, {})
     assert not pattern_matches({"a": [{"exists": True}]}, {})
+
+
+@pytest.mark.parametrize(
+    ("machine", "expected"),
+    [("stepgraph-g_0123456789ab", True), ("stepgraph-dev-g_0123456789ab", False), ("other-g_1", False)],
+)
+def test_the_status_rule_matches_this_stacks_machines_only(template: Template, machine: str, expected: bool) -> None:
+    # GIVEN the rule of stack "stepgraph" and a terminal event of a machine named <stack>-<graph id>
+    rule = template.event_rules()[0]
+    event = {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "status": "SUCCEEDED",
+            "stateMachineArn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{machine}",
+        },
+    }
+    # THEN a stack named "stepgraph-dev" does not see its events delivered to this stack
+    assert pattern_matches(rule.pattern, event) is expected

@@ -1,0 +1,195 @@
+"""template.yaml holds what DESIGN.md and docs/architecture.md promise, passes cfn-lint with the serverless
+rules, and its IAM grants no ``*`` resource where a narrower ARN exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.template import TEMPLATE_PATH, Template, load_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Actions IAM does not scope to a resource: "*" is the only possible Resource for these.
+NO_RESOURCE_LEVEL = {
+    "states:ListStateMachines",
+    "states:ListActivities",
+    "states:ValidateStateMachineDefinition",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "cloudwatch:PutMetricData",
+}
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return load_yaml(TEMPLATE_PATH)
+
+
+@pytest.fixture(scope="module")
+def resolved() -> Template:
+    return Template.load()
+
+
+def statements(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every IAM policy statement written in the template, with the resource that holds it."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for logical_id, res in raw["Resources"].items():
+        props = res.get("Properties", {}) or {}
+        if res["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                found += [(logical_id, s) for s in policy["PolicyDocument"]["Statement"]]
+        elif res["Type"] == "AWS::Serverless::Function":
+            for policy in props.get("Policies", []):
+                if isinstance(policy, dict) and "Statement" in policy:
+                    found += [(logical_id, s) for s in policy["Statement"]]
+        elif res["Type"] in ("AWS::SQS::QueuePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            found += [(logical_id, s) for s in props["PolicyDocument"]["Statement"]]
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_template_passes_cfn_lint_with_the_serverless_rules() -> None:
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(TEMPLATE_PATH, ManualArgs(append_rules=["cfn_lint_serverless.rules"]))
+    assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches] == []
+
+
+def test_cfn_lint_would_catch_a_broken_template(tmp_path: Path) -> None:
+    # GIVEN the template with the executor's log group missing (a serverless rule) WHEN linted
+    from cfnlint.api import ManualArgs, lint_file
+
+    broken = tmp_path / "template.yaml"
+    text = TEMPLATE_PATH.read_text()
+    start = text.index("  ExecutorFunctionLogs:")
+    end = text.index("  EventsFunction:")
+    broken.write_text(text[:start] + text[end:])
+    matches = lint_file(broken, ManualArgs(append_rules=["cfn_lint_serverless.rules"]))
+    # THEN the check that runs in `make test` fails
+    assert "WS1004" in {m.rule.id for m in matches}
+
+
+def star_offenders(raw: dict[str, Any]) -> list[tuple[str, str | None, list[str]]]:
+    """Statements with a ``*`` resource for actions that IAM can scope to an ARN."""
+    offenders = []
+    for logical_id, statement in statements(raw):
+        actions = as_list(statement["Action"])
+        if "*" in as_list(statement.get("Resource", [])):
+            narrowable = [a for a in actions if a not in NO_RESOURCE_LEVEL]
+            if narrowable:
+                offenders.append((logical_id, statement.get("Sid"), narrowable))
+    return offenders
+
+
+def test_no_star_resource_where_a_narrower_arn_exists(raw: dict[str, Any]) -> None:
+    assert len(statements(raw)) >= 8
+    assert star_offenders(raw) == []
+
+
+def test_no_wildcard_actions(raw: dict[str, Any]) -> None:
+    actions = [a for _, s in statements(raw) for a in as_list(s["Action"])]
+    assert [a for a in actions if a == "*" or a.endswith(":*")] == []
+
+
+def test_the_star_check_flags_a_star_that_could_be_narrower() -> None:
+    # GIVEN the template with the executions statement widened to "*"
+    raw = load_yaml(TEMPLATE_PATH)
+    policies = raw["Resources"]["ApiFunction"]["Properties"]["Policies"]
+    executions = next(s for p in policies for s in p["Statement"] if s["Sid"] == "Executions")
+    executions["Resource"] = "*"
+    # THEN the check names it
+    assert star_offenders(raw) == [
+        (
+            "ApiFunction",
+            "Executions",
+            ["states:DescribeExecution", "states:StopExecution", "states:GetExecutionHistory"],
+        )
+    ]
+
+
+def test_states_role_trusts_states_in_this_account_and_invokes_only_node_functions(resolved: Template) -> None:
+    role = resolved.role("StatesRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "states.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    grants = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert {a for s in grants for a in as_list(s["Action"])} == {"lambda:InvokeFunction"}
+    resources = sorted(r for s in grants for r in as_list(s["Resource"]))
+    assert resources == [
+        "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-executor",
+        "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-executor:*",
+        "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-user-*",
+    ]
+
+
+def test_api_function_rights_are_scoped_to_the_stack(resolved: Template) -> None:
+    api = resolved.resolve(resolved.resources["ApiFunction"]["Properties"]["Policies"])
+    by_sid = {s["Sid"]: s for p in api for s in p["Statement"]}
+    prefix = "arn:aws:states:us-east-1:123456789012"
+    assert by_sid["StateMachines"]["Resource"] == f"{prefix}:stateMachine:stepgraph-g_*"
+    assert {"states:CreateStateMachine", "states:UpdateStateMachine", "states:StartExecution"} <= set(
+        by_sid["StateMachines"]["Action"]
+    )
+    assert by_sid["Executions"]["Resource"] == f"{prefix}:execution:stepgraph-g_*:*"
+    assert {"states:StopExecution", "states:DescribeExecution"} <= set(by_sid["Executions"]["Action"])
+    assert by_sid["PassStatesRole"]["Action"] == "iam:PassRole"
+    assert by_sid["PassStatesRole"]["Resource"] == "arn:aws:iam::123456789012:role/stepgraph-states"
+    assert by_sid["PassStatesRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}}
+    assert by_sid["Table"]["Resource"] == [
+        "arn:aws:dynamodb:us-east-1:123456789012:table/stepgraph-local",
+        "arn:aws:dynamodb:us-east-1:123456789012:table/stepgraph-local/index/*",
+    ]
+
+
+def test_rest_api_requires_a_key_except_health_and_docs(raw: dict[str, Any], resolved: Template) -> None:
+    api = raw["Resources"]["Api"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert api["Properties"]["Auth"]["ApiKeyRequired"] is True
+    assert api["Properties"]["Auth"]["UsagePlan"]["CreateUsagePlan"] == "PER_API"
+    keyless = {r.path for r in resolved.api_routes() if not r.api_key_required}
+    assert keyless == {"/health", "/docs", "/openapi.json"}
+    assert {(r.path, r.method) for r in resolved.api_routes() if r.api_key_required} == {("/{proxy+}", "ANY")}
+
+
+def test_functions_are_python_313_on_arm64_built_by_makefile(raw: dict[str, Any]) -> None:
+    glob = raw["Globals"]["Function"]
+    assert glob["Runtime"] == "python3.13"
+    assert glob["Architectures"] == ["arm64"]
+    variables = glob["Environment"]["Variables"]
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"} <= set(variables)
+    assert {"STEPGRAPH_TABLE", "STEPGRAPH_EXECUTOR_ARN", "STEPGRAPH_STATES_ROLE_ARN", "STEPGRAPH_PREFIX"} <= set(
+        variables
+    )
+    functions = {k: v for k, v in raw["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) == {"ApiFunction", "ExecutorFunction", "EventsFunction"}
+    makefile = (ROOT / "Makefile").read_text()
+    for logical_id, fn in functions.items():
+        assert fn["Metadata"] == {"BuildMethod": "makefile"}
+        assert fn["Properties"]["CodeUri"] == "."
+        assert f"build-{logical_id}" in makefile
+
+
+def test_no_function_depends_on_itself(raw: dict[str, Any]) -> None:
+    # The executor ARN is built with !Sub from its name: a !GetAtt to a function in Globals would make it
+    # depend on itself (cfn-lint reports circular dependencies too; this names the reason).
+    env = raw["Globals"]["Function"]["Environment"]["Variables"]
+    text = repr(env)
+    assert "ExecutorFunction" not in text and "ApiFunction" not in text and "EventsFunction" not in text
+
+
+def test_status_change_rule_targets_the_events_function(resolved: Template) -> None:
+    (rule,) = resolved.event_rules()
+    assert rule.function == "EventsFunction"
+    assert rule.pattern["source"] == ["aws.states"]
+    assert rule.pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(rule.pattern["detail"]["status"]) == ["ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT"]
+
+
+def test_outputs(raw: dict[str, Any]) -> None:
+    assert {"ApiUrl", "TableName", "StatesRoleArn", "ApiKeyId"} <= set(raw["Outputs"])
