@@ -24,6 +24,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 SCHEMES = ("http", "https")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Refused on every Python version (the stdlib's tables change between releases: 3.13 made 2002::/16 private).
+_NOT_PUBLIC_V6 = (
+    (ipaddress.ip_network("2002::/16"), "6to4"),
+    (ipaddress.ip_network("2001::/32"), "Teredo"),
+    (ipaddress.ip_network("64:ff9b:1::/48"), "local-use NAT64"),
+    (ipaddress.ip_network("100::/64"), "discard-only"),
+    (ipaddress.ip_network("3fff::/20"), "documentation"),
+)
 
 
 class InvalidUrl(ToolError):
@@ -62,8 +70,9 @@ def _kind(ip: IPAddress) -> str | None:
 def address_problem(ip: IPAddress | str) -> str | None:
     """The reason an address must not be fetched (e.g. ``"loopback"``), or ``None`` for a global address.
 
-    IPv6 forms that carry an IPv4 address are judged by it (6to4, Teredo, NAT64); IPv4-mapped and
-    IPv4-compatible IPv6 addresses are refused outright, as a resolver has no business returning them.
+    IPv6 forms that carry an IPv4 address name it when it is not global (6to4, Teredo, NAT64); IPv4-mapped and
+    IPv4-compatible addresses, and 6to4 and Teredo relays whatever they carry, are refused outright: a resolver
+    has no business returning them for a public web server.
     """
     if isinstance(ip, str):
         ip = ipaddress.ip_address(ip)
@@ -84,6 +93,9 @@ def address_problem(ip: IPAddress | str) -> str | None:
             problem = _kind(inner)
             if problem:
                 return f"IPv6 address embedding {problem} {inner}"
+        for network, name in _NOT_PUBLIC_V6:
+            if ip in network:
+                return f"{name} address {ip}"
     problem = _kind(ip)
     return f"{problem} address {ip}" if problem else None
 
