@@ -25,6 +25,25 @@ Adding a tool is one module in this package (helpers start with ``_``) that decl
     class Output(BaseModel): ...    # what the node's output looks like (always a JSON object)
     def run(params: Params, ctx: ToolContext) -> Output | dict: ...
 
-Modules are discovered on first use. Keep their top level light (pydantic only): import heavy modules
-(httpx, jmespath) inside ``run`` so the executor's cold start stays small.
+Modules are discovered on first use. Name the module after the tool (``http.get`` -> ``http_get.py``) and
+``registry.get`` imports that module alone, which is all an executor invocation needs. Keep the top level
+light (pydantic only): import heavy modules (httpx, jmespath) inside ``run`` so cold starts stay small.
+
+Built-in tools and how they chain (each output is a JSON object; see ``registry.describe`` for the schemas):
+
+- ``http.get`` {url, headers?, query?, timeout_seconds?, max_bytes?, follow_redirects?}
+  -> {status_code, headers, json, text, url, redirects, bytes}; only global addresses (``_netguard``).
+- ``json.pick`` {data, fields: {name: JMESPath}} -> {name: value, ...}
+- ``transform`` {value, expression} -> {result}
+- ``text.analyze`` {text, top?, min_length?, stopwords?, strip_html?}
+  -> {word_count, unique_words, character_count, sentence_count, average_sentence_words,
+  top_words: [[word, count]], sentiment: {score, label, positive, negative}}
+- ``chart.bar`` {series: [{label, value}] | {label: value} | [[label, value]], title?, sort?, limit?, ...}
+  -> a Vega-Lite v5 spec ({"$schema", data, mark, encoding, ...})
+- ``code.extract_functions`` / ``code.complexity`` / ``code.detect_issues`` / ``code.score`` {source, ...}
+  -> {functions}, {functions, max_complexity, ...}, {issues, issue_count, counts}, {quality_score, grade, ...}
+- ``code.suggest`` {source, issues?} -> {suggestions, revised_source, fixes_applied}: feed ``revised_source``
+  back as the next round's source (``update_state``) and ``code.score`` rises.
+- ``util.echo`` {any} -> the same object; ``util.sleep`` {seconds} -> {slept_seconds};
+  ``util.fail`` {failures, error, message, output?} -> fails attempts 1..failures with code ``error``, then ``output``.
 """
