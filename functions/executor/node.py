@@ -8,7 +8,9 @@ injected so tests run the real path against moto. The four request modes are des
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 MAX_LOG_LINES = 200
 """LOG events kept per attempt; a tool that logs more gets one line saying how many were dropped."""
 MAX_LOG_CHARS = 2000
+TIMEOUT_GRACE_SECONDS = 1.0
+"""Past the Task's timeout, Step Functions has moved on: the executor records the timeout itself."""
 
 T = TypeVar("T")
 
@@ -319,7 +323,35 @@ class NodeExecutor:
             run_id=inv.run_id, node=inv.node, iteration=inv.iteration, attempt=inv.attempt,
             log=self._tool_log(inv, index),
         )
-        return tool.invoke(params, context)
+        return self._within_timeout(inv, lambda: tool.invoke(params, context))
+
+    def _within_timeout(self, inv: Invocation, call: Callable[[], T]) -> T:
+        """Run the tool, giving up once the Task's ``TimeoutSeconds`` (plus a grace second) has passed.
+
+        By then Step Functions has raised ``States.Timeout`` for this attempt; recording that failure here
+        keeps the node record true, and a result that arrives later is never recorded as a success.
+        """
+        seconds = inv.ctx.timeout_seconds + TIMEOUT_GRACE_SECONDS
+        context = contextvars.copy_context()  # the logger's per-invocation keys follow the tool's thread
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = context.run(call)
+            except BaseException as exc:
+                box["error"] = exc
+
+        worker = threading.Thread(target=target, name=f"tool-{inv.node}-{inv.attempt}", daemon=True)
+        worker.start()
+        worker.join(seconds)
+        if worker.is_alive():
+            raise node_failure(
+                "States.Timeout",
+                f"{inv.tool} did not finish within the node's timeout of {inv.ctx.timeout_seconds} seconds",
+            )
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def _tool_log(self, inv: Invocation, index: int | None) -> Callable[[str], None]:
         """``ctx.log`` for the tool: each line is a ``LOG`` event (once per line, even when redelivered)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -300,3 +301,23 @@ def test_many_medium_results_are_spilled_to_keep_the_document_small(records: Rec
     resolved = handler.get_executor().offloader.resolve(doc["results"])
     assert resolved["n7"]["text"] == "y" * 6000
     assert resolved["last"] == {"k": 3, "t": "y" * 6000}
+
+
+def test_a_tool_past_its_timeout_is_recorded_as_timed_out_and_its_late_result_ignored(records: Records) -> None:
+    # GIVEN a node with a 1 s timeout whose tool sleeps 2.5 s (Step Functions times the Task out at 1 s)
+    event = request("slow", "util.sleep", {"seconds": 2.5}, timeout_seconds=1)
+
+    # WHEN the executor runs it
+    with pytest.raises(NodeFailed) as raised:
+        invoke(event)
+
+    # THEN the attempt is recorded as States.Timeout, as Step Functions reports it
+    assert type(raised.value).__name__ == "States.Timeout"
+    node = records.get_node(RUN, "slow", 1)
+    assert node is not None and node.status == "FAILED"
+    assert node.error is not None and node.error["code"] == "States.Timeout"
+    # AND once the tool does finish, nothing records it as a success
+    time.sleep(1.0)
+    node = records.get_node(RUN, "slow", 1)
+    assert node is not None and node.status == "FAILED"
+    assert [t for t, _, _ in event_types(records)].count("NODE_SUCCEEDED") == 0
