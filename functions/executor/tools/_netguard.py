@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from functions.errors import BlockedAddress, ToolError, UnsupportedScheme
+from functions.errors import BlockedAddress, UnsupportedScheme
+from functions.executor.tools._http_errors import HostNotFound, HttpTimeout, InvalidUrl
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -32,18 +35,6 @@ _NOT_PUBLIC_V6 = (
     (ipaddress.ip_network("100::/64"), "discard-only"),
     (ipaddress.ip_network("3fff::/20"), "documentation"),
 )
-
-
-class InvalidUrl(ToolError):
-    """The URL cannot be requested (no host, unparsable)."""
-
-    code = "InvalidUrl"
-
-
-class HostNotFound(ToolError):
-    """The host name does not resolve."""
-
-    code = "HostNotFound"
 
 
 def _kind(ip: IPAddress) -> str | None:
@@ -136,9 +127,33 @@ class AddressGuard:
         self,
         allow_hosts: Iterable[str] = (),
         resolver: Callable[..., list[tuple[Any, Any, Any, Any, Any]]] = socket.getaddrinfo,
+        deadline: float | None = None,
     ) -> None:
         self.allow = parse_allow_hosts(allow_hosts)
         self.resolver = resolver
+        self.deadline = deadline  # time.monotonic() by which resolution must be done
+
+    def _lookup(self, host: str, port: int) -> list[tuple[Any, Any, Any, Any, Any]]:
+        """The resolver's answer, within the deadline: getaddrinfo has no timeout of its own."""
+        if self.deadline is None:
+            return self.resolver(host, port, type=socket.SOCK_STREAM)
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["infos"] = self.resolver(host, port, type=socket.SOCK_STREAM)
+            except BaseException as exc:  # handed to the caller's thread below
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"resolve-{host}", daemon=True)
+        worker.start()
+        worker.join(max(0.0, self.deadline - time.monotonic()))
+        if worker.is_alive():
+            raise HttpTimeout(f"resolving {host!r} took longer than the time limit")
+        if "error" in box:
+            raise box["error"]
+        infos: list[tuple[Any, Any, Any, Any, Any]] = box["infos"]
+        return infos
 
     def is_allow_listed(self, host: str, port: int) -> bool:
         host = host.lower().rstrip(".")
@@ -147,7 +162,7 @@ class AddressGuard:
     def resolve(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to, in resolver order, without duplicates."""
         try:
-            infos = self.resolver(host, port, type=socket.SOCK_STREAM)
+            infos = self._lookup(host, port)
         except (socket.gaierror, UnicodeError, ValueError) as exc:
             raise HostNotFound(f"cannot resolve host {host!r}: {exc}") from None
         addresses: list[str] = []

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from functions.errors import ToolError, UnsupportedScheme
+from functions.errors import UnsupportedScheme
+from functions.executor.tools._http_errors import (
+    HttpConnectionError,
+    HttpTimeout,
+    ResponseTooLarge,
+    TooManyRedirects,
+)
 from functions.executor.tools.base import StrictParams
 
 if TYPE_CHECKING:
@@ -59,22 +65,6 @@ class Output(BaseModel):
     bytes: int = Field(description="Body size in bytes (decoded).")
 
 
-class ResponseTooLarge(ToolError):
-    code = "ResponseTooLarge"
-
-
-class TooManyRedirects(ToolError):
-    code = "TooManyRedirects"
-
-
-class HttpTimeout(ToolError):
-    code = "HttpTimeout"
-
-
-class HttpConnectionError(ToolError):
-    code = "HttpConnectionError"
-
-
 _SENSITIVE = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
@@ -115,9 +105,12 @@ def fetch(
 
     from functions.executor.tools import _netguard
 
-    guard = _netguard.AddressGuard(allow_hosts, resolver) if resolver else _netguard.AddressGuard(allow_hosts)
-    pinned = _netguard.PinnedTransport(guard, transport)
     deadline = time.monotonic() + params.timeout_seconds
+    if resolver is None:
+        guard = _netguard.AddressGuard(allow_hosts, deadline=deadline)
+    else:
+        guard = _netguard.AddressGuard(allow_hosts, resolver, deadline=deadline)
+    pinned = _netguard.PinnedTransport(guard, transport)
     url = httpx.URL(params.url)
     if params.query:
         url = url.copy_merge_params(params.query)

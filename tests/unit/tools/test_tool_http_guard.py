@@ -290,3 +290,28 @@ def test_the_registered_tool_refuses_loopback_by_default() -> None:
     ctx = ToolContext(settings=replace(get_settings(), http_allow_hosts=()))
     with pytest.raises(BlockedAddress, match="loopback"):
         registry.get("http.get").invoke({"url": "http://127.0.0.1:9/"}, ctx)
+
+
+def test_slow_name_resolution_counts_against_the_time_limit() -> None:
+    """GIVEN a resolver that hangs WHEN fetched with a short limit THEN HttpTimeout, and nothing is sent."""
+    import threading
+
+    release = threading.Event()
+
+    def hanging_resolver(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        release.wait(5)
+        return fake_resolver("example.com", port)
+
+    recorder = Recorder()
+    try:
+        with pytest.raises(ToolError, match=r"resolving 'example\.com'") as info:
+            fetch(
+                Params(url="http://example.com/", timeout_seconds=0.1),
+                (),
+                resolver=hanging_resolver,
+                transport=httpx.MockTransport(recorder),
+            )
+    finally:
+        release.set()
+    assert info.value.code == "HttpTimeout"
+    assert recorder.requests == []
