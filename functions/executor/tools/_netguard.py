@@ -185,6 +185,8 @@ class AddressGuard:
         if not host:
             raise InvalidUrl(f"URL {str(url)!r} has no host")
         port = url.port or (443 if url.scheme == "https" else 80)
+        if not 0 < port < 65536:
+            raise InvalidUrl(f"URL {str(url)!r} has port {port}, outside 1-65535")
         allow_listed = self.is_allow_listed(host, port)
         addresses = self.resolve(host, port)
         if not allow_listed:

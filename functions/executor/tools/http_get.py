@@ -12,6 +12,7 @@ from functions.errors import UnsupportedScheme
 from functions.executor.tools._http_errors import (
     HttpConnectionError,
     HttpTimeout,
+    InvalidUrl,
     ResponseTooLarge,
     TooManyRedirects,
 )
@@ -58,7 +59,7 @@ class Params(StrictParams):
 class Output(BaseModel):
     status_code: int
     headers: dict[str, str] = Field(description="Response headers, names lowercased; repeated ones joined by ', '.")
-    json_: Any = Field(alias="json", description="The body parsed as JSON when it is JSON, else null.")
+    json_: Any = Field(alias="json", description="The body parsed as JSON when Content-Type says JSON, else null.")
     text: str = Field(description="The body decoded as text (charset from Content-Type, else UTF-8).")
     url: str = Field(description="The final URL, after redirects.")
     redirects: list[str] = Field(description="The URLs redirected to, in order.")
@@ -111,9 +112,12 @@ def fetch(
     else:
         guard = _netguard.AddressGuard(allow_hosts, resolver, deadline=deadline)
     pinned = _netguard.PinnedTransport(guard, transport)
-    url = httpx.URL(params.url)
-    if params.query:
-        url = url.copy_merge_params(params.query)
+    try:
+        url = httpx.URL(params.url)
+        if params.query:
+            url = url.copy_merge_params(params.query)
+    except httpx.InvalidURL as exc:
+        raise InvalidUrl(f"invalid URL {params.url!r}: {exc}") from None
     origin = url.copy_with(path="/", query=None, fragment=None)
     headers = {"User-Agent": USER_AGENT, **params.headers}
     redirects: list[str] = []
@@ -135,7 +139,11 @@ def fetch(
                 if response.is_redirect and params.follow_redirects:
                     if len(redirects) >= MAX_REDIRECTS:
                         raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects (last to {url})")
-                    url = url.join(response.headers["location"])
+                    location = response.headers["location"]
+                    try:
+                        url = url.join(location)
+                    except httpx.InvalidURL as exc:
+                        raise InvalidUrl(f"redirect to an invalid URL {location!r}: {exc}") from None
                     redirects.append(str(url))
                     if log:
                         log(f"redirect {response.status_code} to {url}")

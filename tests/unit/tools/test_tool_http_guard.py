@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import gzip
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.errors import BlockedAddress, ToolError, UnsupportedScheme
 from functions.executor.tools import registry
 from functions.executor.tools._netguard import AddressGuard, address_problem, parse_allow_hosts
 from functions.executor.tools.base import InvalidParams, ToolContext
 from functions.executor.tools.http_get import MAX_REDIRECTS, Params, fetch
+
+if TYPE_CHECKING:
+    import ipaddress
 
 NAMES = {
     "example.com": ["93.184.216.34"],
@@ -315,3 +320,31 @@ def test_slow_name_resolution_counts_against_the_time_limit() -> None:
         release.set()
     assert info.value.code == "HttpTimeout"
     assert recorder.requests == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1/", "http://bad\x00host/", "http://example.com:99999/"])
+def test_malformed_urls_are_invalid_url_errors(url: str) -> None:
+    """GIVEN a URL that cannot be requested WHEN fetched THEN InvalidUrl, not a crash."""
+    with pytest.raises(ToolError) as info:
+        get(url)
+    assert info.value.code == "InvalidUrl"
+
+
+@given(st.ip_addresses(v=4))
+@settings(max_examples=300, deadline=None)
+def test_numeric_spellings_of_an_ipv4_address_get_the_same_verdict(address: ipaddress.IPv4Address) -> None:
+    """GIVEN any IPv4 address WHEN written dotted, as one decimal, hex or octal number THEN the guard decides alike."""
+    value = int(address)
+    guard = AddressGuard((), fake_resolver)
+
+    def verdict(host: str) -> str:
+        try:
+            return guard.check(f"http://{host}/").ip
+        except BlockedAddress:
+            return "blocked"
+
+    expected = "blocked" if address_problem(address) else str(address)
+    assert verdict(str(address)) == expected
+    assert verdict(str(value)) == expected
+    assert verdict(hex(value)) == expected
+    assert verdict(f"0{value:o}") == expected
