@@ -24,6 +24,7 @@ IssueKind = Literal[
     "todo", "long_line", "deep_nesting", "magic_number", "missing_docstring", "high_complexity", "trailing_whitespace"
 ]
 Severity = Literal["info", "warning", "error"]
+Rank = Literal["A", "B", "C", "D", "E", "F"]
 
 SEVERITY: dict[str, Severity] = {
     "todo": "info",
@@ -100,7 +101,7 @@ class FunctionComplexity(BaseModel):
     qualname: str
     lineno: int
     complexity: int = Field(description="McCabe cyclomatic complexity: 1 + decision points.")
-    rank: Literal["A", "B", "C", "D", "E", "F"] = Field(description="A: 1-5, B: 6-10, C: 11-20, D: 21-30, E: 31-40.")
+    rank: Rank = Field(description="A: 1-5, B: 6-10, C: 11-20, D: 21-30, E: 31-40.")
 
 
 class Issue(BaseModel):
@@ -205,11 +206,12 @@ def cyclomatic(func: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return score
 
 
-def rank(complexity: int) -> Literal["A", "B", "C", "D", "E", "F"]:
-    for bound, letter in ((5, "A"), (10, "B"), (20, "C"), (30, "D"), (40, "E")):
-        if complexity <= bound:
-            return letter  # type: ignore[return-value]
-    return "F"
+_RANKS: tuple[tuple[int, Rank], ...] = ((5, "A"), (10, "B"), (20, "C"), (30, "D"), (40, "E"))
+
+
+def rank(complexity: int) -> Rank:
+    """The usual letter for a complexity: A (simple) to F (untestable)."""
+    return next((letter for bound, letter in _RANKS if complexity <= bound), "F")
 
 
 def complexities(tree: ast.Module) -> list[FunctionComplexity]:
