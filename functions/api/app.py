@@ -6,6 +6,8 @@ Checks that must come before request validation (the API key and the body size) 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,34 +40,50 @@ def _header(event: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
-def preflight(event: Mapping[str, Any]) -> Exception | None:
-    """The error for a request refused before routing: wrong API key (when configured), oversize body."""
+def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, Any]]:
+    """Checks made before routing: the API key (when configured), a JSON body of at most 256 KiB.
+
+    Returns the refusal, if any, and the event to route, its body base64-decoded when API Gateway
+    encoded it (so the resolver always sees text).
+    """
     if not isinstance(event, Mapping):
-        return BadRequestError("not an API Gateway proxy event")
+        return BadRequestError("not an API Gateway proxy event"), {}
     path = str(event.get("path") or "/")
     expected = get_settings().api_key
     if expected and path not in PUBLIC_PATHS:
         given = _header(event, "x-api-key") or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
-            return UnauthorizedError("missing or wrong API key (header x-api-key)")
+            return UnauthorizedError("missing or wrong API key (header x-api-key)"), event
     body = event.get("body")
-    if body:
-        content_type = (_header(event, "content-type") or "application/json").split(";")[0].strip().lower()
-        if content_type != "application/json" and not content_type.endswith("+json"):
-            return UnsupportedMediaTypeError(
-                f"the request body must be JSON (Content-Type: application/json), not {content_type!r}")
-    if isinstance(body, str):
-        size = len(body.encode()) if not event.get("isBase64Encoded") else len(body) * 3 // 4
-        if size > MAX_BODY_BYTES:
-            return PayloadTooLargeError(f"the request body is {size} bytes, over the limit of {MAX_BODY_BYTES} bytes")
-    return None
+    if not body:
+        return None, event
+    content_type = (_header(event, "content-type") or "application/json").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        message = f"the request body must be JSON (Content-Type: application/json), not {content_type!r}"
+        return UnsupportedMediaTypeError(message), event
+    if not isinstance(body, str):
+        return BadRequestError("the request body must be text"), event
+    try:
+        data = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
+    except (binascii.Error, ValueError, UnicodeError):
+        return BadRequestError("the request body is not valid base64"), event
+    if len(data) > MAX_BODY_BYTES:
+        message = f"the request body is {len(data)} bytes, over the limit of {MAX_BODY_BYTES} bytes"
+        return PayloadTooLargeError(message), event
+    if event.get("isBase64Encoded"):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return BadRequestError("the request body is not UTF-8 JSON"), event
+        event = {**event, "body": text, "isBase64Encoded": False}
+    return None, event
 
 
 class StepgraphResolver(APIGatewayRestResolver):
     """The Powertools REST resolver with the pre-routing checks of ``preflight``."""
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        refused = preflight(event)
+        refused, event = preflight(event)
         if refused is not None:
             return errors.proxy_response(refused)
         return super().resolve(event, context)

@@ -37,20 +37,13 @@ def validate(spec: dict[str, Any]) -> GraphSpec:
 def compile_definition(spec: GraphSpec, executor_arn: str) -> dict[str, Any]:
     from statemachine.compiler import compile_graph
 
-    compiled = compile_graph(spec, executor_arn=executor_arn)
-    if isinstance(compiled, str):
-        return dict(json.loads(compiled))
-    if hasattr(compiled, "definition"):
-        definition = compiled.definition
-        return dict(json.loads(definition)) if isinstance(definition, str) else dict(definition)
-    return dict(compiled)
+    return compile_graph(spec, executor_arn=executor_arn, comment=f"stepgraph: {spec.name}")
 
 
 def diagram(spec: GraphSpec) -> str:
-    from statemachine import diagram as diagrams
+    from statemachine.diagram import mermaid
 
-    render = getattr(diagrams, "mermaid", None) or diagrams.to_mermaid
-    return str(render(spec))
+    return mermaid(spec)
 
 
 def console_url_for_state_machine(arn: str, region: str) -> str:

@@ -141,3 +141,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
 @pytest.fixture
 def client(aws: Services) -> Client:
     return Client()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.unit.api.helpers import SUMMARY
+
+    for line in SUMMARY:
+        terminalreporter.write_line(line)

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 SPEC = {"name": "seeded", "nodes": [{"id": "a", "tool": "util.echo", "params": {"value": 1}},
                                     {"id": "b", "tool": "util.echo", "params": {"value": 2}}],
         "edges": [{"from": "a", "to": "b"}]}
+SUMMARY: list[str] = []
+"""Lines the conftest prints after the run (the schemathesis case count)."""
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
