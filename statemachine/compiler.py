@@ -30,7 +30,7 @@ from statemachine import conditions
 from statemachine.errors import CompileError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
 from statemachine.protocol import NodeContext
-from statemachine.references import Path, parse_template
+from statemachine.references import Path, jsonpath, parse_template
 
 if TYPE_CHECKING:
     from statemachine.spec import GraphSpec, Node, RetryPolicy
@@ -116,7 +116,7 @@ class _Compiler:
     def emit_loop(self, block: LoopB, cont: Cont, states: dict[str, Any]) -> str:
         loop = block.loop
         tail_ran = True if self.gates[loop.tail] is True else conditions.present(Path(loop.tail))
-        counter = f"$.loops.{loop.head}"
+        counter = jsonpath(("loops", loop.head))
         bound = {
             "And": [
                 {"Variable": counter, "IsPresent": True},

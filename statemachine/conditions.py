@@ -83,6 +83,8 @@ Cond = Cmp | BoolOp | NotOp | Exists | Truthy | Const
 _HYPHENATED = re.compile(r"(?<![\w\"'])[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+")
 _OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "in",
         ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+_JSON_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
+"""JSON spellings accepted beside Python's ``True``/``False``/``None``."""
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
@@ -182,16 +184,24 @@ class _Parser:
             raise self.fail(node, "function calls are not allowed (only exists(path))")
         if isinstance(node, ast.Constant) and isinstance(node.value, bool):
             return Const(node.value)
+        if isinstance(node, ast.Name) and node.id in ("true", "false"):
+            return Const(node.id == "true")
         if isinstance(node, ast.Name | ast.Attribute | ast.Subscript):
             return Truthy(self.path(node))
         raise self.fail(node, f"{_describe(node)} is not allowed in a condition")
 
     def operand(self, node: ast.expr) -> Path | Lit:
+        if isinstance(node, ast.Name) and node.id in _JSON_LITERALS:
+            return Lit(_JSON_LITERALS[node.id])
         if isinstance(node, ast.Name | ast.Attribute | ast.Subscript):
             return self.path(node)
+        if isinstance(node, ast.Call):
+            raise self.fail(node, "function calls are not allowed (only exists(path) as a condition)")
         return Lit(self.literal(node))
 
     def literal(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Name) and node.id in _JSON_LITERALS:
+            return _JSON_LITERALS[node.id]
         if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float | bool | type(None)):
             return node.value
         if (
@@ -223,6 +233,8 @@ class _Parser:
                     r"[A-Za-z_][A-Za-z0-9_-]*", key.value
                 ):
                     parts.append(key.value)
+                elif isinstance(key, ast.UnaryOp) and isinstance(key.op, ast.USub):
+                    raise self.fail(key, "negative indexes are not allowed")
                 else:
                     raise self.fail(cur, "only [n] indexes and ['field'] keys are allowed in paths")
                 cur = cur.value

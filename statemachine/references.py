@@ -58,13 +58,26 @@ class Path:
 
     def jsonpath(self) -> str:
         """The JSONPath of the value in the run document, e.g. ``$.results.fetch.items[0]``."""
-        out = "$"
-        for part in self.doc_parts():
-            out += f"[{part}]" if isinstance(part, int) else f".{part}"
-        return out
+        return jsonpath(self.doc_parts())
 
     def __str__(self) -> str:
         return self.text
+
+
+_SHORTHAND = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def jsonpath(parts: tuple[str | int, ...]) -> str:
+    """A JSONPath reference path; names with punctuation (``my-node``) use bracket notation, as ASL requires."""
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _SHORTHAND.match(part):
+            out += f".{part}"
+        else:
+            out += "['" + part.replace("\\", "\\\\").replace("'", "\\'") + "']"
+    return out
 
 
 def parse_path(text: str) -> Path:

@@ -1,0 +1,221 @@
+"""Exact ASL for each construct of the graph language (Task payloads reduced to node and mode)."""
+
+from __future__ import annotations
+
+import json
+
+from asl_shape import END, SERVICE_RETRY, WRAP, compiled, echo, join, nxt, states, task
+
+from statemachine.protocol import NodeContext
+
+M2 = "States.JsonMerge($[0].d.results, $[1].d.results, false)"
+
+
+def test_diamond_fans_out_into_a_parallel_and_joins_the_branch_documents() -> None:
+    # GIVEN a -> (b, c) -> d
+    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
+            "edges": [{"from": "a", "to": "b"}, {"from": "a", "to": "c"}, {"from": "b", "to": "d"},
+                      {"from": "c", "to": "d"}]}
+    # THEN b and c are branches of one Parallel whose ResultSelector merges their results
+    assert states(spec) == {
+        "a": task("a", **nxt("b+c")),
+        "b+c": {
+            "Type": "Parallel",
+            "Branches": [{"StartAt": "b", "States": {"b": task("b", **WRAP)}},
+                         {"StartAt": "c", "States": {"c": task("c", **WRAP)}}],
+            "ResultSelector": join(M2),
+            "Next": "d",
+        },
+        "d": task("d", **END),
+    }
+
+
+def test_branches_at_different_depths_do_not_wait_for_each_other() -> None:
+    # GIVEN a -> b -> c -> e and a -> d -> e: the short branch is not padded to the long one's levels
+    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d"), echo("e")],
+            "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "c", "to": "e"},
+                      {"from": "a", "to": "d"}, {"from": "d", "to": "e"}]}
+    par = states(spec)["b+d"]
+    assert par["Branches"] == [
+        {"StartAt": "b", "States": {"b": task("b", **nxt("c")), "c": task("c", **WRAP)}},
+        {"StartAt": "d", "States": {"d": task("d", **WRAP)}},
+    ]
+
+
+def test_condition_becomes_a_guarded_choice_and_skips_propagate() -> None:
+    # GIVEN a -> b when a.code == 200, and b -> c
+    spec = {"nodes": [echo("a"), echo("b"), echo("c")],
+            "edges": [{"from": "a", "to": "b", "when": "a.code == 200"}, {"from": "b", "to": "c"}]}
+    # THEN b.when tests presence, type and value; c runs only if b has a result; otherwise the run ends
+    assert states(spec) == {
+        "a": task("a", **nxt("b.when")),
+        "b.when": {
+            "Type": "Choice",
+            "Choices": [{"And": [{"Variable": "$.results.a.code", "IsPresent": True},
+                                 {"Variable": "$.results.a.code", "IsNumeric": True},
+                                 {"Variable": "$.results.a.code", "NumericEquals": 200}], "Next": "b"}],
+            "Default": "c.when",
+        },
+        "b": task("b", **nxt("c.when")),
+        "c.when": {"Type": "Choice", "Choices": [{"Variable": "$.results.b", "IsPresent": True, "Next": "c"}],
+                   "Default": "c.end"},
+        "c": task("c", **END),
+        "c.end": {"Type": "Succeed"},
+    }
+
+
+def test_bounded_loop_is_a_choice_back_to_the_head() -> None:
+    # GIVEN start -> body -> check, check -> body while state.n < 3 (at most 5), check -> done
+    spec = {"nodes": [echo("start"), echo("body"), echo("check", update_state=True), echo("done")],
+            "edges": [{"from": "start", "to": "body"}, {"from": "body", "to": "check"},
+                      {"from": "check", "to": "body", "when": "state.n < 3", "max_iterations": 5},
+                      {"from": "check", "to": "done"}]}
+    definition = compiled(spec)
+    assert states(spec) == {
+        "start": task("start", **nxt("body")),
+        "body": task("body", **nxt("check")),
+        "check": task("check", **nxt("check.loop")),
+        "check.loop": {
+            "Type": "Choice",
+            "Choices": [{"And": [{"Variable": "$.state.n", "IsPresent": True},
+                                 {"Variable": "$.state.n", "IsNumeric": True},
+                                 {"Variable": "$.state.n", "NumericLessThan": 3},
+                                 {"Variable": "$.loops.body", "IsPresent": True},
+                                 {"Variable": "$.loops.body", "IsNumeric": True},
+                                 {"Variable": "$.loops.body", "NumericLessThan": 5}], "Next": "body"}],
+            "Default": "done",
+        },
+        "done": task("done", **END),
+    }
+    # AND the loop's nodes count iterations; the head clears the body's results for each new iteration
+    body = NodeContext.from_json(definition["States"]["body"]["Parameters"]["Payload"]["ctx"])
+    check = NodeContext.from_json(definition["States"]["check"]["Parameters"]["Payload"]["ctx"])
+    assert (body.in_loop, body.clears, check.in_loop, check.clears) == (True, ["check"], True, [])
+
+
+def test_foreach_is_a_map_with_max_concurrency_then_a_collect_task() -> None:
+    spec = {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, max_concurrency=3)]}
+    assert states(spec) == {
+        "each": {
+            "Type": "Map",
+            "ItemsPath": "$.input.items",
+            "ItemSelector": {"doc.$": "$", "item.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+            "MaxConcurrency": 3,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "each.item",
+                              "States": {"each.item": task("each", "item", **END)}},
+            "ResultPath": None,
+            "Next": "each.collect",
+        },
+        "each.collect": task("each", "collect", **END),
+    }
+    payload = compiled(spec)["States"]["each"]["ItemProcessor"]["States"]["each.item"]["Parameters"]["Payload"]
+    assert {k: payload[k] for k in ("doc.$", "item.$", "index.$")} == {
+        "doc.$": "$.doc", "item.$": "$.item", "index.$": "$.index"}
+
+
+def test_foreach_concurrency_never_exceeds_the_graph_cap() -> None:
+    spec = {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"})],
+            "options": {"max_concurrency": 4}}
+    assert states(spec)["each"]["MaxConcurrency"] == 4
+
+
+def test_retry_timeout_and_optional_catch() -> None:
+    # GIVEN an optional node with its own retry policy and timeout, then y
+    spec = {"nodes": [echo("x", retry={"max_attempts": 2, "interval_seconds": 2, "backoff_rate": 1.5,
+                                       "max_delay_seconds": 10, "jitter": "FULL"}, timeout_seconds=5, optional=True),
+                      echo("y")],
+            "edges": [{"from": "x", "to": "y"}]}
+    # THEN Retry = service-error retry + the node's policy; a failure goes to x.failed, which continues to y
+    assert states(spec, keep_retry=True) == {
+        "x": task("x", timeout=5, Retry=[SERVICE_RETRY, {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2,
+                                                          "MaxAttempts": 2, "BackoffRate": 1.5, "MaxDelaySeconds": 10,
+                                                          "JitterStrategy": "FULL"}],
+                  Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "x.failed"}], **nxt("y")),
+        "y": task("y", Retry=[SERVICE_RETRY], **END),
+        "x.failed": task("x", "failed", Retry=[SERVICE_RETRY], **nxt("y")),
+    }
+
+
+def test_default_retry_and_timeout_come_from_options() -> None:
+    spec = {"nodes": [echo("x", retry={"interval_seconds": 3})],
+            "options": {"default_retry": {"max_attempts": 4, "backoff_rate": 3.0}, "default_timeout_seconds": 7}}
+    x = states(spec, keep_retry=True)["x"]
+    assert x["TimeoutSeconds"] == 7
+    assert x["Retry"][1] == {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 3, "MaxAttempts": 4,
+                             "BackoffRate": 3.0}
+
+
+def test_max_concurrency_packs_branches_into_lanes() -> None:
+    # GIVEN four independent nodes and max_concurrency 2
+    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d")], "options": {"max_concurrency": 2}}
+    # THEN one Parallel of two lanes, each running two nodes one after the other
+    assert states(spec) == {
+        "a+c": {
+            "Type": "Parallel",
+            "Branches": [{"StartAt": "a", "States": {"a": task("a", **nxt("b")), "b": task("b", **WRAP)}},
+                         {"StartAt": "c", "States": {"c": task("c", **nxt("d")), "d": task("d", **WRAP)}}],
+            "ResultSelector": join(M2),
+            "End": True,
+        }
+    }
+
+
+def test_wide_fan_out_nests_parallels_to_keep_joins_within_ten_intrinsics() -> None:
+    spec = {"nodes": [echo(f"n{i}") for i in range(25)], "options": {"max_concurrency": 100}}
+    top = states(spec)
+    (par,) = top.values()
+    assert len(par["Branches"]) <= 10
+    text = json.dumps(compiled(spec))
+    assert all(f'"n{i}"' in text for i in range(25))
+    for branch in par["Branches"]:
+        for inner in branch["States"].values():
+            if inner["Type"] == "Parallel":
+                assert set(inner["ResultSelector"]) == {"d"}
+                assert inner["ResultSelector"]["d"]["results.$"].count("States.JsonMerge") <= 9
+
+
+def test_parallel_state_updates_merge_through_the_state_delta() -> None:
+    spec = {"nodes": [echo("l", update_state=True), echo("r", update_state=True), echo("j")],
+            "edges": [{"from": "l", "to": "j"}, {"from": "r", "to": "j"}]}
+    sd = "States.JsonMerge($[0].d.sd, $[1].d.sd, false)"
+    assert states(spec)["l+r"]["ResultSelector"] == join(
+        M2, state=f"States.JsonMerge($[0].d.input, {sd}, false)", sd=sd)
+
+
+def test_hyphenated_ids_use_bracket_notation_in_paths() -> None:
+    spec = {"nodes": [echo("my-node"), echo("next")],
+            "edges": [{"from": "my-node", "to": "next", "when": "my-node.ok == true"}]}
+    rule = states(spec)["next.when"]["Choices"][0]
+    assert rule["And"][0] == {"Variable": "$.results['my-node'].ok", "IsPresent": True}
+
+
+def test_non_series_parallel_graph_keeps_every_dependency() -> None:
+    # GIVEN the "N" shape a -> c, a -> d, b -> d (no exact series-parallel form)
+    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
+            "edges": [{"from": "a", "to": "c"}, {"from": "a", "to": "d"}, {"from": "b", "to": "d"}]}
+    definition = compiled(spec)
+    # THEN in the flattened execution order every node comes after all of its parents
+    order = _order(definition)
+    for parent, child in (("a", "c"), ("a", "d"), ("b", "d")):
+        assert order[parent] < order[child]
+
+
+def _order(definition: dict[str, object]) -> dict[str, int]:
+    """Depth at which each Task starts when every state takes one step (Parallels wait for all branches)."""
+    seen: dict[str, int] = {}
+
+    def walk(scope: dict, start: str, t: int) -> int:  # type: ignore[type-arg]
+        name = start
+        while True:
+            state = scope["States"][name]
+            if state["Type"] == "Task":
+                seen.setdefault(state["Parameters"]["Payload"]["node"], t)
+                t += 1
+            elif state["Type"] == "Parallel":
+                t = max(walk(b, b["StartAt"], t) for b in state["Branches"])
+            if "Next" not in state:
+                return t
+            name = state["Next"]
+
+    walk(definition, str(definition["StartAt"]), 0)  # type: ignore[arg-type]
+    return seen
