@@ -1,0 +1,156 @@
+"""Every command the guide (and the README, once it holds the guide) shows works as shown.
+
+Blocks fenced as ```bash are run, each by bash with ``set -euo pipefail``, against a real ``python -m
+local.server`` (what ``make dev`` runs) started here on free loopback ports, in a copy of the repository's
+``examples/``. The addresses the guide names (API on 127.0.0.1:3000, fixtures on 127.0.0.1:8765) are pointed
+at those ports; the ``stepgraph`` CLI finds the API through ``STEPGRAPH_API``. Blocks fenced as ```shell need
+things a test machine does not have (an AWS account, Docker, or a long-running ``make dev``); the test
+checks that the make targets they name exist and run what the guide says.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+GUIDE, README = ROOT / "docs" / "guide.md", ROOT / "README.md"
+MERGED_MARK = "<!-- tools:begin"
+# The README is checked once the guide is merged into it (it then carries the generated tool table).
+DOCS = [GUIDE] + ([README] if MERGED_MARK in README.read_text(encoding="utf-8") else [])
+FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
+GUIDE_API, GUIDE_FIXTURES = "http://127.0.0.1:3000", "127.0.0.1:8765"
+
+
+def blocks(doc: Path, lang: str) -> list[str]:
+    return [m["body"] for m in FENCE.finditer(doc.read_text(encoding="utf-8")) if m["lang"] == lang]
+
+
+def runnable() -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        for index, body in enumerate(blocks(doc, "bash")):
+            found.append((f"{doc.name}#{index}", body))
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    def __init__(self, api: str, fixtures: str, workdir: Path, log: Path) -> None:
+        self.api, self.fixtures, self.workdir, self.log = api, fixtures, workdir, log
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``python -m local.server`` on free ports, and a working directory with the examples pointed at it."""
+    api_port, aws_port, fixtures_port = free_port(), free_port(), free_port()
+    workdir = tmp_path_factory.mktemp("guide")
+    fixtures = f"127.0.0.1:{fixtures_port}"
+    shutil.copytree(ROOT / "examples", workdir / "examples")
+    for path in (workdir / "examples").glob("*.json"):
+        path.write_text(path.read_text().replace(GUIDE_FIXTURES, fixtures))
+    log = workdir / "server.log"
+    env = {**os.environ, "STEPGRAPH_API_KEY": "local-dev-key"}
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "local.server", "--port", str(api_port), "--aws-port", str(aws_port),
+             "--fixtures-port", str(fixtures_port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, f"local.server exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"local.server did not answer:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield Stack(api, fixtures, workdir, log)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def run_block(stack: Stack, body: str) -> subprocess.CompletedProcess[str]:
+    script = body.replace(GUIDE_API, stack.api).replace(GUIDE_FIXTURES, stack.fixtures)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "STEPGRAPH_API": stack.api,
+        "STEPGRAPH_API_KEY": "local-dev-key",
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + script],
+        cwd=stack.workdir, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+
+def test_the_guide_has_runnable_blocks_for_the_cli_and_curl() -> None:
+    # GIVEN the guide WHEN its bash blocks are listed THEN both tours are there to be run
+    text = "\n".join(body for _, body in runnable())
+    assert "stepgraph runs start" in text and "stepgraph runs watch" in text and "stepgraph runs cancel" in text
+    assert "stepgraph graphs validate" in text and "stepgraph graphs diagram" in text
+    assert "curl -s" in text
+    assert "-H 'x-api-key: local-dev-key'" in text or "KEY='x-api-key: local-dev-key'" in text
+
+
+@pytest.mark.parametrize(("where", "body"), runnable(), ids=[w for w, _ in runnable()])
+def test_guide_block_runs_against_the_local_server(where: str, body: str, stack: Stack) -> None:
+    # GIVEN a bash block of the guide
+    # WHEN it is run as a user would, against make dev's server
+    result = run_block(stack, body)
+
+    # THEN every command in it succeeds (a failing run or API error exits non-zero and stops the block)
+    assert result.returncode == 0, (
+        f"{where} failed ({result.returncode})\n--- block\n{body}\n--- stdout\n{result.stdout[-3000:]}\n"
+        f"--- stderr\n{result.stderr[-3000:]}\n--- server log\n{stack.log.read_text()[-3000:]}"
+    )
+    # AND what the block shows came out
+    if "json '[\"status\"]'" in body:
+        assert "SUCCEEDED" in result.stdout
+    if "--svg fetch-and-extract.svg" in body:
+        assert (stack.workdir / "fetch-and-extract.svg").read_text().lstrip().startswith("<svg")
+        assert "<svg" in (stack.workdir / "code-review.html").read_text()
+    if "stepgraph runs start" in body and "--wait" in body:
+        assert "SUCCEEDED" in result.stdout
+
+
+def test_the_shell_blocks_name_make_targets_that_exist() -> None:
+    # GIVEN the guide's shell blocks (not run here: they need AWS, Docker or a foreground server)
+    shell = "\n".join(body for doc in DOCS for body in blocks(doc, "shell"))
+    assert "make dev" in shell and "make test" in shell
+
+    # WHEN make is asked what `make dev` and `make test` would do
+    dev = subprocess.run(["make", "-n", "dev"], cwd=ROOT, capture_output=True, text=True, check=False)
+    test = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=False)
+
+    # THEN dev serves local.server (the server the blocks above ran against) and test runs pytest
+    assert dev.returncode == 0 and "-m local.server" in dev.stdout
+    assert test.returncode == 0 and "pytest" in test.stdout
