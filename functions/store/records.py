@@ -1,8 +1,13 @@
 """Node result items and run events: idempotent writes by the executor, reads for the API.
 
-Every status change of a node item is a conditional write done in one transaction with the event
-that announces it, so a redelivered invocation neither duplicates the event nor overwrites a
-terminal status. Events without a status change (``LOG``, ``RUN_*``) are deduplicated by a key.
+Every status change of a node item is one conditional update that also stamps the event announcing it
+(``last_event_json``); the event is then put under its own key, at most once. A redelivered invocation
+fails the condition, so it neither duplicates the event nor overwrites a terminal status; if the first
+delivery died between the two writes, the redelivery puts the stamped event for it. Events without a
+status change (``LOG``, ``RUN_*``) are deduplicated the same way through a ``DEDUP#<key>`` marker.
+
+Single-item conditional writes rather than transactions: they cost half the write units, and moto's
+transaction rollback restores a whole-table snapshot, which loses concurrent writes in the local cloud.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.errors import StoreError
 from functions.store.table import TableHandle, clean, event_sk, next_seq, node_sk, now_iso, run_pk
 
 if TYPE_CHECKING:
@@ -131,7 +135,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
         output=json.loads(item["output_json"]) if "output_json" in item else None,
         error=json.loads(item["error_json"]) if "error_json" in item else None,
         items_total=_int(item.get("items_total")),
-        items_done=_int(item.get("items_done")),
+        items_done=len(item["items_done_set"]) if "items_done_set" in item else None,
         failed_attempt=_int(item.get("failed_attempt")),
         index=_int(item.get("index")),
     )
@@ -207,15 +211,19 @@ class Records(TableHandle):
         if key is None:
             self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
             return True
-        marker = {"pk": run_pk(run_id), "sk": f"{DEDUP_PREFIX}{key}", "event_sk": item["sk"]}
-        return self._transact(
-            [
-                {"Put": {"TableName": self.table.name, "Item": marker,
-                         "ConditionExpression": "attribute_not_exists(sk)"}},
-                {"Put": {"TableName": self.table.name, "Item": item,
-                         "ConditionExpression": "attribute_not_exists(sk)"}},
-            ]
-        )
+        marker = {"pk": run_pk(run_id), "sk": f"{DEDUP_PREFIX}{key}", "event_json": _json(item)}
+        try:
+            self.table.put_item(Item=marker, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            existing = self.table.get_item(Key={"pk": marker["pk"], "sk": marker["sk"]}, ConsistentRead=True)
+            stamped = (existing.get("Item") or {}).get("event_json")
+            if isinstance(stamped, str):
+                self._put_once(json.loads(stamped))
+            return False
+        self._put_once(item)
+        return True
 
     def list_events(self, run_id: str, *, after: str | None = None, limit: int = 100) -> EventPage:
         """Events in time order after ``after`` (a cursor from a previous page); ``ValueError`` for a bad cursor."""
@@ -280,7 +288,7 @@ class Records(TableHandle):
             run_id, "NODE_STARTED", node=node, attempt=attempt, iteration=iteration,
             message=f"{node} started {tool} (attempt {attempt})", at=at,
         )
-        if self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}]):
+        if self._transition(update, event):
             return StartOutcome(started=True)
         return StartOutcome(started=False, node=self.get_node(run_id, node, iteration))
 
@@ -309,7 +317,7 @@ class Records(TableHandle):
             run_id, "NODE_SUCCEEDED", node=node, attempt=attempt, iteration=iteration,
             message=message or f"{node} succeeded (attempt {attempt})", at=at,
         )
-        return self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}])
+        return self._transition(update, event)
 
     def fail_attempt(
         self,
@@ -339,7 +347,7 @@ class Records(TableHandle):
             message=message or f"{node} {verb} (attempt {attempt}): {error['code']}: {error['message']}",
             error=error, at=at,
         )
-        return self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}])
+        return self._transition(update, event)
 
     def fail_node(
         self, run_id: str, node: str, iteration: int, *, tool: str, error: dict[str, str], message: str = ""
@@ -367,7 +375,6 @@ class Records(TableHandle):
             sets.append("duration_ms = :d")
             values[":d"] = duration
         update = {
-            "TableName": self.table.name,
             "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
             "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": f"attribute_not_exists(pk) OR {_NOT_TERMINAL}",
@@ -378,7 +385,7 @@ class Records(TableHandle):
             run_id, "NODE_FAILED", node=node, attempt=current.attempts if current else None, iteration=iteration,
             message=message or f"{node} failed: {error['code']}: {error['message']}", error=error, at=at,
         )
-        return self._transact([{"Update": update}, {"Put": {"TableName": self.table.name, "Item": event}}])
+        return self._transition(update, event)
 
     # -- foreach items --------------------------------------------------------------------------
 
@@ -392,7 +399,7 @@ class Records(TableHandle):
         update["UpdateExpression"] += ", #index = :index"
         update["ExpressionAttributeNames"]["#index"] = "index"
         update["ExpressionAttributeValues"][":index"] = index
-        if self._transact([{"Update": update}]):
+        if self._update(update):
             return StartOutcome(started=True)
         return StartOutcome(started=False, node=self._get(run_id, sk))
 
@@ -407,19 +414,21 @@ class Records(TableHandle):
         output: Any,
         tool_ms: int | None = None,
     ) -> bool:
-        """Mark an item SUCCEEDED with its output and count it in the node's ``items_done`` (once)."""
+        """Mark an item SUCCEEDED with its output and count it in the node's ``items_done`` (once per index)."""
         at = now_iso()
         sk = item_sk(node, iteration, index)
         current = self._get(run_id, sk)
         update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at, current.started_at if current else None)
-        count = {
-            "TableName": self.table.name,
-            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
-            "UpdateExpression": "ADD items_done :one",
-            "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeValues": {":one": 1},
-        }
-        return self._transact([{"Update": update}, {"Update": count}])
+        recorded = self._update(update)
+        if recorded or (self._get(run_id, sk) or current or _NO_RECORD).status == "SUCCEEDED":
+            # A string set: adding the same index again (a redelivery) changes nothing.
+            self.table.update_item(
+                Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+                UpdateExpression="ADD items_done_set :index",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":index": {f"{index:06d}"}},
+            )
+        return recorded
 
     def fail_item(
         self,
@@ -440,16 +449,15 @@ class Records(TableHandle):
         sk = item_sk(node, iteration, index)
         current = self._get(run_id, sk) if final else None
         update = self._fail_update(run_id, sk, attempt, error, final, at, current.started_at if current else None)
-        items: list[dict[str, Any]] = [{"Update": update}]
-        if not final:
-            event = self._event_item(
-                run_id, "NODE_RETRYING", node=node, attempt=attempt, iteration=iteration,
-                message=f"{node} item {index} failed, will retry (attempt {attempt}): {error['code']}: "
-                f"{error['message']}",
-                error=error, at=at,
-            )
-            items.append({"Put": {"TableName": self.table.name, "Item": event}})
-        return self._transact(items)
+        if final:
+            return self._update(update)
+        event = self._event_item(
+            run_id, "NODE_RETRYING", node=node, attempt=attempt, iteration=iteration,
+            message=f"{node} item {index} failed, will retry (attempt {attempt}): {error['code']}: "
+            f"{error['message']}",
+            error=error, at=at,
+        )
+        return self._transition(update, event)
 
     def list_items(self, run_id: str, node: str, iteration: int) -> list[NodeRecord]:
         """The item records of a ``foreach`` node run, in index order (strongly consistent)."""
@@ -480,7 +488,6 @@ class Records(TableHandle):
             "attempt_started_at = :at", "started_at = if_not_exists(started_at, :at)",
         ]
         return {
-            "TableName": self.table.name,
             "Key": {"pk": run_pk(run_id), "sk": sk},
             "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a)",
@@ -505,7 +512,6 @@ class Records(TableHandle):
             sets.append("tool_ms = :tm")
             values[":tm"] = tool_ms
         return {
-            "TableName": self.table.name,
             "Key": {"pk": run_pk(run_id), "sk": sk},
             "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE error_json",
             "ConditionExpression": f"attribute_exists(pk) AND {_NOT_TERMINAL} AND attempts <= :a",
@@ -533,7 +539,6 @@ class Records(TableHandle):
                 sets.append("duration_ms = :d")
                 values[":d"] = duration
         return {
-            "TableName": self.table.name,
             "Key": {"pk": run_pk(run_id), "sk": sk},
             "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": (
@@ -546,19 +551,57 @@ class Records(TableHandle):
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _transact(self, items: list[dict[str, Any]]) -> bool:
-        """Run a write transaction; False when a condition failed (a duplicate), ``StoreError`` otherwise."""
+    def _update(self, update: dict[str, Any]) -> bool:
+        """A conditional update; False when its condition failed."""
         try:
-            self.table.meta.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            self.table.update_item(**update)
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") == "TransactionCanceledException":
-                reasons = exc.response.get("CancellationReasons") or []
-                codes = {r.get("Code") for r in reasons}
-                if "ConditionalCheckFailed" in codes or (not reasons and "ConditionalCheckFailed" in str(exc)):
-                    return False
-            if error.get("Code") in ("ProvisionedThroughputExceededException", "ThrottlingException",
-                                     "TransactionConflictException", "TransactionCanceledException"):
-                raise
-            raise StoreError(f"DynamoDB write failed: {error.get('Code')}: {error.get('Message')}") from exc
+            if _condition_failed(exc):
+                return False
+            raise
         return True
+
+    def _transition(self, update: dict[str, Any], event: dict[str, Any]) -> bool:
+        """A status change and its event: stamp the event in the item, then put it once.
+
+        When the condition fails (a redelivery), the stamped event of the same transition is put if it
+        is missing, finishing what a delivery that died between the two writes began.
+        """
+        stamped = {
+            **update,
+            "UpdateExpression": _add_set(update["UpdateExpression"], "last_event_json = :last_event"),
+            "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":last_event": _json(event)},
+        }
+        if self._update(stamped):
+            self._put_once(event)
+            return True
+        item = self.table.get_item(Key=update["Key"], ConsistentRead=True).get("Item") or {}
+        last = item.get("last_event_json")
+        if isinstance(last, str):
+            previous = json.loads(last)
+            if previous.get("type") == event["type"] and previous.get("attempt") == event.get("attempt"):
+                self._put_once(previous)
+        return False
+
+    def _put_once(self, event: dict[str, Any]) -> None:
+        """Put an event item unless its key already exists."""
+        try:
+            self.table.put_item(Item=event, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+
+_NO_RECORD = NodeRecord(node="", iteration=0, status="", attempts=0)
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _add_set(expression: str, clause: str) -> str:
+    """``expression`` with ``clause`` added to its SET part (it may also have REMOVE/ADD parts)."""
+    if expression.startswith("SET "):
+        head, sep, rest = expression.partition(" REMOVE ")
+        return f"{head}, {clause}{sep}{rest}"
+    return f"SET {clause} {expression}"

@@ -154,3 +154,49 @@ def test_list_nodes_returns_each_iteration(table: Any) -> None:
     ]
     assert nodes[2].output == {"quality_score": 2}
     assert records.list_nodes("r_other") == []
+
+
+class Crash(Exception):
+    """Stands for the Lambda dying between two writes."""
+
+
+def test_a_delivery_that_died_after_the_status_change_gets_its_event_from_the_redelivery(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the first delivery changed the status but died before putting NODE_STARTED
+    records = Records(table)
+    put_once = Records._put_once
+
+    def crash(self: Records, event: dict[str, Any]) -> None:
+        raise Crash
+
+    monkeypatch.setattr(Records, "_put_once", crash)
+    with pytest.raises(Crash):
+        records.start_attempt(RUN, "n", 1, 1, tool="t")
+    monkeypatch.setattr(Records, "_put_once", put_once)
+    assert events(records) == []
+
+    # WHEN the same attempt is delivered again (twice)
+    assert not records.start_attempt(RUN, "n", 1, 1, tool="t").started
+    assert not records.start_attempt(RUN, "n", 1, 1, tool="t").started
+
+    # THEN the event exists exactly once
+    assert [(e["type"], e["attempt"]) for e in events(records)] == [("NODE_STARTED", 1)]
+
+
+def test_a_keyed_event_whose_writer_died_is_written_once_by_the_retry(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = Records(table)
+    put_once = Records._put_once
+
+    def crash(self: Records, event: dict[str, Any]) -> None:
+        raise Crash
+
+    monkeypatch.setattr(Records, "_put_once", crash)
+    with pytest.raises(Crash):
+        records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
+    monkeypatch.setattr(Records, "_put_once", put_once)
+    assert not records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
+    assert not records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
+    assert [e["message"] for e in events(records)] == ["hi"]
