@@ -19,6 +19,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from functions.executor.node import NodeExecutor
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "stepgraph"
@@ -47,13 +49,18 @@ def emit_metric(name: str, unit: str, value: float, dimensions: dict[str, str]) 
         pass
 
 
+def trace_span(name: str) -> AbstractContextManager[Any]:
+    """An X-Ray subsegment around one step (the tool's run), so traces show tool time apart from store calls."""
+    return tracer.provider.in_subsegment(name=name)
+
+
 def get_executor() -> NodeExecutor:
     """The executor of this process, created on first use (no AWS client at import time)."""
     global _executor
     if _executor is None:
         with _lock:
             if _executor is None:
-                _executor = NodeExecutor(logger=logger, metric=emit_metric)
+                _executor = NodeExecutor(logger=logger, metric=emit_metric, span=trace_span)
     return _executor
 
 

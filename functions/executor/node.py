@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
@@ -42,6 +43,12 @@ T = TypeVar("T")
 
 MetricSink = Callable[[str, str, float, dict[str, str]], None]
 """``(name, unit, value, dimensions)``: where node metrics go (Powertools in the handler)."""
+Span = Callable[[str], AbstractContextManager[Any]]
+"""``span(name)``: a context manager timing one step (an X-Ray subsegment in the handler)."""
+
+
+def _no_span(name: str) -> AbstractContextManager[Any]:
+    return nullcontext()
 
 
 class ToolSource(Protocol):
@@ -100,6 +107,7 @@ class NodeExecutor:
         tools: ToolSource | None = None,
         logger: logging.Logger | Any | None = None,
         metric: MetricSink | None = None,
+        span: Span | None = None,
     ) -> None:
         self.records = records or Records()
         self.offloader = offloader or Offloader()
@@ -110,6 +118,7 @@ class NodeExecutor:
         self.tools = tools
         self.log = logger or logging.getLogger(__name__)
         self.metric = metric or _no_metrics
+        self.span = span or _no_span
 
     # -- entry --------------------------------------------------------------------------------
 
@@ -323,7 +332,8 @@ class NodeExecutor:
             run_id=inv.run_id, node=inv.node, iteration=inv.iteration, attempt=inv.attempt,
             log=self._tool_log(inv, index),
         )
-        return self._within_timeout(inv, lambda: tool.invoke(params, context))
+        with self.span(f"## tool {inv.tool}"):
+            return self._within_timeout(inv, lambda: tool.invoke(params, context))
 
     def _within_timeout(self, inv: Invocation, call: Callable[[], T]) -> T:
         """Run the tool, giving up once the Task's ``TimeoutSeconds`` (plus a grace second) has passed.

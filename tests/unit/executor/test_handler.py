@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 def records(table: Any) -> Iterator[Records]:
     recs = Records(table)
     handler.set_executor(NodeExecutor(records=recs, offloader=Offloader(BlobStore(table)), logger=handler.logger,
-                                      metric=handler.emit_metric))
+                                      metric=handler.emit_metric, span=handler.trace_span))
     yield recs
     handler.set_executor(None)
 
@@ -321,3 +322,19 @@ def test_a_tool_past_its_timeout_is_recorded_as_timed_out_and_its_late_result_ig
     node = records.get_node(RUN, "slow", 1)
     assert node is not None and node.status == "FAILED"
     assert [t for t, _, _ in event_types(records)].count("NODE_SUCCEEDED") == 0
+
+
+def test_the_tool_run_is_its_own_trace_span(table: Any) -> None:
+    # GIVEN an executor whose spans are recorded
+    spans: list[str] = []
+
+    @contextmanager
+    def span(name: str) -> Iterator[None]:
+        spans.append(name)
+        yield
+
+    executor = NodeExecutor(records=Records(table), offloader=Offloader(BlobStore(table)), span=span)
+
+    # WHEN a node runs THEN its tool ran inside a span named after the tool
+    executor.handle(executor.parse(request("a", "util.echo", {"x": 1})))
+    assert spans == ["## tool util.echo"]
