@@ -52,6 +52,17 @@ SERVICE_RETRY: dict[str, Any] = {
 """AWS's recommended retry of transient Lambda service errors (what the console generates)."""
 
 MAX_STATE_NAME = 80
+PAYLOAD_LIMIT = 256 * 1024
+DOC_BUDGET_MAX = 96 * 1024
+DOC_BUDGET_MIN = 4 * 1024
+JOIN_OVERHEAD = 16 * 1024
+"""Room kept for the ``{"d": ...}`` wrappers and the executor request around a document."""
+
+
+def doc_budget(join_width: int) -> int:
+    """The document budget for a graph whose widest join gathers ``join_width`` branch documents."""
+    share = (PAYLOAD_LIMIT - JOIN_OVERHEAD) // max(1, join_width)
+    return max(DOC_BUDGET_MIN, min(DOC_BUDGET_MAX, share))
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,8 @@ class Cont:
 
 
 class _Compiler:
-    def __init__(self, spec: GraphSpec, model: GraphModel, executor_arn: str) -> None:
+    def __init__(self, spec: GraphSpec, model: GraphModel, executor_arn: str, budget: int) -> None:
+        self.budget = budget
         self.spec = spec
         self.model = model
         self.arn = executor_arn
@@ -203,6 +215,7 @@ class _Compiler:
             in_loop=node.id in self.looped,
             inline_paths=self.inline.get(node.id, []),
             clears=sorted(loop.body - {node.id}, key=self.model.order.__getitem__) if loop else [],
+            doc_budget=self.budget,
         )
 
     def payload(self, node: Node, ctx: str, mode: str, *, item: bool = False) -> dict[str, Any]:
@@ -368,9 +381,10 @@ def _targets(state: dict[str, Any]) -> list[str]:
 def compile_graph(spec: GraphSpec, *, executor_arn: str, comment: str | None = None) -> dict[str, Any]:
     """The ASL definition of a validated spec; raises :class:`CompileError` if the output fails its check."""
     model = GraphModel.build(spec)
-    compiler = _Compiler(spec, model, executor_arn)
+    blocks = model.blocks()
+    compiler = _Compiler(spec, model, executor_arn, doc_budget(model.join_width(blocks)))
     states: dict[str, Any] = {}
-    entry = compiler.emit(model.blocks(), Cont(), states)
+    entry = compiler.emit(blocks, Cont(), states)
     definition = {
         "Comment": comment or f"stepgraph: {spec.name}",
         "StartAt": entry,

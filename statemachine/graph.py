@@ -262,6 +262,16 @@ class GraphModel:
             return max(self.width(b) for b in block.items)
         return sum(self.width(b) for b in block.branches)
 
+    def join_width(self, block: Block) -> int:
+        """Most branch documents one Parallel result can hold (nested joins included)."""
+        if isinstance(block, TaskB):
+            return 1
+        if isinstance(block, LoopB):
+            return self.join_width(block.body)
+        if isinstance(block, SeqB):
+            return max(self.join_width(b) for b in block.items)
+        return sum(self.join_width(b) for b in block.branches)
+
     def map_concurrency(self, node: Node) -> int:
         cap = self.spec.options.max_concurrency
         return min(node.max_concurrency or cap, cap)

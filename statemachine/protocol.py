@@ -49,6 +49,9 @@ class NodeContext(BaseModel):
     """The node sits in a loop body: ``doc.loops[node]`` counts its runs (its iteration number)."""
     inline_paths: list[str] = Field(default_factory=list)
     """Dotted paths inside this node's output that conditions or ``foreach`` read: keep them inline."""
+    doc_budget: int | None = None
+    """Bytes the document this node returns may take (offload more when over): a Parallel's result holds one
+    document per branch, so the compiler divides the 256 KiB payload limit by the graph's widest join."""
     clears: list[str] = Field(default_factory=list)
     """A loop head's body nodes: their results are dropped when the head runs, so each iteration starts clean."""
 

@@ -219,3 +219,20 @@ def _order(definition: dict[str, object]) -> dict[str, int]:
 
     walk(definition, str(definition["StartAt"]), 0)  # type: ignore[arg-type]
     return seen
+
+
+def test_document_budget_shrinks_with_the_widest_join() -> None:
+    # GIVEN a chain and a fan-out of eight: a Parallel result holds one document per branch
+    chain = compiled({"nodes": [echo("a"), echo("b")], "edges": [{"from": "a", "to": "b"}]})
+    fan = compiled({"nodes": [echo(f"n{i}") for i in range(8)]})
+
+    def budget(definition: dict[str, object], path: list[str]) -> int | None:
+        state: object = definition
+        for key in path:
+            state = state[key]  # type: ignore[index]
+        return NodeContext.from_json(state["Parameters"]["Payload"]["ctx"]).doc_budget  # type: ignore[index]
+
+    # THEN a chain's nodes may return 96 KiB documents, the fan-out's eight branches share the 256 KiB limit
+    assert budget(chain, ["States", "a"]) == 96 * 1024
+    (par,) = fan["States"].values()  # type: ignore[attr-defined]
+    assert budget(par["Branches"][0], ["States", "n0"]) == (256 - 16) * 1024 // 8

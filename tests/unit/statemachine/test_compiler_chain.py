@@ -29,6 +29,7 @@ def task(node: str, params: dict[str, str], **end: object) -> dict[str, object]:
         "params": params,
         "retry": {"max_attempts": 0, "interval_seconds": 1, "backoff_rate": 2.0, "jitter": "NONE"},
         "timeout_seconds": 60,
+        "doc_budget": 96 * 1024,
     }
     return {
         "Type": "Task",
