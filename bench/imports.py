@@ -132,6 +132,28 @@ def measure_all(runs: int = 5) -> list[ImportFigure]:
     return [measure(name, module, runs) for name, module in HANDLERS.items()]
 
 
+def figures(quick: bool = False) -> list[dict[str, object]]:
+    """Rows for ``make bench`` (``bench/__main__.py``): wall and CPU ms per handler, tracing on and off."""
+    runs = 3 if quick else 5
+    how = f"median of {runs} fresh interpreters, `import functions.<name>.handler`, Lambda-like env"
+    rows: list[dict[str, object]] = []
+    for fig in measure_all(runs):
+        if fig.error:
+            rows.append({"section": "imports", "name": f"{fig.name} handler cold import", "value": "error",
+                         "unit": "", "how": fig.error[:200]})
+            continue
+        heavy = ", ".join(f"{k} {v:.0f}" for k, v in fig.heaviest[:3])
+        rows += [
+            {"section": "imports", "name": f"{fig.name} handler cold import, wall", "value": fig.median_ms,
+             "unit": "ms", "how": f"{how}, X-Ray tracing on; heaviest packages (self ms): {heavy}"},
+            {"section": "imports", "name": f"{fig.name} handler cold import, CPU", "value": fig.cpu_median_ms,
+             "unit": "ms", "how": f"{how}, X-Ray tracing on; process_time, steadier on a busy machine"},
+            {"section": "imports", "name": f"{fig.name} handler cold import, CPU, tracing off",
+             "value": fig.untraced_cpu_median_ms, "unit": "ms", "how": f"{how}, POWERTOOLS_TRACE_DISABLED=true"},
+        ]
+    return rows
+
+
 def report(figures: list[ImportFigure]) -> str:
     lines = [
         "Cold import of the Lambda handlers (functions.<name>.handler): median wall and CPU ms of the import in",
