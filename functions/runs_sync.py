@@ -150,20 +150,12 @@ def _doc(output: Any) -> Any:
 
 def _mark_skipped(runs: RunStore, run_id: str, nodes: list[str], at: str) -> None:
     """Write a SKIPPED record and NODE_SKIPPED event for each node that never ran (once each)."""
-    table = runs.table
     for node in nodes:
         item: dict[str, Any] = {"pk": run_pk(run_id), "sk": node_sk(node, 1), "node": node, "iteration": 1,
                                 "status": "SKIPPED", "attempts": 0, "finished_at": at}
         event = event_item(run_id, "NODE_SKIPPED", at, f"{node} skipped: its conditions were not met", node=node,
                            iteration=1)
-        try:
-            table.meta.client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": table.name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": table.name, "Item": event, "ConditionExpression": "attribute_not_exists(sk)"}},
-            ])
-        except ClientError as exc:
-            if exc.response["Error"].get("Code") != "TransactionCanceledException":
-                raise
+        runs.put_once(item, event)
 
 
 def reconcile(runs: RunStore, sfn: SFNClient, run_id: str, execution_arn: str,

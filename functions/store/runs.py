@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from functions.errors import BadRequestError, NotFoundError, StoreError
+from functions.errors import BadRequestError, ConflictError, NotFoundError, StoreError
 from functions.store.table import TableHandle, clean, event_sk, next_seq, now_iso, run_pk
 
 if TYPE_CHECKING:
@@ -136,7 +136,8 @@ class RunStore:
         return self._handle.table
 
     def create(self, run: Run) -> None:
-        """Write the run, its listing copy and RUN_STARTED in one transaction (409 if the id exists)."""
+        """Write the listing copy, RUN_STARTED and the run item, in that order (a crash leaves only orphans
+        that no reader follows). No transaction: see ``_stamped_update``."""
         pk = run_pk(run.run_id)
         item = clean({
             "pk": pk, "sk": "RUN", "run_id": run.run_id, "graph_id": run.graph_id, "version": run.version,
@@ -148,15 +149,13 @@ class RunStore:
                    "started_at": run.started_at, "gsi1pk": ALL_RUNS, "gsi1sk": f"{run.started_at}#{run.run_id}"}
         started = event_item(run.run_id, "RUN_STARTED", run.started_at,
                              f"run started on graph {run.graph_id} version {run.version}")
-        client = self.table.meta.client
-        name = self.table.name
+        self.table.put_item(Item=listing)
+        self._put_once(started)
         try:
-            client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": name, "Item": listing}},
-                {"Put": {"TableName": name, "Item": started, "ConditionExpression": "attribute_not_exists(sk)"}},
-            ])
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
+            if _condition_failed(exc):
+                raise ConflictError(f"run {run.run_id} already exists") from exc
             raise StoreError(f"could not record run {run.run_id}: {exc.response['Error'].get('Code')}") from exc
 
     def get(self, run_id: str) -> Run:
@@ -204,15 +203,14 @@ class RunStore:
         self, run_id: str, status: str, *, error: dict[str, Any] | None = None, state: Any = None,
         finished_at: str | None = None, message: str | None = None,
     ) -> bool:
-        """Move a RUNNING run to terminal ``status`` and write its RUN_* event, atomically.
+        """Move a RUNNING run to terminal ``status`` and write its RUN_* event once.
 
-        Returns False (writing nothing) when the run is already terminal or unknown, so duplicate
+        Returns False (writing nothing new) when the run is already terminal or unknown, so duplicate
         deliveries and concurrent reconcilers cannot overwrite a status or duplicate the event.
         """
         if status not in TERMINAL:
             raise ValueError(f"not a terminal status: {status}")
         at = finished_at or now_iso()
-        names = {"#s": "status"}
         values: dict[str, Any] = {":t": status, ":f": at, ":r": RUNNING}
         sets = ["#s = :t", "finished_at = :f"]
         if error is not None:
@@ -225,23 +223,12 @@ class RunStore:
                 values[":st"] = encoded
         text = message or (f"run {status.lower().replace('_', ' ')}" + (f": {error['code']}" if error else ""))
         event = event_item(run_id, RUN_EVENT[status], at, text, error_json=json.dumps(error) if error else None)
-        client = self.table.meta.client
-        try:
-            client.transact_write_items(TransactItems=[
-                {"Update": {
-                    "TableName": self.table.name, "Key": {"pk": run_pk(run_id), "sk": "RUN"},
-                    "UpdateExpression": "SET " + ", ".join(sets),
-                    "ConditionExpression": "attribute_exists(pk) AND #s = :r",
-                    "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
-                }},
-                {"Put": {"TableName": self.table.name, "Item": event,
-                         "ConditionExpression": "attribute_not_exists(sk)"}},
-            ])
-        except ClientError as exc:
-            if exc.response["Error"].get("Code") == "TransactionCanceledException":
-                return False
-            raise
-        return True
+        update = {
+            "Key": {"pk": run_pk(run_id), "sk": "RUN"}, "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": "attribute_exists(pk) AND #s = :r",
+            "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values,
+        }
+        return self._stamped_update(update, event)
 
     def end_running_nodes(
         self, run_id: str, status: str, at: str, errors: dict[str, dict[str, Any]] | None = None,
@@ -249,9 +236,8 @@ class RunStore:
     ) -> list[str]:
         """Mark node records still RUNNING as ``status`` with their error (by node, else ``default_error``).
 
-        Each change is conditional on the node still being RUNNING and, for FAILED, written in one
-        transaction with its ``NODE_FAILED`` event, so repeating this writes nothing new. Returns the nodes
-        changed.
+        Each change is conditional on the node still being RUNNING; a FAILED one writes its
+        ``NODE_FAILED`` event once. Repeating this writes nothing new. Returns the nodes changed.
         """
         changed: list[str] = []
         for item in self._query_all(run_id, "NODE#"):
@@ -268,26 +254,82 @@ class RunStore:
             if isinstance(started, str):
                 sets.append("duration_ms = :d")
                 values[":d"] = _ms_between(started, at)
-            actions: list[dict[str, Any]] = [{"Update": {
-                "TableName": self.table.name, "Key": {"pk": item["pk"], "sk": item["sk"]},
-                "UpdateExpression": "SET " + ", ".join(sets), "ConditionExpression": "#s = :r",
-                "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values,
-            }}]
+            update = {
+                "Key": {"pk": item["pk"], "sk": item["sk"]}, "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": "#s = :r", "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": values,
+            }
             if status == "FAILED":
                 text = f"{node} failed" + (f": {error.get('code')}: {error.get('message')}" if error else "")
-                event = event_item(run_id, "NODE_FAILED", at, text, node=node, attempt=item.get("attempts"),
-                                   iteration=item.get("iteration"),
+                event = event_item(run_id, "NODE_FAILED", at, text, node=node,
+                                   attempt=to_int(item.get("attempts"), 1), iteration=to_int(item.get("iteration"), 1),
                                    error_json=json.dumps(error) if error else None)
-                actions.append({"Put": {"TableName": self.table.name, "Item": event,
-                                        "ConditionExpression": "attribute_not_exists(sk)"}})
-            try:
-                self.table.meta.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
-            except ClientError as exc:
-                if exc.response["Error"].get("Code") == "TransactionCanceledException":
-                    continue
-                raise
-            changed.append(node)
+                done = self._stamped_update(update, event, stamp="last_event_json")
+            else:
+                done = self._update(update)
+            if done:
+                changed.append(node)
         return changed
+
+    # -- writes without transactions --------------------------------------------------------------
+    # moto rolls a failed transaction back by restoring a snapshot of the whole table, which loses
+    # concurrent writes locally; a conditional write that stamps its event, then a put of the event
+    # under its own key, is as safe here and half the write units (as functions.store.records does).
+
+    def _update(self, update: dict[str, Any]) -> bool:
+        try:
+            self.table.update_item(**update)
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def _stamped_update(
+        self, update: dict[str, Any], event: dict[str, Any], stamp: str = "terminal_event_json"
+    ) -> bool:
+        """A conditional status change that records ``event`` in the item, then the event put once.
+
+        When the condition fails, an event stamped by an earlier change of the same kind is put if it is
+        missing (that change died between its two writes). True when this call made the change.
+        """
+        stamped = {
+            **update, "UpdateExpression": f"{update['UpdateExpression']}, {stamp} = :stamped_event",
+            "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":stamped_event": json.dumps(event)},
+        }
+        if self._update(stamped):
+            self._put_once(event)
+            return True
+        item = self.table.get_item(Key=update["Key"], ConsistentRead=True).get("Item") or {}
+        previous = item.get(stamp)
+        if isinstance(previous, str):
+            earlier = json.loads(previous)
+            if earlier.get("type") == event["type"]:
+                self._put_once(earlier)
+        return False
+
+    def _put_once(self, event: dict[str, Any]) -> None:
+        try:
+            self.table.put_item(Item=event, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    def put_once(self, item: dict[str, Any], event: dict[str, Any]) -> bool:
+        """Create ``item`` (stamped with ``event``) unless it exists, then put the event once."""
+        try:
+            self.table.put_item(Item={**item, "last_event_json": json.dumps(event)},
+                                ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            existing = self.table.get_item(Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True)
+            previous = (existing.get("Item") or {}).get("last_event_json")
+            if isinstance(previous, str) and json.loads(previous).get("type") == event["type"]:
+                self._put_once(json.loads(previous))
+            return False
+        self._put_once(event)
+        return True
 
     def _query_all(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -304,6 +346,10 @@ class RunStore:
 
     def node_items(self, run_id: str) -> list[dict[str, Any]]:
         return self._query_all(run_id, "NODE#")
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _ms_between(start: str, end: str) -> int:

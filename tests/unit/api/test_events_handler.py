@@ -108,3 +108,53 @@ def test_a_succeeded_event_without_output_reads_it_from_step_functions(aws: Serv
     assert result["settled"] is True
     node = aws.records.get_node(started["run_id"], "b", 1)
     assert node is not None and node.status == "SKIPPED"
+
+
+def test_a_retry_finishes_a_delivery_that_died_between_its_writes(aws: Services, client: Client) -> None:
+    # GIVEN a run whose terminal status was written but whose RUN_FAILED event was lost (a crash in between)
+    run = started_run(aws, client)
+    handler = Handler(table=aws.table, sfn=aws.sfn)
+    event = status_event(run, "FAILED", error="Boom", cause="it broke")
+    assert handler(event)["settled"] is True
+    lost = [i for i in aws.table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={
+        ":p": f"RUN#{run['run_id']}"})["Items"] if i.get("type") == "RUN_FAILED"]
+    assert len(lost) == 1
+    aws.table.delete_item(Key={"pk": lost[0]["pk"], "sk": lost[0]["sk"]})
+
+    # WHEN EventBridge retries the delivery
+    again = handler(event)
+
+    # THEN the status is untouched and the missing event is written, once
+    assert again["settled"] is False
+    types = [e["type"] for e in aws.records.list_events(run["run_id"]).events]
+    assert types.count("RUN_FAILED") == 1
+    assert handler(event)["settled"] is False
+    assert [e["type"] for e in aws.records.list_events(run["run_id"]).events].count("RUN_FAILED") == 1
+
+
+class HistoryOnly:
+    """A Step Functions client that only answers GetExecutionHistory (a timed-out Lambda task in a branch)."""
+
+    def get_execution_history(self, **kwargs: Any) -> dict[str, Any]:
+        return {"events": [
+            {"id": 1, "previousEventId": 0, "type": "ExecutionStarted"},
+            {"id": 2, "previousEventId": 1, "type": "ParallelStateEntered",
+             "stateEnteredEventDetails": {"name": "fanout"}},
+            {"id": 3, "previousEventId": 2, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "fetch"}},
+            {"id": 4, "previousEventId": 3, "type": "TaskScheduled"},
+            {"id": 5, "previousEventId": 4, "type": "TaskStarted"},
+            {"id": 6, "previousEventId": 5, "type": "TaskTimedOut",
+             "taskTimedOutEventDetails": {"error": "States.Timeout", "cause": "no answer in 10 s"}},
+            {"id": 7, "previousEventId": 2, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "parse"}},
+            {"id": 8, "previousEventId": 7, "type": "TaskFailed",
+             "taskFailedEventDetails": {"error": "BadInput", "cause": json.dumps({"errorMessage": "no json"})}},
+        ]}
+
+
+def test_node_errors_are_read_from_the_execution_history() -> None:
+    from functions.runs_sync import node_errors
+
+    assert node_errors(HistoryOnly(), "arn:aws:states:us-east-1:1:execution:sm:r") == {  # type: ignore[arg-type]
+        "fetch": {"code": "States.Timeout", "message": "no answer in 10 s"},
+        "parse": {"code": "BadInput", "message": "no json"},
+    }
