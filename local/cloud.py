@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -226,6 +227,9 @@ class LocalCloud:
         self._saved_env: dict[str, str | None] = {}
         self._restore: list[Any] = []
         self._started = False
+        self._published: set[str] = set()
+        self._executions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._published_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -257,6 +261,7 @@ class LocalCloud:
             self.dispatcher.passthrough = self._exists_in_moto_lambda
             self.dispatcher.install()
             self._install_status_change_rule()
+            self._install_execution_fixes()
             self.bus.start()
             self._started = True
         except BaseException:
@@ -393,12 +398,52 @@ class LocalCloud:
         BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign,assignment]
         self._restore.append(lambda: setattr(BaseExecutionWorkerCommunication, "terminated", original))
 
+    def _install_execution_fixes(self) -> None:
+        """Make two moto behaviours match AWS: an execution started without a name gets a UUID (moto names
+        it "None", so the second such start fails), and StopExecution makes the execution ABORTED at once
+        (moto keeps it RUNNING until the state in progress returns, e.g. a Lambda task still running)."""
+        from moto.stepfunctions.parser.api import ExecutionStatus
+        from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+        from moto.stepfunctions.parser.backend.execution import Execution
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+        original_start = StepFunctionsParserBackend.start_execution
+        original_stop = Execution.stop
+        cloud = self
+
+        def start_execution(backend: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+            execution = original_start(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+            cloud._executions.add(execution)
+            return execution
+
+        def stop(execution: Any, stop_date: datetime, error: str | None, cause: str | None) -> None:
+            original_stop(execution, stop_date, error, cause)
+            worker = execution.exec_worker
+            env = getattr(worker, "env", None)
+            if env is not None and isinstance(env.program_state(), ProgramStopped):
+                execution.exec_status = ExecutionStatus.ABORTED
+                execution.stop_date = stop_date if stop_date.tzinfo else stop_date.replace(tzinfo=UTC)
+                cloud._execution_ended(execution)
+
+        StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign,assignment]
+        Execution.stop = stop  # type: ignore[method-assign,assignment]
+        self._restore.append(lambda: setattr(StepFunctionsParserBackend, "start_execution", original_start))
+        self._restore.append(lambda: setattr(Execution, "stop", original_stop))
+
     def _execution_ended(self, execution: Any) -> None:
         # Express workflows send no status-change events to EventBridge; standard ones do.
         if _status_value(getattr(execution, "sm_type", "STANDARD")) != "STANDARD":
             return
         if _status_value(execution.exec_status) not in TERMINAL_STATUSES:
             return
+        if execution not in self._executions:
+            # An execution of an earlier LocalCloud in this process, ending late: not this stack's.
+            return
+        with self._published_lock:
+            # A stopped execution ends twice in moto (at StopExecution, then when its last state returns).
+            if execution.exec_arn in self._published:
+                return
+            self._published.add(execution.exec_arn)
         self.bus.put(status_change_event(execution, self.account_id, self.region))
 
 

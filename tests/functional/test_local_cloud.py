@@ -233,11 +233,32 @@ def test_stopped_executions_are_reported_aborted(cloud: LocalCloud) -> None:
     )["stateMachineArn"]
     ex = sfn.start_execution(stateMachineArn=arn, name="s1", input="{}")
     assert started.wait(10)
+    # WHEN the execution is stopped while its Lambda task is still running
     sfn.stop_execution(executionArn=ex["executionArn"])
-    release.set()
-    assert wait(lambda: terminal(sfn.describe_execution(executionArn=ex["executionArn"])))["status"] == "ABORTED"
+    # THEN it is ABORTED at once, as in AWS (moto alone keeps it RUNNING until the task returns)
+    assert sfn.describe_execution(executionArn=ex["executionArn"])["status"] == "ABORTED"
     assert cloud.drain_events()
     assert [e["detail"]["status"] for e in seen] == ["ABORTED"]
+    # AND when the task returns later, no second event is sent
+    release.set()
+    wait(lambda: not any(t.name.startswith("lambda-stepgraph-user-hold") for t in threading.enumerate()), 10)
+    time.sleep(0.2)
+    assert cloud.drain_events()
+    assert [e["detail"]["status"] for e in seen] == ["ABORTED"]
+    assert sfn.describe_execution(executionArn=ex["executionArn"])["status"] == "ABORTED"
+
+
+def test_an_execution_started_without_a_name_gets_a_unique_one(cloud: LocalCloud) -> None:
+    cloud.register("stepgraph-user-ok", lambda event, ctx: {})
+    sfn = boto3.client("stepfunctions")
+    definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}
+    arn = sfn.create_state_machine(
+        name="stepgraph-g_anon", definition=json.dumps(definition), roleArn=cloud.states_role_arn
+    )["stateMachineArn"]
+    first = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    second = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    assert first != second
+    assert not first.endswith(":None")
 
 
 def test_state_machines_outside_the_stack_prefix_do_not_match_the_rule(cloud: LocalCloud) -> None:
