@@ -30,7 +30,7 @@ from statemachine import conditions
 from statemachine.errors import CompileError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
 from statemachine.protocol import NodeContext
-from statemachine.references import Path, jsonpath, parse_template
+from statemachine.references import Path, has_reference, jsonpath, parse_template
 
 if TYPE_CHECKING:
     from statemachine.spec import GraphSpec, Node, RetryPolicy
@@ -270,9 +270,11 @@ class _Compiler:
         if gate is not True:
             entry = self.claim(f"{node.id}.when")
             states[entry] = {}
-        catch_to = self.claim(f"{node.id}.failed") if node.optional else None
+        catch_to = self.claim(f"{node.id}.failed") if (node.optional or node.is_lambda) else None
         if node.foreach:
             self.emit_map(node, ctx, ctx_json, name, cont, states, catch_to)
+        elif node.is_lambda:
+            self.emit_lambda(node, ctx, ctx_json, name, cont, states, catch_to)
         else:
             task: dict[str, Any] = {
                 "Type": "Task",
@@ -285,16 +287,20 @@ class _Compiler:
                 task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
             states[name] = self.finish(task, cont)
         if catch_to:
-            states[catch_to] = self.finish(
-                {
-                    "Type": "Task",
-                    "Resource": LAMBDA_INVOKE,
-                    "Parameters": self.payload(node, ctx_json, "failed"),
-                    "TimeoutSeconds": self.spec.options.default_timeout_seconds,
-                    "Retry": self.retry(None),
-                },
-                cont,
-            )
+            recorder: dict[str, Any] = {
+                "Type": "Task",
+                "Resource": LAMBDA_INVOKE,
+                "Parameters": self.payload(node, ctx_json, "failed"),
+                "TimeoutSeconds": self.spec.options.default_timeout_seconds,
+                "Retry": self.retry(None),
+            }
+            if node.optional:
+                states[catch_to] = self.finish(recorder, cont)
+            else:
+                # a user's Lambda failed for good: record it, then fail the run with the function's own error
+                fail_name = self.claim(f"{node.id}.fail")
+                states[catch_to] = {**recorder, "ResultPath": None, "Next": fail_name}
+                states[fail_name] = {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"}
         if gate is not True:
             states[entry] = {
                 "Type": "Choice",
@@ -302,6 +308,46 @@ class _Compiler:
                 "Default": self.terminal(cont, node.id, states),
             }
         return entry
+
+    def emit_lambda(
+        self,
+        node: Node,
+        ctx: NodeContext,
+        ctx_json: str,
+        name: str,
+        cont: Cont,
+        states: dict[str, Any],
+        catch_to: str | None,
+    ) -> None:
+        """A user's Lambda invoked directly (params resolved by JSONPath), then ``<node>.record``."""
+        record_name = self.claim(f"{node.id}.record")
+        task: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": {"FunctionName": node.tool[len("lambda:") :], "Payload": asl_payload(ctx.params)},
+            "TimeoutSeconds": ctx.timeout_seconds,
+            "Retry": self.retry(ctx.retry),
+            "ResultSelector": {
+                "Payload.$": "$.Payload",
+                "started.$": "$$.State.EnteredTime",
+                "retry_count.$": "$$.State.RetryCount",
+            },
+            "ResultPath": jsonpath(("results", node.id)),
+            "Next": record_name,
+        }
+        if catch_to:
+            task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
+        states[name] = task
+        states[record_name] = self.finish(
+            {
+                "Type": "Task",
+                "Resource": LAMBDA_INVOKE,
+                "Parameters": self.payload(node, ctx_json, "record"),
+                "TimeoutSeconds": self.spec.options.default_timeout_seconds,
+                "Retry": self.retry(None),
+            },
+            cont,
+        )
 
     def emit_map(
         self,
@@ -353,6 +399,60 @@ class _Compiler:
             collect["Catch"] = catch
         states[name] = state
         states[collect_name] = self.finish(collect, cont)
+
+
+def _intrinsic_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "\\{").replace("}", "\\}")
+    return f"'{escaped}'"
+
+
+def _intrinsic_arg(value: Any) -> str:
+    """One argument of ``States.Array``/``States.Format``: a path, a string literal or a JSON scalar."""
+    if isinstance(value, str):
+        if has_reference(value):
+            template = parse_template(value)
+            if template.whole is not None:
+                return template.whole.jsonpath()
+            return _format(template)
+        return _intrinsic_string(value)
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    raise ValueError("lists in a lambda: node's params hold strings, numbers, booleans or null")
+
+
+def _format(template: Any) -> str:
+    pattern = "".join(
+        piece.replace("\\", "\\\\").replace("'", "\\'").replace("{", "\\{").replace("}", "\\}")
+        if isinstance(piece, str) else "{}"
+        for piece in template.pieces
+    )
+    args = ", ".join(p.jsonpath() for p in template.paths)
+    return f"States.Format('{pattern}', {args})"
+
+
+def asl_payload(params: dict[str, Any]) -> dict[str, Any]:
+    """Params as an ASL payload template: references become JSONPath (``key.$``), text ``States.Format``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, str) and has_reference(value):
+            out[f"{key}.$"] = _intrinsic_arg(value)
+        elif isinstance(value, dict):
+            out[key] = asl_payload(value)
+        elif isinstance(value, list) and any(_holds_reference(v) for v in value):
+            out[f"{key}.$"] = "States.Array(" + ", ".join(_intrinsic_arg(v) for v in value) + ")"
+        else:
+            out[key] = value
+    return out
+
+
+def _holds_reference(value: Any) -> bool:
+    if isinstance(value, str):
+        return has_reference(value)
+    if isinstance(value, dict):
+        return any(_holds_reference(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_reference(v) for v in value)
+    return False
 
 
 def _ordered(states: dict[str, Any], entry: str) -> dict[str, Any]:

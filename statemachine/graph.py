@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from statemachine import conditions
-from statemachine.references import Path, parse_template
+from statemachine.references import Path, iter_references, parse_template
 
 if TYPE_CHECKING:
     from statemachine.spec import Edge, GraphSpec, Node
@@ -212,6 +212,8 @@ class GraphModel:
             whole = parse_template(node.foreach).whole if node.foreach else None
             if whole is not None:
                 paths.append(whole)
+            if node.is_lambda:  # Step Functions resolves these params itself: they must be inline
+                paths.extend(p for _, _, t in iter_references(self.effective_params(node)) for p in t.paths)
         for path in paths:
             if path.is_node and path.parts:
                 found[path.root].add(relative_text(path.parts))

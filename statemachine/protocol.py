@@ -13,6 +13,12 @@ Step Functions. ``mode`` says which of the node's steps runs:
 - ``failed``: an ``optional`` node failed (the tool's error or one Step Functions raised, e.g.
   ``States.Timeout``); ``doc["failure"]`` holds Step Functions' ``{"Error", "Cause"}``. Record the node
   FAILED with that code and message unless already recorded, return ``payload.apply_failure(doc, ctx)``.
+  For a ``lambda:`` node that is not optional the Task discards the return value and the run fails with
+  the function's own error.
+- ``record``: after a ``lambda:<name>`` node's Task invoked the user's function directly,
+  ``doc["results"][node]`` is ``{"Payload": output, "started": <ISO time the Task was entered>,
+  "retry_count": n}``: record the node SUCCEEDED (attempts ``n + 1``), offload, and return
+  ``payload.apply_result(doc, ctx, output)`` (see :func:`lambda_result`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from statemachine.spec import RetryPolicy  # noqa: TC001 (pydantic needs it at runtime)
 
-Mode = Literal["run", "item", "collect", "failed"]
+Mode = Literal["run", "item", "collect", "failed", "record"]
 
 
 class NodeContext(BaseModel):
@@ -121,6 +127,15 @@ class ExecutorRequest(BaseModel):
     def from_event(cls, event: Mapping[str, Any]) -> ExecutorRequest:
         """Parse the Lambda event (raises pydantic.ValidationError when it is not a request)."""
         return cls.model_validate(event)
+
+
+def lambda_result(doc: Mapping[str, Any], node: str) -> tuple[Any, str | None, int]:
+    """``(output, started, attempts)`` of a ``lambda:`` node from the document in ``record`` mode."""
+    raw = (doc.get("results") or {}).get(node)
+    if not isinstance(raw, Mapping) or "Payload" not in raw:
+        return raw, None, 1
+    started = raw.get("started")
+    return raw["Payload"], started if isinstance(started, str) else None, int(raw.get("retry_count") or 0) + 1
 
 
 ITEM_MARKER: dict[str, Any] = {"ok": True}

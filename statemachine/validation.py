@@ -267,7 +267,31 @@ class _Checker:
                     parse_path(f"_.{out_path}" if not out_path.startswith("[") else f"_{out_path}")
                 except ReferenceSyntaxError:
                     self.add(f"nodes[{i}].update_state.{key}", f"malformed output path {out_path!r}", node=node.id)
+        if node.is_lambda:
+            self.check_lambda(i, node, params)
         self.check_params(i, node, params)
+
+    def check_lambda(self, i: int, node: Node, params: dict[str, Any]) -> None:
+        """A user's Lambda gets its params resolved by Step Functions itself: keep them expressible."""
+        from statemachine.compiler import asl_payload
+
+        if node.foreach is not None:
+            self.add(f"nodes[{i}].foreach", "foreach is not supported on lambda: nodes (wrap the call in a tool)",
+                     node=node.id)
+
+        def keys(value: Any, loc: str) -> None:
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    if str(key).endswith(".$"):
+                        self.add(f"{loc}.{key}", "param names ending in '.$' are reserved by Step Functions",
+                                 node=node.id)
+                    keys(item, f"{loc}.{key}")
+
+        keys(params, f"nodes[{i}].params")
+        try:
+            asl_payload(params)
+        except (ValueError, ReferenceSyntaxError) as exc:
+            self.add(f"nodes[{i}].params", str(exc), node=node.id)
 
     def report_syntax(self, i: int, node: Node, value: Any, loc: str) -> None:
         """Name every malformed reference (iter_references stops at the first)."""

@@ -36,7 +36,10 @@ def shape(definition: dict[str, Any], *, keep_retry: bool = False) -> dict[str, 
 
 def _state(state: dict[str, Any], keep_retry: bool) -> dict[str, Any]:
     state = dict(state)
-    if state["Type"] == "Task":
+    if state["Type"] == "Task" and state["Parameters"]["FunctionName"] != ARN:  # a user's Lambda: kept whole
+        if not keep_retry:
+            state.pop("Retry")
+    elif state["Type"] == "Task":
         payload = state["Parameters"]["Payload"]
         assert state.pop("Resource") == "arn:aws:states:::lambda:invoke"
         assert state["Parameters"]["FunctionName"] == ARN

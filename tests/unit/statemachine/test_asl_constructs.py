@@ -236,3 +236,27 @@ def test_document_budget_shrinks_with_the_widest_join() -> None:
     assert budget(chain, ["States", "a"]) == 96 * 1024
     (par,) = fan["States"].values()  # type: ignore[attr-defined]
     assert budget(par["Branches"][0], ["States", "n0"]) == (256 - 16) * 1024 // 8
+
+
+def test_lambda_node_invokes_the_users_function_directly_then_records() -> None:
+    # GIVEN a node running a user's Lambda with a whole and an interpolated reference
+    spec = {"nodes": [echo("a"), {"id": "mine", "tool": "lambda:my-fn",
+                                  "params": {"x": "{{ a.v }}", "say": "it's {{ a.v }}", "n": 3}}],
+            "edges": [{"from": "a", "to": "mine"}]}
+    definition = compiled(spec)
+    mine = definition["States"]["mine"]
+    # THEN the Task calls my-fn with params resolved by JSONPath and keeps its output under results.mine
+    assert mine["Parameters"] == {"FunctionName": "my-fn", "Payload": {
+        "x.$": "$.results.a.v", "say.$": "States.Format('it\\'s {}', $.results.a.v)", "n": 3}}
+    assert mine["ResultSelector"] == {"Payload.$": "$.Payload", "started.$": "$$.State.EnteredTime",
+                                      "retry_count.$": "$$.State.RetryCount"}
+    assert (mine["ResultPath"], mine["Next"]) == ("$.results.mine", "mine.record")
+    assert mine["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "mine.failed"}]
+    # AND a failure is recorded, then fails the run with the function's own error
+    shaped = states(spec)
+    assert shaped["mine.record"] == task("mine", "record", **END)
+    assert shaped["mine.failed"] == task("mine", "failed", ResultPath=None, Next="mine.fail")
+    assert shaped["mine.fail"] == {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"}
+    # AND the paths it reads stay inline in a's output
+    a_ctx = NodeContext.from_json(definition["States"]["a"]["Parameters"]["Payload"]["ctx"])
+    assert a_ctx.inline_paths == ["v"]
