@@ -576,35 +576,33 @@ def cmd_graphs_show(api: Api, out: Output, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def diagram_of(api: Api, graph: str) -> tuple[str, str]:
-    """The Mermaid text and a title for a graph id, or for a spec file (validated, not created)."""
+def diagram_of(api: Api, graph: str) -> tuple[str, dict[str, Any]]:
+    """The Mermaid text and the spec of a graph id, or of a spec file (validated by the API, not created)."""
     if Path(graph).is_file():
         spec, _ = read_json_file(graph)
         result = api.post("/graphs/validate", json=spec)
         if not result.get("valid"):
             raise CliError(f"{graph} is not valid; run: stepgraph graphs validate {graph}", EXIT_FAILED)
-        return str(result.get("diagram") or ""), str(spec.get("name") or Path(graph).stem)
+        return str(result.get("diagram") or ""), spec
     body = api.get(f"/graphs/{graph}/diagram")
     if isinstance(body, dict):
         body = body.get("diagram") or body.get("mermaid") or ""
-    return str(body), graph
+    return str(body), {}
 
 
 def cmd_graphs_diagram(api: Api, out: Output, args: argparse.Namespace) -> int:
+    mermaid, spec = diagram_of(api, args.graph)
+    if not (args.svg or args.html):
+        sys.stdout.write(mermaid if mermaid.endswith("\n") else mermaid + "\n")
+        return EXIT_OK
     from local import render
 
-    mermaid, title = diagram_of(api, args.graph)
+    spec = spec or spec_of(api.get(f"/graphs/{args.graph}"))
     if args.svg:
-        try:
-            Path(args.svg).write_text(render.mermaid_to_svg(mermaid), encoding="utf-8")
-        except render.RenderError as exc:
-            raise CliError(f"{exc}; use --html FILE instead (rendered by your browser)", EXIT_FAILED) from exc
-        out.err.print(f"[green]wrote[/] {escape(args.svg)}")
-    elif args.html:
-        Path(args.html).write_text(render.mermaid_to_html(mermaid, title=title), encoding="utf-8")
-        out.err.print(f"[green]wrote[/] {escape(args.html)}")
+        Path(args.svg).write_text(render.graph_to_svg(spec), encoding="utf-8")
     else:
-        sys.stdout.write(mermaid if mermaid.endswith("\n") else mermaid + "\n")
+        Path(args.html).write_text(render.graph_to_html(spec, mermaid), encoding="utf-8")
+    out.err.print(f"[green]wrote[/] {escape(args.svg or args.html)}")
     return EXIT_OK
 
 
