@@ -100,7 +100,7 @@ def test_fifty_runs_started_at_once_all_succeed_with_every_record_and_event_once
 
     # THEN each run has exactly one record per node and exactly one of each event
     records = Records()
-    expected_events = Counter({("RUN_STARTED", None): 1, ("RUN_SUCCEEDED", None): 1})
+    expected_events: Counter[tuple[str, str | None]] = Counter({("RUN_STARTED", None): 1, ("RUN_SUCCEEDED", None): 1})
     for node in NODES:
         expected_events[("NODE_STARTED", node)] = 1
         expected_events[("NODE_SUCCEEDED", node)] = 1
