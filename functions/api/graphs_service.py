@@ -27,9 +27,8 @@ if TYPE_CHECKING:
 
 def validate(spec: dict[str, Any]) -> GraphSpec:
     """The checked spec; ``SpecError`` (422) with details otherwise."""
-    from statemachine.validation import validate as validate_spec
-
     from functions.executor.tools import registry
+    from statemachine.validation import validate as validate_spec
 
     return validate_spec(spec, registry)
 

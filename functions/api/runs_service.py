@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -27,8 +28,16 @@ if TYPE_CHECKING:
     from functions.store.records import NodeRecord
 
 MAX_EXECUTION_INPUT = 256 * 1024
+EVENT_SETTLE_SECONDS = 2.0
+"""Events of a RUNNING run are served once this old: concurrent writers' clocks and latencies differ."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 DONE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
+
+
+def settled_before() -> str:
+    """The time before which a running run's events are served (see ``EVENT_SETTLE_SECONDS``)."""
+    moment = datetime.now(UTC) - timedelta(seconds=EVENT_SETTLE_SECONDS)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def execution_arn_for(state_machine_arn: str, name: str) -> str:
@@ -60,7 +69,9 @@ def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> d
         code = exc.response["Error"].get("Code", "")
         services.runs.finish(run_id, "FAILED", error={"code": "StartExecutionFailed", "message": code})
         raise UpstreamError(f"StartExecution failed: {code}") from exc
-    execution_arn = str(started.get("executionArn") or execution_arn)
+    if started.get("executionArn") and started["executionArn"] != execution_arn:  # e.g. an EXPRESS execution
+        execution_arn = str(started["executionArn"])
+        services.runs.set_execution_arn(run_id, execution_arn)
     return {"run_id": run_id, "graph_id": graph_id, "version": version.version, "execution_arn": execution_arn,
             "status": RUNNING, "console_url": console_url_for_execution(execution_arn, services.settings.region)}
 

@@ -158,6 +158,10 @@ class RunStore:
                 raise ConflictError(f"run {run.run_id} already exists") from exc
             raise StoreError(f"could not record run {run.run_id}: {exc.response['Error'].get('Code')}") from exc
 
+    def set_execution_arn(self, run_id: str, execution_arn: str) -> None:
+        self.table.update_item(Key={"pk": run_pk(run_id), "sk": "RUN"}, UpdateExpression="SET execution_arn = :a",
+                               ExpressionAttributeValues={":a": execution_arn})
+
     def get(self, run_id: str) -> Run:
         item = self.table.get_item(Key={"pk": run_pk(run_id), "sk": "RUN"}, ConsistentRead=True).get("Item")
         if not item:
@@ -343,6 +347,31 @@ class RunStore:
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def events(self, run_id: str, *, after: str | None = None, limit: int = 100,
+               before: str | None = None) -> tuple[list[dict[str, Any]], str, bool]:
+        """Events in order after the cursor ``after`` and, if given, written before the time ``before``.
+
+        Returns (events in the public shape, cursor after the last one (or where ``after`` was, or the
+        log's start), whether more are stored now).
+        The cursor format is ``functions.store.records``'s; ``ValueError`` for a cursor that is not ours.
+        """
+        from functions.store.records import EVENT_PREFIX, decode_cursor, encode_cursor, parse_event
+
+        start = decode_cursor(after) if after else None
+        upper = f"{EVENT_PREFIX}{before}" if before else f"{EVENT_PREFIX}\uffff"
+        if start is not None and start >= upper:
+            return [], encode_cursor(start), False
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(run_pk(run_id)) & Key("sk").between(EVENT_PREFIX, upper),
+            "ConsistentRead": True, "Limit": max(1, min(limit, 1000)),
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = {"pk": run_pk(run_id), "sk": start}
+        page = self.table.query(**kwargs)
+        items = page.get("Items", [])
+        last = str(items[-1]["sk"]) if items else (start or EVENT_PREFIX)
+        return [parse_event(i) for i in items], encode_cursor(last), "LastEvaluatedKey" in page
 
     def node_items(self, run_id: str) -> list[dict[str, Any]]:
         return self._query_all(run_id, "NODE#")

@@ -70,17 +70,22 @@ def get_run(run_id: RunId) -> RunDetail:
             responses=error_responses(400, 404))
 def get_events(
     run_id: RunId,
-    after: Annotated[str | None, Query(max_length=2048, description="the `next` of the previous page")] = None,
+    after: Annotated[str | None, Query(max_length=1300, description="the `next` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
+    """Follow ``next`` until it is null. While the run is RUNNING, ``next`` is always set and only events
+    older than a short settling window are served, so an event written late by a concurrent node (with an
+    earlier timestamp) is never skipped by a follower whose cursor has passed it."""
     services = get_services()
     run = service.get_run(services, run_id)
+    running = run.status == "RUNNING"
+    before = service.settled_before() if running else None
     try:
-        page = services.records.list_events(run_id, after=after, limit=limit)
+        events, cursor, more = services.runs.events(run_id, after=after, limit=limit, before=before)
     except ValueError as exc:
         raise BadRequestError("the cursor is not one this API returned") from exc
-    following = page.next or (page.cursor if not run.status or run.status == "RUNNING" else None)
-    return EventPage(events=page.events, next=following)  # type: ignore[arg-type]
+    following = cursor if (more or running) else None
+    return EventPage(events=events, next=following)  # type: ignore[arg-type]
 
 
 @router.post("/runs/<run_id>/cancel", summary="Cancel a running run (409 once it has finished)", tags=["runs"],

@@ -9,6 +9,8 @@ from functions.store.runs import RunStore
 from tests.unit.api.helpers import all_events, fail, seed_graph, succeed, wait, wait_for
 
 if TYPE_CHECKING:
+    import pytest
+
     from functions.api.services import Services
     from tests.unit.api.conftest import Client
 
@@ -202,3 +204,28 @@ def test_status_event_and_reconciliation_race_leaves_one_terminal_write(aws: Ser
     assert RunStore(aws.table).get(run_id).status == "SUCCEEDED"
     types = [e["type"] for e in all_events(client, run_id)]
     assert types.count("RUN_SUCCEEDED") == 1
+
+
+def test_a_running_runs_log_is_served_after_a_settling_window_and_followed_to_the_end(
+    aws: Services, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.api import runs_service
+
+    # GIVEN a running run whose only event (RUN_STARTED) was just written
+    graph_id = seed_graph(aws, wait(30))
+    run_id = client.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+
+    # WHEN a follower reads the log at once
+    first = client.get(f"/runs/{run_id}/events").json()
+
+    # THEN nothing is served yet (a concurrent writer may still land an earlier event) but it may follow on
+    assert first["events"] == [] and first["next"]
+    # AND once the window has passed the event arrives from the same cursor, still with a cursor to follow
+    monkeypatch.setattr(runs_service, "EVENT_SETTLE_SECONDS", 0.0)
+    second = client.get(f"/runs/{run_id}/events", params={"after": first["next"]}).json()
+    assert [e["type"] for e in second["events"]] == ["RUN_STARTED"] and second["next"]
+    # AND when the run has ended, following from there yields the rest and then a null cursor
+    assert client.post(f"/runs/{run_id}/cancel").status == 200
+    last = client.get(f"/runs/{run_id}/events", params={"after": second["next"]}).json()
+    assert [e["type"] for e in last["events"]] == ["RUN_CANCELLED"]
+    assert last["next"] is None
