@@ -154,3 +154,27 @@ def test_the_shell_blocks_name_make_targets_that_exist() -> None:
     # THEN dev serves local.server (the server the blocks above ran against) and test runs pytest
     assert dev.returncode == 0 and "-m local.server" in dev.stdout
     assert test.returncode == 0 and "pytest" in test.stdout
+
+
+def test_the_aws_commands_name_things_the_template_and_samconfig_have() -> None:
+    # GIVEN the guide's shell blocks for AWS (sam deploy, the stack outputs, sam local invoke)
+    shell = "\n".join(body for doc in DOCS for body in blocks(doc, "shell"))
+    template = (ROOT / "template.yaml").read_text()
+    samconfig = (ROOT / "samconfig.toml").read_text()
+    resources = template[template.index("\nResources:") : template.index("\nOutputs:")]
+    outputs = template[template.index("\nOutputs:") :]
+
+    # THEN every function, event file, environment and stack output they name exists
+    invokes = re.findall(r"sam local invoke (\w+) -e (\S+)", shell)
+    assert invokes
+    for function, event in invokes:
+        assert re.search(rf"^  {function}:\n    Type: AWS::Serverless::Function", resources, re.MULTILINE), function
+        assert (ROOT / event).is_file(), event
+    environments = re.findall(r"--config-env (\w+)", shell)
+    assert environments
+    for environment in environments:
+        assert f"[{environment}.deploy.parameters]" in samconfig, environment
+    keys = re.findall(r"OutputKey=='(\w+)'", shell)
+    assert set(keys) >= {"ApiUrl", "ApiKeyId"}
+    for key in keys:
+        assert re.search(rf"^  {key}:", outputs, re.MULTILINE), key
