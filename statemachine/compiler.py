@@ -8,9 +8,11 @@ What the compilation guarantees (quoted by the README):
   the Task that gathers the results in item order), ``<tail>.loop`` (Choice: take a loop's back-edge?),
   ``<x>.end`` (end of a branch reached by a Choice), and one Parallel per fan-out named ``a+b+...``.
 - Dependencies: a node starts only after every node it depends on has finished or been skipped. For
-  series-parallel graphs nothing else delays it (no level-by-level barriers); other shapes may add a few
-  ordering constraints (see :mod:`statemachine.graph`).
-- Concurrency: at most ``options.max_concurrency`` nodes (counting foreach items) run at once.
+  series-parallel graphs (chains, fan-out/fan-in, diamonds, any nesting of them) nothing else delays it,
+  so the run takes its critical path; for other shapes the non-series-parallel parts are cut at level
+  boundaries, never worse than a level-by-level schedule (see :mod:`statemachine.graph`).
+- Concurrency: at most ``options.max_concurrency`` nodes (counting foreach items) run at once; a fan-out
+  wider than that runs in that many static lanes (Step Functions cannot cap a Parallel natively).
 - Conditions are native Choice rules with type guards; a node whose incoming edges are all false or come
   from skipped nodes is skipped, at the cost of one Choice transition and no Lambda call.
 - Retry: each Task's ``Retry`` is AWS's recommended retry on Lambda service errors, then the node's policy

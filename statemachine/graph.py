@@ -7,9 +7,11 @@ decomposition of the dependency DAG (loop back-edges removed, each loop body col
 - a connected part is split into a prefix and the rest; when every node of the prefix is an ancestor of
   every node of the rest, the split adds no waiting at all (exact). Such a split always exists for
   series-parallel graphs (chains, fan-out/fan-in, diamonds and any nesting of them), so there every node
-  starts as soon as its own ancestors are done: no level-by-level barriers. Otherwise (e.g. an "N" or a
-  lattice) the split that adds the fewest ordering pairs is taken: a node may then also wait for a few
-  nodes that are not its ancestors, never for a whole level;
+  starts as soon as its own ancestors are done: no level-by-level barriers. Otherwise (e.g. an "N", a
+  lattice, a random layered DAG) that part is cut at the level boundary adding the fewest ordering pairs,
+  which acts as a barrier inside that part only; each side is decomposed again the same way. So the
+  makespan is never worse than a level-by-level schedule, and equals the critical path for
+  series-parallel graphs (``bench/compiler_structure.py`` measures both);
 - ``options.max_concurrency`` caps the width (how many nodes can run at once): a parallel whose branches
   together are wider than the cap has its branches packed into sequential lanes, the narrowest first,
   until the sum of lane widths fits; a ``foreach`` Map counts as its MaxConcurrency. Step Functions cannot
@@ -402,21 +404,32 @@ class _Decomposer:
         groups = self.components(members)
         if len(groups) > 1:
             return self.parallel([self.split(g) for g in groups])
+        # Candidate splits are level boundaries (depth counted inside ``members``): every exact split is one,
+        # and cutting elsewhere would serialise nodes of the same level. Take the first exact split, else
+        # the boundary that adds the fewest ordering pairs.
+        inside = set(members)
+        depth: dict[int, int] = {}
+        for m in members:  # members are in topological order
+            depth[m] = 1 + max((depth[p] for p in self.pred[m] if p in inside), default=-1)
+        ordered = sorted(members, key=lambda m: (depth[m], self.position[m]))
         mask = 0
         for m in members:
             mask |= 1 << m
         best_k, best_cost = 1, None
         p_mask, r_mask, pairs = 0, mask, 0
-        for k, x in enumerate(members[:-1], start=1):
+        for k, x in enumerate(ordered[:-1], start=1):
             r_mask &= ~(1 << x)
             pairs -= (self.anc[x] & p_mask).bit_count()
             pairs += (self.desc[x] & r_mask).bit_count()
             p_mask |= 1 << x
+            if depth[ordered[k]] == depth[x]:
+                continue  # not a level boundary
             cost = k * (len(members) - k) - pairs
             if best_cost is None or cost < best_cost:
                 best_k, best_cost = k, cost
                 if cost == 0:
                     break
+        members = ordered
         first = self.split(members[:best_k])
         rest = self.split(members[best_k:])
         items: list[Block] = []
