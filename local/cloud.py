@@ -211,6 +211,7 @@ class LocalCloud:
         region: str = "us-east-1",
         api_key: str | None = DEFAULT_API_KEY,
         env: dict[str, str] | None = None,
+        shutdown_grace: float = 3.0,
     ) -> None:
         self.region = region
         self.account_id = LOCAL_ACCOUNT_ID
@@ -229,6 +230,8 @@ class LocalCloud:
         self._started = False
         self._published: set[str] = set()
         self._executions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._stopping = False
+        self.shutdown_grace = shutdown_grace
         self._published_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -272,6 +275,12 @@ class LocalCloud:
     def stop(self) -> None:
         global _active
         try:
+            # Executions and handlers left running would otherwise go on after the mock stops, writing to
+            # the next LocalCloud's backends (or trying the network). Abort them and let handlers return.
+            self._stopping = True
+            self._abort_running_executions()
+            if not self.dispatcher.wait_idle(self.shutdown_grace):
+                LOG.warning("%d Lambda handler(s) still running at shutdown", self.dispatcher.in_flight)
             self.bus.stop()
             for undo in reversed(self._restore):
                 undo()
@@ -372,6 +381,14 @@ class LocalCloud:
                 RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
             )
 
+    def _abort_running_executions(self) -> None:
+        for execution in list(self._executions):
+            if _status_value(execution.exec_status) == "RUNNING":
+                try:
+                    execution.stop(datetime.now(UTC), None, None)
+                except Exception:  # a worker that never started has no environment to stop
+                    LOG.debug("could not stop %s", execution.exec_arn, exc_info=True)
+
     def _exists_in_moto_lambda(self, function_name: str) -> bool:
         from moto.awslambda_simple.models import lambda_simple_backends
 
@@ -436,7 +453,7 @@ class LocalCloud:
             return
         if _status_value(execution.exec_status) not in TERMINAL_STATUSES:
             return
-        if execution not in self._executions:
+        if self._stopping or execution not in self._executions:
             # An execution of an earlier LocalCloud in this process, ending late: not this stack's.
             return
         with self._published_lock:

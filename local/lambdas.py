@@ -115,6 +115,8 @@ class LambdaDispatcher:
         self._lock = threading.Lock()
         self._installed = False
         self._sessions: list[Any] = []
+        self._in_flight = 0
+        self._idle = threading.Condition()
         # Names of functions created in moto's own Lambda backend (e.g. by a test with create_function);
         # calls to those are left to moto. Any other unknown name is ResourceNotFoundException, as in AWS.
         self.passthrough: Callable[[str], bool] = lambda name: False
@@ -197,6 +199,14 @@ class LambdaDispatcher:
 
         def target() -> None:
             try:
+                run_handler()
+            finally:
+                with self._idle:
+                    self._in_flight -= 1
+                    self._idle.notify_all()
+
+        def run_handler() -> None:
+            try:
                 handler = fn.load()
             except Exception as exc:
                 outcome["error"] = _error(
@@ -215,6 +225,8 @@ class LambdaDispatcher:
                 outcome["error"] = _error("Runtime.MarshalError", f"Unable to marshal response: {exc}", request_id)
 
         worker = threading.Thread(target=target, name=f"lambda-{fn.name}-{request_id[:8]}", daemon=True)
+        with self._idle:
+            self._in_flight += 1
         worker.start()
         worker.join(fn.timeout)
         if worker.is_alive():
@@ -224,6 +236,17 @@ class LambdaDispatcher:
         if "error" in outcome:
             return InvokeResult(200, "Unhandled", outcome["error"], request_id)
         return InvokeResult(200, None, outcome["payload"], request_id)
+
+    @property
+    def in_flight(self) -> int:
+        """Handlers running now (including timed-out ones that have not returned yet)."""
+        with self._idle:
+            return self._in_flight
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no handler is running; False if ``timeout`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     # ------------------------------------------------------------------ botocore hook
 

@@ -327,3 +327,34 @@ def test_a_task_on_an_unknown_function_fails_with_lambda_resource_not_found(clou
     assert result["status"] == "FAILED"
     assert result["error"] == "Lambda.ResourceNotFoundException"
     assert "Function not found" in result["cause"]
+
+
+def test_stopping_the_cloud_aborts_executions_and_lets_running_handlers_finish_inside_it() -> None:
+    # GIVEN an execution whose Lambda task is still running when the cloud stops
+    outcomes: list[str] = []
+    started = threading.Event()
+    with LocalCloud(shutdown_grace=10) as cloud:
+
+        def slow_writer(event: Any, ctx: Any) -> None:
+            started.set()
+            time.sleep(0.5)
+            try:
+                boto3.client("dynamodb").put_item(
+                    TableName=cloud.table_name, Item={"pk": {"S": "late"}, "sk": {"S": "write"}}
+                )
+                outcomes.append("written")
+            except Exception as exc:  # a write after the mock stopped would try the network
+                outcomes.append(type(exc).__name__)
+
+        cloud.register("stepgraph-user-slow-writer", slow_writer, timeout=15)
+        sfn = boto3.client("stepfunctions")
+        definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-slow-writer", End=True)}}
+        arn = sfn.create_state_machine(
+            name="stepgraph-g_late", definition=json.dumps(definition), roleArn=cloud.states_role_arn
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=arn, name="late", input="{}")["executionArn"]
+        assert started.wait(10)
+    # THEN the handler finished while the cloud was still up, and the execution was aborted
+    assert outcomes == ["written"]
+    assert cloud.dispatcher.in_flight == 0
+    assert [e.exec_arn for e in cloud._executions if e.exec_status.value == "ABORTED"] == [execution]
