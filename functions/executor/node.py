@@ -191,7 +191,12 @@ class NodeExecutor:
     def run_item(self, inv: Invocation) -> dict[str, Any]:
         """Run the tool for one ``foreach`` item; its output is stored, the Map gets a small marker."""
         index = inv.request.index if inv.request.index is not None else 0
-        node = self._guard(lambda: self._ensure_started(inv))
+        # Only the first item marks the node started: items begin together, and one writer per
+        # transition keeps stores without atomic conditions (moto under threads) from doubling the event.
+        if index == 0:
+            node = self._guard(lambda: self._ensure_started(inv))
+        else:
+            node = self._guard(lambda: self.records.get_node(inv.run_id, inv.node, inv.iteration))
         if node is not None and node.terminal:
             if node.status == "SUCCEEDED":
                 return dict(ITEM_MARKER)
@@ -260,6 +265,7 @@ class NodeExecutor:
             )
         outputs = [item.output for item in done]
         attempt = max([item.attempts for item in done] + [node.attempts if node else 1])
+        self._guard(lambda: self.records.count_items(inv.run_id, inv.node, inv.iteration, range(len(done))))
         try:
             slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, outputs, prefix="items")
             doc = self._apply(inv, outputs, slim)
@@ -428,6 +434,7 @@ class NodeExecutor:
                     inv.run_id, inv.node, inv.iteration, index, attempt, error=error, final=final
                 )
                 if final:
+                    self._ensure_started(inv)
                     self.records.fail_attempt(
                         inv.run_id, inv.node, inv.iteration, attempt, error=error, final=True,
                         message=f"{inv.node} failed: item {index} (attempt {attempt}): {code}: {message}",

@@ -23,6 +23,8 @@ from botocore.exceptions import ClientError
 from functions.store.table import TableHandle, clean, event_sk, next_seq, node_sk, now_iso, run_pk
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from mypy_boto3_dynamodb.service_resource import Table
 
 TERMINAL_NODE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
@@ -122,9 +124,11 @@ def _json(value: Any) -> str:
 
 def parse_node(item: dict[str, Any]) -> NodeRecord:
     """A node item as stored → ``NodeRecord`` (JSON strings parsed, Decimals to int)."""
+    # The key says which node and iteration; attributes may be missing from a partial item.
+    key_parts = str(item.get("sk", "")).split("#")
     return NodeRecord(
-        node=item["node"],
-        iteration=int(item["iteration"]),
+        node=str(item.get("node") or (key_parts[1] if len(key_parts) > 2 else "")),
+        iteration=int(item.get("iteration") or (key_parts[2] if len(key_parts) > 2 else 0)),
         status=item.get("status", "PENDING"),
         attempts=int(item.get("attempts", 0)),
         tool=item.get("tool"),
@@ -421,14 +425,23 @@ class Records(TableHandle):
         update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at, current.started_at if current else None)
         recorded = self._update(update)
         if recorded or (self._get(run_id, sk) or current or _NO_RECORD).status == "SUCCEEDED":
-            # A string set: adding the same index again (a redelivery) changes nothing.
-            self.table.update_item(
-                Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
-                UpdateExpression="ADD items_done_set :index",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":index": {f"{index:06d}"}},
-            )
+            self.count_items(run_id, node, iteration, [index])
         return recorded
+
+    def count_items(self, run_id: str, node: str, iteration: int, indexes: Iterable[int]) -> None:
+        """Count finished items in the node's ``items_done`` (a string set: counting twice changes nothing).
+
+        Nothing happens while the node item does not exist yet (its first item has not started).
+        """
+        values = {f"{i:06d}" for i in indexes}
+        if not values:
+            return
+        self._update({
+            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+            "UpdateExpression": "ADD items_done_set :indexes",
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeValues": {":indexes": values},
+        })
 
     def fail_item(
         self,
