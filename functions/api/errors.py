@@ -138,6 +138,23 @@ def validation_details(exc: RequestValidationError, body: Any) -> list[dict[str,
     return details
 
 
+def _is_spec_body(method: str, path: str) -> bool:
+    """Whether the request's body is a graph spec (``POST /graphs``, ``PUT /graphs/{id}``)."""
+    parts = [p for p in path.split("/") if p]
+    return (method == "POST" and parts == ["graphs"]) or (method == "PUT" and len(parts) == 2 and parts[0] == "graphs")
+
+
+def _spec_error(body: dict[str, Any]) -> SpecError | None:
+    """The validator's error for a spec body, so POST /graphs and /graphs/validate report problems alike."""
+    from functions.api.graphs_service import validate
+
+    try:
+        validate(body)
+    except SpecError as exc:
+        return exc
+    return None
+
+
 def register(app: APIGatewayRestResolver) -> None:
     """Install the exception handlers on the resolver."""
 
@@ -153,6 +170,10 @@ def register(app: APIGatewayRestResolver) -> None:
             body = app.current_event.json_body
         except (ValueError, TypeError):
             body = None
+        if _is_spec_body(app.current_event.http_method, app.current_event.path) and isinstance(body, dict):
+            spec_error = _spec_error(body)
+            if spec_error is not None:  # the validator's own details: node, edge, field, position
+                return response_for(spec_error)
         details = validation_details(exc, body)
         return _json(422, error_body("invalid_request", "the request does not match the API's schema", details))
 

@@ -30,15 +30,21 @@ def test_health_answers_without_a_key(aws) -> None:
     assert reply.json() == {"status": "ok"}
 
 
-def test_every_other_route_refuses_a_missing_or_wrong_key(aws) -> None:
-    # GIVEN clients without a key and with a wrong one
-    for anonymous in (ApiClient(key=None), ApiClient(key="wrong")):
-        # WHEN they call routes that need the key (even with invalid bodies)
-        for method, path in [("GET", "/tools"), ("GET", "/graphs"), ("POST", "/graphs"), ("GET", "/runs/r_1"),
-                             ("POST", "/runs/r_1/cancel"), ("DELETE", "/graphs/g_1"), ("GET", "/nowhere")]:
+def test_every_route_but_health_and_docs_refuses_a_missing_or_wrong_key(aws) -> None:
+    # GIVEN every operation the OpenAPI document lists, and clients without a key and with a wrong one
+    document = ApiClient(key=None).get("/openapi.json").json()
+    operations = [(method.upper(), path.replace("{graph_id}", "g_1").replace("{run_id}", "r_1").replace("{name}", "x"))
+                  for path, ops in document["paths"].items() for method in ops]
+    assert len(operations) >= 16
+    for anonymous in (ApiClient(key=None), ApiClient(key="wrong"), ApiClient(key="")):
+        for method, path in [*operations, ("GET", "/nowhere")]:
+            # WHEN they call it (even with a body that is not JSON)
             reply = anonymous.request(method, path, raw_body="{not json")
-            # THEN each answers 401 in the error shape
-            assert_error(reply, 401, "unauthorized")
+            # THEN only /health answers; everything else is 401 in the error shape
+            if path == "/health":
+                assert reply.status == 200
+            else:
+                assert_error(reply, 401, "unauthorized")
 
 
 def test_docs_and_openapi_are_public(aws) -> None:
@@ -90,16 +96,33 @@ def test_a_body_over_256_kib_is_413(client: Client) -> None:
     assert "262144" in error["message"]
 
 
-def test_schema_violations_are_422_naming_the_field(client: Client) -> None:
-    # GIVEN a spec whose second node has a bad id and whose run body is not an object
+def test_an_invalid_spec_is_422_naming_the_node_field(client: Client) -> None:
+    # GIVEN a spec whose second node has a bad id
     spec = {"name": "bad", "nodes": [{"id": "ok", "tool": "util.echo"}, {"id": "1bad", "tool": "util.echo"}]}
+    # WHEN it is posted, or published as a new version of a graph that does not exist
+    reply = client.post("/graphs", json=spec)
+    # THEN 422 invalid_spec, and the detail names the node's field as the dry run would
+    error = assert_error(reply, 422, "invalid_spec")
+    assert "nodes[1].id" in [d["loc"] for d in error["details"]]
+    dry_run = client.post("/graphs/validate", json=spec).json()
+    assert dry_run["valid"] is False and dry_run["errors"] == error["details"]
+
+
+def test_other_schema_violations_are_422_naming_the_field(client: Client) -> None:
+    reply = client.post("/graphs/g_1/runs", json={"input": [1, 2]})
+    error = assert_error(reply, 422, "invalid_request")
+    assert [d["loc"] for d in error["details"]] == ["input"]
+    assert_error(client.get("/runs", params={"limit": "0"}), 422, "invalid_request")
+
+
+def test_graph_limits_are_422_naming_the_limit(client: Client) -> None:
+    # GIVEN a spec with one node over the 500-node limit (well under the body limit)
+    spec = {"name": "wide", "nodes": [{"id": f"n{i}", "tool": "util.echo"} for i in range(501)]}
     # WHEN it is posted
     reply = client.post("/graphs", json=spec)
-    # THEN 422 and the detail names the node field
-    error = assert_error(reply, 422, "invalid_request")
-    locs = [d["loc"] for d in error["details"]]
-    assert "nodes[1].id" in locs
-    assert any(d.get("node") == "1bad" for d in error["details"])
+    # THEN 422 with a message naming the limit
+    error = assert_error(reply, 422, "limit_exceeded")
+    assert "500" in error["message"] and "nodes" in error["message"]
 
 
 def test_unknown_route_and_unknown_ids_are_404(client: Client) -> None:
