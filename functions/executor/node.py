@@ -2,8 +2,8 @@
 
 :class:`NodeExecutor` takes its collaborators (records, offloader, tool registry, logger, metric sink)
 injected so tests run the real path against moto. The four request modes are described in
-``statemachine.protocol``: ``run``, ``item`` (one ``foreach`` item), ``collect`` (after the Map) and
-``failed`` (an ``optional`` node's caught failure).
+``statemachine.protocol``: ``run``, ``item`` (one ``foreach`` item), ``collect`` (after the Map),
+``failed`` (a caught failure) and ``record`` (after a ``lambda:`` node's Task called the user's function).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,11 +24,11 @@ from pydantic import ValidationError
 from functions.errors import StoreError, ToolError
 from functions.executor.errors import NodeFailed, node_failure
 from functions.executor.tools.base import ToolContext
-from functions.store.offload import Offloader, is_ref
+from functions.store.offload import DOC_BUDGET, Offloader, is_ref
 from functions.store.records import Records
 from statemachine import payload, references
 from statemachine.errors import DataError, StepgraphError
-from statemachine.protocol import ITEM_MARKER, ExecutorRequest, NodeContext
+from statemachine.protocol import ITEM_MARKER, ExecutorRequest, NodeContext, lambda_result
 
 if TYPE_CHECKING:
     from functions.executor.tools.base import Tool
@@ -76,6 +77,19 @@ class Invocation:
     @property
     def tool(self) -> str:
         return self.ctx.tool
+
+
+def _iso(value: str | None) -> str | None:
+    """A Step Functions timestamp in the store's format (UTC, microseconds, ``Z``), or None if unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def describe_error(exc: BaseException, tool: str) -> tuple[str, str]:
@@ -141,6 +155,8 @@ class NodeExecutor:
             return self.collect(inv)
         if mode == "failed":
             return self.record_caught_failure(inv)
+        if mode == "record":
+            return self.record_lambda_result(inv)
         return self.run_node(inv)
 
     # -- run ----------------------------------------------------------------------------------
@@ -294,6 +310,35 @@ class NodeExecutor:
         ))
         return self._fit(inv, payload.apply_failure(inv.request.doc, inv.ctx))
 
+    # -- lambda: nodes ------------------------------------------------------------------------
+
+    def record_lambda_result(self, inv: Invocation) -> dict[str, Any]:
+        """A ``lambda:`` node's Task invoked the user's function: record its output like a tool's."""
+        output, entered, attempts = lambda_result(inv.request.doc, inv.node)
+        started = _iso(entered)
+        outcome = self._guard(lambda: self.records.start_attempt(
+            inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, at=started
+        ))
+        if not outcome.started and outcome.node is not None and outcome.node.terminal:
+            replay = self._replay(inv, outcome.node)
+            if replay is not None:
+                return replay
+        try:
+            slim = self.offloader.offload(
+                inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths
+            )
+            doc = self._apply(inv, output, slim)
+        except Exception as exc:
+            self._fail(inv, exc, 0, attempt=attempts)
+        recorded = self._guard(lambda: self.records.succeed_attempt(
+            inv.run_id, inv.node, inv.iteration, attempts, output=slim,
+        ))
+        if not recorded:
+            replay = self._replay(inv, self.records.get_node(inv.run_id, inv.node, inv.iteration))
+            if replay is not None:
+                return replay
+        return self._fit(inv, doc)
+
     # -- pieces -------------------------------------------------------------------------------
 
     def _scope(self, inv: Invocation, *, with_item: bool = False) -> dict[str, Any]:
@@ -408,7 +453,9 @@ class NodeExecutor:
         return doc
 
     def _fit(self, inv: Invocation, doc: dict[str, Any]) -> dict[str, Any]:
-        return self.offloader.fit_document(inv.run_id, inv.node, inv.iteration, doc)
+        """The document, made to fit the node's budget (the compiler's ``doc_budget``, else the default)."""
+        budget = inv.ctx.doc_budget or DOC_BUDGET
+        return self.offloader.fit_document(inv.run_id, inv.node, inv.iteration, doc, budget)
 
     def _fail(
         self, inv: Invocation, exc: BaseException, tool_ms: int, *, index: int | None = None,

@@ -277,13 +277,15 @@ class Records(TableHandle):
         *,
         tool: str,
         items_total: int | None = None,
+        at: str | None = None,
     ) -> StartOutcome:
         """Mark the node RUNNING for ``attempt`` and write ``NODE_STARTED``, unless this attempt was seen already.
 
         A redelivery (this attempt or a later one recorded, or the node already terminal) changes nothing
-        and returns the current item so the caller can answer from it.
+        and returns the current item so the caller can answer from it. ``at`` overrides the start time
+        (a ``lambda:`` node started when its Task was entered).
         """
-        at = now_iso()
+        at = at or now_iso()
         update = self._start_update(run_id, node_sk(node, iteration), node, iteration, attempt, tool, at)
         if items_total is not None:
             update["UpdateExpression"] += ", items_total = :total"

@@ -184,3 +184,35 @@ def test_an_optional_node_that_times_out_is_failed_and_the_run_goes_on(api: http
     assert run["nodes"]["slow"]["status"] == "FAILED"
     types = [e["type"] for e in all_events(api, run["run_id"]) if e["node"] == "slow"]
     assert types.count("NODE_FAILED") == 1 and "NODE_SUCCEEDED" not in types
+
+
+def test_a_user_lambda_node_is_recorded_like_any_node(cloud: LocalCloud, api: httpx.Client) -> None:
+    # GIVEN a user's own function, registered in the local cloud, used as an agent between two tools
+    calls: list[Any] = []
+
+    def agent(event: Any, context: Any) -> Any:
+        calls.append(event)
+        return {"answer": event["question"].upper(), "n": event["n"] * 2}
+
+    cloud.register("stepgraph-user-agent", agent)
+    spec = {
+        "name": "agent",
+        "nodes": [
+            {"id": "ask", "tool": "lambda:stepgraph-user-agent",
+             "params": {"question": "{{ input.q }}", "n": "{{ input.n }}"}},
+            {"id": "after", "tool": "util.echo", "params": {"got": "{{ ask.answer }}"}},
+        ],
+        "edges": [{"from": "ask", "to": "after"}],
+    }
+
+    # WHEN it runs
+    run = run_graph(api, spec, {"q": "why", "n": 21})
+
+    # THEN the function got the resolved params, its output is the node's, recorded once
+    assert run["status"] == "SUCCEEDED", run
+    assert calls == [{"question": "why", "n": 21}]
+    ask = run["nodes"]["ask"]
+    assert (ask["status"], ask["attempts"], ask["output"]) == ("SUCCEEDED", 1, {"answer": "WHY", "n": 42})
+    assert run["nodes"]["after"]["output"] == {"got": "WHY"}
+    types = [e["type"] for e in all_events(api, run["run_id"]) if e["node"] == "ask"]
+    assert types == ["NODE_STARTED", "NODE_SUCCEEDED"]

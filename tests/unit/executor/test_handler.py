@@ -338,3 +338,27 @@ def test_the_tool_run_is_its_own_trace_span(table: Any) -> None:
     # WHEN a node runs THEN its tool ran inside a span named after the tool
     executor.handle(executor.parse(request("a", "util.echo", {"x": 1})))
     assert spans == ["## tool util.echo"]
+
+
+def test_a_user_lambda_result_is_recorded_like_a_tool_output(records: Records) -> None:
+    # GIVEN the document after a lambda: node's Task called the user's function (second attempt succeeded)
+    doc = document(results={"agent": {"Payload": {"answer": 42}, "started": "2026-01-01T00:00:00.123Z",
+                                      "retry_count": 1}})
+    event = request("agent", "lambda:my-agent", {"q": "{{ input.message }}"}, doc=doc, mode="record")
+
+    # WHEN the record step runs (and is delivered twice)
+    out = invoke(event)
+    assert invoke(event) == out
+
+    # THEN the node's result is the function's payload, recorded SUCCEEDED after 2 attempts, events once
+    assert out["results"]["agent"] == {"answer": 42}
+    node = records.get_node(RUN, "agent", 1)
+    assert node is not None and (node.status, node.attempts, node.output) == ("SUCCEEDED", 2, {"answer": 42})
+    assert node.started_at == "2026-01-01T00:00:00.123000Z" and node.tool == "lambda:my-agent"
+    assert event_types(records) == [("NODE_STARTED", "agent", 1), ("NODE_SUCCEEDED", "agent", 2)]
+
+
+def test_a_graph_budget_smaller_than_the_default_is_honoured(records: Records) -> None:
+    results = {f"n{i}": {"text": "z" * 3000} for i in range(10)}
+    doc = invoke(request("last", "util.echo", {"k": 1}, doc=document(results=results), doc_budget=8192))
+    assert len(json.dumps(doc).encode()) <= 8192
