@@ -194,3 +194,31 @@ def test_a_run_whose_status_event_was_lost_is_reconciled_on_read(
     assert table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"})["Item"]["status"] == "SUCCEEDED"
     types = [e["type"] for e in api.get(f"/runs/{run_id}/events").json()["events"]]
     assert types.count("RUN_SUCCEEDED") == 1
+
+
+def test_offloaded_outputs_are_returned_whole_and_the_shared_state_is_reported(
+    api: httpx.Client, cloud: LocalCloud
+) -> None:
+    # GIVEN a node whose output (40 KB) is over the 8 KiB inline limit, and a node that updates the state
+    big = "x" * 40_000
+    spec = {"name": "big", "nodes": [
+        {"id": "large", "tool": "util.echo", "params": {"blob": "{{ input.blob }}", "n": 1}},
+        {"id": "mark", "tool": "util.echo", "params": {"stage": "done"}, "update_state": True},
+    ], "edges": [{"from": "large", "to": "mark"}]}
+    graph_id = create(api, spec)
+
+    # WHEN it runs
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"blob": big}}).json()["run_id"]
+    run = wait_for_run(api, run_id)
+
+    # THEN the run shows the large output whole (fetched from the store), and the final shared state
+    assert run["status"] == "SUCCEEDED", run["error"]
+    assert run["nodes"]["large"]["output"] == {"blob": big, "n": 1}
+    assert run["state"]["stage"] == "done"
+    assert run["state"]["blob"] == big
+    # AND the output really was offloaded: the node record holds a reference, the blob is in the table
+    table = boto3.resource("dynamodb", region_name=cloud.region).Table(cloud.table_name)
+    items = table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"RUN#{run_id}"})["Items"]
+    assert any(str(i["sk"]).startswith("BLOB#large#") for i in items)
+    record = next(i for i in items if str(i["sk"]).startswith("NODE#large#"))
+    assert "$stepgraph_ref" in record["output_json"]
