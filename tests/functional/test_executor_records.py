@@ -216,3 +216,23 @@ def test_a_user_lambda_node_is_recorded_like_any_node(cloud: LocalCloud, api: ht
     assert run["nodes"]["after"]["output"] == {"got": "WHY"}
     types = [e["type"] for e in all_events(api, run["run_id"]) if e["node"] == "ask"]
     assert types == ["NODE_STARTED", "NODE_SUCCEEDED"]
+
+
+def test_a_failing_user_lambda_fails_the_node_with_its_own_error(cloud: LocalCloud, api: httpx.Client) -> None:
+    # GIVEN a user's function that raises
+    def agent(event: Any, context: Any) -> Any:
+        raise ValueError("the model refused")
+
+    cloud.register("stepgraph-user-broken", agent)
+    spec = {"name": "broken", "edges": [],
+            "nodes": [{"id": "ask", "tool": "lambda:stepgraph-user-broken", "params": {},
+                       "retry": {"max_attempts": 0}}]}
+
+    # WHEN it runs
+    run = run_graph(api, spec, {})
+
+    # THEN the run and the node fail with the function's error type and message
+    assert run["status"] == "FAILED", run
+    assert run["nodes"]["ask"]["status"] == "FAILED"
+    assert run["nodes"]["ask"]["error"] == {"code": "ValueError", "message": "the model refused"}
+    assert run["error"]["code"] == "ValueError"
