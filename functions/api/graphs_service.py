@@ -120,10 +120,25 @@ def publish_version(services: Services, graph_id: str, raw: dict[str, Any]) -> G
 
 
 def delete_graph(services: Services, graph_id: str) -> GraphHead:
-    """Hide the graph, then delete its state machines (running executions are stopped by Step Functions)."""
+    """Hide the graph, cancel its running runs, then delete its state machines.
+
+    Step Functions would end a deleted machine's executions at their next state transition (FAILED,
+    ``States.Runtime``) and leave one in a Wait state or a long task running; cancelling first ends them
+    CANCELLED, recorded, at once.
+    """
+    from functions.api.runs_service import cancel_run
+
     head = services.graphs.get(graph_id)
     versions = services.graphs.versions(graph_id)
     services.graphs.mark_deleted(graph_id)
+    cursor: str | None = None
+    for _ in range(1000):
+        running, cursor = services.runs.list_runs(graph_id=graph_id, status="RUNNING", limit=100, cursor=cursor)
+        for run in running:
+            with contextlib.suppress(ConflictError):  # it ended meanwhile
+                cancel_run(services, run.run_id)
+        if cursor is None:
+            break
     for version in versions:
         _delete_state_machine(services, version.state_machine_arn)
     return head

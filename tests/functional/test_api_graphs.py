@@ -160,3 +160,17 @@ def test_a_run_stays_on_the_version_it_started_with(api: httpx.Client) -> None:
     v1 = api.get(f"/graphs/{graph_id}/definition", params={"version": 1}).json()["definition"]
     assert "nap" in v1["States"] or "nap" in str(v1)
     assert api.get(f"/graphs/{graph_id}/definition", params={"version": 3}).status_code == 404
+
+
+def test_deleting_a_graph_cancels_its_running_runs(api: httpx.Client) -> None:
+    # GIVEN a graph with a run that is sleeping
+    graph_id = api.post("/graphs", json=chain(sleep=5)).json()["graph_id"]
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"message": "x"}}).json()["run_id"]
+
+    # WHEN the graph is deleted
+    assert api.delete(f"/graphs/{graph_id}").status_code == 200
+
+    # THEN the run has ended CANCELLED (it stays readable) rather than being left running
+    run = api.get(f"/runs/{run_id}").json()
+    assert run["status"] == "CANCELLED"
+    assert run["graph_id"] == graph_id
