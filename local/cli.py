@@ -363,21 +363,25 @@ class RunView:
     def table(self) -> RenderableType:
         from rich.table import Table
 
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in ("node", "tool", "status", "attempts", "iterations", "duration", "error"):
-            table.add_column(column, no_wrap=column != "error", overflow="fold")
         nodes = dict(self.run.get("nodes") or {})
+        with_items = any((node or {}).get("items_total") is not None for node in nodes.values())
+        columns = ["node", "tool", "status", "attempts", "iterations", *(["items"] if with_items else []), "duration"]
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in [*columns, "error"]:
+            table.add_column(column, no_wrap=column != "error", overflow="fold")
         order = list(self.tools) + [name for name in nodes if name not in self.tools]
         for name in order:
             node = nodes.get(name) or {}
             status = node.get("status", "PENDING")
             error = node.get("error") or {}
+            items = [f"{node.get('items_done') or 0}/{node['items_total']}" if node.get("items_total") else ""]
             table.add_row(
                 name,
                 self.tools.get(name, ""),
                 f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
                 str(node.get("attempts", "")) if node else "",
                 str(node.get("iterations", "")) if node else "",
+                *(items if with_items else []),
                 format_duration(node.get("duration_ms")),
                 escape(f"{error.get('code')}: {error.get('message')}") if error else "",
             )

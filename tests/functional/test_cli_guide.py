@@ -26,6 +26,8 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+pytestmark = pytest.mark.slow  # a real server / every example end to end: tens of seconds
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE, README = ROOT / "docs" / "guide.md", ROOT / "README.md"
 MERGED_MARK = "<!-- tools:begin"

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     import httpx
 
+pytestmark = pytest.mark.slow  # a real server / every example end to end: tens of seconds
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 SPECS = sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith(".input.json"))

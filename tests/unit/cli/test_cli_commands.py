@@ -294,3 +294,30 @@ def test_quiet_prints_only_the_new_ids_for_shell_variables(
     assert created.out == "g_000000000000\n"
     assert started.out == "r_0000000000000000\n"
     assert created.err == started.err == ""
+
+
+def test_the_live_table_lists_pending_nodes_and_foreach_progress() -> None:
+    # GIVEN a run in which a foreach node is half way through its items and a later node has not started
+    spec = {"nodes": [{"id": "each", "tool": "text.analyze"}, {"id": "after", "tool": "transform"}]}
+    view = cli.RunView("r_1", spec)
+    view.update(
+        {
+            "status": "RUNNING",
+            "progress": {"done": 0, "total": 2, "percent": 0},
+            "nodes": {"each": {"status": "RUNNING", "attempts": 1, "iterations": 1, "items_total": 4, "items_done": 2}},
+        }
+    )
+
+    # WHEN the table is drawn
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(view)
+    text = console.export_text()
+
+    # THEN every node of the spec has a row, the foreach shows its items, and the bar its progress
+    each = next(line for line in text.splitlines() if line.startswith("each"))
+    after = next(line for line in text.splitlines() if line.startswith("after"))
+    assert "RUNNING" in each and "2/4" in each
+    assert "PENDING" in after and "transform" in after
+    assert "0/2" in text
