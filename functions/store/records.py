@@ -321,7 +321,9 @@ class Records(TableHandle):
         )
         event = self._event_item(
             run_id, "NODE_SUCCEEDED", node=node, attempt=attempt, iteration=iteration,
-            message=message or f"{node} succeeded (attempt {attempt})", at=at,
+            message=message or f"{node} succeeded (attempt {attempt}"
+            + (f", tool ran {tool_ms} ms)" if tool_ms is not None else ")"),
+            at=at,
         )
         return self._transition(update, event)
 
