@@ -22,10 +22,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.handlers
 import httpx
 from moto import mock_aws
 
 from local.apigw import ApiGatewayShim
+from local.iam import IamAudit
 from local.lambdas import InvokeResult, LambdaDispatcher
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
 
@@ -212,6 +214,7 @@ class LocalCloud:
         api_key: str | None = DEFAULT_API_KEY,
         env: dict[str, str] | None = None,
         shutdown_grace: float = 3.0,
+        iam: str = "audit",
     ) -> None:
         self.region = region
         self.account_id = LOCAL_ACCOUNT_ID
@@ -224,6 +227,10 @@ class LocalCloud:
         names = {logical_id: spec.name for logical_id, spec in self.functions.items()}
         self.app = ApiGatewayShim(self.dispatcher, self.template.api_routes(), names, self.template.stage_name())
         self.bus = StatusChangeBus(self.dispatcher, self.template.event_rules(), names)
+        if iam not in ("audit", "enforce", "off"):
+            raise ValueError(f"iam must be 'audit', 'enforce' or 'off', not {iam!r}")
+        self.iam = IamAudit(self.template, enforce=iam == "enforce")
+        self._iam_mode = iam
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._restore: list[Any] = []
@@ -254,6 +261,11 @@ class LocalCloud:
             self._set_env({**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region})
             self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
             self._mock.start()
+            if self._iam_mode != "off":
+                audit = ("before-parameter-build", self.iam.on_parameters)
+                botocore.handlers.BUILTIN_HANDLERS.append(audit)
+                self._restore.append(lambda: botocore.handlers.BUILTIN_HANDLERS.remove(audit))
+                self.dispatcher.on_invoke = self.iam.on_interpreter_invoke
             boto3.setup_default_session(region_name=self.region)
             self._set_env(self.environment)
             _clear_settings_cache()

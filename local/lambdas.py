@@ -29,6 +29,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.response import StreamingBody
 
+from local.iam import current_function
+
 if TYPE_CHECKING:
     from local.template import FunctionSpec
 
@@ -120,6 +122,8 @@ class LambdaDispatcher:
         # Names of functions created in moto's own Lambda backend (e.g. by a test with create_function);
         # calls to those are left to moto. Any other unknown name is ResourceNotFoundException, as in AWS.
         self.passthrough: Callable[[str], bool] = lambda name: False
+        # Called with (request_signer, function name) before an Invoke is answered; may raise (IAM audit).
+        self.on_invoke: Callable[[Any, str], None] | None = None
 
     # ------------------------------------------------------------------ registry
 
@@ -198,6 +202,7 @@ class LambdaDispatcher:
         context = LambdaContext(fn, request_id)
 
         def target() -> None:
+            current_function.set(fn.name)
             try:
                 run_handler()
             finally:
@@ -271,7 +276,9 @@ class LambdaDispatcher:
         self._sessions.clear()
         self._installed = False
 
-    def _on_invoke(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _on_invoke(
+        self, params: dict[str, Any], request_signer: Any = None, **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
         """botocore ``before-call`` handler: a (response, parsed) pair answers the call; None lets it through."""
         # url_path: /2015-03-31/functions/<FunctionName>/invocations (the name URL-encoded)
         path = params.get("url_path", "")
@@ -279,6 +286,8 @@ class LambdaDispatcher:
         if len(parts) < 4 or parts[2] != "functions":
             return None
         function_name = unquote(parts[3])
+        if self.on_invoke is not None:
+            self.on_invoke(request_signer, function_name)
         fn = self.resolve(function_name)
         if fn is None:
             if self.passthrough(function_name):
