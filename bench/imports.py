@@ -88,7 +88,7 @@ def parse_importtime(stderr: str) -> dict[str, int]:
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        parts = line[len("import time:"):].split("|")
+        parts = line[len("import time:") :].split("|")
         if len(parts) != 3 or not parts[0].strip().isdigit():
             continue
         root = parts[2].strip().split(".")[0]
@@ -105,8 +105,12 @@ def measure(name: str, module: str, runs: int = 5, python: str = sys.executable)
         # One warm-up run compiles bytecode, as a deployment package ships it.
         for i in range(runs + 1):
             done = subprocess.run(
-                [python, "-c", _TIMER.format(module=module)], capture_output=True, text=True, env=run_env,
-                cwd=ROOT, check=False,
+                [python, "-c", _TIMER.format(module=module)],
+                capture_output=True,
+                text=True,
+                env=run_env,
+                cwd=ROOT,
+                check=False,
             )
             if done.returncode != 0:
                 figure.error = (done.stderr.strip().splitlines() or ["failed"])[-1]
@@ -116,12 +120,17 @@ def measure(name: str, module: str, runs: int = 5, python: str = sys.executable)
                 wall.append(float(wall_ms))
                 cpu.append(float(cpu_ms))
     traced = subprocess.run(
-        [python, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, env=env, cwd=ROOT,
+        [python, "-X", "importtime", "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
         check=False,
     )
     times = parse_importtime(traced.stderr)
     interesting = {
-        k: v for k, v in times.items()
+        k: v
+        for k, v in times.items()
         if k not in ("site", "encodings", "__main__") and not k.startswith(("_", "__editable"))
     }
     figure.heaviest = [(k, v / 1000) for k, v in sorted(interesting.items(), key=lambda kv: -kv[1])[:6]]
@@ -139,17 +148,39 @@ def figures(quick: bool = False) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for fig in measure_all(runs):
         if fig.error:
-            rows.append({"section": "imports", "name": f"{fig.name} handler cold import", "value": "error",
-                         "unit": "", "how": fig.error[:200]})
+            rows.append(
+                {
+                    "section": "imports",
+                    "name": f"{fig.name} handler cold import",
+                    "value": "error",
+                    "unit": "",
+                    "how": fig.error[:200],
+                }
+            )
             continue
         heavy = ", ".join(f"{k} {v:.0f}" for k, v in fig.heaviest[:3])
         rows += [
-            {"section": "imports", "name": f"{fig.name} handler cold import, wall", "value": fig.median_ms,
-             "unit": "ms", "how": f"{how}, X-Ray tracing on; heaviest packages (self ms): {heavy}"},
-            {"section": "imports", "name": f"{fig.name} handler cold import, CPU", "value": fig.cpu_median_ms,
-             "unit": "ms", "how": f"{how}, X-Ray tracing on; process_time, steadier on a busy machine"},
-            {"section": "imports", "name": f"{fig.name} handler cold import, CPU, tracing off",
-             "value": fig.untraced_cpu_median_ms, "unit": "ms", "how": f"{how}, POWERTOOLS_TRACE_DISABLED=true"},
+            {
+                "section": "imports",
+                "name": f"{fig.name} handler cold import, wall",
+                "value": fig.median_ms,
+                "unit": "ms",
+                "how": f"{how}, X-Ray tracing on; heaviest packages (self ms): {heavy}",
+            },
+            {
+                "section": "imports",
+                "name": f"{fig.name} handler cold import, CPU",
+                "value": fig.cpu_median_ms,
+                "unit": "ms",
+                "how": f"{how}, X-Ray tracing on; process_time, steadier on a busy machine",
+            },
+            {
+                "section": "imports",
+                "name": f"{fig.name} handler cold import, CPU, tracing off",
+                "value": fig.untraced_cpu_median_ms,
+                "unit": "ms",
+                "how": f"{how}, POWERTOOLS_TRACE_DISABLED=true",
+            },
         ]
     return rows
 

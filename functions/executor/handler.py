@@ -43,7 +43,10 @@ _executor: NodeExecutor | None = None
 def emit_metric(name: str, unit: str, value: float, dimensions: dict[str, str]) -> None:
     """One EMF metric with its own dimensions (``single_metric`` is safe when invocations overlap locally)."""
     with single_metric(
-        name=name, unit=MetricUnit(unit), value=value, namespace=NAMESPACE,
+        name=name,
+        unit=MetricUnit(unit),
+        value=value,
+        namespace=NAMESPACE,
         default_dimensions={"service": SERVICE, **dimensions},
     ):
         pass
@@ -78,8 +81,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     executor = get_executor()
     inv = executor.parse(event)
     logger.thread_safe_append_keys(
-        run_id=inv.run_id, node=inv.node, attempt=inv.attempt, iteration=inv.iteration, tool=inv.tool,
-        mode=inv.request.mode, execution=inv.request.execution,
+        run_id=inv.run_id,
+        node=inv.node,
+        attempt=inv.attempt,
+        iteration=inv.iteration,
+        tool=inv.tool,
+        mode=inv.request.mode,
+        execution=inv.request.execution,
     )
     tracer.put_annotation("run_id", inv.run_id)
     tracer.put_annotation("node", inv.node)

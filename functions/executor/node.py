@@ -163,9 +163,9 @@ class NodeExecutor:
 
     def run_node(self, inv: Invocation) -> dict[str, Any]:
         """Run the tool once for a plain node and return the document with its result."""
-        outcome = self._guard(lambda: self.records.start_attempt(
-            inv.run_id, inv.node, inv.iteration, inv.attempt, tool=inv.tool
-        ))
+        outcome = self._guard(
+            lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, inv.attempt, tool=inv.tool)
+        )
         if not outcome.started:
             replay = self._replay(inv, outcome.node)
             if replay is not None:
@@ -174,16 +174,16 @@ class NodeExecutor:
         try:
             output = self._run_tool(inv, self._scope(inv))
             tool_ms = int((time.perf_counter() - started) * 1000)
-            slim = self.offloader.offload(
-                inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths
-            )
+            slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths)
             doc = self._apply(inv, output, slim)
         except Exception as exc:
             self._fail(inv, exc, int((time.perf_counter() - started) * 1000))
         self._emit_success(inv, tool_ms)
-        if not self._guard(lambda: self.records.succeed_attempt(
-            inv.run_id, inv.node, inv.iteration, inv.attempt, output=slim, tool_ms=tool_ms
-        )):
+        if not self._guard(
+            lambda: self.records.succeed_attempt(
+                inv.run_id, inv.node, inv.iteration, inv.attempt, output=slim, tool_ms=tool_ms
+            )
+        ):
             # Another delivery of this node finished first: answer as it did.
             current = self.records.get_node(inv.run_id, inv.node, inv.iteration)
             replay = self._replay(inv, current)
@@ -218,9 +218,9 @@ class NodeExecutor:
                 return dict(ITEM_MARKER)
             error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
             raise node_failure(error["code"], error["message"])
-        outcome = self._guard(lambda: self.records.start_item(
-            inv.run_id, inv.node, inv.iteration, index, inv.attempt, tool=inv.tool
-        ))
+        outcome = self._guard(
+            lambda: self.records.start_item(inv.run_id, inv.node, inv.iteration, index, inv.attempt, tool=inv.tool)
+        )
         if not outcome.started and outcome.node is not None and outcome.node.terminal:
             if outcome.node.status == "SUCCEEDED":
                 return dict(ITEM_MARKER)
@@ -230,15 +230,15 @@ class NodeExecutor:
         try:
             output = self._run_tool(inv, self._scope(inv, with_item=True), index=index)
             tool_ms = int((time.perf_counter() - started) * 1000)
-            slim = self.offloader.offload(
-                inv.run_id, inv.node, inv.iteration, output, prefix=f"item{index:06d}"
-            )
+            slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, output, prefix=f"item{index:06d}")
         except Exception as exc:
             self._fail(inv, exc, int((time.perf_counter() - started) * 1000), index=index)
         self._emit_success(inv, tool_ms)
-        self._guard(lambda: self.records.succeed_item(
-            inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=slim, tool_ms=tool_ms
-        ))
+        self._guard(
+            lambda: self.records.succeed_item(
+                inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=slim, tool_ms=tool_ms
+            )
+        )
         return dict(ITEM_MARKER)
 
     def _items_total(self, inv: Invocation) -> int | None:
@@ -287,10 +287,16 @@ class NodeExecutor:
             doc = self._apply(inv, outputs, slim)
         except Exception as exc:
             self._fail(inv, exc, 0, attempt=attempt)
-        recorded = self._guard(lambda: self.records.succeed_attempt(
-            inv.run_id, inv.node, inv.iteration, attempt, output=slim,
-            message=f"{inv.node} succeeded ({len(outputs)} items)",
-        ))
+        recorded = self._guard(
+            lambda: self.records.succeed_attempt(
+                inv.run_id,
+                inv.node,
+                inv.iteration,
+                attempt,
+                output=slim,
+                message=f"{inv.node} succeeded ({len(outputs)} items)",
+            )
+        )
         if not recorded:
             replay = self._replay(inv, self.records.get_node(inv.run_id, inv.node, inv.iteration))
             if replay is not None:
@@ -304,10 +310,16 @@ class NodeExecutor:
         failure = inv.request.failure
         code = failure.error if failure else "States.TaskFailed"
         message = failure.message() if failure else "the node failed"
-        self._guard(lambda: self.records.fail_node(
-            inv.run_id, inv.node, inv.iteration, tool=inv.tool, error={"code": code, "message": message},
-            message=f"{inv.node} failed (optional, the run goes on): {code}: {message}",
-        ))
+        self._guard(
+            lambda: self.records.fail_node(
+                inv.run_id,
+                inv.node,
+                inv.iteration,
+                tool=inv.tool,
+                error={"code": code, "message": message},
+                message=f"{inv.node} failed (optional, the run goes on): {code}: {message}",
+            )
+        )
         return self._fit(inv, payload.apply_failure(inv.request.doc, inv.ctx))
 
     # -- lambda: nodes ------------------------------------------------------------------------
@@ -316,23 +328,27 @@ class NodeExecutor:
         """A ``lambda:`` node's Task invoked the user's function: record its output like a tool's."""
         output, entered, attempts = lambda_result(inv.request.doc, inv.node)
         started = _iso(entered)
-        outcome = self._guard(lambda: self.records.start_attempt(
-            inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, at=started
-        ))
+        outcome = self._guard(
+            lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, at=started)
+        )
         if not outcome.started and outcome.node is not None and outcome.node.terminal:
             replay = self._replay(inv, outcome.node)
             if replay is not None:
                 return replay
         try:
-            slim = self.offloader.offload(
-                inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths
-            )
+            slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths)
             doc = self._apply(inv, output, slim)
         except Exception as exc:
             self._fail(inv, exc, 0, attempt=attempts)
-        recorded = self._guard(lambda: self.records.succeed_attempt(
-            inv.run_id, inv.node, inv.iteration, attempts, output=slim,
-        ))
+        recorded = self._guard(
+            lambda: self.records.succeed_attempt(
+                inv.run_id,
+                inv.node,
+                inv.iteration,
+                attempts,
+                output=slim,
+            )
+        )
         if not recorded:
             replay = self._replay(inv, self.records.get_node(inv.run_id, inv.node, inv.iteration))
             if replay is not None:
@@ -380,7 +396,10 @@ class NodeExecutor:
         params = references.resolve(inv.ctx.params, scope)
         tool = self.tools.get(inv.tool)
         context = ToolContext(
-            run_id=inv.run_id, node=inv.node, iteration=inv.iteration, attempt=inv.attempt,
+            run_id=inv.run_id,
+            node=inv.node,
+            iteration=inv.iteration,
+            attempt=inv.attempt,
             log=self._tool_log(inv, index),
         )
         with self.span(f"## tool {inv.tool}"):
@@ -431,8 +450,13 @@ class NodeExecutor:
             key = f"LOG#{inv.node}#{inv.iteration:04d}#{where}#{inv.attempt}#{count}"
             try:
                 self.records.put_event(
-                    inv.run_id, "LOG", node=inv.node, attempt=inv.attempt, iteration=inv.iteration,
-                    message=text, key=key,
+                    inv.run_id,
+                    "LOG",
+                    node=inv.node,
+                    attempt=inv.attempt,
+                    iteration=inv.iteration,
+                    message=text,
+                    key=key,
                 )
             except Exception:
                 self.log.warning("could not record a LOG event", exc_info=True)
@@ -458,7 +482,12 @@ class NodeExecutor:
         return self.offloader.fit_document(inv.run_id, inv.node, inv.iteration, doc, budget)
 
     def _fail(
-        self, inv: Invocation, exc: BaseException, tool_ms: int, *, index: int | None = None,
+        self,
+        inv: Invocation,
+        exc: BaseException,
+        tool_ms: int,
+        *,
+        index: int | None = None,
         attempt: int | None = None,
     ) -> NoReturn:
         """Record a failed attempt, emit metrics, log the traceback, and raise the failure named by its code."""
@@ -468,7 +497,8 @@ class NodeExecutor:
         final = attempt > max_attempts
         error = {"code": code, "message": message}
         self.log.error(
-            "node attempt failed", exc_info=(type(exc), exc, exc.__traceback__),
+            "node attempt failed",
+            exc_info=(type(exc), exc, exc.__traceback__),
             extra={"error_code": code, "final": final, "item": index},
         )
         self.metric("NodeFailures", "Count", 1, {"tool": inv.tool})
@@ -477,13 +507,16 @@ class NodeExecutor:
             if index is None:
                 self.records.fail_attempt(inv.run_id, inv.node, inv.iteration, attempt, error=error, final=final)
             else:
-                self.records.fail_item(
-                    inv.run_id, inv.node, inv.iteration, index, attempt, error=error, final=final
-                )
+                self.records.fail_item(inv.run_id, inv.node, inv.iteration, index, attempt, error=error, final=final)
                 if final:
                     self._ensure_started(inv)
                     self.records.fail_attempt(
-                        inv.run_id, inv.node, inv.iteration, attempt, error=error, final=True,
+                        inv.run_id,
+                        inv.node,
+                        inv.iteration,
+                        attempt,
+                        error=error,
+                        final=True,
                         message=f"{inv.node} failed: item {index} (attempt {attempt}): {code}: {message}",
                     )
         except Exception:

@@ -147,9 +147,7 @@ class Offloader:
         keep = {p for p in keep_inline if p}
         pending: list[tuple[str, Any]] = []
         planned = self._plan(output, "", keep, pending)
-        refs = {
-            path: self.store.put(run_id, node, iteration, _field(prefix, path), value) for path, value in pending
-        }
+        refs = {path: self.store.put(run_id, node, iteration, _field(prefix, path), value) for path, value in pending}
         return _fill(planned, refs)
 
     def _plan(self, value: Any, path: str, keep: set[str], pending: list[tuple[str, Any]]) -> Any:
@@ -197,9 +195,7 @@ class Offloader:
                 continue
             for key, value in values.items():
                 if isinstance(value, dict) and not is_ref(value):
-                    candidates += [
-                        (size_of(v), section, key, f, v) for f, v in value.items() if _spillable(v)
-                    ]
+                    candidates += [(size_of(v), section, key, f, v) for f, v in value.items() if _spillable(v)]
                 elif _spillable(value):
                     candidates.append((size_of(value), section, key, None, value))
         new = dict(doc)

@@ -291,8 +291,13 @@ class Records(TableHandle):
             update["UpdateExpression"] += ", items_total = :total"
             update["ExpressionAttributeValues"][":total"] = items_total
         event = self._event_item(
-            run_id, "NODE_STARTED", node=node, attempt=attempt, iteration=iteration,
-            message=f"{node} started {tool} (attempt {attempt})", at=at,
+            run_id,
+            "NODE_STARTED",
+            node=node,
+            attempt=attempt,
+            iteration=iteration,
+            message=f"{node} started {tool} (attempt {attempt})",
+            at=at,
         )
         if self._transition(update, event):
             return StartOutcome(started=True)
@@ -320,9 +325,13 @@ class Records(TableHandle):
             run_id, node_sk(node, iteration), attempt, output, tool_ms, at, current.started_at if current else None
         )
         event = self._event_item(
-            run_id, "NODE_SUCCEEDED", node=node, attempt=attempt, iteration=iteration,
-            message=message or f"{node} succeeded (attempt {attempt}"
-            + (f", tool ran {tool_ms} ms)" if tool_ms is not None else ")"),
+            run_id,
+            "NODE_SUCCEEDED",
+            node=node,
+            attempt=attempt,
+            iteration=iteration,
+            message=message
+            or f"{node} succeeded (attempt {attempt}" + (f", tool ran {tool_ms} ms)" if tool_ms is not None else ")"),
             at=at,
         )
         return self._transition(update, event)
@@ -351,9 +360,14 @@ class Records(TableHandle):
         type_ = "NODE_FAILED" if final else "NODE_RETRYING"
         verb = "failed" if final else "failed, will retry"
         event = self._event_item(
-            run_id, type_, node=node, attempt=attempt, iteration=iteration,
+            run_id,
+            type_,
+            node=node,
+            attempt=attempt,
+            iteration=iteration,
             message=message or f"{node} {verb} (attempt {attempt}): {error['code']}: {error['message']}",
-            error=error, at=at,
+            error=error,
+            at=at,
         )
         return self._transition(update, event)
 
@@ -370,12 +384,23 @@ class Records(TableHandle):
         if current is not None and current.terminal:
             return False
         values: dict[str, Any] = {
-            ":node": node, ":it": iteration, ":tool": tool, ":failed": "FAILED", ":at": at, ":err": _json(error),
-            ":one": 1, **_TERMINAL_VALUES,
+            ":node": node,
+            ":it": iteration,
+            ":tool": tool,
+            ":failed": "FAILED",
+            ":at": at,
+            ":err": _json(error),
+            ":one": 1,
+            **_TERMINAL_VALUES,
         }
         sets = [
-            "#node = :node", "iteration = :it", "tool = if_not_exists(tool, :tool)", "#status = :failed",
-            "finished_at = :at", "error_json = :err", "attempts = if_not_exists(attempts, :one)",
+            "#node = :node",
+            "iteration = :it",
+            "tool = if_not_exists(tool, :tool)",
+            "#status = :failed",
+            "finished_at = :at",
+            "error_json = :err",
+            "attempts = if_not_exists(attempts, :one)",
             "started_at = if_not_exists(started_at, :at)",
         ]
         duration = _ms_between(current.started_at if current else None, at)
@@ -390,8 +415,14 @@ class Records(TableHandle):
             "ExpressionAttributeValues": values,
         }
         event = self._event_item(
-            run_id, "NODE_FAILED", node=node, attempt=current.attempts if current else None, iteration=iteration,
-            message=message or f"{node} failed: {error['code']}: {error['message']}", error=error, at=at,
+            run_id,
+            "NODE_FAILED",
+            node=node,
+            attempt=current.attempts if current else None,
+            iteration=iteration,
+            message=message or f"{node} failed: {error['code']}: {error['message']}",
+            error=error,
+            at=at,
         )
         return self._transition(update, event)
 
@@ -440,12 +471,14 @@ class Records(TableHandle):
         values = {f"{i:06d}" for i in indexes}
         if not values:
             return
-        self._update({
-            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
-            "UpdateExpression": "ADD items_done_set :indexes",
-            "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeValues": {":indexes": values},
-        })
+        self._update(
+            {
+                "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+                "UpdateExpression": "ADD items_done_set :indexes",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": {":indexes": values},
+            }
+        )
 
     def fail_item(
         self,
@@ -469,10 +502,14 @@ class Records(TableHandle):
         if final:
             return self._update(update)
         event = self._event_item(
-            run_id, "NODE_RETRYING", node=node, attempt=attempt, iteration=iteration,
-            message=f"{node} item {index} failed, will retry (attempt {attempt}): {error['code']}: "
-            f"{error['message']}",
-            error=error, at=at,
+            run_id,
+            "NODE_RETRYING",
+            node=node,
+            attempt=attempt,
+            iteration=iteration,
+            message=f"{node} item {index} failed, will retry (attempt {attempt}): {error['code']}: {error['message']}",
+            error=error,
+            at=at,
         )
         return self._transition(update, event)
 
@@ -501,8 +538,13 @@ class Records(TableHandle):
         self, run_id: str, sk: str, node: str, iteration: int, attempt: int, tool: str, at: str
     ) -> dict[str, Any]:
         sets = [
-            "#node = :node", "iteration = :it", "tool = :tool", "#status = :running", "attempts = :a",
-            "attempt_started_at = :at", "started_at = if_not_exists(started_at, :at)",
+            "#node = :node",
+            "iteration = :it",
+            "tool = :tool",
+            "#status = :running",
+            "attempts = :a",
+            "attempt_started_at = :at",
+            "started_at = if_not_exists(started_at, :at)",
         ]
         return {
             "Key": {"pk": run_pk(run_id), "sk": sk},
@@ -510,7 +552,12 @@ class Records(TableHandle):
             "ConditionExpression": f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a)",
             "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
             "ExpressionAttributeValues": {
-                ":node": node, ":it": iteration, ":tool": tool, ":running": "RUNNING", ":a": attempt, ":at": at,
+                ":node": node,
+                ":it": iteration,
+                ":tool": tool,
+                ":running": "RUNNING",
+                ":a": attempt,
+                ":at": at,
                 **_TERMINAL_VALUES,
             },
         }
@@ -518,8 +565,13 @@ class Records(TableHandle):
     def _succeed_update(
         self, run_id: str, sk: str, attempt: int, output: Any, tool_ms: int | None, at: str, started_at: str | None
     ) -> dict[str, Any]:
-        values: dict[str, Any] = {":ok": "SUCCEEDED", ":a": attempt, ":at": at, ":out": _json(output),
-                                  **_TERMINAL_VALUES}
+        values: dict[str, Any] = {
+            ":ok": "SUCCEEDED",
+            ":a": attempt,
+            ":at": at,
+            ":out": _json(output),
+            **_TERMINAL_VALUES,
+        }
         sets = ["#status = :ok", "attempts = :a", "finished_at = :at", "output_json = :out"]
         duration = _ms_between(started_at, at)
         if duration is not None:

@@ -57,9 +57,14 @@ def test_each_attempt_of_a_retried_node_is_recorded_once(api: httpx.Client) -> N
     # GIVEN a node that fails twice with a named error, then succeeds (two retries, 1 s apart)
     spec = {
         "name": "flaky",
-        "nodes": [{"id": "flaky", "tool": "util.fail",
-                   "params": {"failures": 2, "error": "UpstreamBusy", "output": {"ok": True}},
-                   "retry": {"max_attempts": 2, "interval_seconds": 1, "backoff_rate": 1.0}}],
+        "nodes": [
+            {
+                "id": "flaky",
+                "tool": "util.fail",
+                "params": {"failures": 2, "error": "UpstreamBusy", "output": {"ok": True}},
+                "retry": {"max_attempts": 2, "interval_seconds": 1, "backoff_rate": 1.0},
+            }
+        ],
         "edges": [],
     }
 
@@ -73,9 +78,14 @@ def test_each_attempt_of_a_retried_node_is_recorded_once(api: httpx.Client) -> N
     # AND the event log tells each attempt exactly once, the tool's log lines included, in order
     node_events = [(e["type"], e["attempt"]) for e in all_events(api, run["run_id"]) if e["node"] == "flaky"]
     assert node_events == [
-        ("NODE_STARTED", 1), ("LOG", 1), ("NODE_RETRYING", 1),
-        ("NODE_STARTED", 2), ("LOG", 2), ("NODE_RETRYING", 2),
-        ("NODE_STARTED", 3), ("NODE_SUCCEEDED", 3),
+        ("NODE_STARTED", 1),
+        ("LOG", 1),
+        ("NODE_RETRYING", 1),
+        ("NODE_STARTED", 2),
+        ("LOG", 2),
+        ("NODE_RETRYING", 2),
+        ("NODE_STARTED", 3),
+        ("NODE_SUCCEEDED", 3),
     ]
 
 
@@ -83,9 +93,14 @@ def test_a_failed_node_reports_the_tool_error_code_and_message(api: httpx.Client
     # GIVEN a node that always fails with UpstreamDown and may not retry
     spec = {
         "name": "fails",
-        "nodes": [{"id": "boom", "tool": "util.fail",
-                   "params": {"failures": 99, "error": "UpstreamDown", "message": "the upstream said no"},
-                   "retry": {"max_attempts": 0}}],
+        "nodes": [
+            {
+                "id": "boom",
+                "tool": "util.fail",
+                "params": {"failures": 99, "error": "UpstreamDown", "message": "the upstream said no"},
+                "retry": {"max_attempts": 0},
+            }
+        ],
         "edges": [],
     }
 
@@ -119,8 +134,11 @@ def test_a_five_megabyte_output_does_not_fail_the_run(big_document: tuple[Fixtur
         "name": "big",
         "nodes": [
             {"id": "fetch", "tool": "http.get", "params": {"url": "{{ input.url }}"}, "timeout_seconds": 60},
-            {"id": "pick", "tool": "json.pick",
-             "params": {"data": "{{ fetch.json }}", "fields": {"title": "title", "last": "rows[-1].id"}}},
+            {
+                "id": "pick",
+                "tool": "json.pick",
+                "params": {"data": "{{ fetch.json }}", "fields": {"title": "title", "last": "rows[-1].id"}},
+            },
         ],
         "edges": [{"from": "fetch", "to": "pick", "when": "fetch.status_code == 200"}],
     }
@@ -143,8 +161,15 @@ def test_foreach_outputs_keep_item_order_and_the_node_is_recorded_once(api: http
     # GIVEN a foreach node over five items, two at a time
     spec = {
         "name": "each",
-        "nodes": [{"id": "each", "tool": "util.echo", "foreach": "{{ input.items }}",
-                   "params": {"value": "{{ item }}", "tag": "n{{ item }}"}, "max_concurrency": 2}],
+        "nodes": [
+            {
+                "id": "each",
+                "tool": "util.echo",
+                "foreach": "{{ input.items }}",
+                "params": {"value": "{{ item }}", "tag": "n{{ item }}"},
+                "max_concurrency": 2,
+            }
+        ],
         "edges": [],
     }
 
@@ -164,8 +189,14 @@ def test_an_optional_node_that_times_out_is_failed_and_the_run_goes_on(api: http
     spec = {
         "name": "slow",
         "nodes": [
-            {"id": "slow", "tool": "util.sleep", "params": {"seconds": 3}, "timeout_seconds": 1,
-             "optional": True, "retry": {"max_attempts": 0}},
+            {
+                "id": "slow",
+                "tool": "util.sleep",
+                "params": {"seconds": 3},
+                "timeout_seconds": 1,
+                "optional": True,
+                "retry": {"max_attempts": 0},
+            },
             {"id": "after", "tool": "util.echo", "params": {"slow": "{{ slow }}"}},
         ],
         "edges": [{"from": "slow", "to": "after"}],
@@ -198,8 +229,11 @@ def test_a_user_lambda_node_is_recorded_like_any_node(cloud: LocalCloud, api: ht
     spec = {
         "name": "agent",
         "nodes": [
-            {"id": "ask", "tool": "lambda:stepgraph-user-agent",
-             "params": {"question": "{{ input.q }}", "n": "{{ input.n }}"}},
+            {
+                "id": "ask",
+                "tool": "lambda:stepgraph-user-agent",
+                "params": {"question": "{{ input.q }}", "n": "{{ input.n }}"},
+            },
             {"id": "after", "tool": "util.echo", "params": {"got": "{{ ask.answer }}"}},
         ],
         "edges": [{"from": "ask", "to": "after"}],
@@ -224,9 +258,11 @@ def test_a_failing_user_lambda_fails_the_node_with_its_own_error(cloud: LocalClo
         raise ValueError("the model refused")
 
     cloud.register("stepgraph-user-broken", agent)
-    spec = {"name": "broken", "edges": [],
-            "nodes": [{"id": "ask", "tool": "lambda:stepgraph-user-broken", "params": {},
-                       "retry": {"max_attempts": 0}}]}
+    spec = {
+        "name": "broken",
+        "edges": [],
+        "nodes": [{"id": "ask", "tool": "lambda:stepgraph-user-broken", "params": {}, "retry": {"max_attempts": 0}}],
+    }
 
     # WHEN it runs
     run = run_graph(api, spec, {})

@@ -40,7 +40,10 @@ def request(
 ) -> dict[str, Any]:
     """The Task payload for ``node``; ``retries`` is the node's ``max_attempts``."""
     ctx = NodeContext(
-        node=node, tool=tool, params=params or {}, retry=RetryPolicy(max_attempts=retries, interval_seconds=1),
+        node=node,
+        tool=tool,
+        params=params or {},
+        retry=RetryPolicy(max_attempts=retries, interval_seconds=1),
         **{"timeout_seconds": 30, **ctx_fields},
     )
     return {

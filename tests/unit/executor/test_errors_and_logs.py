@@ -25,8 +25,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 @pytest.fixture
 def executor(table: Any) -> Iterator[NodeExecutor]:
-    ex = NodeExecutor(records=Records(table), offloader=Offloader(BlobStore(table)), logger=handler.logger,
-                      metric=handler.emit_metric)
+    ex = NodeExecutor(
+        records=Records(table), offloader=Offloader(BlobStore(table)), logger=handler.logger, metric=handler.emit_metric
+    )
     handler.set_executor(ex)
     yield ex
     handler.set_executor(None)
@@ -49,8 +50,8 @@ def test_through_the_local_lambda_dispatcher_the_error_type_is_the_tool_code(exe
 
     # WHEN a node whose tool fails is invoked
     result = dispatcher.invoke(
-        "stepgraph-executor", request("boom", "util.fail", {"failures": 3, "error": "UpstreamDown",
-                                                            "message": "the upstream said 503"})
+        "stepgraph-executor",
+        request("boom", "util.fail", {"failures": 3, "error": "UpstreamDown", "message": "the upstream said 503"}),
     )
 
     # THEN Lambda reports FunctionError with errorType = the tool's code and its message

@@ -27,8 +27,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 @pytest.fixture
 def records(table: Any) -> Iterator[Records]:
     recs = Records(table)
-    handler.set_executor(NodeExecutor(records=recs, offloader=Offloader(BlobStore(table)), logger=handler.logger,
-                                      metric=handler.emit_metric, span=handler.trace_span))
+    handler.set_executor(
+        NodeExecutor(
+            records=recs,
+            offloader=Offloader(BlobStore(table)),
+            logger=handler.logger,
+            metric=handler.emit_metric,
+            span=handler.trace_span,
+        )
+    )
     yield recs
     handler.set_executor(None)
 
@@ -59,8 +66,9 @@ def test_an_echo_node_returns_the_document_with_its_result(records: Records) -> 
 
 def test_a_failing_tool_raises_its_error_code_as_the_exception_type(records: Records) -> None:
     # GIVEN util.fail failing its first attempt with UpstreamDown, one retry allowed
-    event = request("boom", "util.fail", {"failures": 1, "error": "UpstreamDown", "message": "upstream down"},
-                    retries=1)
+    event = request(
+        "boom", "util.fail", {"failures": 1, "error": "UpstreamDown", "message": "upstream down"}, retries=1
+    )
 
     # WHEN attempt 1 runs
     with pytest.raises(NodeFailed) as raised:
@@ -82,8 +90,11 @@ def test_a_failing_tool_raises_its_error_code_as_the_exception_type(records: Rec
     node = records.get_node(RUN, "boom", 1)
     assert node is not None and (node.status, node.attempts, node.error) == ("SUCCEEDED", 2, None)
     assert event_types(records) == [
-        ("NODE_STARTED", "boom", 1), ("LOG", "boom", 1), ("NODE_RETRYING", "boom", 1),
-        ("NODE_STARTED", "boom", 2), ("NODE_SUCCEEDED", "boom", 2),
+        ("NODE_STARTED", "boom", 1),
+        ("LOG", "boom", 1),
+        ("NODE_RETRYING", "boom", 1),
+        ("NODE_STARTED", "boom", 2),
+        ("NODE_SUCCEEDED", "boom", 2),
     ]
 
 
@@ -95,8 +106,11 @@ def test_the_last_attempt_records_node_failed(records: Records) -> None:
     # THEN it is FAILED with its error, and NODE_FAILED was written
     assert type(raised.value).__name__ == "Nope"
     node = records.get_node(RUN, "boom", 1)
-    assert node is not None and node.status == "FAILED" and node.error == {
-        "code": "Nope", "message": "injected failure (attempt 1 of 5 failing)"}
+    assert (
+        node is not None
+        and node.status == "FAILED"
+        and node.error == {"code": "Nope", "message": "injected failure (attempt 1 of 5 failing)"}
+    )
     assert event_types(records)[-1] == ("NODE_FAILED", "boom", 1)
 
 
@@ -127,8 +141,9 @@ def test_a_redelivered_final_failure_raises_the_same_error_without_new_events(re
 
 def test_a_reference_to_a_missing_field_fails_with_a_clear_message(records: Records) -> None:
     with pytest.raises(NodeFailed) as raised:
-        invoke(request("second", "util.echo", {"v": "{{ first.nope }}"},
-                       doc=document(results={"first": {"message": "x"}})))
+        invoke(
+            request("second", "util.echo", {"v": "{{ first.nope }}"}, doc=document(results={"first": {"message": "x"}}))
+        )
     assert type(raised.value).__name__ == "stepgraph.ReferenceError"
     assert "nope" in str(raised.value)
 
@@ -167,11 +182,27 @@ def test_a_large_output_is_offloaded_and_resolved_by_the_next_node(records: Reco
     assert resolved == {"head": big}
 
 
-def foreach_request(mode: str, doc: dict[str, Any], *, index: int | None = None, item: Any = None,
-                    retry_count: int = 0, params: dict[str, Any] | None = None, tool: str = "util.echo",
-                    retries: int = 0) -> dict[str, Any]:
-    event = request("each", tool, params if params is not None else {"value": "{{ item }}"}, doc=doc, mode=mode,
-                    foreach="{{ input.items }}", retries=retries, retry_count=retry_count)
+def foreach_request(
+    mode: str,
+    doc: dict[str, Any],
+    *,
+    index: int | None = None,
+    item: Any = None,
+    retry_count: int = 0,
+    params: dict[str, Any] | None = None,
+    tool: str = "util.echo",
+    retries: int = 0,
+) -> dict[str, Any]:
+    event = request(
+        "each",
+        tool,
+        params if params is not None else {"value": "{{ item }}"},
+        doc=doc,
+        mode=mode,
+        foreach="{{ input.items }}",
+        retries=retries,
+        retry_count=retry_count,
+    )
     if mode == "item":
         event.update(item=item, index=index)
     return event
@@ -219,8 +250,7 @@ def test_a_foreach_item_that_fails_for_good_fails_the_node(records: Records) -> 
     with pytest.raises(NodeFailed):
         invoke(foreach_request("item", doc, index=1, item=2, params=params, tool="util.fail", retries=1))
     with pytest.raises(NodeFailed) as raised:
-        invoke(foreach_request("item", doc, index=1, item=2, params=params, tool="util.fail", retries=1,
-                               retry_count=1))
+        invoke(foreach_request("item", doc, index=1, item=2, params=params, tool="util.fail", retries=1, retry_count=1))
 
     # THEN the error type is the tool's, the node is FAILED naming the item, events say retrying then failed
     assert type(raised.value).__name__ == "ItemBroke"
@@ -235,8 +265,9 @@ def test_a_foreach_item_that_fails_for_good_fails_the_node(records: Records) -> 
 
 def test_a_caught_failure_of_an_optional_node_is_recorded_once_and_the_run_goes_on(records: Records) -> None:
     # GIVEN an optional node whose every attempt timed out in Step Functions (the executor never recorded it)
-    doc = document(results={"a": {"x": 1}},
-                   failure={"Error": "States.Timeout", "Cause": "Task timed out after 5 seconds"})
+    doc = document(
+        results={"a": {"x": 1}}, failure={"Error": "States.Timeout", "Cause": "Task timed out after 5 seconds"}
+    )
     event = request("slow", "util.sleep", {"seconds": 10}, doc=doc, mode="failed", optional=True)
 
     # WHEN the Catch hands it to the executor (twice: a redelivery)
@@ -277,8 +308,12 @@ def test_update_state_paths_are_read_from_the_whole_output(records: Records, mon
     # GIVEN a small inline limit and a node mapping a large output field into state
     executor = handler.get_executor()
     monkeypatch.setattr(executor.offloader, "inline_limit", 256)
-    event = request("fetch", "util.echo", {"body": {"title": "T", "text": "x" * 2000}, "n": 1},
-                    update_state={"title": "body.title", "text": "body.text"})
+    event = request(
+        "fetch",
+        "util.echo",
+        {"body": {"title": "T", "text": "x" * 2000}, "n": 1},
+        update_state={"title": "body.title", "text": "body.text"},
+    )
 
     # WHEN it runs
     doc = invoke(event)
@@ -293,8 +328,7 @@ def test_update_state_paths_are_read_from_the_whole_output(records: Records, mon
 def test_many_medium_results_are_spilled_to_keep_the_document_small(records: Records) -> None:
     # GIVEN a document that already holds 40 results of 6 KiB each (each under the inline limit)
     results = {f"n{i}": {"text": "y" * 6000, "k": i} for i in range(40)}
-    doc = invoke(request("last", "util.echo", {"k": "{{ n3.k }}", "t": "{{ n5.text }}"},
-                         doc=document(results=results)))
+    doc = invoke(request("last", "util.echo", {"k": "{{ n3.k }}", "t": "{{ n5.text }}"}, doc=document(results=results)))
 
     # THEN the returned document fits the budget, scalars stay inline, and everything resolves back
     assert len(json.dumps(doc).encode()) <= DOC_BUDGET
@@ -342,8 +376,9 @@ def test_the_tool_run_is_its_own_trace_span(table: Any) -> None:
 
 def test_a_user_lambda_result_is_recorded_like_a_tool_output(records: Records) -> None:
     # GIVEN the document after a lambda: node's Task called the user's function (second attempt succeeded)
-    doc = document(results={"agent": {"Payload": {"answer": 42}, "started": "2026-01-01T00:00:00.123Z",
-                                      "retry_count": 1}})
+    doc = document(
+        results={"agent": {"Payload": {"answer": 42}, "started": "2026-01-01T00:00:00.123Z", "retry_count": 1}}
+    )
     event = request("agent", "lambda:my-agent", {"q": "{{ input.message }}"}, doc=doc, mode="record")
 
     # WHEN the record step runs (and is delivered twice)
