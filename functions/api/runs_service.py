@@ -125,6 +125,26 @@ def cancel_run(services: Services, run_id: str) -> Run:
     return run
 
 
+def current_state(services: Services, execution_arn: str, default: Any) -> Any:
+    """A running execution's shared ``state``: from the newest state output in its history that has one."""
+    try:
+        page = services.sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=100,
+                                                  includeExecutionData=True)
+    except ClientError:
+        return default
+    for event in sorted(page.get("events", []), key=lambda e: e["id"], reverse=True):
+        details = event.get("stateExitedEventDetails")
+        if not details or (details.get("outputDetails") or {}).get("truncated"):
+            continue
+        try:
+            document = json.loads(details.get("output") or "null")
+        except ValueError:
+            continue
+        if isinstance(document, dict) and isinstance(document.get("state"), dict):
+            return document["state"]
+    return default
+
+
 def summary(run: Run, region: str) -> dict[str, Any]:
     return {"run_id": run.run_id, "graph_id": run.graph_id, "version": run.version, "status": run.status,
             "execution_arn": run.execution_arn, "console_url": console_url_for_execution(run.execution_arn, region),
@@ -144,8 +164,11 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
     done = sum(1 for n in spec_nodes if nodes[n]["status"] in DONE)
     total = len(spec_nodes)
     view = summary(run, services.settings.region)
+    state = run.state if run.state is not None else run.input
+    if run.status == RUNNING:
+        state = current_state(services, run.execution_arn, state)
     view.update({
-        "input": run.input, "state": run.state if run.state is not None else run.input,
+        "input": run.input, "state": state,
         "progress": {"done": done, "total": total, "percent": (done * 100 // total) if total else 100},
         "nodes": nodes,
     })

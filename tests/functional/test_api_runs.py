@@ -222,3 +222,25 @@ def test_offloaded_outputs_are_returned_whole_and_the_shared_state_is_reported(
     assert any(str(i["sk"]).startswith("BLOB#large#") for i in items)
     record = next(i for i in items if str(i["sk"]).startswith("NODE#large#"))
     assert "$stepgraph_ref" in record["output_json"]
+
+
+def test_a_running_runs_state_shows_the_updates_so_far(api: httpx.Client) -> None:
+    # GIVEN a graph that writes into the shared state, then sleeps
+    spec = {"name": "stateful", "nodes": [
+        {"id": "score", "tool": "util.echo", "params": {"quality_score": 7}, "update_state": True},
+        {"id": "nap", "tool": "util.sleep", "params": {"seconds": 2}},
+    ], "edges": [{"from": "score", "to": "nap"}]}
+    graph_id = create(api, spec)
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"task": "review"}}).json()["run_id"]
+
+    # WHEN it is read while the second node sleeps
+    deadline = time.monotonic() + 10
+    while (run := api.get(f"/runs/{run_id}").json())["nodes"]["nap"]["status"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    # THEN the state already holds the first node's update (and the input), though the run is RUNNING
+    assert run["status"] == "RUNNING"
+    assert run["state"] == {"task": "review", "quality_score": 7}
+    assert run["progress"] == {"done": 1, "total": 2, "percent": 50}
+    assert wait_for_run(api, run_id)["state"] == {"task": "review", "quality_score": 7}
