@@ -2,8 +2,9 @@
 
 The head (``GRAPH#<id>``/``GRAPH``) holds the name and ``latest_version`` and is indexed on ``gsi1``
 under ``GRAPHS`` while the graph exists; deleting a graph marks the head and drops it from the index, so
-listing needs no filter. A new version is written in one transaction with the head's version bump,
-conditional on the version the writer read: two concurrent updates cannot both become version n.
+listing needs no filter. A new version claims its number with a conditional put, then moves the head
+conditionally on the version it was at: two concurrent updates cannot both become version n. No
+transactions (moto restores a whole-table snapshot when one fails, losing concurrent writes locally).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class GraphStore:
         }
 
     def create(self, version: GraphVersion) -> GraphHead:
-        """Write a new graph's head and version 1 together."""
+        """Write a new graph's version 1, then its head (readers find a graph by its head only)."""
         spec = version.spec
         head = GraphHead(graph_id=version.graph_id, name=str(spec.get("name", "")),
                          description=spec.get("description"), latest_version=version.version,
@@ -98,15 +99,27 @@ class GraphStore:
             "created_at": head.created_at, "updated_at": head.updated_at, "deleted": False,
             "gsi1pk": ALL_GRAPHS, "gsi1sk": f"{head.created_at}#{head.graph_id}",
         })
-        self._transact([
-            {"Put": {"TableName": self.table.name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Put": {"TableName": self.table.name, "Item": self._version_item(version),
-                     "ConditionExpression": "attribute_not_exists(pk)"}},
-        ], f"graph {head.graph_id} already exists")
+        self._put_new(self._version_item(version), f"graph {head.graph_id} already exists")
+        self._put_new(item, f"graph {head.graph_id} already exists")
         return head
 
     def add_version(self, version: GraphVersion) -> None:
-        """Publish ``version`` (= latest + 1 as the caller read it); 409 if another update won the race."""
+        """Publish ``version`` (= latest + 1 as the caller read it); 409 if another update won the race.
+
+        The version item is put first (``attribute_not_exists``: it claims the number), then the head is
+        moved to it, conditional on the version it was at. A publish that died between the two is
+        finished by the next one, which then gets a 409 and retries with the next number.
+        """
+        conflict = f"graph {version.graph_id} changed while version {version.version} was being published; retry"
+        try:
+            self._put_new(self._version_item(version), conflict)
+        except ConflictError:
+            self._finish_stalled_publish(version.graph_id, version.version)
+            raise
+        if not self._move_head(version):
+            raise ConflictError(conflict)
+
+    def _move_head(self, version: GraphVersion) -> bool:
         spec = version.spec
         values: dict[str, Any] = {":v": version.version, ":prev": version.version - 1, ":u": version.created_at,
                                   ":n": str(spec.get("name", "")), ":no": False}
@@ -117,23 +130,33 @@ class GraphStore:
             values[":d"] = spec["description"]
         else:
             removes.append("description")
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        self._transact([
-            {"Update": {
-                "TableName": self.table.name, "Key": {"pk": graph_pk(version.graph_id), "sk": "GRAPH"},
-                "UpdateExpression": expression,
-                "ConditionExpression": "attribute_exists(pk) AND latest_version = :prev AND deleted = :no",
-                "ExpressionAttributeNames": {"#n": "name"}, "ExpressionAttributeValues": values,
-            }},
-            {"Put": {"TableName": self.table.name, "Item": self._version_item(version),
-                     "ConditionExpression": "attribute_not_exists(pk)"}},
-        ], f"graph {version.graph_id} changed while version {version.version} was being published; retry")
-
-    def _transact(self, actions: list[dict[str, Any]], conflict: str) -> None:
         try:
-            self.table.meta.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+            self.table.update_item(
+                Key={"pk": graph_pk(version.graph_id), "sk": "GRAPH"},
+                UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+                ConditionExpression="attribute_exists(pk) AND latest_version = :prev AND deleted = :no",
+                ExpressionAttributeNames={"#n": "name"}, ExpressionAttributeValues=values,
+            )
         except ClientError as exc:
-            if exc.response["Error"].get("Code") == "TransactionCanceledException":
+            if exc.response["Error"].get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _finish_stalled_publish(self, graph_id: str, number: int) -> None:
+        """If version ``number`` exists but the head is one behind, a publish died midway: finish it."""
+        try:
+            head = self.get(graph_id)
+            if head.latest_version == number - 1:
+                self._move_head(self.version(graph_id, number))
+        except NotFoundError:
+            pass
+
+    def _put_new(self, item: dict[str, Any], conflict: str) -> None:
+        try:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") == "ConditionalCheckFailedException":
                 raise ConflictError(conflict) from exc
             raise StoreError(f"DynamoDB write failed: {exc.response['Error'].get('Code')}") from exc
 

@@ -95,7 +95,7 @@ def _summary(head: Any) -> dict[str, Any]:
 def get_graph(graph_id: GraphId) -> GraphDetail:
     services = get_services()
     head = services.graphs.get(graph_id)
-    versions = services.graphs.versions(graph_id)
+    versions = [v for v in services.graphs.versions(graph_id) if v.version <= head.latest_version]
     latest = next((v for v in versions if v.version == head.latest_version), versions[-1] if versions else None)
     region = services.settings.region
     return GraphDetail(
