@@ -61,6 +61,11 @@ JOIN_OVERHEAD = 16 * 1024
 """Room kept for the ``{"d": ...}`` wrappers and the executor request around a document."""
 
 
+def loop_counter(head: str) -> str:
+    """The ``doc.loops`` key of a loop's bound counter (``@`` keeps it apart from node ids)."""
+    return f"{head}@loop"
+
+
 def doc_budget(join_width: int) -> int:
     """The document budget for a graph whose widest join gathers ``join_width`` branch documents."""
     share = (PAYLOAD_LIMIT - JOIN_OVERHEAD) // max(1, join_width)
@@ -130,7 +135,7 @@ class _Compiler:
     def emit_loop(self, block: LoopB, cont: Cont, states: dict[str, Any]) -> str:
         loop = block.loop
         tail_ran = True if self.gates[loop.tail] is True else conditions.present(Path(loop.tail))
-        counter = jsonpath(("loops", loop.head))
+        counter = jsonpath(("loops", loop_counter(loop.head)))
         bound = {
             "And": [
                 {"Variable": counter, "IsPresent": True},
@@ -217,6 +222,9 @@ class _Compiler:
             in_loop=node.id in self.looped,
             inline_paths=self.inline.get(node.id, []),
             clears=sorted(loop.body - {node.id}, key=self.model.order.__getitem__) if loop else [],
+            loop_counter=loop_counter(node.id) if loop else None,
+            resets=sorted(loop_counter(inner.head) for inner in self.model.loops
+                          if loop and inner is not loop and inner.body < loop.body),
             doc_budget=self.budget,
         )
 

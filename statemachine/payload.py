@@ -3,7 +3,8 @@
 ``{"run": {...}, "input": {...}, "state": {...}, "results": {"<node>": output}, "loops": {"<node>": n},
 "sd": {...}}``: ``state`` starts as ``input``; ``sd`` holds every key a node wrote into ``state`` (so a
 Parallel join can rebuild ``state`` as ``input`` merged with the branches' ``sd``); ``loops`` counts the
-runs of nodes inside loop bodies (their iteration numbers and the loop bounds' counters). The executor
+runs of nodes inside loop bodies (their iteration numbers) and, under ``<head>@loop``, each loop's runs
+since it was entered (what ``max_iterations`` bounds). The executor
 calls these functions; the compiler relies on exactly these keys.
 """
 
@@ -85,14 +86,25 @@ def _cleared(doc: Mapping[str, Any], ctx: NodeContext) -> dict[str, Any]:
     return results
 
 
+def _count(new: dict[str, Any], doc: Mapping[str, Any], ctx: NodeContext) -> None:
+    """Loop bookkeeping: the node's iteration number, its loop's bound counter, nested loops' resets."""
+    if not (ctx.in_loop or ctx.loop_counter or ctx.resets):
+        return
+    loops = dict(doc.get("loops") or {})
+    if ctx.in_loop:
+        loops[ctx.node] = int(loops.get(ctx.node, 0)) + 1
+    for key in ctx.resets:
+        loops[key] = 0
+    if ctx.loop_counter:
+        loops[ctx.loop_counter] = int(loops.get(ctx.loop_counter, 0)) + 1
+    new["loops"] = loops
+
+
 def apply_result(doc: Mapping[str, Any], ctx: NodeContext, output: Any) -> dict[str, Any]:
     """The document after ``ctx.node`` finished with ``output`` (already offloaded where needed)."""
     new = {key: value for key, value in doc.items() if key != "failure"}
     new["results"] = _cleared(doc, ctx) | {ctx.node: output}
-    if ctx.in_loop:
-        loops = dict(doc.get("loops") or {})
-        loops[ctx.node] = int(loops.get(ctx.node, 0)) + 1
-        new["loops"] = loops
+    _count(new, doc, ctx)
     updates = state_updates(ctx, output)
     if updates:
         new["state"] = {**(doc.get("state") or {}), **updates}
@@ -104,10 +116,7 @@ def apply_failure(doc: Mapping[str, Any], ctx: NodeContext) -> dict[str, Any]:
     """The document after an ``optional`` node failed: its output is ``null``, the run goes on."""
     new = {key: value for key, value in doc.items() if key != "failure"}
     new["results"] = _cleared(doc, ctx) | {ctx.node: None}
-    if ctx.in_loop:
-        loops = dict(doc.get("loops") or {})
-        loops[ctx.node] = int(loops.get(ctx.node, 0)) + 1
-        new["loops"] = loops
+    _count(new, doc, ctx)
     return new
 
 

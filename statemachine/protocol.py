@@ -58,6 +58,11 @@ class NodeContext(BaseModel):
     doc_budget: int | None = None
     """Bytes the document this node returns may take (offload more when over): a Parallel's result holds one
     document per branch, so the compiler divides the 256 KiB payload limit by the graph's widest join."""
+    loop_counter: str | None = None
+    """On a loop head: the ``doc.loops`` key counting the head's runs since its loop was entered (the Choice
+    compares it with ``max_iterations``)."""
+    resets: list[str] = Field(default_factory=list)
+    """On a loop head: the counters of the loops nested in its body, zeroed each time it runs."""
     clears: list[str] = Field(default_factory=list)
     """A loop head's body nodes: their results are dropped when the head runs, so each iteration starts clean."""
 

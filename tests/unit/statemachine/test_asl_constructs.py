@@ -80,9 +80,9 @@ def test_bounded_loop_is_a_choice_back_to_the_head() -> None:
             "Choices": [{"And": [{"Variable": "$.state.n", "IsPresent": True},
                                  {"Variable": "$.state.n", "IsNumeric": True},
                                  {"Variable": "$.state.n", "NumericLessThan": 3},
-                                 {"Variable": "$.loops.body", "IsPresent": True},
-                                 {"Variable": "$.loops.body", "IsNumeric": True},
-                                 {"Variable": "$.loops.body", "NumericLessThan": 5}], "Next": "body"}],
+                                 {"Variable": "$.loops['body@loop']", "IsPresent": True},
+                                 {"Variable": "$.loops['body@loop']", "IsNumeric": True},
+                                 {"Variable": "$.loops['body@loop']", "NumericLessThan": 5}], "Next": "body"}],
             "Default": "done",
         },
         "done": task("done", **END),
@@ -90,7 +90,8 @@ def test_bounded_loop_is_a_choice_back_to_the_head() -> None:
     # AND the loop's nodes count iterations; the head clears the body's results for each new iteration
     body = NodeContext.from_json(definition["States"]["body"]["Parameters"]["Payload"]["ctx"])
     check = NodeContext.from_json(definition["States"]["check"]["Parameters"]["Payload"]["ctx"])
-    assert (body.in_loop, body.clears, check.in_loop, check.clears) == (True, ["check"], True, [])
+    assert (body.in_loop, body.clears, body.loop_counter) == (True, ["check"], "body@loop")
+    assert (check.in_loop, check.clears, check.loop_counter) == (True, [], None)
 
 
 def test_foreach_is_a_map_with_max_concurrency_then_a_collect_task() -> None:

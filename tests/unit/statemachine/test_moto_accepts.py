@@ -41,8 +41,21 @@ def test_loop_runs_until_its_bound() -> None:
             "edges": [{"from": "body", "to": "body", "max_iterations": 3}, {"from": "body", "to": "after"}]}
     status, doc, stub = run_spec(spec, {})
     assert status == "SUCCEEDED", doc
-    assert doc["loops"] == {"body": 3}
+    assert doc["loops"] == {"body": 3, "body@loop": 3}
     assert stub.calls.count(("body", "run")) == 3
+
+
+def test_nested_loop_restarts_its_count_on_each_outer_iteration() -> None:
+    # GIVEN outer: o -> i -> t, t -> o (bound 2); inner: i -> t, t -> i (bound 3)
+    spec = {"nodes": [echo("o", params={"v": 1}), echo("i", params={"v": 2}), echo("t", params={"v": 3})],
+            "edges": [{"from": "o", "to": "i"}, {"from": "i", "to": "t"},
+                      {"from": "t", "to": "i", "max_iterations": 3}, {"from": "t", "to": "o", "max_iterations": 2}]}
+    status, doc, stub = run_spec(spec, {})
+    # THEN the inner loop runs 3 times in each of the 2 outer iterations
+    assert status == "SUCCEEDED", doc
+    assert stub.calls.count(("o", "run")) == 2
+    assert stub.calls.count(("i", "run")) == 6
+    assert doc["loops"]["i"] == 6
 
 
 def test_foreach_collects_in_item_order_and_optional_failure_goes_on() -> None:
