@@ -15,6 +15,7 @@ when it is ``true``, a non-zero number or a non-empty string. ``"text" in path``
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,6 +203,8 @@ class _Parser:
     def literal(self, node: ast.expr) -> Any:
         if isinstance(node, ast.Name) and node.id in _JSON_LITERALS:
             return _JSON_LITERALS[node.id]
+        if isinstance(node, ast.Constant) and isinstance(node.value, float) and not math.isfinite(node.value):
+            raise self.fail(node, "numbers must be finite")
         if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float | bool | type(None)):
             return node.value
         if (
@@ -221,6 +224,8 @@ class _Parser:
         cur = node
         while True:
             if isinstance(cur, ast.Attribute):
+                if cur.attr.startswith("__"):
+                    raise self.fail(cur, f"'{cur.attr}': names starting with '__' are not allowed")
                 parts.append(self.renamed.get(cur.attr, cur.attr))
                 cur = cur.value
             elif isinstance(cur, ast.Subscript):
@@ -298,6 +303,7 @@ def _describe(node: ast.AST) -> str:
         ast.IfExp: "a conditional expression", ast.Dict: "a dict", ast.Set: "a set", ast.Call: "a function call",
         ast.NamedExpr: "an assignment", ast.Starred: "unpacking", ast.JoinedStr: "an f-string",
         ast.Await: "await", ast.Constant: "this literal", ast.List: "a list", ast.Tuple: "a tuple",
+        ast.UnaryOp: "this operator", ast.Compare: "a comparison here", ast.BoolOp: "and/or here",
     }
     return names.get(type(node), f"'{type(node).__name__}'")
 

@@ -123,6 +123,9 @@ class _Checker:
             if node.id in RESERVED_IDS:
                 self.add(f"nodes[{i}].id", f"{node.id!r} is reserved for references; choose another id", node=node.id)
             self.check_tool(i, node)
+            if node.foreach and node.update_state is True:
+                self.add(f"nodes[{i}].update_state", "a foreach node outputs a list: update_state needs a mapping "
+                         "such as {\"first\": \"[0]\"}, not true", node=node.id)
             if node.max_concurrency is not None and not node.foreach:
                 self.add(f"nodes[{i}].max_concurrency", "max_concurrency only applies to foreach nodes", node=node.id)
         pairs: dict[tuple[str, str], int] = {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statemachine.conditions import ConditionError, parse
 
@@ -112,3 +114,19 @@ def test_anything_outside_the_grammar_is_rejected_with_its_position(text: str, m
     assert info.value.line == 1
     if col is not None:
         assert info.value.col == col
+
+
+def test_dunder_names_are_rejected() -> None:
+    with pytest.raises(ConditionError, match="names starting with '__'"):
+        parse("a.__class__ == 1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab.[]()0123'\" =<>!andortinxsu_-")), max_size=40))
+def test_any_text_either_parses_to_rules_or_fails_with_a_condition_error(text: str) -> None:
+    # GIVEN arbitrary text WHEN parsed THEN it compiles to a rule/constant or raises ConditionError only
+    try:
+        cond = parse(text)
+    except ConditionError:
+        return
+    assert isinstance(cond.choice_rule(), dict | bool)

@@ -165,3 +165,9 @@ def test_body_size_limit_is_413() -> None:
 def test_not_an_object() -> None:
     with pytest.raises(SpecError, match="must be a JSON object"):
         validate([1, 2])
+
+
+def test_foreach_update_state_needs_a_mapping() -> None:
+    found = errors({"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"},
+                                    update_state=True)]})
+    assert [d["loc"] for d in found] == ["nodes[0].update_state"]
