@@ -633,24 +633,37 @@ class Records(TableHandle):
     def _transition(self, update: dict[str, Any], event: dict[str, Any]) -> bool:
         """A status change and its event: stamp the event in the item, then put it once.
 
-        When the condition fails (a redelivery), the stamped event of the same transition is put if it
-        is missing, finishing what a delivery that died between the two writes began.
+        The item always holds the stamp of its latest transition, so an event whose put failed (the
+        Lambda died, or the write was throttled) is never lost: the next write to the item puts it, whether
+        that write is a redelivery whose condition fails or the next transition (which reads the old stamp
+        back and puts it if it is missing). Event keys are unique, so putting one twice changes nothing.
         """
         stamped = {
             **update,
             "UpdateExpression": _add_set(update["UpdateExpression"], "last_event_json = :last_event"),
             "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":last_event": _json(event)},
+            "ReturnValues": "UPDATED_OLD",
         }
-        if self._update(stamped):
+        try:
+            response = self.table.update_item(**stamped)
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            item = self.table.get_item(Key=update["Key"], ConsistentRead=True).get("Item") or {}
+            self._ensure_event(item.get("last_event_json"))
+            return False
+        self._ensure_event((response.get("Attributes") or {}).get("last_event_json"))
+        self._put_once(event)
+        return True
+
+    def _ensure_event(self, stamp: Any) -> None:
+        """Put the stamped event if it is not in the table (an earlier put failed)."""
+        if not isinstance(stamp, str):
+            return
+        event = json.loads(stamp)
+        found = self.table.get_item(Key={"pk": event["pk"], "sk": event["sk"]}, ProjectionExpression="sk")
+        if "Item" not in found:
             self._put_once(event)
-            return True
-        item = self.table.get_item(Key=update["Key"], ConsistentRead=True).get("Item") or {}
-        last = item.get("last_event_json")
-        if isinstance(last, str):
-            previous = json.loads(last)
-            if previous.get("type") == event["type"] and previous.get("attempt") == event.get("attempt"):
-                self._put_once(previous)
-        return False
 
     def _put_once(self, event: dict[str, Any]) -> None:
         """Put an event item unless its key already exists."""

@@ -200,3 +200,50 @@ def test_a_keyed_event_whose_writer_died_is_written_once_by_the_retry(
     assert not records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
     assert not records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
     assert [e["message"] for e in events(records)] == ["hi"]
+
+
+def _fail_next_puts(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """The next ``count`` event puts die (a throttled write, a crashed Lambda)."""
+    put_once = Records._put_once
+    left = [count]
+
+    def flaky(self: Records, event: dict[str, Any]) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise Crash
+        put_once(self, event)
+
+    monkeypatch.setattr(Records, "_put_once", flaky)
+
+
+def test_a_lost_success_event_is_put_by_the_retry_that_finds_the_node_terminal(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN attempt 1 whose SUCCEEDED update landed but whose NODE_SUCCEEDED put failed
+    records = Records(table)
+    records.start_attempt(RUN, "n", 1, 1, tool="t")
+    _fail_next_puts(monkeypatch, 1)
+    with pytest.raises(Crash):
+        records.succeed_attempt(RUN, "n", 1, 1, output={"v": 1})
+
+    # WHEN Step Functions retries (attempt 2) and finds the node terminal
+    assert not records.start_attempt(RUN, "n", 1, 2, tool="t").started
+
+    # THEN the success event is there, once
+    assert [(e["type"], e["attempt"]) for e in events(records)] == [("NODE_STARTED", 1), ("NODE_SUCCEEDED", 1)]
+
+
+def test_a_lost_retrying_event_is_put_by_the_next_attempt(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN attempt 1 whose failure was recorded but whose NODE_RETRYING put failed
+    records = Records(table)
+    records.start_attempt(RUN, "n", 1, 1, tool="t")
+    _fail_next_puts(monkeypatch, 1)
+    with pytest.raises(Crash):
+        records.fail_attempt(RUN, "n", 1, 1, error={"code": "E", "message": "m"}, final=False)
+
+    # WHEN attempt 2 starts
+    assert records.start_attempt(RUN, "n", 1, 2, tool="t").started
+
+    # THEN the event log has attempt 1's retry, in order, once
+    kinds = [(e["type"], e["attempt"]) for e in events(records)]
+    assert kinds == [("NODE_STARTED", 1), ("NODE_RETRYING", 1), ("NODE_STARTED", 2)]
