@@ -470,3 +470,36 @@ def _value_matches(matcher: Any, value: Any, present: bool) -> bool:
             return present and value not in excluded
         raise TemplateError(f"unsupported pattern matcher {matcher!r}")
     return present and value == matcher
+
+
+# ------------------------------------------------------------------ sam local invoke
+
+
+SAM_LOCAL_ENV_PATH = ROOT / "local" / "sam-local-env.json"
+# From a SAM container, the host's loopback: Docker Desktop's name (on Linux add
+# `--add-host host.docker.internal:host-gateway`, or use `--docker-network host` and 127.0.0.1).
+SAM_LOCAL_ENDPOINT = "http://host.docker.internal:5000"
+
+
+def sam_local_env(
+    template: Template | None = None, endpoint_url: str = SAM_LOCAL_ENDPOINT
+) -> dict[str, dict[str, str]]:
+    """``sam local invoke --env-vars`` file content: each function's local environment, pointed at the AWS
+    endpoint of ``make dev`` (SAM alone would leave ``!Ref Table`` as the logical id)."""
+    template = template or Template.load()
+    out: dict[str, dict[str, str]] = {}
+    for logical_id, spec in sorted(template.functions().items()):
+        env = dict(sorted(spec.environment.items()))
+        env["STEPGRAPH_API_KEY"] = "local-dev-key"
+        env["AWS_ENDPOINT_URL"] = endpoint_url
+        out[logical_id] = env
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if sys.argv[1:] != ["--sam-env"]:
+        sys.exit("usage: python -m local.template --sam-env > local/sam-local-env.json")
+    print(json.dumps(sam_local_env(), indent=2))

@@ -155,3 +155,15 @@ def test_the_status_rule_matches_this_stacks_machines_only(template: Template, m
     }
     # THEN a stack named "stepgraph-dev" does not see its events delivered to this stack
     assert pattern_matches(rule.pattern, event) is expected
+
+def test_the_sam_local_env_file_matches_the_template() -> None:
+    # GIVEN local/sam-local-env.json, for `sam local invoke --env-vars` against `make dev`
+    import json
+
+    from local.template import SAM_LOCAL_ENV_PATH, sam_local_env
+
+    committed = json.loads(SAM_LOCAL_ENV_PATH.read_text())
+    # THEN it is what the template resolves to today (regenerate: python -m local.template --sam-env)
+    assert committed == sam_local_env()
+    assert committed["ApiFunction"]["STEPGRAPH_TABLE"] == "stepgraph-local"
+    assert committed["ExecutorFunction"]["AWS_ENDPOINT_URL"].endswith(":5000")
