@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions.executor.node import NodeExecutor
+from functions.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -38,6 +39,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 
 _lock = threading.Lock()
 _executor: NodeExecutor | None = None
+_built_for: Settings | None = None
 
 
 def emit_metric(name: str, unit: str, value: float, dimensions: dict[str, str]) -> None:
@@ -58,20 +60,29 @@ def trace_span(name: str) -> AbstractContextManager[Any]:
 
 
 def get_executor() -> NodeExecutor:
-    """The executor of this process, created on first use (no AWS client at import time)."""
-    global _executor
-    if _executor is None:
+    """The executor of this process, created on first use (no AWS client at import time).
+
+    It is made again when the settings were re-read (``get_settings.cache_clear()``: a new local cloud or
+    table), unless one was injected with :func:`set_executor`.
+    """
+    global _executor, _built_for
+    settings = get_settings()
+    executor = _executor
+    if executor is None or (_built_for is not None and _built_for is not settings):
         with _lock:
-            if _executor is None:
+            if _executor is None or (_built_for is not None and _built_for is not settings):
                 _executor = NodeExecutor(logger=logger, metric=emit_metric, span=trace_span)
-    return _executor
+                _built_for = settings
+            executor = _executor
+    return executor
 
 
 def set_executor(executor: NodeExecutor | None) -> None:
     """Use ``executor`` for the next invocations (tests inject one bound to their table); None resets."""
-    global _executor
+    global _executor, _built_for
     with _lock:
         _executor = executor
+        _built_for = None
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -397,3 +397,22 @@ def test_a_graph_budget_smaller_than_the_default_is_honoured(records: Records) -
     results = {f"n{i}": {"text": "z" * 3000} for i in range(10)}
     doc = invoke(request("last", "util.echo", {"k": 1}, doc=document(results=results), doc_budget=8192))
     assert len(json.dumps(doc).encode()) <= 8192
+
+
+def test_the_default_executor_follows_the_settings(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the process's executor, built for the current settings
+    from functions.settings import get_settings
+
+    handler.set_executor(None)
+    first = handler.get_executor()
+    assert handler.get_executor() is first
+
+    # WHEN the settings are re-read for another table (a new local cloud)
+    monkeypatch.setenv("STEPGRAPH_TABLE", "another-table")
+    get_settings.cache_clear()
+
+    # THEN the next invocation uses an executor bound to it
+    second = handler.get_executor()
+    assert second is not first
+    assert second.records.table.name == "another-table"
+    handler.set_executor(None)
