@@ -1,0 +1,436 @@
+"""Fault injection through the local cloud: crashes, timeouts, throttling, cancel mid fan-out, duplicates.
+
+Faults are injected where they happen in AWS, never by mocking our code: the executor function is
+wrapped in the Lambda dispatcher (a runtime crash, a second delivery of the same invocation), its
+``Timeout`` is lowered in the dispatcher (Lambda kills the invocation), DynamoDB answers one write with
+``ProvisionedThroughputExceededException`` through a botocore ``before-call`` handler, the execution is
+stopped through the API, and the status-change rule delivers its event again. For each: the run ends in
+the right terminal status, no event is duplicated or lost, no terminal status is overwritten, and the
+API reports it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from functions.executor.handler import get_executor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
+    from local.cloud import LocalCloud
+
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
+RETRY_ONCE = {"max_attempts": 1, "interval_seconds": 1, "backoff_rate": 1.0}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def chain(*nodes: dict[str, Any], name: str = "faults") -> dict[str, Any]:
+    edges = [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(nodes)]
+    return {"name": name, "nodes": list(nodes), "edges": edges}
+
+
+def echo(node_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": node_id, "tool": "util.echo", "params": {"node": node_id}, **extra}
+
+
+def start(api: httpx.Client, spec: dict[str, Any], run_input: dict[str, Any] | None = None) -> str:
+    created = api.post("/graphs", json=spec)
+    assert created.status_code == 201, created.text
+    started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": run_input or {}})
+    assert started.status_code == 202, started.text
+    return str(started.json()["run_id"])
+
+
+def wait(cloud: LocalCloud, api: httpx.Client, run_id: str, timeout: float = 30) -> dict[str, Any]:
+    """The run once terminal and its status-change event handled."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = api.get(f"/runs/{run_id}").json()
+        if run["status"] in TERMINAL or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert cloud.drain_events(10)
+    return dict(api.get(f"/runs/{run_id}").json())
+
+
+def events(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    url = f"/runs/{run_id}/events"
+    while True:
+        body = api.get(url).json()
+        out.extend(body["events"])
+        if not body["next"]:
+            return out
+        url = f"/runs/{run_id}/events?after={body['next']}"
+
+
+def assert_log_consistent(
+    run: dict[str, Any], log: list[dict[str, Any]], *, every_attempt_started: bool = True
+) -> None:
+    """No event twice; one RUN_* event matching the run; each node's outcome event matches its record.
+
+    Nodes that never ran (SKIPPED on a failed run, shown by the API without a record) and nodes the run's
+    end CANCELLED carry no event of their own (the event log has no NODE_CANCELLED type); they may not
+    carry a contrary one. ``every_attempt_started``: each attempt the record counts has its NODE_STARTED
+    (false when an attempt failed before it could record anything, e.g. its first write was refused).
+    """
+    keys = Counter((e["type"], e["node"], e.get("attempt"), e.get("iteration")) for e in log if e["type"] != "LOG")
+    assert [k for k, n in keys.items() if n > 1] == [], "duplicated events"
+    run_events = [e["type"] for e in log if e["type"].startswith("RUN_") and e["type"] != "RUN_STARTED"]
+    final = {"SUCCEEDED": "RUN_SUCCEEDED", "FAILED": "RUN_FAILED", "CANCELLED": "RUN_CANCELLED",
+             "TIMED_OUT": "RUN_TIMED_OUT"}[run["status"]]
+    assert run_events == [final]
+    assert [e["type"] for e in log].count("RUN_STARTED") == 1
+    for node, record in run["nodes"].items():
+        outcome = [e["type"] for e in log if e["node"] == node and e["type"] in
+                   ("NODE_SUCCEEDED", "NODE_FAILED", "NODE_SKIPPED", "NODE_CANCELLED")]
+        if record["status"] in ("SUCCEEDED", "FAILED"):
+            assert outcome == [f"NODE_{record['status']}"], (node, record["status"], outcome)
+        elif record["status"] in ("SKIPPED", "CANCELLED"):
+            assert outcome in ([], [f"NODE_{record['status']}"]), (node, record["status"], outcome)
+        else:
+            assert outcome == [], (node, record["status"], outcome)
+        started = {e["attempt"] for e in log if e["node"] == node and e["type"] == "NODE_STARTED"}
+        if record["attempts"] and every_attempt_started:
+            assert started == set(range(1, record["attempts"] + 1)), (node, record["attempts"], started)
+        elif record["attempts"]:
+            assert record["attempts"] in started and started <= set(range(1, record["attempts"] + 1)), started
+
+
+def wrap_executor(cloud: LocalCloud, wrapper: Callable[[Callable[[Any, Any], Any], Any, Any], Any]) -> None:
+    """Serve the executor function through ``wrapper(real_handler, event, context)`` in the dispatcher."""
+    function = cloud.dispatcher.resolve(cloud.function_name("ExecutorFunction"))
+    assert function is not None
+    real = function.load()
+    function.handler = lambda event, context: wrapper(real, event, context)
+
+
+@pytest.fixture
+def store_hooks() -> Any:
+    """``hook(event_name, handler)`` on the executor's DynamoDB client, removed when the test ends.
+
+    The executor (and its client) outlives a test's local cloud, so its handlers must not.
+    """
+    events_ = get_executor().records.table.meta.client.meta.events
+    added: list[tuple[str, str]] = []
+
+    def hook(event_name: str, handler: Callable[..., Any]) -> None:
+        unique_id = f"fault-{len(added)}-{id(handler)}"
+        events_.register(event_name, handler, unique_id=unique_id)
+        added.append((event_name, unique_id))
+
+    yield hook
+    for event_name, unique_id in added:
+        events_.unregister(event_name, unique_id=unique_id)
+
+
+def node_of(event: Any) -> str | None:
+    return event.get("node") if isinstance(event, dict) else None
+
+
+# ---------------------------------------------------------------------------------------------- crashes
+
+
+class RuntimeExitError(Exception):
+    """What Lambda reports when the runtime process dies mid-invocation (out of memory, a signal)."""
+
+
+RuntimeExitError.__name__ = "Runtime.ExitError"
+
+
+class _Killed(BaseException):
+    """Raised inside the executor at the moment of the crash; nothing in the process may handle it."""
+
+
+def crash_after_the_tool(cloud: LocalCloud, hook: Any, node: str, times: int = 1) -> list[int]:
+    """The process dies after ``node``'s tool ran, before its success is recorded, ``times`` times."""
+    crashes: list[int] = []
+    armed = threading.local()
+
+    def on_write(params: dict[str, Any], **_: Any) -> None:
+        if getattr(armed, "on", False) and "NODE_SUCCEEDED" in json.dumps(_body(params)):
+            raise _Killed
+
+    hook("before-call.dynamodb.UpdateItem", on_write)
+
+    def wrapper(real: Callable[[Any, Any], Any], event: Any, context: Any) -> Any:
+        armed.on = node_of(event) == node and len(crashes) < times
+        try:
+            return real(event, context)
+        except _Killed:
+            crashes.append(1)
+            raise RuntimeExitError("Runtime exited with error: signal: killed") from None
+        finally:
+            armed.on = False
+
+    wrap_executor(cloud, wrapper)
+    return crashes
+
+
+def _body(params: dict[str, Any]) -> Any:
+    body = params.get("body") or b"{}"
+    return json.loads(body if isinstance(body, str | bytes) else body.read())
+
+
+def test_a_crash_mid_node_is_retried_by_the_node_policy_and_the_run_succeeds(
+    cloud: LocalCloud, api: httpx.Client, store_hooks: Any
+) -> None:
+    # GIVEN a chain whose middle node may be retried once, and a process that dies after its tool ran
+    crashes = crash_after_the_tool(cloud, store_hooks, "middle")
+    run_id = start(api, chain(echo("first"), echo("middle", retry=RETRY_ONCE), echo("last")))
+    # WHEN the run goes on
+    run = wait(cloud, api, run_id)
+    # THEN the crash happened once, the retry ran the node again, and the run SUCCEEDED
+    assert crashes == [1]
+    assert run["status"] == "SUCCEEDED", run
+    middle = run["nodes"]["middle"]
+    assert (middle["status"], middle["attempts"], middle["output"]) == ("SUCCEEDED", 2, {"node": "middle"})
+    assert run["nodes"]["last"]["status"] == "SUCCEEDED"
+    assert_log_consistent(run, events(api, run_id))
+
+
+def test_a_crash_without_retries_fails_the_run_with_the_runtime_error(
+    cloud: LocalCloud, api: httpx.Client, store_hooks: Any
+) -> None:
+    # GIVEN a chain whose middle node has no retries, and a process that dies after its tool ran
+    crashes = crash_after_the_tool(cloud, store_hooks, "middle")
+    run_id = start(api, chain(echo("first"), echo("middle", retry={"max_attempts": 0}), echo("last")))
+    # WHEN the run goes on
+    run = wait(cloud, api, run_id)
+    # THEN the run FAILED with Lambda's error for a dead runtime, on the node that was running
+    assert crashes == [1]
+    assert run["status"] == "FAILED", run
+    assert run["error"]["code"] == "Runtime.ExitError"
+    middle = run["nodes"]["middle"]
+    assert middle["status"] == "FAILED"
+    assert middle["error"]["code"] == "Runtime.ExitError"
+    assert run["nodes"]["last"]["status"] not in ("SUCCEEDED", "RUNNING")
+    assert_log_consistent(run, events(api, run_id))
+
+
+def test_a_lambda_timeout_fails_the_node_and_the_late_tool_result_overwrites_nothing(
+    cloud: LocalCloud, api: httpx.Client
+) -> None:
+    # GIVEN an executor whose Lambda timeout is 1 s, and a node that sleeps 2 s (its Task timeout is longer)
+    function = cloud.dispatcher.resolve(cloud.function_name("ExecutorFunction"))
+    assert function is not None
+    function.timeout = 1.0
+    spec = chain(echo("first"), {"id": "slow", "tool": "util.sleep", "params": {"seconds": 2},
+                                 "timeout_seconds": 30, "retry": {"max_attempts": 0}})
+    run_id = start(api, spec)
+    # WHEN the run goes on, and the abandoned invocation's tool later finishes in the background
+    run = wait(cloud, api, run_id)
+    assert run["status"] == "FAILED", run
+    time.sleep(2.5)
+    # THEN the run and the node stay FAILED with Lambda's timeout error; no success was recorded late
+    run = api.get(f"/runs/{run_id}").json()
+    assert run["status"] == "FAILED"
+    assert run["error"]["code"] == "Sandbox.Timedout"
+    slow = run["nodes"]["slow"]
+    assert slow["status"] == "FAILED"
+    assert slow["error"]["code"] == "Sandbox.Timedout"
+    log = events(api, run_id)
+    assert [e["type"] for e in log if e["node"] == "slow"].count("NODE_SUCCEEDED") == 0
+    assert_log_consistent(run, log)
+
+
+# ---------------------------------------------------------------------------------------------- throttling
+
+
+def throttle_once(hook: Any, operation: str, event_type: str, node: str) -> list[str]:
+    """DynamoDB refuses the executor's first ``operation`` that records ``event_type`` for ``node``."""
+    refused: list[str] = []
+    lock = threading.Lock()
+
+    def on_call(params: dict[str, Any], **_: Any) -> None:
+        body = _body(params)
+        if operation == "PutItem":
+            item = body.get("Item", {})
+            hit = item.get("type", {}).get("S") == event_type and item.get("node", {}).get("S") == node
+        else:
+            stamped = body.get("ExpressionAttributeValues", {}).get(":last_event", {}).get("S")
+            event = json.loads(stamped) if stamped else {}
+            hit = event.get("type") == event_type and event.get("node") == node
+        with lock:
+            if not hit or refused:
+                return
+            refused.append(f"{operation} {event_type}")
+        message = "The level of configured provisioned throughput for the table was exceeded."
+        error: Any = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": message},
+                      "ResponseMetadata": {"HTTPStatusCode": 400}}
+        raise ClientError(error, operation)
+
+    hook(f"before-call.dynamodb.{operation}", on_call)
+    return refused
+
+
+@pytest.mark.parametrize(
+    ("operation", "event_type"),
+    [("UpdateItem", "NODE_STARTED"), ("UpdateItem", "NODE_SUCCEEDED"),
+     ("PutItem", "NODE_SUCCEEDED")],
+    ids=["start-update", "success-update", "success-event-put"],
+)
+def test_a_throttled_record_write_is_retried_and_nothing_is_lost_or_doubled(
+    cloud: LocalCloud, api: httpx.Client, store_hooks: Any, operation: str, event_type: str
+) -> None:
+    # GIVEN a chain whose middle node may be retried once, and DynamoDB throttling one of its record writes
+    refused = throttle_once(store_hooks, operation, event_type, "middle")
+    run_id = start(api, chain(echo("first"), echo("middle", retry=RETRY_ONCE), echo("last")))
+    # WHEN the run goes on
+    run = wait(cloud, api, run_id)
+    # THEN the write was refused once, the run SUCCEEDED, and the node's record and events are whole
+    assert refused == [f"{operation} {event_type}"]
+    assert run["status"] == "SUCCEEDED", run
+    middle = run["nodes"]["middle"]
+    assert middle["status"] == "SUCCEEDED"
+    assert middle["output"] == {"node": "middle"}
+    log = events(api, run_id)
+    assert [e["type"] for e in log if e["node"] == "middle"].count("NODE_SUCCEEDED") == 1
+    # (a refused first write leaves that attempt without any event of its own: nothing could be recorded)
+    assert_log_consistent(run, log, every_attempt_started=event_type != "NODE_STARTED")
+
+
+# ---------------------------------------------------------------------------------------------- cancel
+
+
+def test_stop_execution_in_the_middle_of_a_fan_out(cloud: LocalCloud, api: httpx.Client) -> None:
+    # GIVEN a fan-out whose four branches sleep 1.5 s
+    branches = [f"b{i}" for i in range(4)]
+    spec = {
+        "name": "cancel-fan-out",
+        "nodes": [echo("root"), *({"id": b, "tool": "util.sleep", "params": {"seconds": 1.5}} for b in branches),
+                  echo("join")],
+        "edges": [*({"from": "root", "to": b} for b in branches), *({"from": b, "to": "join"} for b in branches)],
+        "options": {"max_concurrency": 4},
+    }
+    run_id = start(api, spec)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # until a branch is running
+        run = api.get(f"/runs/{run_id}").json()
+        if any(run["nodes"].get(b, {}).get("status") == "RUNNING" for b in branches):
+            break
+        time.sleep(0.05)
+    assert any(run["nodes"].get(b, {}).get("status") == "RUNNING" for b in branches), run
+    # WHEN the run is cancelled (StopExecution) while branches sleep, and the branches' tools finish later
+    cancelled = api.post(f"/runs/{run_id}/cancel")
+    assert cancelled.status_code in (200, 202), cancelled.text
+    run = wait(cloud, api, run_id)
+    time.sleep(2)
+    # THEN the run is CANCELLED and stays so; running branches are CANCELLED, not overwritten by late results
+    run = api.get(f"/runs/{run_id}").json()
+    assert run["status"] == "CANCELLED", run
+    assert run["nodes"]["root"]["status"] == "SUCCEEDED"
+    statuses = {b: run["nodes"][b]["status"] for b in branches if b in run["nodes"]}
+    assert statuses and set(statuses.values()) <= {"CANCELLED", "PENDING"}, statuses
+    assert "CANCELLED" in statuses.values()
+    assert run["nodes"].get("join", {}).get("status") in (None, "PENDING", "CANCELLED")
+    assert_log_consistent(run, events(api, run_id))
+    # AND cancelling again is a conflict
+    assert api.post(f"/runs/{run_id}/cancel").status_code == 409
+
+
+# ---------------------------------------------------------------------------------------------- duplicates
+
+
+@pytest.fixture
+def atomic_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are: moto checks a write's condition and then writes,
+    so two threads can both pass the same condition (a local-only race; see docs/local-vs-aws.md).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+@pytest.mark.parametrize("overlap", [False, True], ids=["one-after-the-other", "at-the-same-time"])
+@pytest.mark.usefixtures("atomic_conditional_writes")
+def test_the_same_invocation_delivered_twice_records_once(cloud: LocalCloud, api: httpx.Client, overlap: bool) -> None:
+    # GIVEN an executor that receives the invocation of "middle" twice (at-least-once delivery)
+    deliveries: list[str] = []
+
+    def twice(real: Callable[[Any, Any], Any], event: Any, context: Any) -> Any:
+        if node_of(event) != "middle":
+            return real(event, context)
+        if not overlap:
+            deliveries.append("first")
+            real(event, context)
+            deliveries.append("second")
+            return real(event, context)
+        results: dict[int, Any] = {}
+        errors: list[BaseException] = []
+
+        def deliver(n: int) -> None:
+            try:
+                results[n] = real(event, context)
+            except Exception as exc:  # the loser of a race may answer with an error: Step Functions sees one
+                errors.append(exc)
+
+        threads = [threading.Thread(target=deliver, args=(n,)) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        deliveries.extend(["concurrent"] * 2)
+        assert results, errors
+        return results[min(results)]
+
+    wrap_executor(cloud, twice)
+    run_id = start(api, chain(echo("first"), {"id": "middle", "tool": "util.echo", "params": {"v": "{{ first.node }}"}},
+                              echo("last")))
+    # WHEN the run goes on
+    run = wait(cloud, api, run_id)
+    # THEN both deliveries happened, the run SUCCEEDED once, and "middle" has one attempt and one of each event
+    assert len(deliveries) == 2
+    assert run["status"] == "SUCCEEDED", run
+    middle = run["nodes"]["middle"]
+    assert (middle["status"], middle["attempts"], middle["output"]) == ("SUCCEEDED", 1, {"v": "first"})
+    log = events(api, run_id)
+    assert [e["type"] for e in log if e["node"] == "middle"] == ["NODE_STARTED", "NODE_SUCCEEDED"]
+    assert_log_consistent(run, log)
+
+
+def test_the_same_status_event_delivered_twice_and_a_late_contrary_one_change_nothing(
+    cloud: LocalCloud, api: httpx.Client
+) -> None:
+    # GIVEN a run that SUCCEEDED and whose status-change event was handled
+    run_id = start(api, chain(echo("first"), echo("second")))
+    run = wait(cloud, api, run_id)
+    assert run["status"] == "SUCCEEDED"
+    [delivered] = [e for e in cloud.bus.events if e["detail"]["name"] == run_id]
+    # WHEN EventBridge delivers the same event again, then a FAILED event for the same execution
+    cloud.bus.put(delivered)
+    contrary = json.loads(json.dumps(delivered))
+    contrary["id"] = "late-contrary-event"
+    contrary["detail"].update(status="FAILED", error="Late", cause="a stale event", output=None)
+    cloud.bus.put(contrary)
+    assert cloud.drain_events(10)
+    # THEN both were delivered and handled, and the run, its nodes and its log are as before
+    handled = [d for d in cloud.bus.deliveries if d.event["detail"]["name"] == run_id]
+    assert len(handled) == 3 and all(d.delivered for d in handled)
+    assert [d.result.json()["settled"] for d in handled[1:] if d.result] == [False, False]
+    after = api.get(f"/runs/{run_id}").json()
+    assert after == run
+    log = events(api, run_id)
+    assert [e["type"] for e in log if e["type"].startswith("RUN_")] == ["RUN_STARTED", "RUN_SUCCEEDED"]
+    assert_log_consistent(after, log)
