@@ -273,9 +273,10 @@ def format_details(details: list[Any], spec_path: str | None = None, spec_text: 
         loc = str(detail.get("loc") or "")
         where: list[str] = []
         position = detail.get("position") if isinstance(detail.get("position"), dict) else None
-        if spec_path and loc in positions and spec_text is not None:
-            line, col = line_col(spec_text, positions[loc])
-            if position and isinstance(resolve_loc(spec, loc), str) and int(position.get("line") or 1) == 1:
+        found = nearest_loc(loc, positions)
+        if spec_path and found is not None and spec_text is not None:
+            line, col = line_col(spec_text, positions[found])
+            if position and found == loc and isinstance(resolve_loc(spec, loc), str) and position.get("line", 1) == 1:
                 col += int(position.get("col") or 1)  # the opening quote is at col; position col is 1-based
             where.append(f"{spec_path}:{line}:{col}:")
         if loc:
@@ -293,6 +294,16 @@ def format_details(details: list[Any], spec_path: str | None = None, spec_text: 
             lines.append(f"    {source}")
             lines.append("    " + " " * (int(position.get("col") or 1) - 1) + "^")
     return lines
+
+
+def nearest_loc(loc: str, positions: dict[str, int]) -> str | None:
+    """``loc`` if the file has it, else its nearest enclosing value (a missing field points at its object)."""
+    while loc not in positions:
+        if not loc:
+            return None
+        cut = max(loc.rfind("."), loc.rfind("["))
+        loc = loc[:cut] if cut > 0 else ""
+    return loc
 
 
 def format_duration(ms: Any) -> str:

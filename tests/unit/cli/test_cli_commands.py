@@ -321,3 +321,19 @@ def test_the_live_table_lists_pending_nodes_and_foreach_progress() -> None:
     assert "RUNNING" in each and "2/4" in each
     assert "PENDING" in after and "transform" in after
     assert "0/2" in text
+
+
+def test_a_missing_field_points_at_the_object_that_lacks_it(tmp_path: Path) -> None:
+    # GIVEN a spec whose second node lacks its tool, and the API's detail for it
+    text = '{\n  "name": "x",\n  "nodes": [\n    {"id": "a", "tool": "util.echo"},\n    {"id": "b"}\n  ]\n}\n'
+    details = [
+        {"loc": "nodes[1].tool", "message": "Field required"},
+        {"loc": "options.max_concurrency", "message": "m"},
+    ]
+
+    # WHEN the details are formatted against the file
+    lines = cli.format_details(details, "spec.json", text)
+
+    # THEN the first points at node b's object (line 5), the second at the whole document (nothing closer exists)
+    assert lines[0] == "spec.json:5:5: nodes[1].tool: Field required"
+    assert lines[1] == "spec.json:1:1: options.max_concurrency: m"
