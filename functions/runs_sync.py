@@ -153,7 +153,7 @@ def _mark_skipped(runs: RunStore, run_id: str, nodes: list[str], at: str) -> Non
     for node in nodes:
         item: dict[str, Any] = {"pk": run_pk(run_id), "sk": node_sk(node, 1), "node": node, "iteration": 1,
                                 "status": "SKIPPED", "attempts": 0, "finished_at": at}
-        event = event_item(run_id, "NODE_SKIPPED", at, f"{node} skipped: its conditions were not met", node=node,
+        event = event_item(run_id, "NODE_SKIPPED", now_iso(), f"{node} skipped: its conditions were not met", node=node,
                            iteration=1)
         runs.put_once(item, event)
 

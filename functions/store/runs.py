@@ -3,8 +3,10 @@
 A run is ``pk=RUN#<id>, sk=RUN`` (indexed on ``gsi1`` by graph: ``GRAPHRUNS#<graph_id>``). To list all
 runs newest first without a scan, one immutable listing item ``sk=LIST`` per run is indexed under
 ``gsi1pk=RUNS``; status is always read from the run item, so the copy never needs updating.
-Terminal statuses are written in one transaction with their ``RUN_*`` event, conditional on the run
-still being RUNNING: a terminal status is never overwritten and a duplicate delivery writes nothing.
+A terminal status is a conditional write (the run must still be RUNNING) that stamps its ``RUN_*`` event,
+which is then put once: a terminal status is never overwritten and a duplicate delivery writes nothing.
+Events are timed when written (their sort key), so a settled run's ``RUN_*`` event sorts after every
+event a follower has already read; the run's ``finished_at`` is the execution's stop time.
 """
 
 from __future__ import annotations
@@ -96,7 +98,6 @@ class Run:
     state: Any = None
     finished_at: str | None = None
     error: dict[str, Any] | None = None
-    idempotency_key: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -226,7 +227,8 @@ class RunStore:
                 sets.append("state_json = :st")
                 values[":st"] = encoded
         text = message or (f"run {status.lower().replace('_', ' ')}" + (f": {error['code']}" if error else ""))
-        event = event_item(run_id, RUN_EVENT[status], at, text, error_json=json.dumps(error) if error else None)
+        event = event_item(run_id, RUN_EVENT[status], now_iso(), text,
+                           error_json=json.dumps(error) if error else None)
         update = {
             "Key": {"pk": run_pk(run_id), "sk": "RUN"}, "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": "attribute_exists(pk) AND #s = :r",
@@ -265,7 +267,7 @@ class RunStore:
             }
             if status == "FAILED":
                 text = f"{node} failed" + (f": {error.get('code')}: {error.get('message')}" if error else "")
-                event = event_item(run_id, "NODE_FAILED", at, text, node=node,
+                event = event_item(run_id, "NODE_FAILED", now_iso(), text, node=node,
                                    attempt=to_int(item.get("attempts"), 1), iteration=to_int(item.get("iteration"), 1),
                                    error_json=json.dumps(error) if error else None)
                 done = self._stamped_update(update, event, stamp="last_event_json")
@@ -372,9 +374,6 @@ class RunStore:
         items = page.get("Items", [])
         last = str(items[-1]["sk"]) if items else (start or EVENT_PREFIX)
         return [parse_event(i) for i in items], encode_cursor(last), "LastEvaluatedKey" in page
-
-    def node_items(self, run_id: str) -> list[dict[str, Any]]:
-        return self._query_all(run_id, "NODE#")
 
 
 def _condition_failed(exc: ClientError) -> bool:
