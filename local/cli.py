@@ -582,6 +582,31 @@ def cmd_graphs_list(api: Api, out: Output, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_graphs_update(api: Api, out: Output, args: argparse.Namespace) -> int:
+    spec, text = read_json_file(args.file)
+    try:
+        published = api.request("PUT", f"/graphs/{args.graph}", json=spec)
+    except ApiError as error:
+        out.api_error(error, args.file, text)
+        return EXIT_API
+    if out.as_json:
+        out.json(published)
+    elif out.quiet:
+        sys.stdout.write(f"{published.get('version')}\n")
+    else:
+        out.out.print(f"[green]published[/] {args.graph} version {published.get('version')}  (new runs use it)")
+    return EXIT_OK
+
+
+def cmd_graphs_delete(api: Api, out: Output, args: argparse.Namespace) -> int:
+    body = api.request("DELETE", f"/graphs/{args.graph}")
+    if out.as_json:
+        out.json(body)
+    else:
+        out.out.print(f"[magenta]deleted[/] {args.graph}")
+    return EXIT_OK
+
+
 def cmd_graphs_show(api: Api, out: Output, args: argparse.Namespace) -> int:
     body = api.get(f"/graphs/{args.graph}")
     if out.as_json:
@@ -864,6 +889,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = graphs.add_parser("list", parents=[common], help="list graphs")
     p.add_argument("--limit", type=int)
     p.set_defaults(func=cmd_graphs_list)
+    p = graphs.add_parser("update", parents=[common], help="publish a new version of a graph from a spec file")
+    p.add_argument("graph")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_graphs_update)
+    p = graphs.add_parser("delete", parents=[common], help="delete a graph and its state machines")
+    p.add_argument("graph")
+    p.set_defaults(func=cmd_graphs_delete)
     p = graphs.add_parser("show", parents=[common], help="a graph's spec and versions")
     p.add_argument("graph")
     p.set_defaults(func=cmd_graphs_show)

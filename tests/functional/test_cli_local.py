@@ -213,3 +213,31 @@ def test_tools_list_names_the_registry(api: httpx.Client, capsys: pytest.Capture
     out = capsys.readouterr().out
     for name in ("http.get", "json.pick", "text.analyze", "util.echo", "code.score"):
         assert name in out
+
+
+def test_update_publishes_a_version_that_new_runs_use_then_delete(
+    api: httpx.Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the echo-chain example created, and an edited copy of it
+    graph_id = create(api, EXAMPLES / "echo-chain.json", capsys)
+    spec = json.loads((EXAMPLES / "echo-chain.json").read_text())
+    spec["nodes"][1]["params"]["note"] = "v2 saw: {{ first.message }}"
+    edited = tmp_path / "echo-chain-v2.json"
+    edited.write_text(json.dumps(spec))
+
+    # WHEN the edit is published and the graph run
+    assert cli.main(["graphs", "update", graph_id, str(edited), "--quiet"], client=api) == 0
+    assert capsys.readouterr().out.strip() == "2"
+    code = cli.main(["--json", "runs", "start", graph_id, "--input", '{"message": "hi"}', "--wait"], client=api)
+
+    # THEN the run used version 2
+    run = cli_json(capsys.readouterr().out)
+    assert code == 0
+    assert run["version"] == 2
+    assert run["nodes"]["second"]["output"]["note"] == "v2 saw: hi"
+
+    # AND once deleted the graph is gone: showing it is the API's 404, exit 3
+    assert cli.main(["graphs", "delete", graph_id], client=api) == 0
+    capsys.readouterr()
+    assert cli.main(["graphs", "show", graph_id], client=api) == cli.EXIT_API
+    assert "404" in capsys.readouterr().err
