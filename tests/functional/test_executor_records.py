@@ -213,8 +213,9 @@ def test_an_optional_node_that_times_out_is_failed_and_the_run_goes_on(api: http
     time.sleep(2.5)  # the tool's thread ends after the run; it must not change the record
     run = api.get(f"/runs/{run['run_id']}").json()
     assert run["nodes"]["slow"]["status"] == "FAILED"
-    types = [e["type"] for e in all_events(api, run["run_id"]) if e["node"] == "slow"]
-    assert types.count("NODE_FAILED") == 1 and "NODE_SUCCEEDED" not in types
+    slow_events = [e for e in all_events(api, run["run_id"]) if e["node"] == "slow"]
+    types = [e["type"] for e in slow_events]
+    assert types.count("NODE_FAILED") == 1 and "NODE_SUCCEEDED" not in types, slow_events
 
 
 def test_a_user_lambda_node_is_recorded_like_any_node(cloud: LocalCloud, api: httpx.Client) -> None:
