@@ -43,7 +43,14 @@ def invoke(event: dict[str, Any]) -> Any:
 
 def test_every_sample_is_an_executor_request() -> None:
     names = sorted(p.stem for p in EVENTS.glob("executor-*.json"))
-    assert names == ["executor-collect", "executor-failed", "executor-item", "executor-retry", "executor-run"]
+    assert names == [
+        "executor-collect",
+        "executor-failed",
+        "executor-item",
+        "executor-record",
+        "executor-retry",
+        "executor-run",
+    ]
     for name in names:
         request = ExecutorRequest.from_event(json.loads((EVENTS / f"{name}.json").read_text()))
         assert request.context.node == request.node
@@ -74,3 +81,10 @@ def test_failed_sample_records_the_timeout_and_goes_on(records: Records) -> None
     assert doc["results"]["chart"] is None
     node = records.get_node(doc["run"]["run_id"], "chart", 1)
     assert node is not None and node.error is not None and node.error["code"] == "States.Timeout"
+
+
+def test_record_sample_records_the_user_function_output(records: Records) -> None:
+    doc = invoke(sample("record"))
+    assert doc["results"]["agent"] == {"answer": "because"}
+    node = records.get_node(doc["run"]["run_id"], "agent", 1)
+    assert node is not None and node.status == "SUCCEEDED" and node.tool == "lambda:stepgraph-user-agent"
