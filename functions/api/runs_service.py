@@ -160,7 +160,7 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
         records.setdefault(record.node, []).append(record)
     nodes: dict[str, dict[str, Any]] = {}
     for node in spec_nodes + [n for n in records if n not in spec_nodes]:
-        nodes[node] = _node_view(services, records.get(node, []), run.status)
+        nodes[node] = _node_view(services, records.get(node, []), run)
     done = sum(1 for n in spec_nodes if nodes[n]["status"] in DONE)
     total = len(spec_nodes)
     view = summary(run, services.settings.region)
@@ -175,7 +175,8 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
     return view
 
 
-def _node_view(services: Services, records: list[NodeRecord], run_status: str) -> dict[str, Any]:
+def _node_view(services: Services, records: list[NodeRecord], run: Run) -> dict[str, Any]:
+    run_status = run.status
     if not records:
         if run_status == RUNNING:
             status = "PENDING"
@@ -189,9 +190,12 @@ def _node_view(services: Services, records: list[NodeRecord], run_status: str) -
     last = records[-1]
     starts = [r.started_at for r in records if r.started_at]
     durations = [r.duration_ms for r in records if r.duration_ms is not None]
-    status = last.status
+    status, error = last.status, last.error
     if status == "RUNNING" and run_status in TERMINAL:
+        # The run ended while this node's record still says RUNNING (its executor records late, or the
+        # settle that marks such nodes has not reached it): report how the run's end left it.
         status = "CANCELLED" if run_status == "CANCELLED" else "FAILED"
+        error = error or (run.error if status == "FAILED" else None)
     output = last.output
     if output is not None:
         output = services.offloader.resolve(output)
@@ -203,7 +207,7 @@ def _node_view(services: Services, records: list[NodeRecord], run_status: str) -
         "finished_at": last.finished_at,
         "duration_ms": sum(durations) if durations else None,
         "output": output,
-        "error": last.error,
+        "error": error,
         "tool": last.tool,
     }
     if last.items_total is not None:

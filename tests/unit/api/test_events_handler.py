@@ -158,3 +158,20 @@ def test_node_errors_are_read_from_the_execution_history() -> None:
         "fetch": {"code": "States.Timeout", "message": "no answer in 10 s"},
         "parse": {"code": "BadInput", "message": "no json"},
     }
+
+
+def test_a_node_recorded_after_the_run_ended_reads_as_ended_with_the_runs_error(
+    aws: Services, client: Client
+) -> None:
+    # GIVEN a run that timed out at its node, settled before the late executor recorded the node RUNNING
+    run = started_run(aws, client)
+    Handler(table=aws.table, sfn=aws.sfn)(status_event(run, "FAILED", error="States.Timeout", cause="too slow"))
+    aws.records.start_attempt(run["run_id"], "a", 1, 1, tool="util.echo")
+
+    # WHEN the run is read
+    view = client.get(f"/runs/{run['run_id']}").json()
+
+    # THEN the node is not reported as still running: it FAILED with the run's error
+    assert view["status"] == "FAILED"
+    assert view["nodes"]["a"]["status"] == "FAILED"
+    assert view["nodes"]["a"]["error"] == {"code": "States.Timeout", "message": "too slow"}
