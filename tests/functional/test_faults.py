@@ -119,7 +119,7 @@ def wrap_executor(cloud: LocalCloud, wrapper: Callable[[Callable[[Any, Any], Any
 
 
 @pytest.fixture
-def store_hooks() -> Any:
+def store_hooks(cloud: LocalCloud) -> Any:
     """``hook(event_name, handler)`` on the executor's DynamoDB client, removed when the test ends.
 
     The executor (and its client) outlives a test's local cloud, so its handlers must not.

@@ -17,6 +17,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if SEEN["cases"]:
         lines.append(f"validator fuzz: {SEEN['cases']} generated specs, {SEEN['accepted']} accepted and compiled, "
                      f"{SEEN['rejected']} rejected with SpecError, 0 other outcomes")
+    if SEEN.get("runs"):
+        lines.append(f"validator fuzz: {SEEN['runs']} accepted specs created and run to their end in the local cloud "
+                     f"({SEEN['runs_succeeded']} SUCCEEDED, the others FAILED with a node's own error)")
     for name, module in list(sys.modules.items()):
         cases = getattr(module, "CASES", None)
         if name.endswith("test_fuzz_openapi") and isinstance(cases, dict) and cases.get("count"):

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 EXECUTOR_ARN = "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-executor"
-SEEN = {"cases": 0, "accepted": 0, "rejected": 0}
+SEEN = {"cases": 0, "accepted": 0, "rejected": 0, "runs": 0, "runs_succeeded": 0}
 
 GOOD_IDS = ["a", "b", "c", "d", "e", "fetch", "n-1", "x_2"]
 BAD_IDS = ["", "1a", "input", "state", "item", "a b", "x" * 70, "a.b"]

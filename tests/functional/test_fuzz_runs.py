@@ -1,0 +1,84 @@
+"""A sample of hypothesis-generated specs that the validator accepts, created and run through the local cloud.
+
+Each accepted spec must be created by the API (201: its definition is accepted by Step Functions) and its
+run must end: SUCCEEDED, or FAILED with an error a node raised (a tool's code, a ``stepgraph.*`` data
+error, or ``States.Timeout``), never an interpreter error such as ``States.Runtime`` that would mean the
+compiled ASL itself is wrong. The log must be whole: one RUN_* event matching the run, no event twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, seed, settings
+
+from statemachine.errors import SpecError
+from tests.unit.fuzz.specs import SEEN, specs
+
+if TYPE_CHECKING:
+    import httpx
+
+    from local.cloud import LocalCloud
+
+validation = pytest.importorskip("statemachine.validation")
+registry = pytest.importorskip("functions.executor.tools.registry")
+
+RUNS = 6
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
+INPUT = {"items": [1, 2], "v": 1, "text": "a calm text", "score": 7, "ok": True, "json": {"a": 1}, "a": "x"}
+
+
+def _accepted(raw: dict[str, Any]) -> bool:
+    try:
+        validation.validate(raw, registry)
+    except SpecError:
+        return False
+    return True
+
+
+@seed(20261122)
+@settings(max_examples=150, deadline=None, phases=[Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much,
+                                 HealthCheck.too_slow])
+@given(raw=specs())
+def test_accepted_specs_create_and_run_to_an_end_in_the_local_cloud(
+    cloud: LocalCloud, api: httpx.Client, raw: dict[str, Any]
+) -> None:
+    # GIVEN a generated spec the validator accepts (the first RUNS of them are run: each costs a second or two)
+    # (a spec not run returns at once: rejected examples would make hypothesis generate more)
+    if SEEN["runs"] >= RUNS or not _accepted(raw):
+        return
+    # WHEN it is created and run through the API
+    created = api.post("/graphs", json=raw)
+    assert created.status_code == 201, created.text
+    started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": INPUT})
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    deadline = time.monotonic() + 30
+    run = api.get(f"/runs/{run_id}").json()
+    while run["status"] not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.05)
+        run = api.get(f"/runs/{run_id}").json()
+    assert cloud.drain_events(10)
+    run = api.get(f"/runs/{run_id}").json()
+    SEEN["runs"] += 1
+    SEEN["runs_succeeded"] += run["status"] == "SUCCEEDED"
+    # THEN it ended, and a failure is one a node raised, not the interpreter refusing the ASL
+    assert run["status"] in ("SUCCEEDED", "FAILED"), run
+    if run["status"] == "FAILED":
+        code = run["error"]["code"]
+        assert not code.startswith("States.") or code == "States.Timeout", run["error"]
+    # AND the log has exactly one RUN_* outcome matching the status, and no event twice
+    log: list[dict[str, Any]] = []
+    url = f"/runs/{run_id}/events"
+    while url:
+        page = api.get(url).json()
+        log.extend(page["events"])
+        url = f"/runs/{run_id}/events?after={page['next']}" if page["next"] else ""
+    outcomes = [e["type"] for e in log if e["type"] in ("RUN_SUCCEEDED", "RUN_FAILED")]
+    assert outcomes == [f"RUN_{run['status']}"]
+    keys = Counter((e["type"], e["node"], e.get("attempt"), e.get("iteration"), e.get("message")) for e in log)
+    assert [k for k, n in keys.items() if n > 1] == []
