@@ -92,6 +92,8 @@ class _Compiler:
         self.loop_heads = {loop.head: loop for loop in model.loops}
         self.updaters = {n.id for n in spec.nodes if n.update_state}
         self.looped = {n for n in model.nodes if model.in_loop(n)}
+        self.implied: set[str] = set()
+        self.skip_conts: dict[str, Cont] = {}
 
     # ---- naming ----------------------------------------------------------------------------------------
 
@@ -122,6 +124,15 @@ class _Compiler:
         if isinstance(block, TaskB):
             return self.emit_node(self.model.nodes[block.node], cont, states)
         if isinstance(block, SeqB):
+            for before, after in zip(block.items, block.items[1:], strict=False):
+                if (
+                    isinstance(before, TaskB)
+                    and isinstance(after, TaskB)
+                    and self.gates[before.node] is not False
+                    and self.gates[after.node] == conditions.present(Path(before.node))
+                ):
+                    # ``after`` runs exactly when ``before`` did: no Choice of its own; ``before``'s gate skips both
+                    self.implied.add(after.node)
             nxt = cont
             entry = ""
             for item in reversed(block.items):
@@ -270,9 +281,9 @@ class _Compiler:
         return state
 
     def emit_node(self, node: Node, cont: Cont, states: dict[str, Any]) -> str:
-        gate = self.gates[node.id]
+        gate = True if node.id in self.implied else self.gates[node.id]
         if gate is False:
-            return self.terminal(cont, node.id, states)
+            return self.terminal(self.skipping(cont), node.id, states)
         ctx = self.context(node)
         ctx_json = ctx.to_json()
         name = self.claim(node.id)
@@ -315,9 +326,17 @@ class _Compiler:
             states[entry] = {
                 "Type": "Choice",
                 "Choices": [{**gate, "Next": name}],
-                "Default": self.terminal(cont, node.id, states),
+                "Default": self.terminal(self.skipping(cont), node.id, states),
             }
+        if node.id in self.implied:
+            self.skip_conts[entry] = self.skipping(cont)
         return entry
+
+    def skipping(self, cont: Cont) -> Cont:
+        """Where a skip goes: past the following nodes that run only if this one did."""
+        if cont.next is not None and cont.next in self.skip_conts:
+            return self.skip_conts[cont.next]
+        return cont
 
     def emit_lambda(
         self,

@@ -46,7 +46,7 @@ def test_condition_becomes_a_guarded_choice_and_skips_propagate() -> None:
     # GIVEN a -> b when a.code == 200, and b -> c
     spec = {"nodes": [echo("a"), echo("b"), echo("c")],
             "edges": [{"from": "a", "to": "b", "when": "a.code == 200"}, {"from": "b", "to": "c"}]}
-    # THEN b.when tests presence, type and value; c runs only if b has a result; otherwise the run ends
+    # THEN b.when tests presence, type and value; c runs exactly when b ran, so b.when skips both
     assert states(spec) == {
         "a": task("a", **nxt("b.when")),
         "b.when": {
@@ -54,14 +54,25 @@ def test_condition_becomes_a_guarded_choice_and_skips_propagate() -> None:
             "Choices": [{"And": [{"Variable": "$.results.a.code", "IsPresent": True},
                                  {"Variable": "$.results.a.code", "IsNumeric": True},
                                  {"Variable": "$.results.a.code", "NumericEquals": 200}], "Next": "b"}],
-            "Default": "c.when",
+            "Default": "b.end",
         },
-        "b": task("b", **nxt("c.when")),
-        "c.when": {"Type": "Choice", "Choices": [{"Variable": "$.results.b", "IsPresent": True, "Next": "c"}],
-                   "Default": "c.end"},
+        "b": task("b", **nxt("c")),
         "c": task("c", **END),
-        "c.end": {"Type": "Succeed"},
+        "b.end": {"Type": "Succeed"},
     }
+
+
+def test_a_node_fed_by_a_skippable_node_elsewhere_checks_its_presence() -> None:
+    # GIVEN a -> b (when), a -> c, and b -> d, c -> d: d runs when b or c ran
+    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
+            "edges": [{"from": "a", "to": "b", "when": "a.ok == true"}, {"from": "a", "to": "c"},
+                      {"from": "b", "to": "d"}, {"from": "c", "to": "d"}]}
+    # THEN d has no gate (c always runs), and b's skip ends its branch
+    top = states(spec)
+    assert top["d"] == task("d", **END)
+    branch_b = top["b+c"]["Branches"][0]
+    assert branch_b["States"]["b.when"]["Default"] == "b.end"
+    assert branch_b["States"]["b.end"] == {"Type": "Pass", "Parameters": {"d.$": "$"}, "End": True}
 
 
 def test_bounded_loop_is_a_choice_back_to_the_head() -> None:
