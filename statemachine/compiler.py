@@ -18,8 +18,10 @@ What the compilation guarantees (quoted by the README):
 - Retry: each Task's ``Retry`` is AWS's recommended retry on Lambda service errors, then the node's policy
   on ``States.ALL``; ``TimeoutSeconds`` is the node's timeout. An optional node's failure is caught,
   recorded by the executor, and the run goes on with a ``null`` output.
-- State transitions per executed node: 1 for a plain node, +1 when it has a gate, +1 per loop iteration
-  (the back-edge Choice), +2 per fan-out (the Parallel), Map items 1 each plus the Map and the collect.
+- State transitions per executed node: 1 for a plain node; +1 for the Choice of a node with incoming
+  conditions (nodes that run exactly when the node before them did need none: that first Choice skips
+  them all); +1 per loop iteration (the back-edge Choice); +1 per Parallel; a foreach adds the Map and
+  the collect Task to one Task per item; a ``lambda:`` node adds its ``.record`` Task.
 """
 
 from __future__ import annotations
