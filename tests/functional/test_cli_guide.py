@@ -169,6 +169,8 @@ def test_the_aws_commands_name_things_the_template_and_samconfig_have() -> None:
     # THEN every function, event file, environment and stack output they name exists
     invokes = re.findall(r"sam local invoke (\w+) -e (\S+)", shell)
     assert invokes
+    for env_file in re.findall(r"--env-vars (\S+)", shell):
+        assert (ROOT / env_file).is_file(), env_file
     for function, event in invokes:
         assert re.search(rf"^  {function}:\n    Type: AWS::Serverless::Function", resources, re.MULTILINE), function
         assert (ROOT / event).is_file(), event
