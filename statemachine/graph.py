@@ -20,6 +20,7 @@ decomposition of the dependency DAG (loop back-edges removed, each loop body col
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -98,6 +99,7 @@ class GraphModel:
     ancestors: dict[str, set[str]]
     loops: list[Loop] = field(default_factory=list)
     edge_conditions: dict[int, conditions.Condition] = field(default_factory=dict)
+    _edge_index: dict[int, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, spec: GraphSpec) -> GraphModel:
@@ -133,10 +135,11 @@ class GraphModel:
         return {n for n, anc in self.ancestors.items() if node in anc}
 
     def condition_of(self, edge: Edge) -> conditions.Condition | None:
-        for index, candidate in enumerate(self.spec.edges):
-            if candidate is edge:
-                return self.edge_conditions.get(index)
-        return None
+        """The parsed ``when`` of an edge of this spec."""
+        if not self._edge_index:
+            self._edge_index.update({id(e): i for i, e in enumerate(self.spec.edges)})
+        index = self._edge_index.get(id(edge))
+        return None if index is None else self.edge_conditions.get(index)
 
     def _find_loops(self) -> None:
         for index, edge in enumerate(self.back):
@@ -305,11 +308,8 @@ def topological_order(nodes: list[str], edges: list[Edge], order: dict[str, int]
     for edge in edges:
         indegree[edge.to] += 1
         out[edge.from_].append(edge.to)
-    ready = sorted((n for n, d in indegree.items() if d == 0), key=order.__getitem__)
     result: list[str] = []
-    import heapq
-
-    heap = [(order[n], n) for n in ready]
+    heap = [(order[n], n) for n, d in indegree.items() if d == 0]
     heapq.heapify(heap)
     while heap:
         _, node = heapq.heappop(heap)
@@ -372,10 +372,8 @@ class _Decomposer:
         depth = [0] * n
         indeg = [len(p) for p in self.pred]
         order: list[int] = []
-        ready = sorted((i for i in range(n) if indeg[i] == 0), key=lambda i: rank[i])
-        import heapq
-
-        heap = [(0, rank[i], i) for i in ready]
+        heap = [(0, rank[i], i) for i in range(n) if indeg[i] == 0]
+        heapq.heapify(heap)
         while heap:
             _, _, i = heapq.heappop(heap)
             order.append(i)
