@@ -275,6 +275,10 @@ def test_api_and_key_come_from_flags_or_environment(monkeypatch: pytest.MonkeyPa
     assert str(default.base_url) == "http://127.0.0.1:3000"
     assert default.headers["x-api-key"] == "local-dev-key"
 
+    # AND a deployed API's URL keeps its stage: requests go under /v1/, as the ApiUrl output says
+    deployed = cli.make_client(parser.parse_args(["runs", "list", "--api", "https://abc.execute-api.test/v1/"]))
+    assert str(deployed.build_request("GET", "/runs").url) == "https://abc.execute-api.test/v1/runs"
+
 
 def cli_error_response(status: int, code: str, message: str, details: list[dict[str, str]]) -> httpx.Response:
     return httpx.Response(status, json={"error": {"code": code, "message": message, "details": details}})
