@@ -100,6 +100,8 @@ class GraphModel:
     loops: list[Loop] = field(default_factory=list)
     edge_conditions: dict[int, conditions.Condition] = field(default_factory=dict)
     _edge_index: dict[int, int] = field(default_factory=dict, repr=False)
+    map_caps: dict[str, int] = field(default_factory=dict)
+    """Foreach nodes whose concurrency a fan-out lowered to fit ``options.max_concurrency``."""
 
     @classmethod
     def build(cls, spec: GraphSpec) -> GraphModel:
@@ -280,8 +282,9 @@ class GraphModel:
         return sum(self.join_width(b) for b in block.branches)
 
     def map_concurrency(self, node: Node) -> int:
+        """A foreach Map's MaxConcurrency: its own, within the graph's cap and its share of a fan-out."""
         cap = self.spec.options.max_concurrency
-        return min(node.max_concurrency or cap, cap)
+        return min(node.max_concurrency or cap, cap, self.map_caps.get(node.id, cap))
 
 
 def relative_text(parts: tuple[str | int, ...]) -> str:
@@ -460,6 +463,17 @@ class _Decomposer:
         lanes: list[list[Block]] = [[b] for b in branches]
         widths = [self.model.width(b) for b in branches]
         sizes = [_size(b) for b in branches]
+        # first lower the concurrency of foreach branches (their items share the cap), then pack lanes
+        excess = sum(widths) - cap
+        for i in sorted(range(len(branches)), key=lambda i: -widths[i]):
+            branch = branches[i]
+            if excess <= 0:
+                break
+            if isinstance(branch, TaskB) and self.model.nodes[branch.node].foreach and widths[i] > 1:
+                lowered = max(1, widths[i] - excess)
+                excess -= widths[i] - lowered
+                self.model.map_caps[branch.node] = lowered
+                widths[i] = lowered
         while len(lanes) > 1 and sum(widths) > cap:
             # merge the two lanes that are narrowest (then shortest): the width sum drops by the smaller one
             ranked = sorted(range(len(lanes)), key=lambda i: (widths[i], sizes[i], i))

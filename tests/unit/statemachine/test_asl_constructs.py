@@ -272,3 +272,13 @@ def test_lambda_node_invokes_the_users_function_directly_then_records() -> None:
     # AND the paths it reads stay inline in a's output
     a_ctx = NodeContext.from_json(definition["States"]["a"]["Parameters"]["Payload"]["ctx"])
     assert a_ctx.inline_paths == ["v"]
+
+
+def test_a_foreach_beside_other_branches_shares_the_cap_instead_of_serialising_them() -> None:
+    # GIVEN a foreach and two plain nodes side by side, max_concurrency 6
+    spec = {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}), echo("a"), echo("b")],
+            "options": {"max_concurrency": 6}}
+    par = states(spec)["each+a+b"]
+    # THEN the three run side by side and the Map takes what the other two leave: 4 items at once
+    assert [b["StartAt"] for b in par["Branches"]] == ["each", "a", "b"]
+    assert par["Branches"][0]["States"]["each"]["MaxConcurrency"] == 4
