@@ -390,8 +390,8 @@ class RunView:
                 name,
                 self.tools.get(name, ""),
                 f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-                str(node.get("attempts", "")) if node else "",
-                str(node.get("iterations", "")) if node else "",
+                str(node.get("attempts", "")) if node.get("attempts") else "",
+                str(node.get("iterations", "")) if node.get("attempts") else "",
                 *(items if with_items else []),
                 format_duration(node.get("duration_ms")),
                 escape(f"{error.get('code')}: {error.get('message')}") if error else "",
@@ -409,12 +409,14 @@ def format_event(event: dict[str, Any]) -> str:
     clock = at[11:23] if len(at) >= 19 else at
     kind = str(event.get("type") or "")
     parts = [f"[dim]{clock}[/]", f"[{EVENT_STYLE.get(kind, '')}]{kind:<15}[/]"]
-    if event.get("node"):
-        parts.append(escape(str(event["node"])))
-    if event.get("attempt") and kind.startswith("NODE"):
+    message = str(event.get("message") or "")
+    node = str(event.get("node") or "")
+    if node and not message.startswith(node):
+        parts.append(escape(node))
+    if event.get("attempt") and kind.startswith("NODE") and "attempt" not in message:
         parts.append(f"[dim]attempt {event['attempt']}[/]")
-    if event.get("message"):
-        parts.append(escape(str(event["message"])))
+    if message:
+        parts.append(escape(message))
     return " ".join(parts)
 
 
@@ -494,12 +496,27 @@ def print_run_result(output: Output, run: dict[str, Any]) -> None:
     outputs = {
         name: node.get("output") for name, node in (run.get("nodes") or {}).items() if node.get("status") == "SUCCEEDED"
     }
-    if outputs:
-        output.out.print(Panel(JSON.from_data(outputs), title="outputs", title_align="left", expand=False))
-    if run.get("state") and run.get("state") != run.get("input"):
-        output.out.print(Panel(JSON.from_data(run["state"]), title="state", title_align="left", expand=False))
+    for title, value in (("outputs", outputs), ("state", run.get("state"))):
+        if not value or (title == "state" and value == run.get("input")):
+            continue
+        shown = abbreviate(value)
+        if shown != value:
+            title += " (long values cut; --json prints them whole)"
+        output.out.print(Panel(JSON.from_data(shown), title=title, title_align="left", expand=False))
     if run.get("console_url"):
         output.out.print(f"[dim]console: {run['console_url']}[/]")
+
+
+def abbreviate(value: Any, text: int = 160, items: int = 10) -> Any:
+    """``value`` with long strings and lists cut, so a terminal shows the shape of large outputs."""
+    if isinstance(value, str) and len(value) > text:
+        return f"{value[:text]}… ({len(value)} characters)"
+    if isinstance(value, list):
+        kept = [abbreviate(v, text, items) for v in value[:items]]
+        return [*kept, f"… {len(value) - items} more"] if len(value) > items else kept
+    if isinstance(value, dict):
+        return {k: abbreviate(v, text, items) for k, v in value.items()}
+    return value
 
 
 def run_exit_code(run: dict[str, Any]) -> int:

@@ -341,3 +341,34 @@ def test_a_missing_field_points_at_the_object_that_lacks_it(tmp_path: Path) -> N
     # THEN the first points at node b's object (line 5), the second at the whole document (nothing closer exists)
     assert lines[0] == "spec.json:5:5: nodes[1].tool: Field required"
     assert lines[1] == "spec.json:1:1: options.max_concurrency: m"
+
+
+def test_long_outputs_are_cut_for_the_terminal_but_whole_in_json() -> None:
+    # GIVEN an output with a long text and a long list
+    value = {"text": "x" * 500, "rows": list(range(25)), "n": 1, "nested": [{"s": "short"}]}
+
+    # WHEN it is abbreviated for the final panel
+    shown = cli.abbreviate(value)
+
+    # THEN the text and list are cut with how much is left out, and short values are untouched
+    assert shown["text"] == "x" * 160 + "… (500 characters)"
+    assert shown["rows"] == [*range(10), "… 15 more"]
+    assert shown["n"] == 1 and shown["nested"] == [{"s": "short"}]
+    assert cli.abbreviate({"a": "b"}) == {"a": "b"}
+
+
+def test_event_lines_do_not_repeat_what_the_message_says() -> None:
+    # GIVEN an event whose message already names the node and attempt, and a tool's log line
+    started = {
+        "at": "2026-01-01T00:00:01.250000Z",
+        "type": "NODE_STARTED",
+        "node": "fetch",
+        "attempt": 2,
+        "message": "fetch started http.get (attempt 2)",
+    }
+    log = {"at": "2026-01-01T00:00:02.000000Z", "type": "LOG", "node": "nap", "attempt": 1, "message": "sleeping 1s"}
+
+    # THEN the first shows the message once, and the log line names its node
+    assert cli.format_event(started).endswith("[/] fetch started http.get (attempt 2)")
+    assert "00:00:01.250" in cli.format_event(started)
+    assert cli.format_event(log).endswith("nap sleeping 1s")
