@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+    from local.cloud import LocalCloud
+
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
@@ -182,3 +184,39 @@ def test_wide_fan_out_over_the_concurrency_cap_still_runs_every_node(api: httpx.
     run = run_graph(api, spec)
     assert run["status"] == "SUCCEEDED", run
     assert run["nodes"]["join"]["output"] == {"total": list(range(12))}
+
+
+def test_lambda_node_calls_the_users_function_and_records_its_output(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a user's function registered in the local cloud, called by a lambda: node with resolved params
+    seen: list[Any] = []
+
+    def count(event: Any, _context: Any) -> Any:
+        seen.append(event)
+        return {"length": len(event["text"])}
+
+    cloud.register("stepgraph-user-count", count)
+    spec = {
+        "nodes": [echo("a", text="{{ input.text }}"),
+                  {"id": "mine", "tool": "lambda:stepgraph-user-count",
+                   "params": {"text": "{{ a.text }}", "note": "from {{ a.text }}"}},
+                  echo("after", got="{{ mine.length }}")],
+        "edges": [{"from": "a", "to": "mine"}, {"from": "mine", "to": "after"}],
+    }
+    run = run_graph(api, spec, {"text": "hello"})
+    # THEN the function got the params, and its output is the node's recorded output, read downstream
+    assert run["status"] == "SUCCEEDED", run
+    assert seen == [{"text": "hello", "note": "from hello"}]
+    assert run["nodes"]["mine"]["status"] == "SUCCEEDED"
+    assert run["nodes"]["mine"]["output"] == {"length": 5}
+    assert run["nodes"]["after"]["output"] == {"got": 5}
+
+
+def test_failing_lambda_node_fails_the_run_with_the_functions_error(api: httpx.Client, cloud: LocalCloud) -> None:
+    def broken(event: Any, _context: Any) -> Any:
+        raise KeyError("nope")
+
+    cloud.register("stepgraph-user-broken", broken)
+    run = run_graph(api, {"nodes": [{"id": "mine", "tool": "lambda:stepgraph-user-broken", "params": {}}]})
+    assert run["status"] == "FAILED", run
+    assert run["nodes"]["mine"]["status"] == "FAILED"
+    assert run["nodes"]["mine"]["error"]["code"] == "KeyError"
