@@ -277,6 +277,7 @@ class LocalCloud:
             self.dispatcher.install()
             self._install_status_change_rule()
             self._install_execution_fixes()
+            self._serialize_dynamodb()
             self.bus.start()
             self._started = True
         except BaseException:
@@ -458,6 +459,22 @@ class LocalCloud:
         Execution.stop = stop  # type: ignore[method-assign,assignment]
         self._restore.append(lambda: setattr(StepFunctionsParserBackend, "start_execution", original_start))
         self._restore.append(lambda: setattr(Execution, "stop", original_stop))
+
+    def _serialize_dynamodb(self) -> None:
+        """Run moto's DynamoDB requests one at a time. moto has no locking: a conditional write checks, then
+        writes, so two threads could both pass ``attribute_not_exists``, and a read could see an item an
+        update is still changing. In AWS each item write is atomic; one lock gives the same guarantee."""
+        from moto.dynamodb.responses import DynamoHandler
+
+        lock = threading.RLock()
+        original = DynamoHandler.call_action
+
+        def call_action(handler: Any) -> Any:
+            with lock:
+                return original(handler)
+
+        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+        self._restore.append(lambda: setattr(DynamoHandler, "call_action", original))
 
     def _execution_ended(self, execution: Any) -> None:
         # Express workflows send no status-change events to EventBridge; standard ones do.

@@ -358,3 +358,46 @@ def test_stopping_the_cloud_aborts_executions_and_lets_running_handlers_finish_i
     assert outcomes == ["written"]
     assert cloud.dispatcher.in_flight == 0
     assert [e.exec_arn for e in cloud._executions if e.exec_status.value == "ABORTED"] == [execution]
+
+
+def test_dynamodb_requests_are_atomic_under_concurrency(cloud: LocalCloud) -> None:
+    # GIVEN one thread creating items with UpdateItem (moto puts a key-only item, then applies the update)
+    # and another querying the same partition meanwhile, as the executor and the API do during a run
+    done = threading.Event()
+    errors: list[str] = []
+
+    def writer() -> None:
+        client = boto3.client("dynamodb")
+        try:
+            for i in range(80):
+                client.update_item(
+                    TableName=cloud.table_name,
+                    Key={"pk": {"S": "RUN#r"}, "sk": {"S": f"NODE#{i:06d}"}},
+                    UpdateExpression="SET #s = :s, node = :n",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":s": {"S": "RUNNING"}, ":n": {"S": "x"}},
+                )
+        except Exception as exc:
+            errors.append(repr(exc))
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    partial: list[dict[str, Any]] = []
+    reader = boto3.client("dynamodb")
+    while not done.is_set():
+        try:
+            items = reader.query(
+                TableName=cloud.table_name,
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "RUN#r"}},
+            )["Items"]
+        except Exception as exc:  # moto alone: "dictionary changed size during iteration"
+            errors.append(repr(exc))
+            break
+        partial += [item for item in items if "status" not in item or "node" not in item]
+    thread.join(30)
+    # THEN no reader ever sees a half-made item and no request fails, as in AWS
+    assert errors == []
+    assert partial == []
