@@ -220,3 +220,16 @@ def test_failing_lambda_node_fails_the_run_with_the_functions_error(api: httpx.C
     assert run["status"] == "FAILED", run
     assert run["nodes"]["mine"]["status"] == "FAILED"
     assert run["nodes"]["mine"]["error"]["code"] == "KeyError"
+
+
+def test_node_timeout_fails_the_run_with_states_timeout(api: httpx.Client) -> None:
+    # GIVEN a required node that sleeps past its 1 s timeout
+    spec = {"nodes": [{"id": "slow", "tool": "util.sleep", "params": {"seconds": 3}, "timeout_seconds": 1},
+                      echo("never", v=1)],
+            "edges": [{"from": "slow", "to": "never"}]}
+    run = run_graph(api, spec)
+    # THEN the run fails, the node carries Step Functions' error name, and nothing after it ran
+    assert run["status"] == "FAILED", run
+    assert run["nodes"]["slow"]["status"] == "FAILED"
+    assert run["nodes"]["slow"]["error"]["code"] == "States.Timeout"
+    assert run["nodes"].get("never", {}).get("status") in (None, "PENDING", "SKIPPED", "CANCELLED")
