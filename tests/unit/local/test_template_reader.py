@@ -156,6 +156,7 @@ def test_the_status_rule_matches_this_stacks_machines_only(template: Template, m
     # THEN a stack named "stepgraph-dev" does not see its events delivered to this stack
     assert pattern_matches(rule.pattern, event) is expected
 
+
 def test_the_sam_local_env_file_matches_the_template() -> None:
     # GIVEN local/sam-local-env.json, for `sam local invoke --env-vars` against `make dev`
     import json
