@@ -10,6 +10,7 @@ checks that the make targets they name exist and run what the guide says.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -182,3 +183,18 @@ def test_the_aws_commands_name_things_the_template_and_samconfig_have() -> None:
     assert set(keys) >= {"ApiUrl", "ApiKeyId"}
     for key in keys:
         assert re.search(rf"^  {key}:", outputs, re.MULTILINE), key
+
+
+def test_the_spec_shown_in_the_guide_is_valid(stack: Stack) -> None:
+    # GIVEN the graph specs the guide shows as JSON
+    specs = [json.loads(body) for doc in DOCS for body in blocks(doc, "json")]
+    specs = [spec for spec in specs if isinstance(spec, dict) and "nodes" in spec]
+    assert specs
+
+    # WHEN each is validated by the API THEN it is accepted as it is
+    for spec in specs:
+        answer = httpx.post(
+            f"{stack.api}/graphs/validate", json=spec, headers={"x-api-key": "local-dev-key"}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["valid"], answer.json()["errors"]
