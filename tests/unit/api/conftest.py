@@ -144,7 +144,11 @@ def client(aws: Services) -> Client:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the schemathesis figure, unless the bad-input figures section (tests/unit/fuzz) prints it."""
     from tests.unit.api.helpers import SUMMARY
 
+    plugins = terminalreporter.config.pluginmanager.get_plugins()
+    if any(str(getattr(p, "__file__", "")).replace("\\", "/").endswith("unit/fuzz/conftest.py") for p in plugins):
+        return
     for line in SUMMARY:
         terminalreporter.write_line(line)
