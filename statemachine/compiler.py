@@ -147,6 +147,8 @@ class _Compiler:
 
     def emit_loop(self, block: LoopB, cont: Cont, states: dict[str, Any]) -> str:
         loop = block.loop
+        if self.gates[loop.head] is False:  # the loop can never be entered (its conditions are constant false)
+            return self.terminal(self.skipping(cont), loop.head, states)
         tail_ran = True if self.gates[loop.tail] is True else conditions.present(Path(loop.tail))
         counter = jsonpath(("loops", loop_counter(loop.head)))
         bound = {

@@ -205,7 +205,8 @@ class GraphModel:
                 continue
             options: list[conditions.Rule | bool] = []
             for edge in incoming:
-                ran = True if rules[edge.from_] is True else conditions.present(Path(edge.from_))
+                parent = rules[edge.from_]
+                ran = parent if isinstance(parent, bool) else conditions.present(Path(edge.from_))
                 cond = self.condition_of(edge)
                 options.append(conditions.combine_and(ran, cond.choice_rule() if cond else True))
             rules[node] = conditions.combine_or(*options)

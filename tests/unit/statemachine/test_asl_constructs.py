@@ -282,3 +282,15 @@ def test_a_foreach_beside_other_branches_shares_the_cap_instead_of_serialising_t
     # THEN the three run side by side and the Map takes what the other two leave: 4 items at once
     assert [b["StartAt"] for b in par["Branches"]] == ["each", "a", "b"]
     assert par["Branches"][0]["States"]["each"]["MaxConcurrency"] == 4
+
+
+def test_constant_false_conditions_drop_what_can_never_run() -> None:
+    # GIVEN an edge that can never hold, in front of a chain and in front of a loop
+    chain = states({"nodes": [echo("a"), echo("b"), echo("c")],
+                    "edges": [{"from": "a", "to": "b", "when": "false"}, {"from": "b", "to": "c"}]})
+    loop = states({"nodes": [echo("a"), echo("h"), echo("t")],
+                   "edges": [{"from": "a", "to": "h", "when": "1 == 2"}, {"from": "h", "to": "t"},
+                             {"from": "t", "to": "h", "max_iterations": 2}]})
+    # THEN neither the nodes behind it nor their Choices are compiled: the run ends after a
+    assert chain == {"a": task("a", **nxt("c.end")), "c.end": {"Type": "Succeed"}}
+    assert loop == {"a": task("a", **nxt("h.end")), "h.end": {"Type": "Succeed"}}
