@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -345,26 +346,7 @@ def test_stop_execution_in_the_middle_of_a_fan_out(cloud: LocalCloud, api: httpx
 # ---------------------------------------------------------------------------------------------- duplicates
 
 
-@pytest.fixture
-def atomic_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make moto's DynamoDB writes atomic, as DynamoDB's are: moto checks a write's condition and then writes,
-    so two threads can both pass the same condition (a local-only race; see docs/local-vs-aws.md).
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, atomic)
-
-
 @pytest.mark.parametrize("overlap", [False, True], ids=["one-after-the-other", "at-the-same-time"])
-@pytest.mark.usefixtures("atomic_conditional_writes")
 def test_the_same_invocation_delivered_twice_records_once(cloud: LocalCloud, api: httpx.Client, overlap: bool) -> None:
     # GIVEN an executor that receives the invocation of "middle" twice (at-least-once delivery)
     deliveries: list[str] = []
@@ -434,3 +416,63 @@ def test_the_same_status_event_delivered_twice_and_a_late_contrary_one_change_no
     log = events(api, run_id)
     assert [e["type"] for e in log if e["type"].startswith("RUN_")] == ["RUN_STARTED", "RUN_SUCCEEDED"]
     assert_log_consistent(after, log)
+
+
+def test_a_task_timeout_fails_the_node_and_its_late_result_overwrites_nothing(
+    cloud: LocalCloud, api: httpx.Client
+) -> None:
+    # GIVEN a node whose Task times out after 1 s while its tool sleeps 2.5 s, without retries
+    spec = chain(echo("first"), {"id": "slow", "tool": "util.sleep", "params": {"seconds": 2.5},
+                                 "timeout_seconds": 1, "retry": {"max_attempts": 0}})
+    run_id = start(api, spec)
+    # WHEN the run ends and the tool later finishes in the background
+    run = wait(cloud, api, run_id)
+    assert run["status"] == "FAILED", run
+    time.sleep(2.5)
+    # THEN the run and the node stay FAILED with States.Timeout; the late result recorded nothing
+    run = api.get(f"/runs/{run_id}").json()
+    assert (run["status"], run["error"]["code"]) == ("FAILED", "States.Timeout")
+    assert (run["nodes"]["slow"]["status"], run["nodes"]["slow"]["error"]["code"]) == ("FAILED", "States.Timeout")
+    log = events(api, run_id)
+    assert [e["type"] for e in log if e["node"] == "slow"].count("NODE_SUCCEEDED") == 0
+    assert_log_consistent(run, log)
+
+
+@pytest.mark.parametrize("failures", [1, 99], ids=["fails-once", "always-fails"])
+def test_a_failing_status_change_handler_is_retried_and_reads_reconcile_when_it_never_succeeds(
+    cloud: LocalCloud, api: httpx.Client, failures: int
+) -> None:
+    # GIVEN an events function that crashes on its first ``failures`` deliveries
+    function = cloud.dispatcher.resolve(cloud.function_name("EventsFunction"))
+    assert function is not None
+    real = function.load()
+    crashed: list[str] = []
+
+    def flaky(event: Any, context: Any) -> Any:
+        if len(crashed) < failures:
+            crashed.append(event["detail"]["name"])
+            raise RuntimeExitError("Runtime exited with error: signal: killed")
+        return real(event, context)
+
+    function.handler = flaky
+    created = api.post("/graphs", json=chain(echo("first"), echo("second"))).json()
+    started = api.post(f"/graphs/{created['graph_id']}/runs", json={"input": {}}).json()
+    # WHEN the execution ends and EventBridge delivers its status change (no API read in between)
+    sfn = boto3.client("stepfunctions", region_name=cloud.region)
+    deadline = time.monotonic() + 20
+    while sfn.describe_execution(executionArn=started["execution_arn"])["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert cloud.drain_events(10)
+    [delivery] = [d for d in cloud.bus.deliveries if d.event["detail"]["name"] == started["run_id"]]
+    # THEN a crash once is retried (two attempts, delivered); always crashing ends in the dead-letter queue
+    if failures == 1:
+        assert (delivery.attempts, delivery.delivered) == (2, True)
+    else:
+        assert not delivery.delivered and delivery in cloud.bus.dead_letters
+    # AND either way the API reports the run SUCCEEDED (a read reconciles with DescribeExecution), logged once
+    run = api.get(f"/runs/{started['run_id']}").json()
+    assert run["status"] == "SUCCEEDED", run
+    log = events(api, started["run_id"])
+    assert [e["type"] for e in log if e["type"].startswith("RUN_")] == ["RUN_STARTED", "RUN_SUCCEEDED"]
+    assert_log_consistent(run, log)
