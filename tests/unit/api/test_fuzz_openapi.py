@@ -17,6 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from moto import mock_aws
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from functions.api.handler import lambda_handler
 from functions.api.services import Services, use_services
@@ -58,6 +59,7 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     body = result.get("body") or ""
     data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     out_headers = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
+    out_headers += [(k, str(v)) for k, values in (result.get("multiValueHeaders") or {}).items() for v in values]
     start_response(f"{result['statusCode']} X", out_headers)
     return [data]
 
@@ -120,3 +122,5 @@ def test_no_input_yields_a_server_error(case: schemathesis.Case) -> None:
         body = json.loads(response.text)
         assert set(body) == {"error"}, body
         assert {"code", "message", "details"} <= set(body["error"]), body
+    # AND the answer is one the document declares, in the declared shape
+    case.validate_response(response, checks=[status_code_conformance, response_schema_conformance])
