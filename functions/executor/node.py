@@ -167,6 +167,7 @@ class NodeExecutor:
             lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, inv.attempt, tool=inv.tool)
         )
         if not outcome.started:
+            self._refuse_stale(inv, outcome.node)
             replay = self._replay(inv, outcome.node)
             if replay is not None:
                 return replay
@@ -190,6 +191,14 @@ class NodeExecutor:
             if replay is not None:
                 return replay
         return self._fit(inv, doc)
+
+    def _refuse_stale(self, inv: Invocation, record: NodeRecord | None) -> None:
+        """A delivery of an attempt older than the one recorded: Step Functions no longer waits for it."""
+        if record is not None and not record.terminal and record.attempts > inv.attempt:
+            raise node_failure(
+                "stepgraph.StaleAttempt",
+                f"attempt {inv.attempt} of {inv.node} arrived after attempt {record.attempts} started; not run",
+            )
 
     def _replay(self, inv: Invocation, node: NodeRecord | None) -> dict[str, Any] | None:
         """The answer to a redelivered invocation from what is recorded, or None to run the tool (again)."""
@@ -221,6 +230,8 @@ class NodeExecutor:
         outcome = self._guard(
             lambda: self.records.start_item(inv.run_id, inv.node, inv.iteration, index, inv.attempt, tool=inv.tool)
         )
+        if not outcome.started:
+            self._refuse_stale(inv, outcome.node)
         if not outcome.started and outcome.node is not None and outcome.node.terminal:
             if outcome.node.status == "SUCCEEDED":
                 return dict(ITEM_MARKER)

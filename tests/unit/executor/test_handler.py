@@ -416,3 +416,20 @@ def test_the_default_executor_follows_the_settings(aws_env: None, monkeypatch: p
     assert second is not first
     assert second.records.table.name == "another-table"
     handler.set_executor(None)
+
+
+def test_a_stale_attempt_is_not_run_again(records: Records) -> None:
+    # GIVEN attempt 2 of a node already started (attempt 1 failed)
+    with pytest.raises(NodeFailed):
+        invoke(request("n", "util.fail", {"failures": 5, "error": "E"}, retries=3))
+    with pytest.raises(NodeFailed):
+        invoke(request("n", "util.fail", {"failures": 5, "error": "E"}, retries=3, retry_count=1))
+    before = event_types(records)
+
+    # WHEN a late duplicate of attempt 1 arrives
+    with pytest.raises(NodeFailed) as raised:
+        invoke(request("n", "util.fail", {"failures": 5, "error": "E"}, retries=3))
+
+    # THEN it does not run the tool nor record anything
+    assert type(raised.value).__name__ == "stepgraph.StaleAttempt"
+    assert event_types(records) == before
