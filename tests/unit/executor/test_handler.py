@@ -433,3 +433,35 @@ def test_a_stale_attempt_is_not_run_again(records: Records) -> None:
     # THEN it does not run the tool nor record anything
     assert type(raised.value).__name__ == "stepgraph.StaleAttempt"
     assert event_types(records) == before
+
+
+def test_a_chatty_tool_gets_at_most_two_hundred_log_events_per_attempt(table: Any) -> None:
+    # GIVEN a tool that logs 250 lines
+    from pydantic import RootModel
+
+    from functions.executor.tools.base import OpenParams, Tool
+
+    class Out(RootModel[dict[str, Any]]):
+        pass
+
+    def chatty(params: Any, ctx: Any) -> Out:
+        for i in range(250):
+            ctx.log(f"line {i}")
+        return Out({"done": True})
+
+    tool = Tool("test.chatty", "logs a lot", OpenParams, Out, chatty)
+
+    class Tools:
+        def get(self, name: str) -> Tool:
+            return tool
+
+    records = Records(table)
+    executor = NodeExecutor(records=records, offloader=Offloader(BlobStore(table)), tools=Tools())
+
+    # WHEN it runs
+    executor.handle(executor.parse(request("talk", "test.chatty")))
+
+    # THEN 200 lines became LOG events, then one line says the rest are in the function's logs
+    logs = [e["message"] for e in records.list_events(RUN, limit=1000).events if e["type"] == "LOG"]
+    assert logs[:200] == [f"line {i}" for i in range(200)]
+    assert len(logs) == 201 and "more than 200 log lines" in logs[-1]
