@@ -79,14 +79,16 @@ def events(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:
 
 
 def assert_log_consistent(
-    run: dict[str, Any], log: list[dict[str, Any]], *, every_attempt_started: bool = True
+    run: dict[str, Any], log: list[dict[str, Any]], *, every_attempt_started: bool = True,
+    foreach: tuple[str, ...] = (),
 ) -> None:
     """No event twice; one RUN_* event matching the run; each node's outcome event matches its record.
 
     Nodes that never ran (SKIPPED on a failed run, shown by the API without a record) and nodes the run's
     end CANCELLED carry no event of their own (the event log has no NODE_CANCELLED type); they may not
     carry a contrary one. ``every_attempt_started``: each attempt the record counts has its NODE_STARTED
-    (false when an attempt failed before it could record anything, e.g. its first write was refused).
+    (false when an attempt failed before it could record anything, e.g. its first write was refused);
+    ``foreach`` nodes are started once, by their first item.
     """
     keys = Counter((e["type"], e["node"], e.get("attempt"), e.get("iteration")) for e in log if e["type"] != "LOG")
     assert [k for k, n in keys.items() if n > 1] == [], "duplicated events"
@@ -105,7 +107,9 @@ def assert_log_consistent(
         else:
             assert outcome == [], (node, record["status"], outcome)
         started = {e["attempt"] for e in log if e["node"] == node and e["type"] == "NODE_STARTED"}
-        if record["attempts"] and every_attempt_started:
+        if node in foreach:  # started once by its first item; item retries are not attempts of the node
+            assert started == {1}, (node, started)
+        elif record["attempts"] and every_attempt_started:
             assert started == set(range(1, record["attempts"] + 1)), (node, record["attempts"], started)
         elif record["attempts"]:
             assert record["attempts"] in started and started <= set(range(1, record["attempts"] + 1)), started
@@ -156,19 +160,24 @@ class _Killed(BaseException):
     """Raised inside the executor at the moment of the crash; nothing in the process may handle it."""
 
 
-def crash_after_the_tool(cloud: LocalCloud, hook: Any, node: str, times: int = 1) -> list[int]:
-    """The process dies after ``node``'s tool ran, before its success is recorded, ``times`` times."""
+def crash_after_the_tool(
+    cloud: LocalCloud, hook: Any, node: str, times: int = 1, index: int | None = None
+) -> list[int]:
+    """The process dies after ``node``'s tool ran (for ``foreach`` item ``index``, if given), before its
+    success is recorded, ``times`` times."""
     crashes: list[int] = []
     armed = threading.local()
 
     def on_write(params: dict[str, Any], **_: Any) -> None:
-        if getattr(armed, "on", False) and "NODE_SUCCEEDED" in json.dumps(_body(params)):
+        # the write that records the tool's output (a node's or an item's success)
+        if getattr(armed, "on", False) and "output_json" in str(_body(params).get("UpdateExpression", "")):
             raise _Killed
 
     hook("before-call.dynamodb.UpdateItem", on_write)
 
     def wrapper(real: Callable[[Any, Any], Any], event: Any, context: Any) -> Any:
-        armed.on = node_of(event) == node and len(crashes) < times
+        targeted = index is None or (isinstance(event, dict) and event.get("index") == index)
+        armed.on = node_of(event) == node and targeted and len(crashes) < times
         try:
             return real(event, context)
         except _Killed:
@@ -201,6 +210,31 @@ def test_a_crash_mid_node_is_retried_by_the_node_policy_and_the_run_succeeds(
     assert (middle["status"], middle["attempts"], middle["output"]) == ("SUCCEEDED", 2, {"node": "middle"})
     assert run["nodes"]["last"]["status"] == "SUCCEEDED"
     assert_log_consistent(run, events(api, run_id))
+
+
+def test_a_crash_in_one_foreach_item_is_retried_and_every_item_counts_once(
+    cloud: LocalCloud, api: httpx.Client, store_hooks: Any
+) -> None:
+    # GIVEN a foreach over three items that may be retried once, and a process that dies after item 1 ran
+    crashes = crash_after_the_tool(cloud, store_hooks, "each", index=1)
+    spec = {"name": "crash-item", "nodes": [
+        {"id": "each", "tool": "util.echo", "foreach": "{{ input.items }}", "params": {"value": "{{ item }}"},
+         "retry": RETRY_ONCE, "max_concurrency": 3},
+        {"id": "after", "tool": "util.echo", "params": {"got": "{{ each }}"}},
+    ], "edges": [{"from": "each", "to": "after"}]}
+    run_id = start(api, spec, {"items": [10, 20, 30]})
+    # WHEN the run goes on
+    run = wait(cloud, api, run_id)
+    # THEN the item was retried, the run SUCCEEDED, and the node's output has each item once, in order
+    assert crashes == [1]
+    assert run["status"] == "SUCCEEDED", run
+    each = run["nodes"]["each"]
+    assert each["status"] == "SUCCEEDED"
+    assert each["output"] == [{"value": 10}, {"value": 20}, {"value": 30}]
+    assert run["nodes"]["after"]["output"] == {"got": each["output"]}
+    log = events(api, run_id)
+    assert [e["type"] for e in log if e["node"] == "each"].count("NODE_SUCCEEDED") == 1
+    assert_log_consistent(run, log, foreach=("each",))
 
 
 def test_a_crash_without_retries_fails_the_run_with_the_runtime_error(
