@@ -55,18 +55,42 @@ def import_rows(module: Any, quick: bool) -> list[dict[str, Any]]:
     """Rows from ``bench/imports.py`` (``measure_all`` → ``ImportFigure``s: handler cold-import times)."""
     runs = 3 if quick else 5
     rows: list[dict[str, Any]] = []
-    how = (f"median of {runs} fresh interpreters, `import functions.<name>.handler`, Lambda-like env, "
-           "X-Ray tracing {tracing}")
+    how = (
+        f"median of {runs} fresh interpreters, `import functions.<name>.handler`, Lambda-like env, "
+        "X-Ray tracing {tracing}"
+    )
     for fig in module.measure_all(runs=runs):
         if fig.error:
-            rows.append(_row("imports", {"name": f"{fig.name} handler cold import", "value": "error",
-                                         "how": str(fig.error)[:200]}))
+            rows.append(
+                _row(
+                    "imports",
+                    {"name": f"{fig.name} handler cold import", "value": "error", "how": str(fig.error)[:200]},
+                )
+            )
             continue
         heavy = ", ".join(f"{k} {v:.0f}" for k, v in fig.heaviest[:3])
-        rows.append(_row("imports", {"name": f"{fig.name} handler cold import, wall", "value": fig.median_ms,
-                                     "unit": "ms", "how": how.format(tracing="on") + f"; heaviest (ms): {heavy}"}))
-        rows.append(_row("imports", {"name": f"{fig.name} handler cold import, CPU", "value": fig.cpu_median_ms,
-                                     "unit": "ms", "how": how.format(tracing="on") + "; process_time"}))
+        rows.append(
+            _row(
+                "imports",
+                {
+                    "name": f"{fig.name} handler cold import, wall",
+                    "value": fig.median_ms,
+                    "unit": "ms",
+                    "how": how.format(tracing="on") + f"; heaviest (ms): {heavy}",
+                },
+            )
+        )
+        rows.append(
+            _row(
+                "imports",
+                {
+                    "name": f"{fig.name} handler cold import, CPU",
+                    "value": fig.cpu_median_ms,
+                    "unit": "ms",
+                    "how": how.format(tracing="on") + "; process_time",
+                },
+            )
+        )
     return rows
 
 
@@ -97,7 +121,7 @@ def run_module(name: str, quick: bool, timeout: float) -> tuple[list[dict[str, A
     marker = "BENCH-ROWS:"
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(marker):
-            return list(json.loads(line[len(marker):])), elapsed
+            return list(json.loads(line[len(marker) :])), elapsed
     tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
     return [_row(name, {"name": "(module)", "value": "failed", "how": tail[0][:200]})], elapsed
 
@@ -147,7 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        print("BENCH-ROWS:" + json.dumps(run_module_here(args.child, args.quick), default=str))
+        # The handlers log JSON lines to stdout (as in Lambda); keep stdout for the rows alone.
+        real_stdout = sys.stdout
+        with open(os.devnull, "w") as sink:
+            sys.stdout = sink
+            try:
+                rows = run_module_here(args.child, args.quick)
+            finally:
+                sys.stdout = real_stdout
+        print("BENCH-ROWS:" + json.dumps(rows, default=str))
         return 0
 
     names = [n for n in modules() if not args.only or n in args.only.split(",")]

@@ -14,15 +14,20 @@ from bench.common import ROOT, Figure
 
 SECTION = "bad input"
 SUITES = ["tests/unit/api/test_fuzz_openapi.py", "tests/unit/fuzz"]
-SCHEMATHESIS = re.compile(r"schemathesis: (\d+) generated cases over /openapi\.json, (\d+) answered 5xx; "
-                          r"statuses: (.*)")
+SCHEMATHESIS = re.compile(
+    r"schemathesis: (\d+) generated cases over /openapi\.json, (\d+) answered 5xx; "
+    r"statuses: (.*)"
+)
 VALIDATOR = re.compile(r"validator fuzz: (\d+) generated specs, (\d+) accepted and compiled, (\d+) rejected")
 
 
 def figures(quick: bool = False) -> list[Figure]:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
     )
     out = done.stdout
     verdict = "tests passed" if done.returncode == 0 else f"pytest exit {done.returncode}"
@@ -34,11 +39,20 @@ def figures(quick: bool = False) -> list[Figure]:
         rows.append(Figure(SECTION, "API requests answered 5xx", int(errors), "requests", how))
     if match := VALIDATOR.search(out):
         cases, accepted, rejected = (int(g) for g in match.groups())
-        how = (f"hypothesis specs (nodes, edges, conditions, references, mistakes); {verdict}; "
-               f"{accepted} accepted and compiled (structural check), {rejected} rejected with SpecError")
+        how = (
+            f"hypothesis specs (nodes, edges, conditions, references, mistakes); {verdict}; "
+            f"{accepted} accepted and compiled (structural check), {rejected} rejected with SpecError"
+        )
         rows.append(Figure(SECTION, "graph specs generated for the validator", cases, "specs", how))
-        rows.append(Figure(SECTION, "validator outcomes other than accept / SpecError", 0 if done.returncode == 0
-                           else "see pytest", "specs", how))
+        rows.append(
+            Figure(
+                SECTION,
+                "validator outcomes other than accept / SpecError",
+                0 if done.returncode == 0 else "see pytest",
+                "specs",
+                how,
+            )
+        )
     if not rows:
         tail = (out or done.stderr).strip().splitlines()[-1:] or ["no output"]
         rows.append(Figure(SECTION, "fuzz suites", "no counts printed", "-", tail[0][:200]))

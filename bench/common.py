@@ -86,7 +86,11 @@ def lattice(half: int, *, name: str = "lattice") -> dict[str, Any]:
 
 
 def layered_dag(
-    n: int, *, seed: int, width: int | None = None, durations: tuple[float, float] | None = None,
+    n: int,
+    *,
+    seed: int,
+    width: int | None = None,
+    durations: tuple[float, float] | None = None,
     name: str = "layered",
 ) -> dict[str, Any]:
     """A random layered DAG of ``n`` nodes: layers about ``width`` wide (default ~sqrt(n)); each node has one to
@@ -120,8 +124,9 @@ def layered_dag(
 
 def critical_path(spec: dict[str, Any]) -> float:
     """The longest sum of ``util.sleep`` seconds along any path of an acyclic spec."""
-    seconds = {n["id"]: float(n["params"].get("seconds", 0)) if n["tool"] == "util.sleep" else 0.0
-               for n in spec["nodes"]}
+    seconds = {
+        n["id"]: float(n["params"].get("seconds", 0)) if n["tool"] == "util.sleep" else 0.0 for n in spec["nodes"]
+    }
     parents: dict[str, list[str]] = {n: [] for n in seconds}
     for edge in spec["edges"]:
         parents[edge["to"]].append(edge["from"])
@@ -232,6 +237,10 @@ class Execution:
         start: datetime = self.described["startDate"]
         stop: datetime = self.described["stopDate"]
         return (stop - start).total_seconds()
+
+    def why(self) -> str:
+        """Why a run did not succeed: the execution's error and cause, shortened."""
+        return f"{self.described.get('error')}: {str(self.described.get('cause'))[:300]}"
 
     def state_transitions(self) -> int:
         """States entered, as AWS bills them (``*StateEntered`` events of the execution history)."""

@@ -40,12 +40,19 @@ def transitions() -> list[Figure]:
             graph_id = runner.create(spec)
             execution = runner.run(graph_id, run_input)
             if execution.status != "SUCCEEDED":
-                rows.append(Figure("transitions", label, f"run {execution.status}", "-", how))
+                rows.append(Figure("transitions", label, f"run {execution.status}", "-", execution.why()))
                 continue
             count = execution.state_transitions()
             executed = _executed_nodes(runner, execution.run_id)
-            rows.append(Figure("transitions", label, round(count / max(1, executed), 2), "transitions/node",
-                               f"{count} transitions, {executed} node runs; {how}"))
+            rows.append(
+                Figure(
+                    "transitions",
+                    label,
+                    round(count / max(1, executed), 2),
+                    "transitions/node",
+                    f"{count} transitions, {executed} node runs; {how}",
+                )
+            )
     return rows
 
 
@@ -66,7 +73,7 @@ def overhead(quick: bool = False) -> list[Figure]:
             for _ in range(repeat):
                 execution = runner.run(graph_id)
                 if execution.status != "SUCCEEDED":
-                    rows.append(Figure("overhead", label, f"run {execution.status}", "-", ""))
+                    rows.append(Figure("overhead", label, f"run {execution.status}", "-", execution.why()))
                     break
                 tools = _tool_ms(runner, execution.run_id)
                 if combine is sum:
@@ -77,10 +84,16 @@ def overhead(quick: bool = False) -> list[Figure]:
                     tool_seconds = (by_node.get("root", 0) + max(middle, default=0) + by_node.get("join", 0)) / 1000
                 samples.append((execution.seconds - tool_seconds) / len(spec["nodes"]))
             if samples:
-                rows.append(Figure(
-                    "overhead", label, round(statistics.median(samples) * 1000, 1), "ms/node",
-                    f"median of {len(samples)}: (execution stopDate - startDate - tool time on the critical path) "
-                    "/ nodes; util.echo nodes"))
+                rows.append(
+                    Figure(
+                        "overhead",
+                        label,
+                        round(statistics.median(samples) * 1000, 1),
+                        "ms/node",
+                        f"median of {len(samples)}: (execution stopDate - startDate - tool time on the critical path) "
+                        "/ nodes; util.echo nodes",
+                    )
+                )
     return rows
 
 
@@ -94,20 +107,28 @@ def makespan(quick: bool = False) -> list[Figure]:
             graph_id = runner.create(spec)
             execution = runner.run(graph_id)
             if execution.status != "SUCCEEDED":
-                details.append(f"seed {seed}: {execution.status}")
+                details.append(f"seed {seed}: {execution.status} ({execution.why()})")
                 continue
             path = critical_path(spec)
             ratios.append(execution.seconds / path)
             details.append(f"seed {seed}: {execution.seconds:.2f}s/{path:.2f}s")
-    how = ("14 util.sleep nodes (0.1-0.8 s), random layers about 4 wide, edges may skip layers; "
-           "execution wall time / longest path of sleep seconds; " + ", ".join(details))
+    how = (
+        "14 util.sleep nodes (0.1-0.8 s), random layers about 4 wide, edges may skip layers; "
+        "execution wall time / longest path of sleep seconds; " + ", ".join(details)
+    )
     if not ratios:
         return [Figure("makespan", "layered DAG makespan / critical path", "no run succeeded", "-", how)]
     return [
-        Figure("makespan", "layered DAG makespan / critical path (mean)", round(statistics.mean(ratios), 2), "ratio",
-               how),
-        Figure("makespan", "layered DAG makespan / critical path (max)", round(max(ratios), 2), "ratio",
-               f"over {len(ratios)} seeds; 1.0 is ideal, local per-node overhead included"),
+        Figure(
+            "makespan", "layered DAG makespan / critical path (mean)", round(statistics.mean(ratios), 2), "ratio", how
+        ),
+        Figure(
+            "makespan",
+            "layered DAG makespan / critical path (max)",
+            round(max(ratios), 2),
+            "ratio",
+            f"over {len(ratios)} seeds; 1.0 is ideal, local per-node overhead included",
+        ),
     ]
 
 
@@ -127,7 +148,7 @@ def throughput(runs: int = 50) -> list[Figure]:
                     run = runner.start(graph_id, {"n": 1}, api=api)
                 except Exception as exc:
                     with lock:
-                        errors.append(str(exc))
+                        errors.append(str(exc)[:300])
                     return
                 with lock:
                     started.append(run)
@@ -143,9 +164,11 @@ def throughput(runs: int = 50) -> list[Figure]:
         elapsed = time.perf_counter() - t0
         finished.extend(outcomes)
         ok = sum(1 for o in outcomes if o["status"] == "SUCCEEDED")
-    how = (f"{runs} runs of a 6-node fan-out started at once by {runs} threads through the API; "
-           f"first start to last execution end (DescribeExecution polled); {ok} SUCCEEDED"
-           + (f", {len(errors)} starts failed" if errors else ""))
+    how = (
+        f"{runs} runs of a 6-node fan-out started at once by {runs} threads through the API; "
+        f"first start to last execution end (DescribeExecution polled); {ok} SUCCEEDED"
+        + (f", {len(errors)} starts failed (first: {errors[0]})" if errors else "")
+    )
     return [
         Figure("throughput", f"runs completed per second, {runs} in flight", round(ok / elapsed, 2), "runs/s", how),
         Figure("throughput", f"wall time for {runs} concurrent runs", round(elapsed, 2), "s", how),

@@ -53,6 +53,13 @@ def figures(quick: bool = False) -> list[Figure]:
             how = f"best of {repeat}, perf_counter, in-process"
             rows.append(Figure(SECTION, f"{shape} {n}: validate", round(seconds * 1000, 1), "ms", how))
             rows.append(Figure(SECTION, f"{shape} {n}: compile", round(compile_seconds * 1000, 1), "ms", how))
-            rows.append(Figure(SECTION, f"{shape} {n}: definition", size, "bytes",
-                               f"compact JSON; {size / n:.0f} B/node, {size / 1_048_576:.1%} of the 1 MB limit"))
+            rows.append(
+                Figure(
+                    SECTION,
+                    f"{shape} {n}: definition",
+                    size,
+                    "bytes",
+                    f"compact JSON; {size / n:.0f} B/node, {size / 1_048_576:.1%} of the 1 MB limit",
+                )
+            )
     return rows

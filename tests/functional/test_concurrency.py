@@ -21,8 +21,11 @@ FAN_OUT = {
     "nodes": [
         {"id": "root", "tool": "util.echo", "params": {"n": "{{ input.n }}"}},
         *({"id": f"m{i}", "tool": "util.echo", "params": {"i": i, "n": "{{ root.n }}"}} for i in range(4)),
-        {"id": "join", "tool": "util.echo",
-         "params": {"parts": ["{{ m0.i }}", "{{ m1.i }}", "{{ m2.i }}", "{{ m3.i }}"], "n": "{{ input.n }}"}},
+        {
+            "id": "join",
+            "tool": "util.echo",
+            "params": {"parts": ["{{ m0.i }}", "{{ m1.i }}", "{{ m2.i }}", "{{ m3.i }}"], "n": "{{ input.n }}"},
+        },
     ],
     "edges": [
         *({"from": "root", "to": f"m{i}"} for i in range(4)),

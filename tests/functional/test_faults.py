@@ -79,7 +79,10 @@ def events(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:
 
 
 def assert_log_consistent(
-    run: dict[str, Any], log: list[dict[str, Any]], *, every_attempt_started: bool = True,
+    run: dict[str, Any],
+    log: list[dict[str, Any]],
+    *,
+    every_attempt_started: bool = True,
     foreach: tuple[str, ...] = (),
 ) -> None:
     """No event twice; one RUN_* event matching the run; each node's outcome event matches its record.
@@ -93,13 +96,20 @@ def assert_log_consistent(
     keys = Counter((e["type"], e["node"], e.get("attempt"), e.get("iteration")) for e in log if e["type"] != "LOG")
     assert [k for k, n in keys.items() if n > 1] == [], "duplicated events"
     run_events = [e["type"] for e in log if e["type"].startswith("RUN_") and e["type"] != "RUN_STARTED"]
-    final = {"SUCCEEDED": "RUN_SUCCEEDED", "FAILED": "RUN_FAILED", "CANCELLED": "RUN_CANCELLED",
-             "TIMED_OUT": "RUN_TIMED_OUT"}[run["status"]]
+    final = {
+        "SUCCEEDED": "RUN_SUCCEEDED",
+        "FAILED": "RUN_FAILED",
+        "CANCELLED": "RUN_CANCELLED",
+        "TIMED_OUT": "RUN_TIMED_OUT",
+    }[run["status"]]
     assert run_events == [final]
     assert [e["type"] for e in log].count("RUN_STARTED") == 1
     for node, record in run["nodes"].items():
-        outcome = [e["type"] for e in log if e["node"] == node and e["type"] in
-                   ("NODE_SUCCEEDED", "NODE_FAILED", "NODE_SKIPPED", "NODE_CANCELLED")]
+        outcome = [
+            e["type"]
+            for e in log
+            if e["node"] == node and e["type"] in ("NODE_SUCCEEDED", "NODE_FAILED", "NODE_SKIPPED", "NODE_CANCELLED")
+        ]
         if record["status"] in ("SUCCEEDED", "FAILED"):
             assert outcome == [f"NODE_{record['status']}"], (node, record["status"], outcome)
         elif record["status"] in ("SKIPPED", "CANCELLED"):
@@ -217,11 +227,21 @@ def test_a_crash_in_one_foreach_item_is_retried_and_every_item_counts_once(
 ) -> None:
     # GIVEN a foreach over three items that may be retried once, and a process that dies after item 1 ran
     crashes = crash_after_the_tool(cloud, store_hooks, "each", index=1)
-    spec = {"name": "crash-item", "nodes": [
-        {"id": "each", "tool": "util.echo", "foreach": "{{ input.items }}", "params": {"value": "{{ item }}"},
-         "retry": RETRY_ONCE, "max_concurrency": 3},
-        {"id": "after", "tool": "util.echo", "params": {"got": "{{ each }}"}},
-    ], "edges": [{"from": "each", "to": "after"}]}
+    spec = {
+        "name": "crash-item",
+        "nodes": [
+            {
+                "id": "each",
+                "tool": "util.echo",
+                "foreach": "{{ input.items }}",
+                "params": {"value": "{{ item }}"},
+                "retry": RETRY_ONCE,
+                "max_concurrency": 3,
+            },
+            {"id": "after", "tool": "util.echo", "params": {"got": "{{ each }}"}},
+        ],
+        "edges": [{"from": "each", "to": "after"}],
+    }
     run_id = start(api, spec, {"items": [10, 20, 30]})
     # WHEN the run goes on
     run = wait(cloud, api, run_id)
@@ -263,8 +283,16 @@ def test_a_lambda_timeout_fails_the_node_and_the_late_tool_result_overwrites_not
     function = cloud.dispatcher.resolve(cloud.function_name("ExecutorFunction"))
     assert function is not None
     function.timeout = 1.0
-    spec = chain(echo("first"), {"id": "slow", "tool": "util.sleep", "params": {"seconds": 2},
-                                 "timeout_seconds": 30, "retry": {"max_attempts": 0}})
+    spec = chain(
+        echo("first"),
+        {
+            "id": "slow",
+            "tool": "util.sleep",
+            "params": {"seconds": 2},
+            "timeout_seconds": 30,
+            "retry": {"max_attempts": 0},
+        },
+    )
     run_id = start(api, spec)
     # WHEN the run goes on, and the abandoned invocation's tool later finishes in the background
     run = wait(cloud, api, run_id)
@@ -304,8 +332,10 @@ def throttle_once(hook: Any, operation: str, event_type: str, node: str) -> list
                 return
             refused.append(f"{operation} {event_type}")
         message = "The level of configured provisioned throughput for the table was exceeded."
-        error: Any = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": message},
-                      "ResponseMetadata": {"HTTPStatusCode": 400}}
+        error: Any = {
+            "Error": {"Code": "ProvisionedThroughputExceededException", "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
         raise ClientError(error, operation)
 
     hook(f"before-call.dynamodb.{operation}", on_call)
@@ -314,8 +344,7 @@ def throttle_once(hook: Any, operation: str, event_type: str, node: str) -> list
 
 @pytest.mark.parametrize(
     ("operation", "event_type"),
-    [("UpdateItem", "NODE_STARTED"), ("UpdateItem", "NODE_SUCCEEDED"),
-     ("PutItem", "NODE_SUCCEEDED")],
+    [("UpdateItem", "NODE_STARTED"), ("UpdateItem", "NODE_SUCCEEDED"), ("PutItem", "NODE_SUCCEEDED")],
     ids=["start-update", "success-update", "success-event-put"],
 )
 def test_a_throttled_record_write_is_retried_and_nothing_is_lost_or_doubled(
@@ -346,8 +375,11 @@ def test_stop_execution_in_the_middle_of_a_fan_out(cloud: LocalCloud, api: httpx
     branches = [f"b{i}" for i in range(4)]
     spec = {
         "name": "cancel-fan-out",
-        "nodes": [echo("root"), *({"id": b, "tool": "util.sleep", "params": {"seconds": 1.5}} for b in branches),
-                  echo("join")],
+        "nodes": [
+            echo("root"),
+            *({"id": b, "tool": "util.sleep", "params": {"seconds": 1.5}} for b in branches),
+            echo("join"),
+        ],
         "edges": [*({"from": "root", "to": b} for b in branches), *({"from": b, "to": "join"} for b in branches)],
         "options": {"max_concurrency": 4},
     }
@@ -412,8 +444,10 @@ def test_the_same_invocation_delivered_twice_records_once(cloud: LocalCloud, api
         return results[min(results)]
 
     wrap_executor(cloud, twice)
-    run_id = start(api, chain(echo("first"), {"id": "middle", "tool": "util.echo", "params": {"v": "{{ first.node }}"}},
-                              echo("last")))
+    run_id = start(
+        api,
+        chain(echo("first"), {"id": "middle", "tool": "util.echo", "params": {"v": "{{ first.node }}"}}, echo("last")),
+    )
     # WHEN the run goes on
     run = wait(cloud, api, run_id)
     # THEN both deliveries happened, the run SUCCEEDED once, and "middle" has one attempt and one of each event
@@ -456,8 +490,16 @@ def test_a_task_timeout_fails_the_node_and_its_late_result_overwrites_nothing(
     cloud: LocalCloud, api: httpx.Client
 ) -> None:
     # GIVEN a node whose Task times out after 1 s while its tool sleeps 2.5 s, without retries
-    spec = chain(echo("first"), {"id": "slow", "tool": "util.sleep", "params": {"seconds": 2.5},
-                                 "timeout_seconds": 1, "retry": {"max_attempts": 0}})
+    spec = chain(
+        echo("first"),
+        {
+            "id": "slow",
+            "tool": "util.sleep",
+            "params": {"seconds": 2.5},
+            "timeout_seconds": 1,
+            "retry": {"max_attempts": 0},
+        },
+    )
     run_id = start(api, spec)
     # WHEN the run ends and the tool later finishes in the background
     run = wait(cloud, api, run_id)

@@ -40,9 +40,12 @@ def _accepted(raw: dict[str, Any]) -> bool:
 
 
 @seed(20261122)
-@settings(max_examples=150, deadline=None, phases=[Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much,
-                                 HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
 @given(raw=specs())
 def test_accepted_specs_create_and_run_to_an_end_in_the_local_cloud(
     cloud: LocalCloud, api: httpx.Client, raw: dict[str, Any]

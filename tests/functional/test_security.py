@@ -80,8 +80,10 @@ def test_the_right_key_passes_every_route_and_public_ones_need_none(cloud: Local
     with cloud.client(api_key=cloud.api_key) as keyed, cloud.client() as anonymous:
         operations = documented_operations(keyed)
         # WHEN called with the right key THEN none is refused for the key (404/422 for the sample ids is fine)
-        statuses = {f"{m} {p}": keyed.request(m, p, json={} if m in {"POST", "PUT"} else None).status_code
-                    for m, p in operations}
+        statuses = {
+            f"{m} {p}": keyed.request(m, p, json={} if m in {"POST", "PUT"} else None).status_code
+            for m, p in operations
+        }
         assert {op: s for op, s in statuses.items() if s == 401} == {}
         # AND /health and the docs answer without a key
         for path in sorted(PUBLIC_PATHS):
@@ -162,11 +164,26 @@ def test_urls_that_try_to_confuse_the_parser_never_reach_a_private_address(url: 
         assert error.code in {"BlockedAddress", "InvalidUrl", "HostNotFound"}, (url, error.code, error)
 
 
-HOSTS = st.sampled_from([
-    "example.com", "rebind.example.com", "intranet.example.com", "127.0.0.1", "10.0.0.7", "[::1]",
-    "[::ffff:127.0.0.1]", "2130706433", "0x7f.1", "169.254.169.254", "93.184.216.34", "localhost",
-    "0", "[::]", "192.168.1.1", "example.com.",
-])
+HOSTS = st.sampled_from(
+    [
+        "example.com",
+        "rebind.example.com",
+        "intranet.example.com",
+        "127.0.0.1",
+        "10.0.0.7",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "2130706433",
+        "0x7f.1",
+        "169.254.169.254",
+        "93.184.216.34",
+        "localhost",
+        "0",
+        "[::]",
+        "192.168.1.1",
+        "example.com.",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -225,8 +242,14 @@ def test_a_run_whose_http_get_targets_loopback_fails_with_blocked_address(loopba
     with LocalCloud(env={"STEPGRAPH_HTTP_ALLOW_HOSTS": ""}) as cloud, cloud.client(api_key=cloud.api_key) as api:
         spec = {
             "name": "ssrf",
-            "nodes": [{"id": "fetch", "tool": "http.get", "params": {"url": f"{loopback_server}/admin"},
-                       "retry": {"max_attempts": 0}}],
+            "nodes": [
+                {
+                    "id": "fetch",
+                    "tool": "http.get",
+                    "params": {"url": f"{loopback_server}/admin"},
+                    "retry": {"max_attempts": 0},
+                }
+            ],
         }
         graph_id = api.post("/graphs", json=spec).json()["graph_id"]
         # WHEN a run fetches it

@@ -21,15 +21,32 @@ BAD_TOOLS = ["no.such.tool", "lambda:", "", "UTIL.ECHO"]
 FIELDS = ["v", "text", "items", "score", "ok", "json", "a"]
 
 CONDITIONS_OUTSIDE_GRAMMAR = [
-    "f(x)", "a.v.__class__", "[x for x in input.items]", "lambda: 1", "a.v +", "a.v + 1 > 2",
-    "().__class__", "input.items[0:2]", "{1: 2}", "a.v if a.v else b.v", "input['x'] == 1", "", "   ",
-    "__import__('os')", "exists()", "exists(1)", "a.v == (yield)", "not", "x == 1; y == 2",
+    "f(x)",
+    "a.v.__class__",
+    "[x for x in input.items]",
+    "lambda: 1",
+    "a.v +",
+    "a.v + 1 > 2",
+    "().__class__",
+    "input.items[0:2]",
+    "{1: 2}",
+    "a.v if a.v else b.v",
+    "input['x'] == 1",
+    "",
+    "   ",
+    "__import__('os')",
+    "exists()",
+    "exists(1)",
+    "a.v == (yield)",
+    "not",
+    "x == 1; y == 2",
 ]
 
 
 def _path(roots: list[str]) -> st.SearchStrategy[str]:
-    parts = st.lists(st.one_of(st.sampled_from(FIELDS).map(lambda f: f".{f}"),
-                               st.integers(0, 3).map(lambda i: f"[{i}]")), max_size=3)
+    parts = st.lists(
+        st.one_of(st.sampled_from(FIELDS).map(lambda f: f".{f}"), st.integers(0, 3).map(lambda i: f"[{i}]")), max_size=3
+    )
     return st.builds(lambda root, rest: root + "".join(rest), st.sampled_from(roots), parts)
 
 
@@ -42,7 +59,8 @@ def _reference(roots: list[str]) -> st.SearchStrategy[str]:
 
 def _literal() -> st.SearchStrategy[str]:
     return st.one_of(
-        st.integers(-5, 10).map(str), st.sampled_from(["'ok'", '"x"', "True", "False", "None", "1.5", "[1, 2]"]),
+        st.integers(-5, 10).map(str),
+        st.sampled_from(["'ok'", '"x"', "True", "False", "None", "1.5", "[1, 2]"]),
     )
 
 
@@ -62,18 +80,20 @@ def _condition(roots: list[str], grammar_only: bool = False) -> st.SearchStrateg
     )
     if grammar_only:
         return compound
-    return st.one_of(compound, compound, compound, st.sampled_from(CONDITIONS_OUTSIDE_GRAMMAR),
-                     st.text(max_size=12))
+    return st.one_of(compound, compound, compound, st.sampled_from(CONDITIONS_OUTSIDE_GRAMMAR), st.text(max_size=12))
 
 
 def _retry() -> st.SearchStrategy[dict[str, Any] | None]:
-    policy = st.fixed_dictionaries({}, optional={
-        "max_attempts": st.one_of(st.integers(0, 1), st.integers(-2, 3)),
-        "interval_seconds": st.integers(0, 2),
-        "backoff_rate": st.sampled_from([0.5, 1.0, 2.0]),
-        "jitter": st.sampled_from(["FULL", "NONE", "SOME"]),
-        "surprise": st.just(1),
-    })
+    policy = st.fixed_dictionaries(
+        {},
+        optional={
+            "max_attempts": st.one_of(st.integers(0, 1), st.integers(-2, 3)),
+            "interval_seconds": st.integers(0, 2),
+            "backoff_rate": st.sampled_from([0.5, 1.0, 2.0]),
+            "jitter": st.sampled_from(["FULL", "NONE", "SOME"]),
+            "surprise": st.just(1),
+        },
+    )
     return st.one_of(st.none(), st.none(), st.none(), policy)
 
 
@@ -86,19 +106,30 @@ def _node(draw: st.DrawFn, node_id: str, ids: list[str], sloppy: bool) -> dict[s
     node: dict[str, Any] = {"id": node_id, "tool": tool}
     if tool == "util.sleep":
         seconds = st.sampled_from([0, 0.01, 0.02])
-        node["params"] = {"seconds": draw(st.one_of(seconds, st.just("soon"), st.just(-1), _reference(roots))
-                                          if sloppy else seconds)}
+        node["params"] = {
+            "seconds": draw(st.one_of(seconds, st.just("soon"), st.just(-1), _reference(roots)) if sloppy else seconds)
+        }
     elif tool == "util.fail":
-        node["params"] = draw(st.fixed_dictionaries({}, optional={
-            "failures": st.sampled_from([0, 0, 1, 99, -1] if sloppy else [0, 1, 99]),
-            "error": st.sampled_from(["Boom", "States.Timeout", "bad name!"] if sloppy else ["Boom"])}))
+        node["params"] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "failures": st.sampled_from([0, 0, 1, 99, -1] if sloppy else [0, 1, 99]),
+                    "error": st.sampled_from(["Boom", "States.Timeout", "bad name!"] if sloppy else ["Boom"]),
+                },
+            )
+        )
     elif tool == "text.analyze":
         text = st.one_of(st.just("a calm, happy text"), _reference(roots), st.integers())
         node["params"] = {"text": draw(text if sloppy else st.just("a calm, happy text"))}
     else:
-        node["params"] = draw(st.dictionaries(st.sampled_from(FIELDS),
-                                              st.one_of(st.integers(0, 9), st.text(max_size=5), _reference(roots)),
-                                              max_size=3))
+        node["params"] = draw(
+            st.dictionaries(
+                st.sampled_from(FIELDS),
+                st.one_of(st.integers(0, 9), st.text(max_size=5), _reference(roots)),
+                max_size=3,
+            )
+        )
     if sloppy and draw(st.integers(0, 9)) == 0:
         node["params"] = draw(st.sampled_from([None, [], "x", 3]))
     if draw(st.integers(0, 3)) == 0:
@@ -143,8 +174,11 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         edge: dict[str, Any] = {"from": src, "to": dst}
         if draw(st.integers(0, 3)) == 0:
             upstream = ids[: ids.index(src) + 1] if src in ids else []
-            edge["when"] = draw(_condition(["input", "state", *ids, "ghost"]) if sloppy
-                                else _condition(["input", "state", *upstream], grammar_only=True))
+            edge["when"] = draw(
+                _condition(["input", "state", *ids, "ghost"])
+                if sloppy
+                else _condition(["input", "state", *upstream], grammar_only=True)
+            )
         if sloppy and draw(st.integers(0, 6)) == 0:
             edge["max_iterations"] = draw(st.sampled_from([1, 2, 3, 0]))
         if draw(st.integers(0, 8)) == 0:
@@ -154,17 +188,28 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     if not sloppy and len(ids) >= 2 and draw(st.integers(0, 4)) == 0:  # a bounded loop back to an earlier node
         i, j = sorted(draw(st.lists(st.integers(0, len(ids) - 1), min_size=2, max_size=2, unique=True)))
         edges.append({"from": ids[i], "to": ids[j]})
-        edges.append({"from": ids[j], "to": ids[i], "when": f"exists(input.{draw(st.sampled_from(FIELDS))})",
-                      "max_iterations": draw(st.integers(1, 3))})
+        edges.append(
+            {
+                "from": ids[j],
+                "to": ids[i],
+                "when": f"exists(input.{draw(st.sampled_from(FIELDS))})",
+                "max_iterations": draw(st.integers(1, 3)),
+            }
+        )
     name = draw(st.sampled_from(["fuzz", "g", ""] if sloppy else ["fuzz"]))
     spec: dict[str, Any] = {"name": name, "nodes": nodes, "edges": edges}
     if draw(st.integers(0, 4)) == 0:
-        spec["options"] = draw(st.fixed_dictionaries({}, optional={
-            "max_concurrency": st.sampled_from([1, 2, 10, 0] if sloppy else [1, 2, 10]),
-            "default_timeout_seconds": st.sampled_from([5, 30, -1] if sloppy else [5, 30]),
-            "default_retry": st.just({"max_attempts": 0}),
-            "workflow_type": st.sampled_from(["STANDARD", "EXPRESS", "FAST"] if sloppy else ["STANDARD"]),
-        }))
+        spec["options"] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "max_concurrency": st.sampled_from([1, 2, 10, 0] if sloppy else [1, 2, 10]),
+                    "default_timeout_seconds": st.sampled_from([5, 30, -1] if sloppy else [5, 30]),
+                    "default_retry": st.just({"max_attempts": 0}),
+                    "workflow_type": st.sampled_from(["STANDARD", "EXPRESS", "FAST"] if sloppy else ["STANDARD"]),
+                },
+            )
+        )
     if sloppy and draw(st.integers(0, 12)) == 0:
         spec[draw(st.sampled_from(["extra", "node", "Edges"]))] = []
     return spec
