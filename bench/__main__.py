@@ -176,10 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.devnull, "w") as sink:
             sys.stdout = sink
             try:
-                rows = run_module_here(args.child, args.quick)
+                child_rows = run_module_here(args.child, args.quick)
             finally:
                 sys.stdout = real_stdout
-        print("BENCH-ROWS:" + json.dumps(rows, default=str))
+        print("BENCH-ROWS:" + json.dumps(child_rows, default=str))
         return 0
 
     names = [n for n in modules() if not args.only or n in args.only.split(",")]
