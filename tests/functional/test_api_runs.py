@@ -221,7 +221,7 @@ def test_offloaded_outputs_are_returned_whole_and_the_shared_state_is_reported(
     items = table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"RUN#{run_id}"})["Items"]
     assert any(str(i["sk"]).startswith("BLOB#large#") for i in items)
     record = next(i for i in items if str(i["sk"]).startswith("NODE#large#"))
-    assert "$stepgraph_ref" in record["output_json"]
+    assert "$stepgraph_ref" in str(record["output_json"])
 
 
 def test_a_running_runs_state_shows_the_updates_so_far(api: httpx.Client) -> None:

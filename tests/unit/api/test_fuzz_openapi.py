@@ -17,6 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from moto import mock_aws
+from requests.structures import CaseInsensitiveDict
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from functions.api.handler import lambda_handler
@@ -107,12 +108,12 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app)
                                  HealthCheck.function_scoped_fixture])
 def test_no_input_yields_a_server_error(case: schemathesis.Case) -> None:
     # GIVEN a generated request with the API key
-    case.headers = {**(case.headers or {}), "x-api-key": API_KEY}
     if CASES["count"] % 2 and case.path_parameters and case.method != "DELETE":
         for name in ("graph_id", "run_id"):  # half the cases address things that exist
             if name in case.path_parameters:
                 case.path_parameters[name] = KNOWN[name]
     # WHEN the handler answers it
+    case.headers = CaseInsensitiveDict({**dict(case.headers or {}), "x-api-key": API_KEY})
     response = case.call()
     CASES["count"] += 1
     CASES["by_status"][response.status_code] = CASES["by_status"].get(response.status_code, 0) + 1
