@@ -193,3 +193,10 @@ def test_status_change_rule_targets_the_events_function(resolved: Template) -> N
 
 def test_outputs(raw: dict[str, Any]) -> None:
     assert {"ApiUrl", "TableName", "StatesRoleArn", "ApiKeyId"} <= set(raw["Outputs"])
+
+
+def test_keyless_routes_are_the_paths_the_api_function_leaves_open(resolved: Template) -> None:
+    # API Gateway enforces the key in AWS, the function locally: both must leave the same paths open
+    from functions.api.app import PUBLIC_PATHS
+
+    assert {r.path for r in resolved.api_routes() if not r.api_key_required} == set(PUBLIC_PATHS)
