@@ -34,6 +34,8 @@ STATUSES = (RUNNING, *TERMINAL)
 RUN_EVENT = {"SUCCEEDED": "RUN_SUCCEEDED", "FAILED": "RUN_FAILED", "CANCELLED": "RUN_CANCELLED",
              "TIMED_OUT": "RUN_TIMED_OUT"}
 ALL_RUNS = "RUNS"
+MAX_PAGES_READ = 10
+"""Index pages one listing request reads at most to fill a status-filtered page."""
 
 
 def new_run_id() -> str:
@@ -172,20 +174,35 @@ class RunStore:
     def list_runs(
         self, *, graph_id: str | None = None, status: str | None = None, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Run], str | None]:
-        """Runs newest first, by graph or all; ``status`` filters each page (pages may be short)."""
+        """Runs newest first, by graph or all, ``status`` filtered; ``limit`` per page unless more than
+        ``MAX_PAGES_READ`` index pages had to be read to fill it (then a shorter page, with a cursor)."""
         partition = graph_runs_key(graph_id) if graph_id else ALL_RUNS
         sk = "RUN" if graph_id else "LIST"
-        start = decode_cursor(cursor, {"pk": None, "sk": sk, "gsi1pk": partition, "gsi1sk": None})
-        kwargs: dict[str, Any] = {
-            "IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(partition),
-            "ScanIndexForward": False, "Limit": limit,
-        }
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        page = self.table.query(**kwargs)
-        ids = [str(item["run_id"]) for item in page.get("Items", [])]
-        runs = [run for run in self._batch_get(ids) if status is None or run.status == status]
-        return runs, encode_cursor(page.get("LastEvaluatedKey"))
+        position = decode_cursor(cursor, {"pk": None, "sk": sk, "gsi1pk": partition, "gsi1sk": None})
+        runs: list[Run] = []
+        for _ in range(MAX_PAGES_READ):
+            kwargs: dict[str, Any] = {
+                "IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(partition),
+                "ScanIndexForward": False, "Limit": limit,
+            }
+            if position:
+                kwargs["ExclusiveStartKey"] = position
+            page = self.table.query(**kwargs)
+            items = page.get("Items", [])
+            found = {run.run_id: run for run in self._batch_get([str(i["run_id"]) for i in items])}
+            for index, item in enumerate(items):
+                position = {k: str(item[k]) for k in ("pk", "sk", "gsi1pk", "gsi1sk")}
+                run = found.get(str(item["run_id"]))
+                if run is None or (status is not None and run.status != status):
+                    continue
+                runs.append(run)
+                if len(runs) == limit:
+                    more = index < len(items) - 1 or "LastEvaluatedKey" in page
+                    return runs, encode_cursor(position) if more else None
+            if "LastEvaluatedKey" not in page:
+                return runs, None
+            position = {k: str(v) for k, v in page["LastEvaluatedKey"].items()}
+        return runs, encode_cursor(position)
 
     def _batch_get(self, run_ids: list[str]) -> list[Run]:
         """Run items for ``run_ids`` in that order (the index may project keys only)."""

@@ -229,3 +229,29 @@ def test_a_running_runs_log_is_served_after_a_settling_window_and_followed_to_th
     last = client.get(f"/runs/{run_id}/events", params={"after": second["next"]}).json()
     assert [e["type"] for e in last["events"]] == ["RUN_CANCELLED"]
     assert last["next"] is None
+
+
+def test_a_status_filter_still_fills_each_page(aws: Services, client: Client) -> None:
+    # GIVEN six runs, failed and succeeded interleaved
+    good, bad = seed_graph(aws, succeed()), seed_graph(aws, fail())
+    started = []
+    for i in range(6):
+        graph_id = bad if i % 2 else good
+        started.append((graph_id, client.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]))
+    for _, run_id in started:
+        wait_for(client, run_id)
+    failed = [run_id for graph_id, run_id in started if graph_id == bad]
+
+    # WHEN the failed runs are paged two at a time
+    pages: list[list[str]] = []
+    cursor = None
+    for _ in range(10):
+        page = client.get("/runs", params={"status": "FAILED", "limit": 2, "next": cursor}).json()
+        pages.append([r["run_id"] for r in page["runs"]])
+        cursor = page["next"]
+        if not cursor:
+            break
+
+    # THEN pages are full until the last, newest first, each failed run once, and the last has no cursor
+    assert [len(p) for p in pages] == [2, 1]
+    assert [r for p in pages for r in p] == list(reversed(failed))
