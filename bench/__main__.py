@@ -145,6 +145,18 @@ def machine() -> str:
     return f"{cores} cores, {memory}, {platform.machine()}, Python {platform.python_version()}"
 
 
+def revision() -> str:
+    """The commit measured (with ``+changes`` when the tree differs from it)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE.parent)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=HERE.parent)
+    except OSError:
+        return "an unknown commit"
+    if head.returncode != 0:
+        return "an unknown commit"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def table(rows: list[dict[str, Any]], markdown: bool) -> str:
     header = ["section", "figure", "value", "unit", "how measured"]
     body = [[r["section"], r["name"], _fmt(r["value"]), r["unit"], r["how"]] for r in rows]
@@ -192,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(module_rows)
     total = time.perf_counter() - started
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"stepgraph bench, {stamp}, {machine()}; local cloud = moto + in-process Lambda; {total:.0f}s in all")
+    print(
+        f"stepgraph bench at {revision()}, {stamp}, {machine()}; local cloud = moto + in-process Lambda; "
+        f"{total:.0f}s in all"
+    )
     print(table(rows, args.markdown))
     failed = [r for r in rows if r["name"] == "(module)"]
     return 1 if failed else 0
