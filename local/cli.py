@@ -953,7 +953,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = tools.add_parser("list", parents=[common], help="tool names and descriptions")
     p.set_defaults(func=cmd_tools_list)
     p = tools.add_parser("markdown", parents=[common], help="the tool reference as Markdown, from the local registry")
-    p.add_argument("--write", metavar="FILE", help="replace the generated block in FILE (README.md, docs/guide.md)")
+    p.add_argument("--write", metavar="FILE", help="replace the generated block in FILE (e.g. README.md)")
     p.set_defaults(func=cmd_tools_markdown)
     return parser
 

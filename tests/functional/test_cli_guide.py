@@ -1,4 +1,4 @@
-"""Every command the guide (and the README, once it holds the guide) shows works as shown.
+"""Every command the README shows works as shown.
 
 Blocks fenced as ```bash are run, each by bash with ``set -euo pipefail``, against a real ``python -m
 local.server`` (what ``make dev`` runs) started here on free loopback ports, in a copy of the repository's
@@ -30,10 +30,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow  # a real server / every example end to end: tens of seconds
 
 ROOT = Path(__file__).resolve().parents[2]
-GUIDE, README = ROOT / "docs" / "guide.md", ROOT / "README.md"
-MERGED_MARK = "<!-- tools:begin"
-# The README is checked once the guide is merged into it (it then carries the generated tool table).
-DOCS = [GUIDE] + ([README] if MERGED_MARK in README.read_text(encoding="utf-8") else [])
+README = ROOT / "README.md"
+DOCS = [README]
 FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 GUIDE_API, GUIDE_FIXTURES = "http://127.0.0.1:3000", "127.0.0.1:8765"
 
