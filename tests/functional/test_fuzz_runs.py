@@ -95,9 +95,10 @@ def test_accepted_specs_create_and_run_to_an_end_in_the_local_cloud(
 @pytest.mark.xfail(
     strict=True,
     reason="found by this fuzzer: a foreach whose reference is missing at run time fails the Map's ItemsPath "
-    "(States.Runtime, no Task ran), and the API shows the node SKIPPED without an error; the failing state's "
-    "node should read FAILED with the execution's error (functions/runs_sync.py attributes failures from "
-    "Task events only; the compiler could also guard ItemsPath with IsPresent and fail the node itself)",
+    "(States.Runtime, no Task ran), and the API shows the node CANCELLED (earlier SKIPPED) without an error; "
+    "the failing state's node should read FAILED with the execution's error (functions/runs_sync.py "
+    "attributes failures from Task events only; the compiler could also guard ItemsPath with IsPresent and "
+    "fail the node itself)",
 )
 def test_a_foreach_over_a_missing_list_fails_its_node_not_just_the_run(cloud: LocalCloud, api: httpx.Client) -> None:
     # GIVEN a foreach over a reference the run's input does not have (valid syntax, wrong data)
