@@ -180,7 +180,7 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run) -> dict[
     if not records:
         if run_status == RUNNING:
             status = "PENDING"
-        elif run_status in ("SUCCEEDED", "FAILED"):
+        elif run_status == "SUCCEEDED":
             status = "SKIPPED"
         else:
             status = "CANCELLED"

@@ -67,8 +67,9 @@ def test_a_node_that_raises_fails_the_run_with_its_error(api: httpx.Client) -> N
             {"id": "ok", "tool": "util.echo", "params": {"value": 1}},
             {"id": "boom", "tool": "util.fail", "params": {"failures": 99, "error": "UpstreamDown"},
              "retry": {"max_attempts": 0}},
+            {"id": "after", "tool": "util.echo", "params": {"value": 2}},
         ],
-        "edges": [{"from": "ok", "to": "boom"}],
+        "edges": [{"from": "ok", "to": "boom"}, {"from": "boom", "to": "after"}],
     }
     graph_id = api.post("/graphs", json=spec).json()["graph_id"]
 
@@ -85,3 +86,6 @@ def test_a_node_that_raises_fails_the_run_with_its_error(api: httpx.Client) -> N
     assert boom["error"]["code"] == "UpstreamDown"
     assert boom["error"]["message"]
     assert run["error"]["code"] == "UpstreamDown"
+    # AND the node after it never ran: cancelled by the failure, not skipped by a condition
+    assert run["nodes"]["after"]["status"] == "CANCELLED"
+    assert run["nodes"]["after"]["attempts"] == 0

@@ -75,7 +75,8 @@ def test_a_failed_execution_fails_the_run_and_its_running_node_with_the_error(aw
     assert run["error"] == {"code": "UpstreamDown", "message": "the upstream is down"}
     assert run["nodes"]["a"]["status"] == "FAILED"
     assert run["nodes"]["a"]["error"]["code"] == "UpstreamDown"
-    assert run["nodes"]["b"]["status"] == "SKIPPED"
+    # AND b, which never ran because the run failed, is CANCELLED (SKIPPED means its conditions were false)
+    assert run["nodes"]["b"]["status"] == "CANCELLED"
     types = [e["type"] for e in all_events(client, run_id)]
     assert types.count("RUN_FAILED") == 1
     assert types.count("NODE_FAILED") == 1
