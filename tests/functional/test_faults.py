@@ -552,3 +552,61 @@ def test_a_failing_status_change_handler_is_retried_and_reads_reconcile_when_it_
     log = events(api, started["run_id"])
     assert [e["type"] for e in log if e["type"].startswith("RUN_")] == ["RUN_STARTED", "RUN_SUCCEEDED"]
     assert_log_consistent(run, log)
+
+
+def test_the_same_status_event_delivered_many_times_at_once_with_reads_settles_once(
+    cloud: LocalCloud, api: httpx.Client
+) -> None:
+    # GIVEN a finished run whose status change was not handled yet (the events function was down)
+    function = cloud.dispatcher.resolve(cloud.function_name("EventsFunction"))
+    assert function is not None
+    real = function.load()
+
+    def down(event: Any, context: Any) -> Any:
+        raise RuntimeExitError("Runtime exited with error: signal: killed")
+
+    function.handler = down
+    spec = {
+        "name": "settle-race",
+        "nodes": [echo("first"), echo("maybe"), echo("last")],
+        "edges": [{"from": "first", "to": "maybe", "when": "input.go == True"}, {"from": "first", "to": "last"}],
+    }
+    created = api.post("/graphs", json=spec).json()
+    started = api.post(f"/graphs/{created['graph_id']}/runs", json={"input": {"go": False}}).json()
+    sfn = boto3.client("stepfunctions", region_name=cloud.region)
+    deadline = time.monotonic() + 20
+    while sfn.describe_execution(executionArn=started["execution_arn"])["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert cloud.drain_events(10)
+    [lost] = [d.event for d in cloud.bus.dead_letters if d.event["detail"]["name"] == started["run_id"]]
+    function.handler = real
+    # WHEN the event is delivered eight times at once while two clients read the run
+    barrier = threading.Barrier(10)
+    settled: list[bool] = []
+    reads: list[str] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        settled.append(bool(cloud.invoke("EventsFunction", lost).json()["settled"]))
+
+    def read() -> None:
+        with cloud.client(api_key=cloud.api_key) as client:
+            barrier.wait()
+            reads.append(client.get(f"/runs/{started['run_id']}").json()["status"])
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)] + [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # THEN at most one delivery made the change (a read may have reconciled first), every read saw the truth
+    assert len(settled) == 8 and settled.count(True) <= 1
+    assert reads == ["SUCCEEDED", "SUCCEEDED"]
+    run = api.get(f"/runs/{started['run_id']}").json()
+    assert run["status"] == "SUCCEEDED"
+    assert run["nodes"]["maybe"]["status"] == "SKIPPED"
+    log = events(api, started["run_id"])
+    assert [e["type"] for e in log].count("RUN_SUCCEEDED") == 1
+    assert [e["type"] for e in log if e["node"] == "maybe"] == ["NODE_SKIPPED"]
+    assert_log_consistent(run, log)
