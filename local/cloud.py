@@ -214,7 +214,7 @@ class LocalCloud:
         api_key: str | None = DEFAULT_API_KEY,
         env: dict[str, str] | None = None,
         shutdown_grace: float = 3.0,
-        iam: str = "audit",
+        iam: str | None = None,
     ) -> None:
         self.region = region
         self.account_id = LOCAL_ACCOUNT_ID
@@ -227,6 +227,7 @@ class LocalCloud:
         names = {logical_id: spec.name for logical_id, spec in self.functions.items()}
         self.app = ApiGatewayShim(self.dispatcher, self.template.api_routes(), names, self.template.stage_name())
         self.bus = StatusChangeBus(self.dispatcher, self.template.event_rules(), names)
+        iam = iam or os.environ.get("STEPGRAPH_LOCAL_IAM") or "audit"
         if iam not in ("audit", "enforce", "off"):
             raise ValueError(f"iam must be 'audit', 'enforce' or 'off', not {iam!r}")
         self.iam = IamAudit(self.template, enforce=iam == "enforce")

@@ -70,11 +70,12 @@ def test_a_run_through_the_api_needs_nothing_the_template_does_not_grant(cloud: 
     assert cloud.iam.denials == []
 
 
-def test_the_states_role_may_not_invoke_other_functions(cloud: LocalCloud) -> None:
+def test_the_states_role_may_not_invoke_other_functions() -> None:
     # GIVEN a function outside the user-function pattern (stepgraph-user-*)
-    cloud.register("someone-elses-function", lambda event, ctx: {"ok": True})
-    # WHEN a Task invokes it (audit mode: the call goes through, the denial is recorded)
-    assert run_task(cloud, "someone-elses-function")["status"] == "SUCCEEDED"
+    with LocalCloud(iam="audit") as cloud:
+        cloud.register("someone-elses-function", lambda event, ctx: {"ok": True})
+        # WHEN a Task invokes it (audit mode: the call goes through, the denial is recorded)
+        assert run_task(cloud, "someone-elses-function")["status"] == "SUCCEEDED"
     (denial,) = cloud.iam.denials
     assert (denial.principal, denial.action) == ("StatesRole", "lambda:InvokeFunction")
     assert denial.resource.endswith(":function:someone-elses-function")
