@@ -28,6 +28,7 @@ from functions.errors import (
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
+    StoreError,
     UnauthorizedError,
 )
 from statemachine.errors import LimitError, SpecError, StepgraphError
@@ -83,7 +84,7 @@ def response_for(exc: BaseException) -> Response:
         if status < 500:
             details = list(getattr(exc, "details", None) or [])
             return _json(status, error_body(code, _message(exc), details))
-    if isinstance(exc, UpstreamError | ClientError | BotoCoreError):
+    if isinstance(exc, UpstreamError | StoreError | ClientError | BotoCoreError):
         logger.exception("AWS call failed")
         return _json(502, error_body("upstream_error", "an AWS service call failed; try again"))
     logger.exception("unhandled error")

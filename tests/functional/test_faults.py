@@ -631,15 +631,8 @@ def _refuse_once(
     return refused, lambda: client.meta.events.unregister(event_name, unique_id=unique_id)
 
 
-THROTTLED_RUN_RECORD_IS_500 = pytest.mark.xfail(
-    strict=True,
-    reason="functions/store/runs.py RunStore.create wraps the ClientError of a throttled run write in StoreError, "
-    "which functions/api/errors.py answers 500 internal_error; like other failed AWS calls it should be 502 "
-    "(try again): map StoreError to 502, or let the ClientError through",
-)
 
-
-@pytest.mark.parametrize("where", [pytest.param("run-record", marks=THROTTLED_RUN_RECORD_IS_500), "start-execution"])
+@pytest.mark.parametrize("where", ["run-record", "start-execution"])
 def test_a_throttled_start_is_a_502_and_a_retry_with_the_idempotency_key_starts_one_run(
     cloud: LocalCloud, api: httpx.Client, where: str
 ) -> None:
