@@ -31,6 +31,8 @@ _FAILURE_EVENTS = {
     "LambdaFunctionTimedOut": "lambdaFunctionTimedOutEventDetails",
     "TaskStartFailed": "taskStartFailedEventDetails",
     "TaskSubmitFailed": "taskSubmitFailedEventDetails",
+    # A state that failed before any Task ran (e.g. a Map whose ItemsPath is missing) fails the execution.
+    "ExecutionFailed": "executionFailedEventDetails",
 }
 MAX_HISTORY_PAGES = 20
 
@@ -133,8 +135,10 @@ def settle(
     else:
         by_node = node_errors(sfn, execution_arn) if (sfn and execution_arn and status == "FAILED") else {}
         node_status = "FAILED" if status in ("FAILED", "TIMED_OUT") else "CANCELLED"
-        runs.end_running_nodes(run_id, node_status, at, errors=by_node,
-                               default_error=run_error if node_status == "FAILED" else None)
+        runs.end_running_nodes(
+            run_id, node_status, at, errors=by_node, default_error=run_error if node_status == "FAILED" else None
+        )
+        _mark_failed_before_running(runs, run_id, [n for n in by_node if n in (spec_nodes or [])], by_node, at)
     state = doc.get("state") if isinstance(doc, dict) else None
     return runs.finish(run_id, status, error=run_error, state=state, finished_at=at)
 
@@ -151,24 +155,68 @@ def _doc(output: Any) -> Any:
 def _mark_skipped(runs: RunStore, run_id: str, nodes: list[str], at: str) -> None:
     """Write a SKIPPED record and NODE_SKIPPED event for each node that never ran (once each)."""
     for node in nodes:
-        item: dict[str, Any] = {"pk": run_pk(run_id), "sk": node_sk(node, 1), "node": node, "iteration": 1,
-                                "status": "SKIPPED", "attempts": 0, "finished_at": at}
-        event = event_item(run_id, "NODE_SKIPPED", now_iso(), f"{node} skipped: its conditions were not met", node=node,
-                           iteration=1)
+        item: dict[str, Any] = {
+            "pk": run_pk(run_id),
+            "sk": node_sk(node, 1),
+            "node": node,
+            "iteration": 1,
+            "status": "SKIPPED",
+            "attempts": 0,
+            "finished_at": at,
+        }
+        event = event_item(
+            run_id, "NODE_SKIPPED", now_iso(), f"{node} skipped: its conditions were not met", node=node, iteration=1
+        )
         runs.put_once(item, event)
 
 
-def reconcile(runs: RunStore, sfn: SFNClient, run_id: str, execution_arn: str,
-              spec_nodes: list[str] | None = None) -> bool:
+def _mark_failed_before_running(
+    runs: RunStore, run_id: str, nodes: list[str], errors: dict[str, dict[str, str]], at: str
+) -> None:
+    """Record FAILED, with no attempt, each node whose state failed before its tool ever ran (once each)."""
+    for node in nodes:
+        error = errors[node]
+        item: dict[str, Any] = {
+            "pk": run_pk(run_id),
+            "sk": node_sk(node, 1),
+            "node": node,
+            "iteration": 1,
+            "status": "FAILED",
+            "attempts": 0,
+            "finished_at": at,
+            "error_json": json.dumps(error),
+        }
+        event = event_item(
+            run_id,
+            "NODE_FAILED",
+            now_iso(),
+            f"{node} failed: {error.get('code')}: {error.get('message')}",
+            node=node,
+            iteration=1,
+            error_json=json.dumps(error),
+        )
+        runs.put_once(item, event)
+
+
+def reconcile(
+    runs: RunStore, sfn: SFNClient, run_id: str, execution_arn: str, spec_nodes: list[str] | None = None
+) -> bool:
     """Ask Step Functions about a RUNNING run's execution and settle it if it has ended."""
     try:
         described = sfn.describe_execution(executionArn=execution_arn)
     except ClientError:
         return False
     return settle(
-        runs, run_id, str(described.get("status")), error=described.get("error"), cause=described.get("cause"),
-        stop_date=described.get("stopDate"), output=described.get("output"), execution_arn=execution_arn,
-        sfn=sfn, spec_nodes=spec_nodes,
+        runs,
+        run_id,
+        str(described.get("status")),
+        error=described.get("error"),
+        cause=described.get("cause"),
+        stop_date=described.get("stopDate"),
+        output=described.get("output"),
+        execution_arn=execution_arn,
+        sfn=sfn,
+        spec_nodes=spec_nodes,
     )
 
 

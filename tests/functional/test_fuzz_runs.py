@@ -73,7 +73,7 @@ def test_accepted_specs_create_and_run_to_an_end_in_the_local_cloud(
     assert run["status"] in ("SUCCEEDED", "FAILED"), run
     if run["status"] == "FAILED":
         code, message = run["error"]["code"], run["error"]["message"]
-        # the known case below (a foreach's list missing at run time) is tracked by its own xfail test
+        # a foreach's list missing at run time has its own test below
         known = (
             code == "States.Runtime" and "could not be found" in message and any(n.get("foreach") for n in raw["nodes"])
         )
@@ -96,14 +96,6 @@ def test_accepted_specs_create_and_run_to_an_end_in_the_local_cloud(
     assert [k for k, n in keys.items() if n > 1] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by this fuzzer: a foreach whose reference is missing at run time fails the Map's ItemsPath "
-    "(States.Runtime, no Task ran), and the API shows the node CANCELLED (earlier SKIPPED) without an error; "
-    "the failing state's node should read FAILED with the execution's error (functions/runs_sync.py "
-    "attributes failures from Task events only; the compiler could also guard ItemsPath with IsPresent and "
-    "fail the node itself)",
-)
 def test_a_foreach_over_a_missing_list_fails_its_node_not_just_the_run(cloud: LocalCloud, api: httpx.Client) -> None:
     # GIVEN a foreach over a reference the run's input does not have (valid syntax, wrong data)
     spec = {"name": "foreach-missing", "nodes": [{"id": "a", "tool": "util.echo", "foreach": "{{ input.missing }}"}]}
