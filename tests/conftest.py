@@ -17,6 +17,8 @@ for _key, _value in {
     "AWS_REGION": "us-east-1",
 }.items():
     os.environ[_key] = _value
+# Every AWS call a function or state machine makes must be allowed by its policy in template.yaml.
+os.environ.setdefault("STEPGRAPH_LOCAL_IAM", "enforce")
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
