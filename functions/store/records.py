@@ -20,7 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.store.table import TableHandle, clean, event_sk, next_seq, node_sk, now_iso, run_pk
+from functions.store.table import (
+    TableHandle,
+    clean,
+    condition_failed,
+    conditional_update,
+    event_sk,
+    next_seq,
+    node_sk,
+    now_iso,
+    put_once,
+    run_pk,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -219,14 +230,14 @@ class Records(TableHandle):
         try:
             self.table.put_item(Item=marker, ConditionExpression="attribute_not_exists(sk)")
         except ClientError as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
             existing = self.table.get_item(Key={"pk": marker["pk"], "sk": marker["sk"]}, ConsistentRead=True)
             stamped = (existing.get("Item") or {}).get("event_json")
             if isinstance(stamped, str):
-                self._put_once(json.loads(stamped))
+                put_once(self.table, json.loads(stamped))
             return False
-        self._put_once(item)
+        put_once(self.table, item)
         return True
 
     def list_events(self, run_id: str, *, after: str | None = None, limit: int = 100) -> EventPage:
@@ -438,7 +449,7 @@ class Records(TableHandle):
         update["UpdateExpression"] += ", #index = :index"
         update["ExpressionAttributeNames"]["#index"] = "index"
         update["ExpressionAttributeValues"][":index"] = index
-        if self._update(update):
+        if conditional_update(self.table, update):
             return StartOutcome(started=True)
         return StartOutcome(started=False, node=self._get(run_id, sk))
 
@@ -458,7 +469,7 @@ class Records(TableHandle):
         sk = item_sk(node, iteration, index)
         current = self._get(run_id, sk)
         update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at, current.started_at if current else None)
-        recorded = self._update(update)
+        recorded = conditional_update(self.table, update)
         if recorded or (self._get(run_id, sk) or current or _NO_RECORD).status == "SUCCEEDED":
             self.count_items(run_id, node, iteration, [index])
         return recorded
@@ -471,13 +482,14 @@ class Records(TableHandle):
         values = {f"{i:06d}" for i in indexes}
         if not values:
             return
-        self._update(
+        conditional_update(
+            self.table,
             {
                 "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
                 "UpdateExpression": "ADD items_done_set :indexes",
                 "ConditionExpression": "attribute_exists(pk)",
                 "ExpressionAttributeValues": {":indexes": values},
-            }
+            },
         )
 
     def fail_item(
@@ -500,7 +512,7 @@ class Records(TableHandle):
         current = self._get(run_id, sk) if final else None
         update = self._fail_update(run_id, sk, attempt, error, final, at, current.started_at if current else None)
         if final:
-            return self._update(update)
+            return conditional_update(self.table, update)
         event = self._event_item(
             run_id,
             "NODE_RETRYING",
@@ -620,16 +632,6 @@ class Records(TableHandle):
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _update(self, update: dict[str, Any]) -> bool:
-        """A conditional update; False when its condition failed."""
-        try:
-            self.table.update_item(**update)
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
-        return True
-
     def _transition(self, update: dict[str, Any], event: dict[str, Any]) -> bool:
         """A status change and its event: stamp the event in the item, then put it once.
 
@@ -647,13 +649,13 @@ class Records(TableHandle):
         try:
             response = self.table.update_item(**stamped)
         except ClientError as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
             item = self.table.get_item(Key=update["Key"], ConsistentRead=True).get("Item") or {}
             self._ensure_event(item.get("last_event_json"))
             return False
         self._ensure_event((response.get("Attributes") or {}).get("last_event_json"))
-        self._put_once(event)
+        put_once(self.table, event)
         return True
 
     def _ensure_event(self, stamp: Any) -> None:
@@ -663,22 +665,10 @@ class Records(TableHandle):
         event = json.loads(stamp)
         found = self.table.get_item(Key={"pk": event["pk"], "sk": event["sk"]}, ProjectionExpression="sk")
         if "Item" not in found:
-            self._put_once(event)
-
-    def _put_once(self, event: dict[str, Any]) -> None:
-        """Put an event item unless its key already exists."""
-        try:
-            self.table.put_item(Item=event, ConditionExpression="attribute_not_exists(sk)")
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise
+            put_once(self.table, event)
 
 
 _NO_RECORD = NodeRecord(node="", iteration=0, status="", attempts=0)
-
-
-def _condition_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _add_set(expression: str, clause: str) -> str:

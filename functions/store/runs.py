@@ -23,7 +23,17 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from functions.errors import BadRequestError, ConflictError, NotFoundError, StoreError
-from functions.store.table import TableHandle, clean, event_sk, next_seq, now_iso, run_pk
+from functions.store.table import (
+    TableHandle,
+    clean,
+    condition_failed,
+    conditional_update,
+    event_sk,
+    next_seq,
+    now_iso,
+    put_once,
+    run_pk,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -31,8 +41,12 @@ if TYPE_CHECKING:
 RUNNING = "RUNNING"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
 STATUSES = (RUNNING, *TERMINAL)
-RUN_EVENT = {"SUCCEEDED": "RUN_SUCCEEDED", "FAILED": "RUN_FAILED", "CANCELLED": "RUN_CANCELLED",
-             "TIMED_OUT": "RUN_TIMED_OUT"}
+RUN_EVENT = {
+    "SUCCEEDED": "RUN_SUCCEEDED",
+    "FAILED": "RUN_FAILED",
+    "CANCELLED": "RUN_CANCELLED",
+    "TIMED_OUT": "RUN_TIMED_OUT",
+}
 ALL_RUNS = "RUNS"
 MAX_PAGES_READ = 10
 """Index pages one listing request reads at most to fill a status-filtered page."""
@@ -47,6 +61,7 @@ def graph_runs_key(graph_id: str) -> str:
 
 
 # --- cursors: opaque, base64url JSON of a LastEvaluatedKey, checked before DynamoDB sees them ----------
+
 
 def encode_cursor(key: dict[str, Any] | None) -> str | None:
     """An opaque cursor for ``key`` (a DynamoDB LastEvaluatedKey of string attributes), or None."""
@@ -123,9 +138,16 @@ class Run:
 
 def event_item(run_id: str, type_: str, at: str, message: str, **extra: Any) -> dict[str, Any]:
     """An event item in the layout of docs/architecture.md (shared with functions.store.records)."""
-    return clean({
-        "pk": run_pk(run_id), "sk": event_sk(at, next_seq()), "type": type_, "at": at, "message": message, **extra,
-    })
+    return clean(
+        {
+            "pk": run_pk(run_id),
+            "sk": event_sk(at, next_seq()),
+            "type": type_,
+            "at": at,
+            "message": message,
+            **extra,
+        }
+    )
 
 
 class RunStore:
@@ -142,28 +164,49 @@ class RunStore:
         """Write the listing copy, RUN_STARTED and the run item, in that order (a crash leaves only orphans
         that no reader follows). No transaction: see ``_stamped_update``."""
         pk = run_pk(run.run_id)
-        item = clean({
-            "pk": pk, "sk": "RUN", "run_id": run.run_id, "graph_id": run.graph_id, "version": run.version,
-            "status": run.status, "execution_arn": run.execution_arn, "started_at": run.started_at,
-            "input_json": json.dumps(run.input), "state_json": json.dumps(run.input),
-            "gsi1pk": graph_runs_key(run.graph_id), "gsi1sk": f"{run.started_at}#{run.run_id}",
-        })
-        listing = {"pk": pk, "sk": "LIST", "run_id": run.run_id, "graph_id": run.graph_id,
-                   "started_at": run.started_at, "gsi1pk": ALL_RUNS, "gsi1sk": f"{run.started_at}#{run.run_id}"}
-        started = event_item(run.run_id, "RUN_STARTED", run.started_at,
-                             f"run started on graph {run.graph_id} version {run.version}")
+        item = clean(
+            {
+                "pk": pk,
+                "sk": "RUN",
+                "run_id": run.run_id,
+                "graph_id": run.graph_id,
+                "version": run.version,
+                "status": run.status,
+                "execution_arn": run.execution_arn,
+                "started_at": run.started_at,
+                "input_json": json.dumps(run.input),
+                "state_json": json.dumps(run.input),
+                "gsi1pk": graph_runs_key(run.graph_id),
+                "gsi1sk": f"{run.started_at}#{run.run_id}",
+            }
+        )
+        listing = {
+            "pk": pk,
+            "sk": "LIST",
+            "run_id": run.run_id,
+            "graph_id": run.graph_id,
+            "started_at": run.started_at,
+            "gsi1pk": ALL_RUNS,
+            "gsi1sk": f"{run.started_at}#{run.run_id}",
+        }
+        started = event_item(
+            run.run_id, "RUN_STARTED", run.started_at, f"run started on graph {run.graph_id} version {run.version}"
+        )
         self.table.put_item(Item=listing)
-        self._put_once(started)
+        put_once(self.table, started)
         try:
             self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 raise ConflictError(f"run {run.run_id} already exists") from exc
             raise StoreError(f"could not record run {run.run_id}: {exc.response['Error'].get('Code')}") from exc
 
     def set_execution_arn(self, run_id: str, execution_arn: str) -> None:
-        self.table.update_item(Key={"pk": run_pk(run_id), "sk": "RUN"}, UpdateExpression="SET execution_arn = :a",
-                               ExpressionAttributeValues={":a": execution_arn})
+        self.table.update_item(
+            Key={"pk": run_pk(run_id), "sk": "RUN"},
+            UpdateExpression="SET execution_arn = :a",
+            ExpressionAttributeValues={":a": execution_arn},
+        )
 
     def get(self, run_id: str) -> Run:
         item = self.table.get_item(Key={"pk": run_pk(run_id), "sk": "RUN"}, ConsistentRead=True).get("Item")
@@ -182,8 +225,10 @@ class RunStore:
         runs: list[Run] = []
         for _ in range(MAX_PAGES_READ):
             kwargs: dict[str, Any] = {
-                "IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(partition),
-                "ScanIndexForward": False, "Limit": limit,
+                "IndexName": "gsi1",
+                "KeyConditionExpression": Key("gsi1pk").eq(partition),
+                "ScanIndexForward": False,
+                "Limit": limit,
             }
             if position:
                 kwargs["ExclusiveStartKey"] = position
@@ -222,8 +267,14 @@ class RunStore:
         return [found[r] for r in run_ids if r in found]
 
     def finish(
-        self, run_id: str, status: str, *, error: dict[str, Any] | None = None, state: Any = None,
-        finished_at: str | None = None, message: str | None = None,
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        state: Any = None,
+        finished_at: str | None = None,
+        message: str | None = None,
     ) -> bool:
         """Move a RUNNING run to terminal ``status`` and write its RUN_* event once.
 
@@ -244,17 +295,22 @@ class RunStore:
                 sets.append("state_json = :st")
                 values[":st"] = encoded
         text = message or (f"run {status.lower().replace('_', ' ')}" + (f": {error['code']}" if error else ""))
-        event = event_item(run_id, RUN_EVENT[status], now_iso(), text,
-                           error_json=json.dumps(error) if error else None)
+        event = event_item(run_id, RUN_EVENT[status], now_iso(), text, error_json=json.dumps(error) if error else None)
         update = {
-            "Key": {"pk": run_pk(run_id), "sk": "RUN"}, "UpdateExpression": "SET " + ", ".join(sets),
+            "Key": {"pk": run_pk(run_id), "sk": "RUN"},
+            "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": "attribute_exists(pk) AND #s = :r",
-            "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values,
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": values,
         }
         return self._stamped_update(update, event)
 
     def end_running_nodes(
-        self, run_id: str, status: str, at: str, errors: dict[str, dict[str, Any]] | None = None,
+        self,
+        run_id: str,
+        status: str,
+        at: str,
+        errors: dict[str, dict[str, Any]] | None = None,
         default_error: dict[str, Any] | None = None,
     ) -> list[str]:
         """Mark node records still RUNNING as ``status`` with their error (by node, else ``default_error``).
@@ -278,18 +334,27 @@ class RunStore:
                 sets.append("duration_ms = :d")
                 values[":d"] = _ms_between(started, at)
             update = {
-                "Key": {"pk": item["pk"], "sk": item["sk"]}, "UpdateExpression": "SET " + ", ".join(sets),
-                "ConditionExpression": "#s = :r", "ExpressionAttributeNames": {"#s": "status"},
+                "Key": {"pk": item["pk"], "sk": item["sk"]},
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": "#s = :r",
+                "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": values,
             }
             if status == "FAILED":
                 text = f"{node} failed" + (f": {error.get('code')}: {error.get('message')}" if error else "")
-                event = event_item(run_id, "NODE_FAILED", now_iso(), text, node=node,
-                                   attempt=to_int(item.get("attempts"), 1), iteration=to_int(item.get("iteration"), 1),
-                                   error_json=json.dumps(error) if error else None)
+                event = event_item(
+                    run_id,
+                    "NODE_FAILED",
+                    now_iso(),
+                    text,
+                    node=node,
+                    attempt=to_int(item.get("attempts"), 1),
+                    iteration=to_int(item.get("iteration"), 1),
+                    error_json=json.dumps(error) if error else None,
+                )
                 done = self._stamped_update(update, event, stamp="last_event_json")
             else:
-                done = self._update(update)
+                done = conditional_update(self.table, update)
             if done:
                 changed.append(node)
         return changed
@@ -298,15 +363,6 @@ class RunStore:
     # moto rolls a failed transaction back by restoring a snapshot of the whole table, which loses
     # concurrent writes locally; a conditional write that stamps its event, then a put of the event
     # under its own key, is as safe here and half the write units (as functions.store.records does).
-
-    def _update(self, update: dict[str, Any]) -> bool:
-        try:
-            self.table.update_item(**update)
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
-        return True
 
     def _stamped_update(
         self, update: dict[str, Any], event: dict[str, Any], stamp: str = "terminal_event_json"
@@ -317,41 +373,36 @@ class RunStore:
         missing (that change died between its two writes). True when this call made the change.
         """
         stamped = {
-            **update, "UpdateExpression": f"{update['UpdateExpression']}, {stamp} = :stamped_event",
+            **update,
+            "UpdateExpression": f"{update['UpdateExpression']}, {stamp} = :stamped_event",
             "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":stamped_event": json.dumps(event)},
         }
-        if self._update(stamped):
-            self._put_once(event)
+        if conditional_update(self.table, stamped):
+            put_once(self.table, event)
             return True
         item = self.table.get_item(Key=update["Key"], ConsistentRead=True).get("Item") or {}
         previous = item.get(stamp)
         if isinstance(previous, str):
             earlier = json.loads(previous)
             if earlier.get("type") == event["type"]:
-                self._put_once(earlier)
+                put_once(self.table, earlier)
         return False
-
-    def _put_once(self, event: dict[str, Any]) -> None:
-        try:
-            self.table.put_item(Item=event, ConditionExpression="attribute_not_exists(sk)")
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise
 
     def put_once(self, item: dict[str, Any], event: dict[str, Any]) -> bool:
         """Create ``item`` (stamped with ``event``) unless it exists, then put the event once."""
         try:
-            self.table.put_item(Item={**item, "last_event_json": json.dumps(event)},
-                                ConditionExpression="attribute_not_exists(pk)")
+            self.table.put_item(
+                Item={**item, "last_event_json": json.dumps(event)}, ConditionExpression="attribute_not_exists(pk)"
+            )
         except ClientError as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
             existing = self.table.get_item(Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True)
             previous = (existing.get("Item") or {}).get("last_event_json")
             if isinstance(previous, str) and json.loads(previous).get("type") == event["type"]:
-                self._put_once(json.loads(previous))
+                put_once(self.table, json.loads(previous))
             return False
-        self._put_once(event)
+        put_once(self.table, event)
         return True
 
     def _query_all(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
@@ -367,8 +418,9 @@ class RunStore:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def events(self, run_id: str, *, after: str | None = None, limit: int = 100,
-               before: str | None = None) -> tuple[list[dict[str, Any]], str, bool]:
+    def events(
+        self, run_id: str, *, after: str | None = None, limit: int = 100, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], str, bool]:
         """Events in order after the cursor ``after`` and, if given, written before the time ``before``.
 
         Returns (events in the public shape, cursor after the last one (or where ``after`` was, or the
@@ -383,7 +435,8 @@ class RunStore:
             return [], encode_cursor(start), False
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": Key("pk").eq(run_pk(run_id)) & Key("sk").between(EVENT_PREFIX, upper),
-            "ConsistentRead": True, "Limit": max(1, min(limit, 1000)),
+            "ConsistentRead": True,
+            "Limit": max(1, min(limit, 1000)),
         }
         if start:
             kwargs["ExclusiveStartKey"] = {"pk": run_pk(run_id), "sk": start}
@@ -391,10 +444,6 @@ class RunStore:
         items = page.get("Items", [])
         last = str(items[-1]["sk"]) if items else (start or EVENT_PREFIX)
         return [parse_event(i) for i in items], encode_cursor(last), "LastEvaluatedKey" in page
-
-
-def _condition_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _ms_between(start: str, end: str) -> int:
@@ -409,5 +458,4 @@ def _ms_between(start: str, end: str) -> int:
         return 0
 
 
-__all__ = ["RUNNING", "STATUSES", "TERMINAL", "Run", "RunStore", "decode_cursor", "encode_cursor",
-           "new_run_id"]
+__all__ = ["RUNNING", "STATUSES", "TERMINAL", "Run", "RunStore", "decode_cursor", "encode_cursor", "new_run_id"]

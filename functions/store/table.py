@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from functions.settings import get_settings
 
@@ -71,3 +72,28 @@ def blob_sk(node: str, iteration: int, field: str, chunk: int) -> str:
 def clean(item: dict[str, Any]) -> dict[str, Any]:
     """Drop ``None`` values: DynamoDB stores absent rather than null attributes for optional fields."""
     return {k: v for k, v in item.items() if v is not None}
+
+
+def condition_failed(exc: ClientError) -> bool:
+    """True when a conditional write was refused because its condition did not hold."""
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def conditional_update(table: Table, update: dict[str, Any]) -> bool:
+    """A conditional ``update_item``; False when its condition failed (other errors propagate)."""
+    try:
+        table.update_item(**update)
+    except ClientError as exc:
+        if condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def put_once(table: Table, item: dict[str, Any]) -> None:
+    """Put an item (an event) unless its key already exists: event keys are unique, so a repeat changes nothing."""
+    try:
+        table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+    except ClientError as exc:
+        if not condition_failed(exc):
+            raise

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from functions.store import records as records_module
 from functions.store.records import Records, decode_cursor
 
 RUN = "r_0123456789abcdef"
@@ -165,15 +166,15 @@ def test_a_delivery_that_died_after_the_status_change_gets_its_event_from_the_re
 ) -> None:
     # GIVEN the first delivery changed the status but died before putting NODE_STARTED
     records = Records(table)
-    put_once = Records._put_once
+    put_once = records_module.put_once
 
-    def crash(self: Records, event: dict[str, Any]) -> None:
+    def crash(table: Any, event: dict[str, Any]) -> None:
         raise Crash
 
-    monkeypatch.setattr(Records, "_put_once", crash)
+    monkeypatch.setattr(records_module, "put_once", crash)
     with pytest.raises(Crash):
         records.start_attempt(RUN, "n", 1, 1, tool="t")
-    monkeypatch.setattr(Records, "_put_once", put_once)
+    monkeypatch.setattr(records_module, "put_once", put_once)
     assert events(records) == []
 
     # WHEN the same attempt is delivered again (twice)
@@ -188,15 +189,15 @@ def test_a_keyed_event_whose_writer_died_is_written_once_by_the_retry(
     table: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = Records(table)
-    put_once = Records._put_once
+    put_once = records_module.put_once
 
-    def crash(self: Records, event: dict[str, Any]) -> None:
+    def crash(table: Any, event: dict[str, Any]) -> None:
         raise Crash
 
-    monkeypatch.setattr(Records, "_put_once", crash)
+    monkeypatch.setattr(records_module, "put_once", crash)
     with pytest.raises(Crash):
         records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
-    monkeypatch.setattr(Records, "_put_once", put_once)
+    monkeypatch.setattr(records_module, "put_once", put_once)
     assert not records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
     assert not records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
     assert [e["message"] for e in events(records)] == ["hi"]
@@ -204,16 +205,16 @@ def test_a_keyed_event_whose_writer_died_is_written_once_by_the_retry(
 
 def _fail_next_puts(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
     """The next ``count`` event puts die (a throttled write, a crashed Lambda)."""
-    put_once = Records._put_once
+    put_once = records_module.put_once
     left = [count]
 
-    def flaky(self: Records, event: dict[str, Any]) -> None:
+    def flaky(table: Any, event: dict[str, Any]) -> None:
         if left[0] > 0:
             left[0] -= 1
             raise Crash
-        put_once(self, event)
+        put_once(table, event)
 
-    monkeypatch.setattr(Records, "_put_once", flaky)
+    monkeypatch.setattr(records_module, "put_once", flaky)
 
 
 def test_a_lost_success_event_is_put_by_the_retry_that_finds_the_node_terminal(
