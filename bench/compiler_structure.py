@@ -27,8 +27,9 @@ def _compile(spec: dict[str, Any]) -> dict[str, Any]:
     return compile_graph(validate(spec), executor_arn=EXECUTOR_ARN)
 
 
-def _walk(scope: dict[str, Any], seconds: dict[str, float], start: float,
-          runs: list[str] | None = None) -> tuple[float, int]:
+def _walk(
+    scope: dict[str, Any], seconds: dict[str, float], start: float, runs: list[str] | None = None
+) -> tuple[float, int]:
     """(finish time, states entered) of a scope, taking every condition as true and loops to their bound.
 
     ``runs`` collects the node of every Task that ran a tool (a loop's nodes once per iteration).
@@ -51,8 +52,15 @@ def _walk(scope: dict[str, Any], seconds: dict[str, float], start: float,
             entered += sum(count for _, count in ends)
         elif kind == "Choice":
             rule = state["Choices"][0]
-            bound = next((r["NumericLessThan"] for r in rule.get("And", []) if "NumericLessThan" in r
-                          if str(r.get("Variable", "")).startswith("$.loops")), None)
+            bound = next(
+                (
+                    r["NumericLessThan"]
+                    for r in rule.get("And", [])
+                    if "NumericLessThan" in r
+                    if str(r.get("Variable", "")).startswith("$.loops")
+                ),
+                None,
+            )
             taken[name] = taken.get(name, 0) + 1
             # a loop's back-edge is taken until its bound (the head ran ``bound`` times); other rules hold
             name = rule["Next"] if bound is None or taken[name] < bound else state["Default"]
@@ -81,8 +89,10 @@ def _levels(spec: dict[str, Any], seconds: dict[str, float]) -> float:
 
 def _sleepy(spec: dict[str, Any], seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    nodes = [{"id": n["id"], "tool": "util.sleep", "params": {"seconds": round(rng.uniform(0.1, 0.8), 2)}}
-             for n in spec["nodes"]]
+    nodes = [
+        {"id": n["id"], "tool": "util.sleep", "params": {"seconds": round(rng.uniform(0.1, 0.8), 2)}}
+        for n in spec["nodes"]
+    ]
     return {**spec, "nodes": nodes}
 
 
@@ -95,8 +105,12 @@ def makespan_rows(quick: bool = False) -> list[Figure]:
     ]
     cases.append(("diamond lattice 1-6-1 (36 nodes)", lambda seed: _sleepy(lattice(6), seed)))
     capped = {"max_concurrency": 10}
-    cases.append(("layered DAG of 100, max_concurrency 10",
-                  lambda seed: {**layered_dag(100, seed=seed, durations=(0.1, 0.8)), "options": capped}))
+    cases.append(
+        (
+            "layered DAG of 100, max_concurrency 10",
+            lambda seed: {**layered_dag(100, seed=seed, durations=(0.1, 0.8)), "options": capped},
+        )
+    )
     for label, make in cases:
         ratios, barrier = [], []
         for seed in seeds:
@@ -106,13 +120,25 @@ def makespan_rows(quick: bool = False) -> list[Figure]:
             end, _ = _walk(_compile(spec), seconds, 0.0)
             ratios.append(end / path)
             barrier.append(_levels(spec, seconds) / path)
-        how = (f"{len(ratios)} seeds, util.sleep 0.1-0.8 s per node; compiled definition walked (Parallel = "
-               f"slowest branch) / longest path; level-barrier schedule: mean {statistics.mean(barrier):.2f}, "
-               f"max {max(barrier):.2f}")
-        rows.append(Figure(SECTION, f"{label}: makespan / critical path (mean)", round(statistics.mean(ratios), 3),
-                           "ratio", how))
-        rows.append(Figure(SECTION, f"{label}: makespan / critical path (max)", round(max(ratios), 3), "ratio",
-                           "1.0 = every node starts when its ancestors are done"))
+        how = (
+            f"{len(ratios)} seeds, util.sleep 0.1-0.8 s per node; compiled definition walked (Parallel = "
+            f"slowest branch) / longest path; level-barrier schedule: mean {statistics.mean(barrier):.2f}, "
+            f"max {max(barrier):.2f}"
+        )
+        rows.append(
+            Figure(
+                SECTION, f"{label}: makespan / critical path (mean)", round(statistics.mean(ratios), 3), "ratio", how
+            )
+        )
+        rows.append(
+            Figure(
+                SECTION,
+                f"{label}: makespan / critical path (max)",
+                round(max(ratios), 3),
+                "ratio",
+                "1.0 = every node starts when its ancestors are done",
+            )
+        )
     return rows
 
 
@@ -121,16 +147,31 @@ def _echo(node_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def construct_rows() -> list[Figure]:
-    chain: dict[str, Any] = {"name": "chain", "nodes": [_echo(f"n{i}") for i in range(10)],
-             "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(9)]}
-    fan: dict[str, Any] = {"name": "fan", "nodes": [_echo("root"), *[_echo(f"m{i}") for i in range(8)], _echo("join")],
-           "edges": [{"from": "root", "to": f"m{i}"} for i in range(8)]
-           + [{"from": f"m{i}", "to": "join"} for i in range(8)]}
-    cond: dict[str, Any] = {"name": "cond", "nodes": [_echo("a"), _echo("b"), _echo("c")],
-            "edges": [{"from": "a", "to": "b", "when": "a.ok == true"}, {"from": "b", "to": "c"}]}
-    loop: dict[str, Any] = {"name": "loop", "nodes": [_echo("h"), _echo("t"), _echo("after")],
-            "edges": [{"from": "h", "to": "t"}, {"from": "t", "to": "h", "max_iterations": 3},
-                      {"from": "t", "to": "after"}]}
+    chain: dict[str, Any] = {
+        "name": "chain",
+        "nodes": [_echo(f"n{i}") for i in range(10)],
+        "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(9)],
+    }
+    fan: dict[str, Any] = {
+        "name": "fan",
+        "nodes": [_echo("root"), *[_echo(f"m{i}") for i in range(8)], _echo("join")],
+        "edges": [{"from": "root", "to": f"m{i}"} for i in range(8)]
+        + [{"from": f"m{i}", "to": "join"} for i in range(8)],
+    }
+    cond: dict[str, Any] = {
+        "name": "cond",
+        "nodes": [_echo("a"), _echo("b"), _echo("c")],
+        "edges": [{"from": "a", "to": "b", "when": "a.ok == true"}, {"from": "b", "to": "c"}],
+    }
+    loop: dict[str, Any] = {
+        "name": "loop",
+        "nodes": [_echo("h"), _echo("t"), _echo("after")],
+        "edges": [
+            {"from": "h", "to": "t"},
+            {"from": "t", "to": "h", "max_iterations": 3},
+            {"from": "t", "to": "after"},
+        ],
+    }
     rows: list[Figure] = []
     cases: tuple[tuple[str, dict[str, Any]], ...] = (
         ("chain of 10", chain),
@@ -142,13 +183,27 @@ def construct_rows() -> list[Figure]:
         definition = _compile(spec)
         count = _count_states(definition)
         nodes = len(spec["nodes"])
-        rows.append(Figure(SECTION, f"{label}: states per node", round(count / nodes, 2), "states/node",
-                           f"{count} states for {nodes} nodes (Tasks, helper Choices/Parallels/ends)"))
+        rows.append(
+            Figure(
+                SECTION,
+                f"{label}: states per node",
+                round(count / nodes, 2),
+                "states/node",
+                f"{count} states for {nodes} nodes (Tasks, helper Choices/Parallels/ends)",
+            )
+        )
         runs: list[str] = []
         _, entered = _walk(definition, {}, 0.0, runs)
-        rows.append(Figure(SECTION, f"{label}: transitions per executed node", round(entered / len(runs), 2),
-                           "transitions/node", f"{entered} states entered for {len(runs)} node runs, walking the "
-                           "definition with every condition true and loops to their bound"))
+        rows.append(
+            Figure(
+                SECTION,
+                f"{label}: transitions per executed node",
+                round(entered / len(runs), 2),
+                "transitions/node",
+                f"{entered} states entered for {len(runs)} node runs, walking the "
+                "definition with every condition true and loops to their bound",
+            )
+        )
     return rows
 
 

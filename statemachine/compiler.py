@@ -238,8 +238,11 @@ class _Compiler:
             inline_paths=self.inline.get(node.id, []),
             clears=sorted(loop.body - {node.id}, key=self.model.order.__getitem__) if loop else [],
             loop_counter=loop_counter(node.id) if loop else None,
-            resets=sorted(loop_counter(inner.head) for inner in self.model.loops
-                          if loop and inner is not loop and inner.body < loop.body),
+            resets=sorted(
+                loop_counter(inner.head)
+                for inner in self.model.loops
+                if loop and inner is not loop and inner.body < loop.body
+            ),
             doc_budget=self.budget,
         )
 
@@ -456,7 +459,8 @@ def _intrinsic_arg(value: Any) -> str:
 def _format(template: Any) -> str:
     pattern = "".join(
         piece.replace("\\", "\\\\").replace("'", "\\'").replace("{", "\\{").replace("}", "\\}")
-        if isinstance(piece, str) else "{}"
+        if isinstance(piece, str)
+        else "{}"
         for piece in template.pieces
     )
     args = ", ".join(p.jsonpath() for p in template.paths)

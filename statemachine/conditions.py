@@ -82,8 +82,18 @@ class Const:
 Cond = Cmp | BoolOp | NotOp | Exists | Truthy | Const
 
 _HYPHENATED = re.compile(r"(?<![\w\"'])[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+")
-_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "in",
-        ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+_OPS = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
 _JSON_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
 """JSON spellings accepted beside Python's ``True``/``False``/``None``."""
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -234,8 +244,10 @@ class _Parser:
                     if key.value < 0:
                         raise self.fail(key, "negative indexes are not allowed")
                     parts.append(key.value)
-                elif isinstance(key, ast.Constant) and isinstance(key.value, str) and re.fullmatch(
-                    r"[A-Za-z_][A-Za-z0-9_-]*", key.value
+                elif (
+                    isinstance(key, ast.Constant)
+                    and isinstance(key.value, str)
+                    and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key.value)
                 ):
                     parts.append(key.value)
                 elif isinstance(key, ast.UnaryOp) and isinstance(key.op, ast.USub):
@@ -265,8 +277,10 @@ class _Parser:
                 raise self.fail(rnode, "'in' needs a list of literals, or a path to a string (substring test)")
             if isinstance(right, Path) and not (isinstance(left, Lit) and isinstance(left.value, str)):
                 raise self.fail(lnode, "'x in path' only tests a literal substring of a string value")
-            nested = isinstance(right, Lit) and isinstance(right.value, list) and any(
-                isinstance(v, list) for v in right.value
+            nested = (
+                isinstance(right, Lit)
+                and isinstance(right.value, list)
+                and any(isinstance(v, list) for v in right.value)
             )
             if nested:
                 raise self.fail(rnode, "lists after 'in' hold literals only")
@@ -277,8 +291,8 @@ class _Parser:
             if op in ("<", "<=", ">", ">="):
                 for side, n in ((left, lnode), (right, rnode)):
                     if isinstance(side, Lit) and not (
-                        isinstance(side.value, str) or (isinstance(side.value, int | float) and not isinstance(
-                            side.value, bool))
+                        isinstance(side.value, str)
+                        or (isinstance(side.value, int | float) and not isinstance(side.value, bool))
                     ):
                         raise self.fail(n, f"'{op}' compares numbers or strings")
         if isinstance(left, Lit) and isinstance(right, Lit):
@@ -289,8 +303,16 @@ class _Parser:
 def _fold(op: str, a: Any, b: Any) -> bool:
     try:
         return bool(
-            {"==": lambda: a == b, "!=": lambda: a != b, "<": lambda: a < b, "<=": lambda: a <= b,
-             ">": lambda: a > b, ">=": lambda: a >= b, "in": lambda: a in b, "not in": lambda: a not in b}[op]()
+            {
+                "==": lambda: a == b,
+                "!=": lambda: a != b,
+                "<": lambda: a < b,
+                "<=": lambda: a <= b,
+                ">": lambda: a > b,
+                ">=": lambda: a >= b,
+                "in": lambda: a in b,
+                "not in": lambda: a not in b,
+            }[op]()
         )
     except TypeError:
         return op in ("!=", "not in")
@@ -298,12 +320,26 @@ def _fold(op: str, a: Any, b: Any) -> bool:
 
 def _describe(node: ast.AST) -> str:
     names = {
-        ast.BinOp: "arithmetic", ast.Lambda: "a lambda", ast.ListComp: "a comprehension",
-        ast.SetComp: "a comprehension", ast.DictComp: "a comprehension", ast.GeneratorExp: "a comprehension",
-        ast.IfExp: "a conditional expression", ast.Dict: "a dict", ast.Set: "a set", ast.Call: "a function call",
-        ast.NamedExpr: "an assignment", ast.Starred: "unpacking", ast.JoinedStr: "an f-string",
-        ast.Await: "await", ast.Constant: "this literal", ast.List: "a list", ast.Tuple: "a tuple",
-        ast.UnaryOp: "this operator", ast.Compare: "a comparison here", ast.BoolOp: "and/or here",
+        ast.BinOp: "arithmetic",
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension",
+        ast.GeneratorExp: "a comprehension",
+        ast.IfExp: "a conditional expression",
+        ast.Dict: "a dict",
+        ast.Set: "a set",
+        ast.Call: "a function call",
+        ast.NamedExpr: "an assignment",
+        ast.Starred: "unpacking",
+        ast.JoinedStr: "an f-string",
+        ast.Await: "await",
+        ast.Constant: "this literal",
+        ast.List: "a list",
+        ast.Tuple: "a tuple",
+        ast.UnaryOp: "this operator",
+        ast.Compare: "a comparison here",
+        ast.BoolOp: "and/or here",
     }
     return names.get(type(node), f"'{type(node).__name__}'")
 

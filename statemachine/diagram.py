@@ -14,8 +14,13 @@ if TYPE_CHECKING:
 
 def _esc(text: str) -> str:
     return (
-        text.replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;").replace(">", "&gt;")
-        .replace("{", "#123;").replace("}", "#125;").replace("|", "#124;")
+        text.replace("&", "&amp;")
+        .replace('"', "#quot;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("{", "#123;")
+        .replace("}", "#125;")
+        .replace("|", "#124;")
     )
 
 

@@ -158,24 +158,44 @@ class GraphModel:
         heads: dict[str, Loop] = {}
         for loop in self.loops:
             if loop.tail != loop.head and loop.head not in self.ancestors[loop.tail]:
-                problems.append((loop.edge, f"max_iterations marks a loop back-edge, but {loop.head!r} does not "
-                                            f"lead to {loop.tail!r}: the edge closes no cycle"))
+                problems.append(
+                    (
+                        loop.edge,
+                        f"max_iterations marks a loop back-edge, but {loop.head!r} does not "
+                        f"lead to {loop.tail!r}: the edge closes no cycle",
+                    )
+                )
                 continue
             if loop.head in heads:
-                problems.append((loop.edge, f"node {loop.head!r} already heads the loop from "
-                                            f"{heads[loop.head].tail!r}; one back-edge per loop head"))
+                problems.append(
+                    (
+                        loop.edge,
+                        f"node {loop.head!r} already heads the loop from "
+                        f"{heads[loop.head].tail!r}; one back-edge per loop head",
+                    )
+                )
             heads[loop.head] = loop
             for edge in self.forward:
                 if edge.to in loop.body and edge.to != loop.head and edge.from_ not in loop.body:
-                    problems.append((loop.edge, f"loop {loop.head}..{loop.tail} is entered at {edge.to!r} from "
-                                                f"{edge.from_!r}; a loop body may only be entered at its head"))
+                    problems.append(
+                        (
+                            loop.edge,
+                            f"loop {loop.head}..{loop.tail} is entered at {edge.to!r} from "
+                            f"{edge.from_!r}; a loop body may only be entered at its head",
+                        )
+                    )
             for other in self.loops:
                 if other is loop or other.index < loop.index:
                     continue
                 inter = loop.body & other.body
                 if inter and not (loop.body <= other.body or other.body <= loop.body):
-                    problems.append((other.edge, f"loops {loop.head}..{loop.tail} and {other.head}..{other.tail} "
-                                                 "overlap; loops must be nested or disjoint"))
+                    problems.append(
+                        (
+                            other.edge,
+                            f"loops {loop.head}..{loop.tail} and {other.head}..{other.tail} "
+                            "overlap; loops must be nested or disjoint",
+                        )
+                    )
         return problems
 
     def innermost_loop(self, node: str) -> Loop | None:

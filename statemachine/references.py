@@ -187,8 +187,10 @@ def lookup(path: Path, scope: Mapping[str, Any]) -> Any:
             walked += f"[{part}]"
         else:
             if not isinstance(current, Mapping) or part not in current:
-                has = f"fields: {', '.join(sorted(map(str, current))) or 'none'}" if isinstance(current, Mapping) else (
-                    type_name(current)
+                has = (
+                    f"fields: {', '.join(sorted(map(str, current))) or 'none'}"
+                    if isinstance(current, Mapping)
+                    else (type_name(current))
                 )
                 raise ReferenceResolutionError(f"{{{{ {path.text} }}}}: no field {part!r} in {walked} ({has})")
             current = current[part]

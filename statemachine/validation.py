@@ -116,16 +116,22 @@ class _Checker:
             return self.details
         for i, node in enumerate(spec.nodes):
             if node.id in self.ids:
-                self.add(f"nodes[{i}].id", f"duplicate node id {node.id!r} (first at nodes[{self.ids[node.id]}])",
-                         node=node.id)
+                self.add(
+                    f"nodes[{i}].id",
+                    f"duplicate node id {node.id!r} (first at nodes[{self.ids[node.id]}])",
+                    node=node.id,
+                )
             else:
                 self.ids[node.id] = i
             if node.id in RESERVED_IDS:
                 self.add(f"nodes[{i}].id", f"{node.id!r} is reserved for references; choose another id", node=node.id)
             self.check_tool(i, node)
             if node.foreach and node.update_state is True:
-                self.add(f"nodes[{i}].update_state", "a foreach node outputs a list: update_state needs a mapping "
-                         "such as {\"first\": \"[0]\"}, not true", node=node.id)
+                self.add(
+                    f"nodes[{i}].update_state",
+                    'a foreach node outputs a list: update_state needs a mapping such as {"first": "[0]"}, not true',
+                    node=node.id,
+                )
             if node.max_concurrency is not None and not node.foreach:
                 self.add(f"nodes[{i}].max_concurrency", "max_concurrency only applies to foreach nodes", node=node.id)
         pairs: dict[tuple[str, str], int] = {}
@@ -136,8 +142,11 @@ class _Checker:
                     self.add(f"edges[{j}].{end}", f"edge {edge.key}: unknown node {name!r}", edge=edge.key)
                     edges_ok = False
             if (edge.from_, edge.to) in pairs:
-                self.add(f"edges[{j}]", f"duplicate edge {edge.key} (first at edges[{pairs[(edge.from_, edge.to)]}])",
-                         edge=edge.key)
+                self.add(
+                    f"edges[{j}]",
+                    f"duplicate edge {edge.key} (first at edges[{pairs[(edge.from_, edge.to)]}])",
+                    edge=edge.key,
+                )
             pairs.setdefault((edge.from_, edge.to), j)
         if not edges_ok or len(self.ids) != len(spec.nodes):
             return self.details
@@ -145,8 +154,11 @@ class _Checker:
         cycle = find_cycle([n.id for n in spec.nodes], forward)
         if cycle:
             text = " -> ".join([*cycle, cycle[0]])
-            self.add("edges", f"cycle {text} has no edge with max_iterations; mark its back-edge to bound the loop",
-                     nodes=cycle)
+            self.add(
+                "edges",
+                f"cycle {text} has no edge with max_iterations; mark its back-edge to bound the loop",
+                nodes=cycle,
+            )
             return self.details
         conds_ok = self.check_conditions()
         if not conds_ok:
@@ -171,8 +183,9 @@ class _Checker:
             return
         names = set(self.catalog.names())
         if node.tool not in names:
-            self.add(f"nodes[{i}].tool", f"unknown tool {node.tool!r}; known tools: {', '.join(sorted(names))}",
-                     node=node.id)
+            self.add(
+                f"nodes[{i}].tool", f"unknown tool {node.tool!r}; known tools: {', '.join(sorted(names))}", node=node.id
+            )
 
     def check_params(self, i: int, node: Node, params: dict[str, Any]) -> None:
         if self.catalog is None or node.is_lambda or node.tool not in set(self.catalog.names()):
@@ -187,8 +200,7 @@ class _Checker:
                 loc = tuple(err["loc"])
                 if _under_whole_reference(params, loc):
                     continue
-                self.add(_loc(("nodes", i, "params", *loc)),
-                         f"{node.tool}: {err['msg']}", node=node.id)
+                self.add(_loc(("nodes", i, "params", *loc)), f"{node.tool}: {err['msg']}", node=node.id)
 
     def check_conditions(self) -> bool:
         ok = True
@@ -198,8 +210,12 @@ class _Checker:
             try:
                 conditions.parse(edge.when)
             except conditions.ConditionError as exc:
-                self.add(f"edges[{j}].when", f"condition {edge.when!r}: {exc.message}", edge=edge.key,
-                         position={"line": exc.line, "col": exc.col})
+                self.add(
+                    f"edges[{j}].when",
+                    f"condition {edge.when!r}: {exc.message}",
+                    edge=edge.key,
+                    position={"line": exc.line, "col": exc.col},
+                )
                 ok = False
         return ok
 
@@ -213,11 +229,15 @@ class _Checker:
                 if not path.is_node:
                     continue
                 if path.root not in self.ids:
-                    self.add(f"edges[{j}].when", f"condition reads {path.text!r}: unknown node {path.root!r}",
-                             edge=edge.key)
+                    self.add(
+                        f"edges[{j}].when", f"condition reads {path.text!r}: unknown node {path.root!r}", edge=edge.key
+                    )
                 elif path.root not in allowed:
-                    self.add(f"edges[{j}].when", f"condition reads {path.text!r}, but {path.root!r} is not "
-                                                 f"{edge.from_!r} or upstream of it", edge=edge.key)
+                    self.add(
+                        f"edges[{j}].when",
+                        f"condition reads {path.text!r}, but {path.root!r} is not {edge.from_!r} or upstream of it",
+                        edge=edge.key,
+                    )
 
     def check_references(self, i: int, node: Node, model: GraphModel) -> None:
         upstream = model.ancestors[node.id]
@@ -226,16 +246,23 @@ class _Checker:
                 continue
             for param, out_path in edge.map.items():
                 if param in node.params:
-                    self.add(f"edges[{j}].map.{param}", f"edge {edge.key} maps {param!r}, which nodes[{i}].params "
-                                                        "already sets", edge=edge.key, node=node.id)
+                    self.add(
+                        f"edges[{j}].map.{param}",
+                        f"edge {edge.key} maps {param!r}, which nodes[{i}].params already sets",
+                        edge=edge.key,
+                        node=node.id,
+                    )
                 try:
                     parse_template(map_reference(edge.from_, out_path))
                 except ReferenceSyntaxError as exc:
                     self.add(f"edges[{j}].map.{param}", f"edge {edge.key}: {exc.message}", edge=edge.key)
                     return
                 if edge.max_iterations is not None:
-                    self.add(f"edges[{j}].map", "a loop back-edge cannot map params (use update_state and state)",
-                             edge=edge.key)
+                    self.add(
+                        f"edges[{j}].map",
+                        "a loop back-edge cannot map params (use update_state and state)",
+                        edge=edge.key,
+                    )
         params = model.effective_params(node)
         try:
             found = list(iter_references(params, "params"))
@@ -256,7 +283,7 @@ class _Checker:
                 whole = None
             else:
                 if whole is None:
-                    self.add(loc, "foreach takes one reference to a list, like \"{{ input.items }}\"", node=node.id)
+                    self.add(loc, 'foreach takes one reference to a list, like "{{ input.items }}"', node=node.id)
             if whole is not None:
                 if whole.root == "item":
                     self.add(loc, "foreach cannot read 'item'", node=node.id)
@@ -279,15 +306,19 @@ class _Checker:
         from statemachine.compiler import asl_payload
 
         if node.foreach is not None:
-            self.add(f"nodes[{i}].foreach", "foreach is not supported on lambda: nodes (wrap the call in a tool)",
-                     node=node.id)
+            self.add(
+                f"nodes[{i}].foreach",
+                "foreach is not supported on lambda: nodes (wrap the call in a tool)",
+                node=node.id,
+            )
 
         def keys(value: Any, loc: str) -> None:
             if isinstance(value, Mapping):
                 for key, item in value.items():
                     if str(key).endswith(".$"):
-                        self.add(f"{loc}.{key}", "param names ending in '.$' are reserved by Step Functions",
-                                 node=node.id)
+                        self.add(
+                            f"{loc}.{key}", "param names ending in '.$' are reserved by Step Functions", node=node.id
+                        )
                     keys(item, f"{loc}.{key}")
 
         keys(params, f"nodes[{i}].params")
@@ -302,8 +333,9 @@ class _Checker:
             try:
                 parse_template(value)
             except ReferenceSyntaxError as exc:
-                self.add(f"nodes[{i}].{loc}", f"malformed reference at offset {exc.offset}: {exc.message}",
-                         node=node.id)
+                self.add(
+                    f"nodes[{i}].{loc}", f"malformed reference at offset {exc.offset}: {exc.message}", node=node.id
+                )
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 self.report_syntax(i, node, item, f"{loc}.{key}")
@@ -316,14 +348,19 @@ class _Checker:
             return
         if root == "item":
             if not allow_item:
-                self.add(loc, f"{{{{ {text} }}}}: 'item' is only available in the params of a foreach node",
-                         node=node.id)
+                self.add(
+                    loc, f"{{{{ {text} }}}}: 'item' is only available in the params of a foreach node", node=node.id
+                )
             return
         if root not in self.ids:
             self.add(loc, f"{{{{ {text} }}}}: unknown node {root!r}", node=node.id)
         elif root not in upstream:
-            self.add(loc, f"{{{{ {text} }}}}: node {root!r} is not upstream of {node.id!r} "
-                          f"(add an edge {root} -> {node.id} or a path to it)", node=node.id)
+            self.add(
+                loc,
+                f"{{{{ {text} }}}}: node {root!r} is not upstream of {node.id!r} "
+                f"(add an edge {root} -> {node.id} or a path to it)",
+                node=node.id,
+            )
 
 
 def _under_whole_reference(params: Any, loc: tuple[Any, ...]) -> bool:

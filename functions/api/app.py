@@ -102,9 +102,11 @@ _SECURITY_SCHEMES: dict[str, SecurityScheme] = {
 def openapi_json() -> str:
     """The OpenAPI document (also what Swagger UI at ``/docs`` shows)."""
     return app.get_openapi_json_schema(
-        title=TITLE, version=API_VERSION,
+        title=TITLE,
+        version=API_VERSION,
         description="Graphs of agents and tools, compiled to AWS Step Functions and run serverlessly.",
-        security_schemes=_SECURITY_SCHEMES, security=[{"apiKey": []}],
+        security_schemes=_SECURITY_SCHEMES,
+        security=[{"apiKey": []}],
     )
 
 
@@ -113,5 +115,6 @@ def _openapi() -> Response[str]:
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
 
 
-app.enable_swagger(path="/docs", title=TITLE, version=API_VERSION, security_schemes=_SECURITY_SCHEMES,
-                   security=[{"apiKey": []}])
+app.enable_swagger(
+    path="/docs", title=TITLE, version=API_VERSION, security_schemes=_SECURITY_SCHEMES, security=[{"apiKey": []}]
+)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 logger = Logger(service="stepgraph-api")
 
+
 class UpstreamError(StepgraphError):
     """An AWS call failed for a reason the client cannot fix (502)."""
 
@@ -124,9 +125,11 @@ def validation_details(exc: RequestValidationError, body: Any) -> list[dict[str,
         loc = list(err.get("loc", ()))
         where = loc[0] if loc else "body"
         rest = loc[1:] if where == "body" else loc
-        detail: dict[str, Any] = {"loc": _loc(rest) if where == "body" else _loc(loc),
-                                  "message": str(err.get("msg", err.get("type", "invalid"))),
-                                  "type": str(err.get("type", ""))}
+        detail: dict[str, Any] = {
+            "loc": _loc(rest) if where == "body" else _loc(loc),
+            "message": str(err.get("msg", err.get("type", "invalid"))),
+            "type": str(err.get("type", "")),
+        }
         if len(rest) >= 2 and rest[0] in ("nodes", "edges") and isinstance(rest[1], int) and isinstance(body, dict):
             items = body.get(rest[0])
             if isinstance(items, list) and 0 <= rest[1] < len(items) and isinstance(items[rest[1]], dict):
@@ -164,9 +167,14 @@ def register(app: APIGatewayRestResolver) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             position = next((e.get("loc") for e in errors if e.get("type") == "json_invalid"), None)
-            return _json(400, error_body("malformed_json", "the request body is not valid JSON",
-                                         [{"loc": "body", "message": "JSON decode error",
-                                           "position": position[-1] if position else None}]))
+            return _json(
+                400,
+                error_body(
+                    "malformed_json",
+                    "the request body is not valid JSON",
+                    [{"loc": "body", "message": "JSON decode error", "position": position[-1] if position else None}],
+                ),
+            )
         try:
             body = app.current_event.json_body
         except (ValueError, TypeError):
@@ -184,16 +192,22 @@ def register(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(IdempotencyValidationError)
     def _idempotency_mismatch(exc: IdempotencyValidationError) -> Response:
-        return _json(422, error_body(
-            "idempotency_key_reused",
-            "this Idempotency-Key was already used with a different request body; use a new key for a new run",
-        ))
+        return _json(
+            422,
+            error_body(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body; use a new key for a new run",
+            ),
+        )
 
     @app.exception_handler(IdempotencyAlreadyInProgressError)
     def _idempotency_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response:
-        return _json(409, error_body(
-            "idempotency_in_progress", "a request with this Idempotency-Key is still being processed; retry shortly"
-        ))
+        return _json(
+            409,
+            error_body(
+                "idempotency_in_progress", "a request with this Idempotency-Key is still being processed; retry shortly"
+            ),
+        )
 
     @app.exception_handler(ServiceError)
     def _service_error(exc: ServiceError) -> Response:

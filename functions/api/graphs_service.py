@@ -61,15 +61,20 @@ def sha256(definition: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _create_state_machine(services: Services, name: str, definition: dict[str, Any], spec: GraphSpec,
-                          graph_id: str, version: int) -> str:
+def _create_state_machine(
+    services: Services, name: str, definition: dict[str, Any], spec: GraphSpec, graph_id: str, version: int
+) -> str:
     settings = services.settings
     try:
         created = services.sfn.create_state_machine(
-            name=name, definition=json.dumps(definition), roleArn=settings.states_role_arn,
+            name=name,
+            definition=json.dumps(definition),
+            roleArn=settings.states_role_arn,
             type=spec.options.workflow_type,
-            tags=[{"key": "stepgraph:graph_id", "value": graph_id},
-                  {"key": "stepgraph:version", "value": str(version)}],
+            tags=[
+                {"key": "stepgraph:graph_id", "value": graph_id},
+                {"key": "stepgraph:version", "value": str(version)},
+            ],
         )
     except ClientError as exc:
         code = exc.response["Error"].get("Code", "")
@@ -89,10 +94,17 @@ def create_graph(services: Services, raw: dict[str, Any]) -> GraphVersion:
     spec = validate(raw)
     definition = compile_definition(spec, services.settings.executor_arn)
     graph_id = new_graph_id()
-    arn = _create_state_machine(services, state_machine_name(services.settings.prefix, graph_id, 1), definition,
-                                spec, graph_id, 1)
-    version = GraphVersion(graph_id=graph_id, version=1, spec=raw, definition_sha256=sha256(definition),
-                           state_machine_arn=arn, created_at=now_iso())
+    arn = _create_state_machine(
+        services, state_machine_name(services.settings.prefix, graph_id, 1), definition, spec, graph_id, 1
+    )
+    version = GraphVersion(
+        graph_id=graph_id,
+        version=1,
+        spec=raw,
+        definition_sha256=sha256(definition),
+        state_machine_arn=arn,
+        created_at=now_iso(),
+    )
     try:
         services.graphs.create(version)
     except Exception:
@@ -107,10 +119,17 @@ def publish_version(services: Services, graph_id: str, raw: dict[str, Any]) -> G
     spec = validate(raw)
     definition = compile_definition(spec, services.settings.executor_arn)
     number = head.latest_version + 1
-    arn = _create_state_machine(services, state_machine_name(services.settings.prefix, graph_id, number),
-                                definition, spec, graph_id, number)
-    version = GraphVersion(graph_id=graph_id, version=number, spec=raw, definition_sha256=sha256(definition),
-                           state_machine_arn=arn, created_at=now_iso())
+    arn = _create_state_machine(
+        services, state_machine_name(services.settings.prefix, graph_id, number), definition, spec, graph_id, number
+    )
+    version = GraphVersion(
+        graph_id=graph_id,
+        version=number,
+        spec=raw,
+        definition_sha256=sha256(definition),
+        state_machine_arn=arn,
+        created_at=now_iso(),
+    )
     try:
         services.graphs.add_version(version)
     except Exception:

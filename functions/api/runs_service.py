@@ -60,8 +60,15 @@ def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> d
             f"{MAX_EXECUTION_INPUT}-byte limit; pass large data by reference (e.g. a URL) instead"
         )
     execution_arn = execution_arn_for(version.state_machine_arn, run_id)
-    run = Run(run_id=run_id, graph_id=graph_id, version=version.version, status=RUNNING,
-              execution_arn=execution_arn, started_at=now_iso(), input=run_input)
+    run = Run(
+        run_id=run_id,
+        graph_id=graph_id,
+        version=version.version,
+        status=RUNNING,
+        execution_arn=execution_arn,
+        started_at=now_iso(),
+        input=run_input,
+    )
     services.runs.create(run)
     try:
         started = services.sfn.start_execution(stateMachineArn=version.state_machine_arn, name=run_id, input=encoded)
@@ -72,24 +79,40 @@ def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> d
     if started.get("executionArn") and started["executionArn"] != execution_arn:  # e.g. an EXPRESS execution
         execution_arn = str(started["executionArn"])
         services.runs.set_execution_arn(run_id, execution_arn)
-    return {"run_id": run_id, "graph_id": graph_id, "version": version.version, "execution_arn": execution_arn,
-            "status": RUNNING, "console_url": console_url_for_execution(execution_arn, services.settings.region)}
+    return {
+        "run_id": run_id,
+        "graph_id": graph_id,
+        "version": version.version,
+        "execution_arn": execution_arn,
+        "status": RUNNING,
+        "console_url": console_url_for_execution(execution_arn, services.settings.region),
+    }
 
 
-def start_run_idempotently(services: Services, graph_id: str, run_input: dict[str, Any], key: str,
-                           lambda_context: Any = None) -> dict[str, Any]:
+def start_run_idempotently(
+    services: Services, graph_id: str, run_input: dict[str, Any], key: str, lambda_context: Any = None
+) -> dict[str, Any]:
     """``start_run`` once per (graph, Idempotency-Key); a retry gets the first answer, another body a 422."""
     persistence = DynamoDBPersistenceLayer(
-        table_name=services.settings.table, key_attr="pk", sort_key_attr="sk",
-        static_pk_value=f"IDEMPOTENCY#{graph_id}", expiry_attr="expires_at", boto3_client=services.dynamodb,
+        table_name=services.settings.table,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value=f"IDEMPOTENCY#{graph_id}",
+        expiry_attr="expires_at",
+        boto3_client=services.dynamodb,
     )
-    config = IdempotencyConfig(event_key_jmespath="[graph_id, key]", payload_validation_jmespath="body",
-                               raise_on_no_idempotency_key=True, expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
+    config = IdempotencyConfig(
+        event_key_jmespath="[graph_id, key]",
+        payload_validation_jmespath="body",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+    )
     if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
         config.register_lambda_context(lambda_context)
 
-    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config,
-                         key_prefix="start_run")
+    @idempotent_function(
+        data_keyword_argument="request", persistence_store=persistence, config=config, key_prefix="start_run"
+    )
     def once(request: dict[str, Any]) -> dict[str, Any]:
         return start_run(services, request["graph_id"], request["body"]["input"])
 
@@ -113,14 +136,21 @@ def cancel_run(services: Services, run_id: str) -> Run:
     if run.status in TERMINAL:
         raise ConflictError(f"run {run_id} already finished with status {run.status}")
     try:
-        stopped = services.sfn.stop_execution(executionArn=run.execution_arn, error="stepgraph.Cancelled",
-                                              cause="cancelled through the stepgraph API")
+        stopped = services.sfn.stop_execution(
+            executionArn=run.execution_arn, error="stepgraph.Cancelled", cause="cancelled through the stepgraph API"
+        )
     except ClientError as exc:
         raise UpstreamError(f"StopExecution failed: {exc.response['Error'].get('Code')}") from exc
     run = get_run(services, run_id)  # the execution's real end if it had already finished
     if run.status == RUNNING:  # the stop has not shown in DescribeExecution yet: it is ABORTED
-        runs_sync.settle(services.runs, run_id, "ABORTED", stop_date=stopped.get("stopDate"),
-                         execution_arn=run.execution_arn, sfn=services.sfn)
+        runs_sync.settle(
+            services.runs,
+            run_id,
+            "ABORTED",
+            stop_date=stopped.get("stopDate"),
+            execution_arn=run.execution_arn,
+            sfn=services.sfn,
+        )
         run = services.runs.get(run_id)
     return run
 
@@ -128,8 +158,9 @@ def cancel_run(services: Services, run_id: str) -> Run:
 def current_state(services: Services, execution_arn: str, default: Any) -> Any:
     """A running execution's shared ``state``: from the newest state output in its history that has one."""
     try:
-        page = services.sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=100,
-                                                  includeExecutionData=True)
+        page = services.sfn.get_execution_history(
+            executionArn=execution_arn, reverseOrder=True, maxResults=100, includeExecutionData=True
+        )
     except ClientError:
         return default
     for event in sorted(page.get("events", []), key=lambda e: e["id"], reverse=True):
@@ -146,9 +177,17 @@ def current_state(services: Services, execution_arn: str, default: Any) -> Any:
 
 
 def summary(run: Run, region: str) -> dict[str, Any]:
-    return {"run_id": run.run_id, "graph_id": run.graph_id, "version": run.version, "status": run.status,
-            "execution_arn": run.execution_arn, "console_url": console_url_for_execution(run.execution_arn, region),
-            "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error}
+    return {
+        "run_id": run.run_id,
+        "graph_id": run.graph_id,
+        "version": run.version,
+        "status": run.status,
+        "execution_arn": run.execution_arn,
+        "console_url": console_url_for_execution(run.execution_arn, region),
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+    }
 
 
 def detail(services: Services, run: Run) -> dict[str, Any]:
@@ -167,11 +206,14 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
     state = run.state if run.state is not None else run.input
     if run.status == RUNNING:
         state = current_state(services, run.execution_arn, state)
-    view.update({
-        "input": run.input, "state": state,
-        "progress": {"done": done, "total": total, "percent": (done * 100 // total) if total else 100},
-        "nodes": nodes,
-    })
+    view.update(
+        {
+            "input": run.input,
+            "state": state,
+            "progress": {"done": done, "total": total, "percent": (done * 100 // total) if total else 100},
+            "nodes": nodes,
+        }
+    )
     return view
 
 
@@ -184,8 +226,16 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run) -> dict[
             status = "SKIPPED"
         else:
             status = "CANCELLED"
-        return {"status": status, "attempts": 0, "iterations": 0, "started_at": None, "finished_at": None,
-                "duration_ms": None, "output": None, "error": None}
+        return {
+            "status": status,
+            "attempts": 0,
+            "iterations": 0,
+            "started_at": None,
+            "finished_at": None,
+            "duration_ms": None,
+            "output": None,
+            "error": None,
+        }
     records = sorted(records, key=lambda r: r.iteration)
     last = records[-1]
     starts = [r.started_at for r in records if r.started_at]

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 class Services:
     """Everything that talks to AWS; pass ``table``/``sfn`` to inject, else defaults are made on first use."""
 
-    def __init__(self, *, settings: Settings | None = None, table: Table | None = None,
-                 sfn: SFNClient | None = None) -> None:
+    def __init__(
+        self, *, settings: Settings | None = None, table: Table | None = None, sfn: SFNClient | None = None
+    ) -> None:
         self.settings = settings or get_settings()
         self._table = table
         self._sfn = sfn

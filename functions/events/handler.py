@@ -61,12 +61,18 @@ class Handler:
         if status == "SUCCEEDED" and output is None:  # too large for the event: ask Step Functions
             output = self.sfn.describe_execution(executionArn=detail["executionArn"]).get("output")
         changed = runs_sync.settle(
-            runs, run_id, status, error=detail.get("error"), cause=detail.get("cause"),
-            stop_date=detail.get("stopDate"), output=output,
-            execution_arn=str(detail.get("executionArn") or run.execution_arn), sfn=self.sfn, spec_nodes=nodes,
+            runs,
+            run_id,
+            status,
+            error=detail.get("error"),
+            cause=detail.get("cause"),
+            stop_date=detail.get("stopDate"),
+            output=output,
+            execution_arn=str(detail.get("executionArn") or run.execution_arn),
+            sfn=self.sfn,
+            spec_nodes=nodes,
         )
-        logger.info("run settled" if changed else "run was already settled",
-                    extra={"run_id": run_id, "status": status})
+        logger.info("run settled" if changed else "run was already settled", extra={"run_id": run_id, "status": status})
         return {"settled": changed, "run_id": run_id, "status": runs_sync.RUN_STATUS[status]}
 
 

@@ -44,10 +44,13 @@ class GraphHead:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> GraphHead:
         return cls(
-            graph_id=str(item["graph_id"]), name=str(item.get("name", "")),
+            graph_id=str(item["graph_id"]),
+            name=str(item.get("name", "")),
             description=item.get("description"),
-            latest_version=to_int(item.get("latest_version"), 1), created_at=str(item["created_at"]),
-            updated_at=str(item.get("updated_at", item["created_at"])), deleted=bool(item.get("deleted", False)),
+            latest_version=to_int(item.get("latest_version"), 1),
+            created_at=str(item["created_at"]),
+            updated_at=str(item.get("updated_at", item["created_at"])),
+            deleted=bool(item.get("deleted", False)),
         )
 
 
@@ -63,9 +66,12 @@ class GraphVersion:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> GraphVersion:
         return cls(
-            graph_id=str(item["graph_id"]), version=to_int(item.get("version"), 1),
-            spec=from_json(item.get("spec_json"), {}), definition_sha256=str(item.get("definition_sha256", "")),
-            state_machine_arn=str(item.get("state_machine_arn", "")), created_at=str(item["created_at"]),
+            graph_id=str(item["graph_id"]),
+            version=to_int(item.get("version"), 1),
+            spec=from_json(item.get("spec_json"), {}),
+            definition_sha256=str(item.get("definition_sha256", "")),
+            state_machine_arn=str(item.get("state_machine_arn", "")),
+            created_at=str(item["created_at"]),
         )
 
 
@@ -81,24 +87,42 @@ class GraphStore:
 
     def _version_item(self, version: GraphVersion) -> dict[str, Any]:
         return {
-            "pk": graph_pk(version.graph_id), "sk": version_sk(version.version), "graph_id": version.graph_id,
-            "version": version.version, "spec_json": json.dumps(version.spec),
-            "definition_sha256": version.definition_sha256, "state_machine_arn": version.state_machine_arn,
+            "pk": graph_pk(version.graph_id),
+            "sk": version_sk(version.version),
+            "graph_id": version.graph_id,
+            "version": version.version,
+            "spec_json": json.dumps(version.spec),
+            "definition_sha256": version.definition_sha256,
+            "state_machine_arn": version.state_machine_arn,
             "created_at": version.created_at,
         }
 
     def create(self, version: GraphVersion) -> GraphHead:
         """Write a new graph's version 1, then its head (readers find a graph by its head only)."""
         spec = version.spec
-        head = GraphHead(graph_id=version.graph_id, name=str(spec.get("name", "")),
-                         description=spec.get("description"), latest_version=version.version,
-                         created_at=version.created_at, updated_at=version.created_at)
-        item = clean({
-            "pk": graph_pk(head.graph_id), "sk": "GRAPH", "graph_id": head.graph_id, "name": head.name,
-            "description": head.description, "latest_version": head.latest_version,
-            "created_at": head.created_at, "updated_at": head.updated_at, "deleted": False,
-            "gsi1pk": ALL_GRAPHS, "gsi1sk": f"{head.created_at}#{head.graph_id}",
-        })
+        head = GraphHead(
+            graph_id=version.graph_id,
+            name=str(spec.get("name", "")),
+            description=spec.get("description"),
+            latest_version=version.version,
+            created_at=version.created_at,
+            updated_at=version.created_at,
+        )
+        item = clean(
+            {
+                "pk": graph_pk(head.graph_id),
+                "sk": "GRAPH",
+                "graph_id": head.graph_id,
+                "name": head.name,
+                "description": head.description,
+                "latest_version": head.latest_version,
+                "created_at": head.created_at,
+                "updated_at": head.updated_at,
+                "deleted": False,
+                "gsi1pk": ALL_GRAPHS,
+                "gsi1sk": f"{head.created_at}#{head.graph_id}",
+            }
+        )
         self._put_new(self._version_item(version), f"graph {head.graph_id} already exists")
         self._put_new(item, f"graph {head.graph_id} already exists")
         return head
@@ -121,8 +145,13 @@ class GraphStore:
 
     def _move_head(self, version: GraphVersion) -> bool:
         spec = version.spec
-        values: dict[str, Any] = {":v": version.version, ":prev": version.version - 1, ":u": version.created_at,
-                                  ":n": str(spec.get("name", "")), ":no": False}
+        values: dict[str, Any] = {
+            ":v": version.version,
+            ":prev": version.version - 1,
+            ":u": version.created_at,
+            ":n": str(spec.get("name", "")),
+            ":no": False,
+        }
         sets = ["latest_version = :v", "updated_at = :u", "#n = :n"]
         removes = []
         if spec.get("description") is not None:
@@ -135,7 +164,8 @@ class GraphStore:
                 Key={"pk": graph_pk(version.graph_id), "sk": "GRAPH"},
                 UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
                 ConditionExpression="attribute_exists(pk) AND latest_version = :prev AND deleted = :no",
-                ExpressionAttributeNames={"#n": "name"}, ExpressionAttributeValues=values,
+                ExpressionAttributeNames={"#n": "name"},
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if exc.response["Error"].get("Code") == "ConditionalCheckFailedException":
@@ -168,8 +198,9 @@ class GraphStore:
         return GraphHead.from_item(item)
 
     def version(self, graph_id: str, version: int) -> GraphVersion:
-        item = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": version_sk(version)},
-                                   ConsistentRead=True).get("Item")
+        item = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": version_sk(version)}, ConsistentRead=True).get(
+            "Item"
+        )
         if not item:
             raise NotFoundError(f"graph {graph_id!r} has no version {version}")
         return GraphVersion.from_item(item)
@@ -192,8 +223,10 @@ class GraphStore:
         """Graphs newest first, one page; the cursor resumes after the last one."""
         start = decode_cursor(cursor, {"pk": None, "sk": "GRAPH", "gsi1pk": ALL_GRAPHS, "gsi1sk": None})
         kwargs: dict[str, Any] = {
-            "IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(ALL_GRAPHS),
-            "ScanIndexForward": False, "Limit": limit,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": Key("gsi1pk").eq(ALL_GRAPHS),
+            "ScanIndexForward": False,
+            "Limit": limit,
         }
         if start:
             kwargs["ExclusiveStartKey"] = start

@@ -67,10 +67,17 @@ def test_validate_is_a_dry_run(api: httpx.Client, cloud: LocalCloud) -> None:
 
     # WHEN a good and a bad spec are validated
     good = api.post("/graphs/validate", json=chain())
-    bad = api.post("/graphs/validate", json={"name": "bad", "nodes": [
-        {"id": "a", "tool": "no.such.tool"},
-        {"id": "b", "tool": "util.echo", "params": {"x": "{{ c.out }}"}},
-    ], "edges": [{"from": "a", "to": "b", "when": "__import__('os')"}]})
+    bad = api.post(
+        "/graphs/validate",
+        json={
+            "name": "bad",
+            "nodes": [
+                {"id": "a", "tool": "no.such.tool"},
+                {"id": "b", "tool": "util.echo", "params": {"x": "{{ c.out }}"}},
+            ],
+            "edges": [{"from": "a", "to": "b", "when": "__import__('os')"}],
+        },
+    )
 
     # THEN both are 200: the good one with its ASL and diagram, the bad one with errors naming node and edge
     assert good.status_code == 200 and good.json()["valid"] is True
@@ -86,9 +93,14 @@ def test_validate_is_a_dry_run(api: httpx.Client, cloud: LocalCloud) -> None:
 
 
 def test_an_invalid_spec_is_422_with_details(api: httpx.Client) -> None:
-    reply = api.post("/graphs", json={"name": "cycle", "nodes": [
-        {"id": "a", "tool": "util.echo"}, {"id": "b", "tool": "util.echo"}],
-        "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}]})
+    reply = api.post(
+        "/graphs",
+        json={
+            "name": "cycle",
+            "nodes": [{"id": "a", "tool": "util.echo"}, {"id": "b", "tool": "util.echo"}],
+            "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}],
+        },
+    )
     assert reply.status_code == 422
     error = reply.json()["error"]
     assert error["code"] == "invalid_spec"

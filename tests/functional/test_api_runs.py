@@ -14,15 +14,23 @@ if TYPE_CHECKING:
     from local.cloud import LocalCloud
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
-ECHO = {"name": "echo", "nodes": [
-    {"id": "first", "tool": "util.echo", "params": {"message": "{{ input.message }}"}},
-    {"id": "second", "tool": "util.echo", "params": {"got": "{{ first.message }}"}},
-], "edges": [{"from": "first", "to": "second"}]}
-SLOW = {"name": "slow", "nodes": [
-    {"id": "quick", "tool": "util.echo", "params": {"v": 1}},
-    {"id": "nap", "tool": "util.sleep", "params": {"seconds": 3}},
-    {"id": "after", "tool": "util.echo", "params": {"v": 2}},
-], "edges": [{"from": "quick", "to": "nap"}, {"from": "nap", "to": "after"}]}
+ECHO = {
+    "name": "echo",
+    "nodes": [
+        {"id": "first", "tool": "util.echo", "params": {"message": "{{ input.message }}"}},
+        {"id": "second", "tool": "util.echo", "params": {"got": "{{ first.message }}"}},
+    ],
+    "edges": [{"from": "first", "to": "second"}],
+}
+SLOW = {
+    "name": "slow",
+    "nodes": [
+        {"id": "quick", "tool": "util.echo", "params": {"v": 1}},
+        {"id": "nap", "tool": "util.sleep", "params": {"seconds": 3}},
+        {"id": "after", "tool": "util.echo", "params": {"v": 2}},
+    ],
+    "edges": [{"from": "quick", "to": "nap"}, {"from": "nap", "to": "after"}],
+}
 
 
 def wait_for_run(api: httpx.Client, run_id: str, timeout: float = 30.0, until: set[str] = TERMINAL) -> dict[str, Any]:
@@ -62,8 +70,21 @@ def test_a_run_reports_its_nodes_and_its_whole_log_by_cursor(api: httpx.Client, 
 
     # THEN the run has DESIGN.md's shape
     assert run["status"] == "SUCCEEDED"
-    assert set(run) >= {"run_id", "graph_id", "version", "status", "execution_arn", "console_url", "input", "state",
-                        "error", "started_at", "finished_at", "progress", "nodes"}
+    assert set(run) >= {
+        "run_id",
+        "graph_id",
+        "version",
+        "status",
+        "execution_arn",
+        "console_url",
+        "input",
+        "state",
+        "error",
+        "started_at",
+        "finished_at",
+        "progress",
+        "nodes",
+    }
     assert run["progress"] == {"done": 2, "total": 2, "percent": 100}
     assert run["nodes"]["second"]["output"] == {"got": "hello"}
     assert run["console_url"].endswith(run["execution_arn"])
@@ -122,8 +143,9 @@ def test_retried_start_with_an_idempotency_key_runs_once(api: httpx.Client, clou
     headers = {"Idempotency-Key": "deploy-2026-01-01"}
 
     # WHEN a client retries the same start four times
-    replies = [api.post(f"/graphs/{graph_id}/runs", json={"input": {"message": "once"}}, headers=headers)
-               for _ in range(4)]
+    replies = [
+        api.post(f"/graphs/{graph_id}/runs", json={"input": {"message": "once"}}, headers=headers) for _ in range(4)
+    ]
 
     # THEN one run and one execution exist, and each reply names it
     assert {r.status_code for r in replies} == {202}
@@ -143,8 +165,13 @@ def test_retried_start_with_an_idempotency_key_runs_once(api: httpx.Client, clou
 def test_runs_are_paged_and_filtered_by_graph_and_status(api: httpx.Client, cloud: LocalCloud) -> None:
     # GIVEN three succeeded runs of one graph and one failed run of another
     good = create(api, ECHO)
-    bad = create(api, {"name": "bad", "nodes": [
-        {"id": "boom", "tool": "util.fail", "params": {"failures": 9}, "retry": {"max_attempts": 0}}]})
+    bad = create(
+        api,
+        {
+            "name": "bad",
+            "nodes": [{"id": "boom", "tool": "util.fail", "params": {"failures": 9}, "retry": {"max_attempts": 0}}],
+        },
+    )
     mine = [api.post(f"/graphs/{good}/runs", json={"input": {"message": str(i)}}).json()["run_id"] for i in range(3)]
     failed = api.post(f"/graphs/{bad}/runs", json={"input": {}}).json()["run_id"]
     for run_id in [*mine, failed]:
@@ -201,10 +228,14 @@ def test_offloaded_outputs_are_returned_whole_and_the_shared_state_is_reported(
 ) -> None:
     # GIVEN a node whose output (40 KB) is over the 8 KiB inline limit, and a node that updates the state
     big = "x" * 40_000
-    spec = {"name": "big", "nodes": [
-        {"id": "large", "tool": "util.echo", "params": {"blob": "{{ input.blob }}", "n": 1}},
-        {"id": "mark", "tool": "util.echo", "params": {"stage": "done"}, "update_state": True},
-    ], "edges": [{"from": "large", "to": "mark"}]}
+    spec = {
+        "name": "big",
+        "nodes": [
+            {"id": "large", "tool": "util.echo", "params": {"blob": "{{ input.blob }}", "n": 1}},
+            {"id": "mark", "tool": "util.echo", "params": {"stage": "done"}, "update_state": True},
+        ],
+        "edges": [{"from": "large", "to": "mark"}],
+    }
     graph_id = create(api, spec)
 
     # WHEN it runs
@@ -226,10 +257,14 @@ def test_offloaded_outputs_are_returned_whole_and_the_shared_state_is_reported(
 
 def test_a_running_runs_state_shows_the_updates_so_far(api: httpx.Client) -> None:
     # GIVEN a graph that writes into the shared state, then sleeps
-    spec = {"name": "stateful", "nodes": [
-        {"id": "score", "tool": "util.echo", "params": {"quality_score": 7}, "update_state": True},
-        {"id": "nap", "tool": "util.sleep", "params": {"seconds": 2}},
-    ], "edges": [{"from": "score", "to": "nap"}]}
+    spec = {
+        "name": "stateful",
+        "nodes": [
+            {"id": "score", "tool": "util.echo", "params": {"quality_score": 7}, "update_state": True},
+            {"id": "nap", "tool": "util.sleep", "params": {"seconds": 2}},
+        ],
+        "edges": [{"from": "score", "to": "nap"}],
+    }
     graph_id = create(api, spec)
     run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"task": "review"}}).json()["run_id"]
 

@@ -33,10 +33,18 @@ def echo(node_id: str, **params: Any) -> dict[str, Any]:
 def test_diamond_fans_out_and_joins_every_branch_result(api: httpx.Client) -> None:
     # GIVEN a diamond: a -> (b, c) -> d, where d reads both branches
     spec = {
-        "nodes": [echo("a", v="{{ input.x }}"), echo("b", v="{{ a.v }}"), echo("c", v="c-{{ a.v }}"),
-                  echo("d", left="{{ b.v }}", right="{{ c.v }}")],
-        "edges": [{"from": "a", "to": "b"}, {"from": "a", "to": "c"}, {"from": "b", "to": "d"},
-                  {"from": "c", "to": "d"}],
+        "nodes": [
+            echo("a", v="{{ input.x }}"),
+            echo("b", v="{{ a.v }}"),
+            echo("c", v="c-{{ a.v }}"),
+            echo("d", left="{{ b.v }}", right="{{ c.v }}"),
+        ],
+        "edges": [
+            {"from": "a", "to": "b"},
+            {"from": "a", "to": "c"},
+            {"from": "b", "to": "d"},
+            {"from": "c", "to": "d"},
+        ],
     }
     # WHEN it runs
     run = run_graph(api, spec, {"x": 7})
@@ -49,8 +57,7 @@ def test_diamond_fans_out_and_joins_every_branch_result(api: httpx.Client) -> No
 def test_false_condition_skips_the_node_and_what_only_it_feeds(api: httpx.Client) -> None:
     # GIVEN a -> yes (when true) -> after_yes, a -> no (when false) -> after_no, and both -> merge
     spec = {
-        "nodes": [echo("a", code=200), echo("yes", v=1), echo("no", v=2), echo("after_no", v=3),
-                  echo("merge", v=4)],
+        "nodes": [echo("a", code=200), echo("yes", v=1), echo("no", v=2), echo("after_no", v=3), echo("merge", v=4)],
         "edges": [
             {"from": "a", "to": "yes", "when": "a.code == 200"},
             {"from": "a", "to": "no", "when": "a.code != 200"},
@@ -63,8 +70,13 @@ def test_false_condition_skips_the_node_and_what_only_it_feeds(api: httpx.Client
     # THEN the false branch and what only it feeds are SKIPPED, the merge still runs, the run succeeds
     assert run["status"] == "SUCCEEDED", run
     status = {n: v["status"] for n, v in run["nodes"].items()}
-    assert status == {"a": "SUCCEEDED", "yes": "SUCCEEDED", "no": "SKIPPED", "after_no": "SKIPPED",
-                      "merge": "SUCCEEDED"}
+    assert status == {
+        "a": "SUCCEEDED",
+        "yes": "SUCCEEDED",
+        "no": "SKIPPED",
+        "after_no": "SKIPPED",
+        "merge": "SUCCEEDED",
+    }
 
 
 def test_bounded_loop_runs_until_its_condition_fails_and_counts_iterations(api: httpx.Client) -> None:
@@ -73,8 +85,12 @@ def test_bounded_loop_runs_until_its_condition_fails_and_counts_iterations(api: 
         "nodes": [
             {"id": "start", "tool": "util.echo", "params": {"n": 0}, "update_state": True},
             {"id": "bump", "tool": "util.echo", "params": {"n": "{{ state.n }}"}},
-            {"id": "inc", "tool": "transform", "params": {"value": "{{ bump }}", "expression": "sum([n, `1`])"},
-             "update_state": {"n": "result"}},
+            {
+                "id": "inc",
+                "tool": "transform",
+                "params": {"value": "{{ bump }}", "expression": "sum([n, `1`])"},
+                "update_state": {"n": "result"},
+            },
             echo("done", final="{{ state.n }}"),
         ],
         "edges": [
@@ -108,9 +124,16 @@ def test_loop_stops_at_max_iterations(api: httpx.Client) -> None:
 def test_foreach_keeps_item_order(api: httpx.Client) -> None:
     # GIVEN a foreach over five items with concurrency 2
     spec = {
-        "nodes": [{"id": "each", "tool": "util.echo", "foreach": "{{ input.items }}",
-                   "params": {"value": "{{ item }}"}, "max_concurrency": 2},
-                  echo("after", all="{{ each }}")],
+        "nodes": [
+            {
+                "id": "each",
+                "tool": "util.echo",
+                "foreach": "{{ input.items }}",
+                "params": {"value": "{{ item }}"},
+                "max_concurrency": 2,
+            },
+            echo("after", all="{{ each }}"),
+        ],
         "edges": [{"from": "each", "to": "after"}],
     }
     run = run_graph(api, spec, {"items": [5, 4, 3, 2, 1]})
@@ -122,8 +145,16 @@ def test_foreach_keeps_item_order(api: httpx.Client) -> None:
 
 def test_retry_policy_retries_until_success(api: httpx.Client) -> None:
     # GIVEN a node failing its first 2 attempts, allowed 2 retries
-    spec = {"nodes": [{"id": "flaky", "tool": "util.fail", "params": {"failures": 2, "error": "Flaky"},
-                       "retry": {"max_attempts": 2, "interval_seconds": 1, "backoff_rate": 1.0}}]}
+    spec = {
+        "nodes": [
+            {
+                "id": "flaky",
+                "tool": "util.fail",
+                "params": {"failures": 2, "error": "Flaky"},
+                "retry": {"max_attempts": 2, "interval_seconds": 1, "backoff_rate": 1.0},
+            }
+        ]
+    }
     run = run_graph(api, spec)
     # THEN the third attempt succeeds and the record counts 3 attempts
     assert run["status"] == "SUCCEEDED", run
@@ -133,8 +164,10 @@ def test_retry_policy_retries_until_success(api: httpx.Client) -> None:
 def test_optional_node_failure_is_recorded_and_the_run_goes_on(api: httpx.Client) -> None:
     # GIVEN an optional node that always fails, feeding a node that reads its (null) output
     spec = {
-        "nodes": [{"id": "maybe", "tool": "util.fail", "params": {"failures": 99, "error": "Nope"},
-                   "optional": True}, echo("after", got="{{ maybe }}")],
+        "nodes": [
+            {"id": "maybe", "tool": "util.fail", "params": {"failures": 99, "error": "Nope"}, "optional": True},
+            echo("after", got="{{ maybe }}"),
+        ],
         "edges": [{"from": "maybe", "to": "after"}],
     }
     run = run_graph(api, spec)
@@ -147,8 +180,10 @@ def test_optional_node_failure_is_recorded_and_the_run_goes_on(api: httpx.Client
 def test_optional_node_timeout_is_recorded_with_the_step_functions_error(api: httpx.Client) -> None:
     # GIVEN an optional node that sleeps past its 1 s timeout
     spec = {
-        "nodes": [{"id": "slow", "tool": "util.sleep", "params": {"seconds": 3}, "timeout_seconds": 1,
-                   "optional": True}, echo("after", v=1)],
+        "nodes": [
+            {"id": "slow", "tool": "util.sleep", "params": {"seconds": 3}, "timeout_seconds": 1, "optional": True},
+            echo("after", v=1),
+        ],
         "edges": [{"from": "slow", "to": "after"}],
     }
     run = run_graph(api, spec)
@@ -196,10 +231,15 @@ def test_lambda_node_calls_the_users_function_and_records_its_output(api: httpx.
 
     cloud.register("stepgraph-user-count", count)
     spec = {
-        "nodes": [echo("a", text="{{ input.text }}"),
-                  {"id": "mine", "tool": "lambda:stepgraph-user-count",
-                   "params": {"text": "{{ a.text }}", "note": "from {{ a.text }}"}},
-                  echo("after", got="{{ mine.length }}")],
+        "nodes": [
+            echo("a", text="{{ input.text }}"),
+            {
+                "id": "mine",
+                "tool": "lambda:stepgraph-user-count",
+                "params": {"text": "{{ a.text }}", "note": "from {{ a.text }}"},
+            },
+            echo("after", got="{{ mine.length }}"),
+        ],
         "edges": [{"from": "a", "to": "mine"}, {"from": "mine", "to": "after"}],
     }
     run = run_graph(api, spec, {"text": "hello"})
@@ -224,9 +264,13 @@ def test_failing_lambda_node_fails_the_run_with_the_functions_error(api: httpx.C
 
 def test_node_timeout_fails_the_run_with_states_timeout(api: httpx.Client) -> None:
     # GIVEN a required node that sleeps past its 1 s timeout
-    spec = {"nodes": [{"id": "slow", "tool": "util.sleep", "params": {"seconds": 3}, "timeout_seconds": 1},
-                      echo("never", v=1)],
-            "edges": [{"from": "slow", "to": "never"}]}
+    spec = {
+        "nodes": [
+            {"id": "slow", "tool": "util.sleep", "params": {"seconds": 3}, "timeout_seconds": 1},
+            echo("never", v=1),
+        ],
+        "edges": [{"from": "slow", "to": "never"}],
+    }
     run = run_graph(api, spec)
     # THEN the run fails, the node carries Step Functions' error name, and nothing after it ran
     assert run["status"] == "FAILED", run

@@ -31,9 +31,18 @@ def stored(cloud: LocalCloud, run_id: str) -> dict[str, Any]:
 
 def test_a_node_timeout_fails_the_run_and_the_node_with_states_timeout(api: httpx.Client, cloud: LocalCloud) -> None:
     # GIVEN a graph whose node sleeps past its timeout, with no retries
-    spec = {"name": "too-slow", "nodes": [
-        {"id": "slow", "tool": "util.sleep", "params": {"seconds": 3}, "timeout_seconds": 1,
-         "retry": {"max_attempts": 0}}]}
+    spec = {
+        "name": "too-slow",
+        "nodes": [
+            {
+                "id": "slow",
+                "tool": "util.sleep",
+                "params": {"seconds": 3},
+                "timeout_seconds": 1,
+                "retry": {"max_attempts": 0},
+            }
+        ],
+    }
     graph_id = api.post("/graphs", json=spec).json()["graph_id"]
     started = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()
 

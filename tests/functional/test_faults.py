@@ -631,7 +631,6 @@ def _refuse_once(
     return refused, lambda: client.meta.events.unregister(event_name, unique_id=unique_id)
 
 
-
 @pytest.mark.parametrize("where", ["run-record", "start-execution"])
 def test_a_throttled_start_is_a_502_and_a_retry_with_the_idempotency_key_starts_one_run(
     cloud: LocalCloud, api: httpx.Client, where: str

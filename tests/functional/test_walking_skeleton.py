@@ -65,8 +65,12 @@ def test_a_node_that_raises_fails_the_run_with_its_error(api: httpx.Client) -> N
         "name": "fails",
         "nodes": [
             {"id": "ok", "tool": "util.echo", "params": {"value": 1}},
-            {"id": "boom", "tool": "util.fail", "params": {"failures": 99, "error": "UpstreamDown"},
-             "retry": {"max_attempts": 0}},
+            {
+                "id": "boom",
+                "tool": "util.fail",
+                "params": {"failures": 99, "error": "UpstreamDown"},
+                "retry": {"max_attempts": 0},
+            },
             {"id": "after", "tool": "util.echo", "params": {"value": 2}},
         ],
         "edges": [{"from": "ok", "to": "boom"}, {"from": "boom", "to": "after"}],

@@ -32,7 +32,6 @@ GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph 
 VersionQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description="a version; the latest if absent")]
 
 
-
 class SpecDraft(BaseModel):
     """Any JSON object: a graph spec to check (the answer lists what is wrong with it)."""
 
@@ -52,13 +51,20 @@ def _raw_body() -> dict[str, Any]:
 
 def _created(version: Any) -> GraphCreated:
     region = get_services().settings.region
-    return GraphCreated(graph_id=version.graph_id, version=version.version,
-                        state_machine_arn=version.state_machine_arn,
-                        console_url=service.console_url_for_state_machine(version.state_machine_arn, region))
+    return GraphCreated(
+        graph_id=version.graph_id,
+        version=version.version,
+        state_machine_arn=version.state_machine_arn,
+        console_url=service.console_url_for_state_machine(version.state_machine_arn, region),
+    )
 
 
-@router.post("/graphs/validate", summary="Dry run: validate and compile without creating anything",
-             tags=["graphs"], responses=error_responses(400, 413, 415))
+@router.post(
+    "/graphs/validate",
+    summary="Dry run: validate and compile without creating anything",
+    tags=["graphs"],
+    responses=error_responses(400, 413, 415),
+)
 def validate_graph(spec: Annotated[SpecDraft, Body()]) -> ValidationResult:
     raw = _raw_body()
     try:
@@ -70,8 +76,13 @@ def validate_graph(spec: Annotated[SpecDraft, Body()]) -> ValidationResult:
     return ValidationResult(valid=True, errors=[], definition=definition, diagram=service.diagram(checked))
 
 
-@router.post("/graphs", summary="Create a graph: validate, compile, create its state machine", tags=["graphs"],
-             status_code=201, responses=error_responses(400, 413, 415, 422, ok=201, description="created"))
+@router.post(
+    "/graphs",
+    summary="Create a graph: validate, compile, create its state machine",
+    tags=["graphs"],
+    status_code=201,
+    responses=error_responses(400, 413, 415, 422, ok=201, description="created"),
+)
 def create_graph(spec: Annotated[GraphSpec, Body()]) -> GraphCreated:
     return _created(service.create_graph(get_services(), _raw_body()))
 
@@ -86,12 +97,22 @@ def list_graphs(
 
 
 def _summary(head: Any) -> dict[str, Any]:
-    return {"graph_id": head.graph_id, "name": head.name, "description": head.description,
-            "latest_version": head.latest_version, "created_at": head.created_at, "updated_at": head.updated_at}
+    return {
+        "graph_id": head.graph_id,
+        "name": head.name,
+        "description": head.description,
+        "latest_version": head.latest_version,
+        "created_at": head.created_at,
+        "updated_at": head.updated_at,
+    }
 
 
-@router.get("/graphs/<graph_id>", summary="A graph: its latest spec and every version", tags=["graphs"],
-            responses=error_responses(404))
+@router.get(
+    "/graphs/<graph_id>",
+    summary="A graph: its latest spec and every version",
+    tags=["graphs"],
+    responses=error_responses(404),
+)
 def get_graph(graph_id: GraphId) -> GraphDetail:
     services = get_services()
     head = services.graphs.get(graph_id)
@@ -99,22 +120,37 @@ def get_graph(graph_id: GraphId) -> GraphDetail:
     latest = next((v for v in versions if v.version == head.latest_version), versions[-1] if versions else None)
     region = services.settings.region
     return GraphDetail(
-        **_summary(head), spec=latest.spec if latest else {},
-        versions=[VersionInfo(version=v.version, created_at=v.created_at, state_machine_arn=v.state_machine_arn,
-                              definition_sha256=v.definition_sha256,
-                              console_url=service.console_url_for_state_machine(v.state_machine_arn, region))
-                  for v in versions],
+        **_summary(head),
+        spec=latest.spec if latest else {},
+        versions=[
+            VersionInfo(
+                version=v.version,
+                created_at=v.created_at,
+                state_machine_arn=v.state_machine_arn,
+                definition_sha256=v.definition_sha256,
+                console_url=service.console_url_for_state_machine(v.state_machine_arn, region),
+            )
+            for v in versions
+        ],
     )
 
 
-@router.put("/graphs/<graph_id>", summary="Publish a new version of a graph (runs keep the version they started on)",
-            tags=["graphs"], responses=error_responses(400, 404, 409, 413, 415, 422))
+@router.put(
+    "/graphs/<graph_id>",
+    summary="Publish a new version of a graph (runs keep the version they started on)",
+    tags=["graphs"],
+    responses=error_responses(400, 404, 409, 413, 415, 422),
+)
 def update_graph(graph_id: GraphId, spec: Annotated[GraphSpec, Body()]) -> GraphCreated:
     return _created(service.publish_version(get_services(), graph_id, _raw_body()))
 
 
-@router.delete("/graphs/<graph_id>", summary="Delete a graph and its state machines", tags=["graphs"],
-               responses=error_responses(404))
+@router.delete(
+    "/graphs/<graph_id>",
+    summary="Delete a graph and its state machines",
+    tags=["graphs"],
+    responses=error_responses(404),
+)
 def delete_graph(graph_id: GraphId) -> GraphDeleted:
     head = service.delete_graph(get_services(), graph_id)
     return GraphDeleted(graph_id=head.graph_id)
@@ -129,16 +165,28 @@ def _version(graph_id: str, version: int | None) -> Any:
     return services.graphs.version(graph_id, number)
 
 
-@router.get("/graphs/<graph_id>/definition", summary="The compiled ASL of a version", tags=["graphs"],
-            responses=error_responses(404))
+@router.get(
+    "/graphs/<graph_id>/definition",
+    summary="The compiled ASL of a version",
+    tags=["graphs"],
+    responses=error_responses(404),
+)
 def get_definition(graph_id: GraphId, version: VersionQuery = None) -> Definition:
     found = _version(graph_id, version)
-    return Definition(graph_id=graph_id, version=found.version, state_machine_arn=found.state_machine_arn,
-                      definition=service.definition_of(get_services(), found))
+    return Definition(
+        graph_id=graph_id,
+        version=found.version,
+        state_machine_arn=found.state_machine_arn,
+        definition=service.definition_of(get_services(), found),
+    )
 
 
-@router.get("/graphs/<graph_id>/diagram", summary="The Mermaid diagram of a version", tags=["graphs"],
-            responses=error_responses(404))
+@router.get(
+    "/graphs/<graph_id>/diagram",
+    summary="The Mermaid diagram of a version",
+    tags=["graphs"],
+    responses=error_responses(404),
+)
 def get_diagram(graph_id: GraphId, version: VersionQuery = None) -> Diagram:
     found = _version(graph_id, version)
     spec = GraphSpec.model_validate(found.spec)

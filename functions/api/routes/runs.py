@@ -27,26 +27,34 @@ RunId = Annotated[str, Path(min_length=1, max_length=64, description="a run id, 
 GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph id, g_<12 hex>")]
 
 
-
-@router.post("/graphs/<graph_id>/runs", summary="Start a run of the graph's latest version", tags=["runs"],
-             status_code=202, responses=error_responses(400, 404, 409, 413, 415, 422, ok=202, description="started"))
+@router.post(
+    "/graphs/<graph_id>/runs",
+    summary="Start a run of the graph's latest version",
+    tags=["runs"],
+    status_code=202,
+    responses=error_responses(400, 404, 409, 413, 415, 422, ok=202, description="started"),
+)
 def start_run(
     graph_id: GraphId,
     body: Annotated[StartRun, Body()],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255,
-                                                  description="retries with the same key start one run")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key", min_length=1, max_length=255, description="retries with the same key start one run"
+        ),
+    ] = None,
 ) -> RunStarted:
     services = get_services()
     if idempotency_key:
-        started = service.start_run_idempotently(services, graph_id, body.input, idempotency_key,
-                                                 router.lambda_context)
+        started = service.start_run_idempotently(services, graph_id, body.input, idempotency_key, router.lambda_context)
     else:
         started = service.start_run(services, graph_id, body.input)
     return RunStarted(**started)
 
 
-@router.get("/runs", summary="List runs, newest first (by graph and status)", tags=["runs"],
-            responses=error_responses(400))
+@router.get(
+    "/runs", summary="List runs, newest first (by graph and status)", tags=["runs"], responses=error_responses(400)
+)
 def list_runs(
     graph_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     status: Annotated[RunStatus | None, Query()] = None,
@@ -59,15 +67,23 @@ def list_runs(
     return RunList(runs=[RunSummary(**service.summary(r, region)) for r in runs], next=following)
 
 
-@router.get("/runs/<run_id>", summary="A run: status, progress, nodes, outputs, state", tags=["runs"],
-            responses=error_responses(404))
+@router.get(
+    "/runs/<run_id>",
+    summary="A run: status, progress, nodes, outputs, state",
+    tags=["runs"],
+    responses=error_responses(404),
+)
 def get_run(run_id: RunId) -> RunDetail:
     services = get_services()
     return RunDetail(**service.detail(services, service.get_run(services, run_id)))
 
 
-@router.get("/runs/<run_id>/events", summary="The run's event log, paged by cursor", tags=["runs"],
-            responses=error_responses(400, 404))
+@router.get(
+    "/runs/<run_id>/events",
+    summary="The run's event log, paged by cursor",
+    tags=["runs"],
+    responses=error_responses(400, 404),
+)
 def get_events(
     run_id: RunId,
     after: Annotated[str | None, Query(max_length=1300, description="the `next` of the previous page")] = None,
@@ -88,8 +104,12 @@ def get_events(
     return EventPage(events=events, next=following)  # type: ignore[arg-type]
 
 
-@router.post("/runs/<run_id>/cancel", summary="Cancel a running run (409 once it has finished)", tags=["runs"],
-             responses=error_responses(404, 409))
+@router.post(
+    "/runs/<run_id>/cancel",
+    summary="Cancel a running run (409 once it has finished)",
+    tags=["runs"],
+    responses=error_responses(404, 409),
+)
 def cancel_run(run_id: RunId) -> RunSummary:
     services = get_services()
     run = service.cancel_run(services, run_id)

@@ -47,23 +47,43 @@ class Reply:
         return json.loads(self.text)
 
 
-def proxy_event(method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None,
-                query: dict[str, str] | None = None, raw_body: str | None = None, base64_body: bool = False) -> dict:
+def proxy_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    raw_body: str | None = None,
+    base64_body: bool = False,
+) -> dict:
     """A REST API (payload 1.0) proxy event as API Gateway sends it."""
     text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
     if base64_body and text is not None:
         text = base64.b64encode(text.encode()).decode()
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     return {
-        "resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": all_headers,
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
         "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
         "queryStringParameters": query or None,
         "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
-        "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method, "path": f"/Prod{path}",
-                           "stage": "Prod", "requestId": "id", "identity": {"sourceIp": "127.0.0.1"},
-                           "accountId": "123456789012", "apiId": "api"},
-        "body": text, "isBase64Encoded": base64_body,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/Prod{path}",
+            "stage": "Prod",
+            "requestId": "id",
+            "identity": {"sourceIp": "127.0.0.1"},
+            "accountId": "123456789012",
+            "apiId": "api",
+        },
+        "body": text,
+        "isBase64Encoded": base64_body,
     }
 
 
@@ -73,8 +93,16 @@ class Client:
     def __init__(self, key: str | None = API_KEY) -> None:
         self.key = key
 
-    def request(self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
-                params: dict[str, Any] | None = None, **kwargs: Any) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Reply:
         from functions.api.handler import lambda_handler
 
         all_headers = dict(headers or {})
@@ -107,14 +135,20 @@ class Client:
 def create_table(region: str = "us-east-1") -> Any:
     resource = boto3.resource("dynamodb", region_name=region)
     return resource.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "gsi1", "Projection": {"ProjectionType": "ALL"},
-            "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                          {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
-        }],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "gsi1",
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+            }
+        ],
     )
 
 
@@ -128,8 +162,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
     get_settings.cache_clear()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         table = create_table()
-        services = Services(settings=get_settings(), table=table,
-                            sfn=boto3.client("stepfunctions", region_name="us-east-1"))
+        services = Services(
+            settings=get_settings(), table=table, sfn=boto3.client("stepfunctions", region_name="us-east-1")
+        )
         use_services(services)
         try:
             yield services

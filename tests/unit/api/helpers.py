@@ -13,9 +13,14 @@ if TYPE_CHECKING:
     from functions.api.services import Services
     from tests.unit.api.conftest import Client
 
-SPEC = {"name": "seeded", "nodes": [{"id": "a", "tool": "util.echo", "params": {"value": 1}},
-                                    {"id": "b", "tool": "util.echo", "params": {"value": 2}}],
-        "edges": [{"from": "a", "to": "b"}]}
+SPEC = {
+    "name": "seeded",
+    "nodes": [
+        {"id": "a", "tool": "util.echo", "params": {"value": 1}},
+        {"id": "b", "tool": "util.echo", "params": {"value": 2}},
+    ],
+    "edges": [{"from": "a", "to": "b"}],
+}
 SUMMARY: list[str] = []
 """Lines the conftest prints after the run (the schemathesis case count)."""
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
@@ -23,8 +28,12 @@ TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 def succeed(results: dict[str, Any] | None = None) -> dict[str, Any]:
     """A machine that 'runs' the nodes by writing their results into the document."""
-    return {"StartAt": "run", "States": {"run": {"Type": "Pass", "Result": results or {"a": 1, "b": 2},
-                                                 "ResultPath": "$.results", "End": True}}}
+    return {
+        "StartAt": "run",
+        "States": {
+            "run": {"Type": "Pass", "Result": results or {"a": 1, "b": 2}, "ResultPath": "$.results", "End": True}
+        },
+    }
 
 
 def wait(seconds: int = 30) -> dict[str, Any]:
@@ -39,10 +48,19 @@ def fail(error: str = "UpstreamDown", message: str = "the upstream is down") -> 
 def seed_graph(services: Services, definition: dict[str, Any], spec: dict[str, Any] | None = None) -> str:
     """A graph (version 1) whose state machine runs ``definition``; returns its id."""
     graph_id = new_graph_id()
-    arn = services.sfn.create_state_machine(name=f"unit-{graph_id}", definition=json.dumps(definition),
-                                            roleArn=services.settings.states_role_arn)["stateMachineArn"]
-    services.graphs.create(GraphVersion(graph_id=graph_id, version=1, spec=spec or SPEC, definition_sha256="x",
-                                        state_machine_arn=arn, created_at=now_iso()))
+    arn = services.sfn.create_state_machine(
+        name=f"unit-{graph_id}", definition=json.dumps(definition), roleArn=services.settings.states_role_arn
+    )["stateMachineArn"]
+    services.graphs.create(
+        GraphVersion(
+            graph_id=graph_id,
+            version=1,
+            spec=spec or SPEC,
+            definition_sha256="x",
+            state_machine_arn=arn,
+            created_at=now_iso(),
+        )
+    )
     return graph_id
 
 

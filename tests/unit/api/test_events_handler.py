@@ -17,11 +17,22 @@ if TYPE_CHECKING:
 
 def status_event(run: dict[str, Any], status: str, **detail: Any) -> dict[str, Any]:
     return {
-        "version": "0", "id": "e1", "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
-        "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+        "version": "0",
+        "id": "e1",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
         "resources": [run["execution_arn"]],
-        "detail": {"executionArn": run["execution_arn"], "name": run["run_id"], "status": status,
-                   "startDate": int(time.time() * 1000) - 1000, "stopDate": int(time.time() * 1000), **detail},
+        "detail": {
+            "executionArn": run["execution_arn"],
+            "name": run["run_id"],
+            "status": status,
+            "startDate": int(time.time() * 1000) - 1000,
+            "stopDate": int(time.time() * 1000),
+            **detail,
+        },
     }
 
 
@@ -60,8 +71,10 @@ def test_a_terminal_status_is_never_overwritten(aws: Services, client: Client) -
     assert handler(status_event(run, "TIMED_OUT"))["settled"] is True
 
     # WHEN a contradicting SUCCEEDED event and an ABORTED one arrive afterwards
-    late = [handler(status_event(run, "SUCCEEDED", output=json.dumps({"results": {}}))),
-            handler(status_event(run, "ABORTED"))]
+    late = [
+        handler(status_event(run, "SUCCEEDED", output=json.dumps({"results": {}}))),
+        handler(status_event(run, "ABORTED")),
+    ]
 
     # THEN the run stays TIMED_OUT with one RUN_TIMED_OUT event and no other RUN_* event
     assert [r["settled"] for r in late] == [False, False]
@@ -116,8 +129,13 @@ def test_a_retry_finishes_a_delivery_that_died_between_its_writes(aws: Services,
     handler = Handler(table=aws.table, sfn=aws.sfn)
     event = status_event(run, "FAILED", error="Boom", cause="it broke")
     assert handler(event)["settled"] is True
-    lost = [i for i in aws.table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={
-        ":p": f"RUN#{run['run_id']}"})["Items"] if i.get("type") == "RUN_FAILED"]
+    lost = [
+        i
+        for i in aws.table.query(
+            KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": f"RUN#{run['run_id']}"}
+        )["Items"]
+        if i.get("type") == "RUN_FAILED"
+    ]
     assert len(lost) == 1
     aws.table.delete_item(Key={"pk": lost[0]["pk"], "sk": lost[0]["sk"]})
 
@@ -136,19 +154,43 @@ class HistoryOnly:
     """A Step Functions client that only answers GetExecutionHistory (a timed-out Lambda task in a branch)."""
 
     def get_execution_history(self, **kwargs: Any) -> dict[str, Any]:
-        return {"events": [
-            {"id": 1, "previousEventId": 0, "type": "ExecutionStarted"},
-            {"id": 2, "previousEventId": 1, "type": "ParallelStateEntered",
-             "stateEnteredEventDetails": {"name": "fanout"}},
-            {"id": 3, "previousEventId": 2, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "fetch"}},
-            {"id": 4, "previousEventId": 3, "type": "TaskScheduled"},
-            {"id": 5, "previousEventId": 4, "type": "TaskStarted"},
-            {"id": 6, "previousEventId": 5, "type": "TaskTimedOut",
-             "taskTimedOutEventDetails": {"error": "States.Timeout", "cause": "no answer in 10 s"}},
-            {"id": 7, "previousEventId": 2, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "parse"}},
-            {"id": 8, "previousEventId": 7, "type": "TaskFailed",
-             "taskFailedEventDetails": {"error": "BadInput", "cause": json.dumps({"errorMessage": "no json"})}},
-        ]}
+        return {
+            "events": [
+                {"id": 1, "previousEventId": 0, "type": "ExecutionStarted"},
+                {
+                    "id": 2,
+                    "previousEventId": 1,
+                    "type": "ParallelStateEntered",
+                    "stateEnteredEventDetails": {"name": "fanout"},
+                },
+                {
+                    "id": 3,
+                    "previousEventId": 2,
+                    "type": "TaskStateEntered",
+                    "stateEnteredEventDetails": {"name": "fetch"},
+                },
+                {"id": 4, "previousEventId": 3, "type": "TaskScheduled"},
+                {"id": 5, "previousEventId": 4, "type": "TaskStarted"},
+                {
+                    "id": 6,
+                    "previousEventId": 5,
+                    "type": "TaskTimedOut",
+                    "taskTimedOutEventDetails": {"error": "States.Timeout", "cause": "no answer in 10 s"},
+                },
+                {
+                    "id": 7,
+                    "previousEventId": 2,
+                    "type": "TaskStateEntered",
+                    "stateEnteredEventDetails": {"name": "parse"},
+                },
+                {
+                    "id": 8,
+                    "previousEventId": 7,
+                    "type": "TaskFailed",
+                    "taskFailedEventDetails": {"error": "BadInput", "cause": json.dumps({"errorMessage": "no json"})},
+                },
+            ]
+        }
 
 
 def test_node_errors_are_read_from_the_execution_history() -> None:
@@ -160,9 +202,7 @@ def test_node_errors_are_read_from_the_execution_history() -> None:
     }
 
 
-def test_a_node_recorded_after_the_run_ended_reads_as_ended_with_the_runs_error(
-    aws: Services, client: Client
-) -> None:
+def test_a_node_recorded_after_the_run_ended_reads_as_ended_with_the_runs_error(aws: Services, client: Client) -> None:
     # GIVEN a run that timed out at its node, settled before the late executor recorded the node RUNNING
     run = started_run(aws, client)
     Handler(table=aws.table, sfn=aws.sfn)(status_event(run, "FAILED", error="States.Timeout", cause="too slow"))

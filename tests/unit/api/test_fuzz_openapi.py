@@ -48,13 +48,18 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     except UnicodeDecodeError:
         text, is_b64 = base64.b64encode(raw).decode(), True
     event = {
-        "resource": "/{proxy+}", "path": environ.get("PATH_INFO") or "/", "httpMethod": environ["REQUEST_METHOD"],
-        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "resource": "/{proxy+}",
+        "path": environ.get("PATH_INFO") or "/",
+        "httpMethod": environ["REQUEST_METHOD"],
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": query or None,
         "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} or None,
-        "pathParameters": None, "stageVariables": None,
+        "pathParameters": None,
+        "stageVariables": None,
         "requestContext": {"stage": "Prod", "requestId": "fuzz", "identity": {"sourceIp": "127.0.0.1"}},
-        "body": text if raw else None, "isBase64Encoded": is_b64,
+        "body": text if raw else None,
+        "isBase64Encoded": is_b64,
     }
     result = lambda_handler(event, LambdaContext())
     body = result.get("body") or ""
@@ -73,8 +78,9 @@ def stack() -> Iterator[None]:
     patch.setenv("STEPGRAPH_API_KEY", API_KEY)
     get_settings.cache_clear()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        services = Services(settings=get_settings(), table=create_table(),
-                            sfn=boto3.client("stepfunctions", region_name="us-east-1"))
+        services = Services(
+            settings=get_settings(), table=create_table(), sfn=boto3.client("stepfunctions", region_name="us-east-1")
+        )
         use_services(services)
         KNOWN["graph_id"] = seed_graph(services, succeed())
         KNOWN["run_id"] = start_through_handler(KNOWN["graph_id"])
@@ -86,8 +92,10 @@ def stack() -> Iterator[None]:
             get_settings.cache_clear()
             statuses = dict(sorted(CASES["by_status"].items()))
             server_errors = sum(n for status, n in statuses.items() if status >= 500)
-            line = (f"schemathesis: {CASES['count']} generated cases over /openapi.json, "
-                    f"{server_errors} answered 5xx; statuses: {statuses}")
+            line = (
+                f"schemathesis: {CASES['count']} generated cases over /openapi.json, "
+                f"{server_errors} answered 5xx; statuses: {statuses}"
+            )
             SUMMARY.append(line)
 
 
@@ -103,9 +111,11 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app)
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 def test_no_input_yields_a_server_error(case: schemathesis.Case) -> None:
     # GIVEN a generated request with the API key
     if CASES["count"] % 2 and case.path_parameters and case.method != "DELETE":

@@ -17,9 +17,14 @@ SPEC = {"name": "g", "nodes": [{"id": "a", "tool": "util.echo"}]}
 
 
 def version(graph_id: str, number: int, name: str = "g") -> GraphVersion:
-    return GraphVersion(graph_id=graph_id, version=number, spec={**SPEC, "name": name}, definition_sha256="x",
-                        state_machine_arn=f"arn:aws:states:us-east-1:123456789012:stateMachine:sm-{number}",
-                        created_at=now_iso())
+    return GraphVersion(
+        graph_id=graph_id,
+        version=number,
+        spec={**SPEC, "name": name},
+        definition_sha256="x",
+        state_machine_arn=f"arn:aws:states:us-east-1:123456789012:stateMachine:sm-{number}",
+        created_at=now_iso(),
+    )
 
 
 def test_two_publishers_of_the_same_version_number_one_wins(aws: Services) -> None:

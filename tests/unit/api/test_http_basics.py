@@ -33,8 +33,11 @@ def test_health_answers_without_a_key(aws) -> None:
 def test_every_route_but_health_and_docs_refuses_a_missing_or_wrong_key(aws) -> None:
     # GIVEN every operation the OpenAPI document lists, and clients without a key and with a wrong one
     document = ApiClient(key=None).get("/openapi.json").json()
-    operations = [(method.upper(), path.replace("{graph_id}", "g_1").replace("{run_id}", "r_1").replace("{name}", "x"))
-                  for path, ops in document["paths"].items() for method in ops]
+    operations = [
+        (method.upper(), path.replace("{graph_id}", "g_1").replace("{run_id}", "r_1").replace("{name}", "x"))
+        for path, ops in document["paths"].items()
+        for method in ops
+    ]
     assert len(operations) >= 16
     for anonymous in (ApiClient(key=None), ApiClient(key="wrong"), ApiClient(key="")):
         for method, path in [*operations, ("GET", "/nowhere")]:
@@ -57,11 +60,22 @@ def test_docs_and_openapi_are_public(aws) -> None:
     document = spec.json()
     paths = document["paths"]
     expected = {
-        ("/health", "get"), ("/tools", "get"), ("/tools/{name}", "get"), ("/graphs", "post"), ("/graphs", "get"),
-        ("/graphs/validate", "post"), ("/graphs/{graph_id}", "get"), ("/graphs/{graph_id}", "put"),
-        ("/graphs/{graph_id}", "delete"), ("/graphs/{graph_id}/definition", "get"),
-        ("/graphs/{graph_id}/diagram", "get"), ("/graphs/{graph_id}/runs", "post"), ("/runs", "get"),
-        ("/runs/{run_id}", "get"), ("/runs/{run_id}/events", "get"), ("/runs/{run_id}/cancel", "post"),
+        ("/health", "get"),
+        ("/tools", "get"),
+        ("/tools/{name}", "get"),
+        ("/graphs", "post"),
+        ("/graphs", "get"),
+        ("/graphs/validate", "post"),
+        ("/graphs/{graph_id}", "get"),
+        ("/graphs/{graph_id}", "put"),
+        ("/graphs/{graph_id}", "delete"),
+        ("/graphs/{graph_id}/definition", "get"),
+        ("/graphs/{graph_id}/diagram", "get"),
+        ("/graphs/{graph_id}/runs", "post"),
+        ("/runs", "get"),
+        ("/runs/{run_id}", "get"),
+        ("/runs/{run_id}/events", "get"),
+        ("/runs/{run_id}/cancel", "post"),
     }
     found = {(path, method) for path, ops in paths.items() for method in ops}
     assert expected <= found

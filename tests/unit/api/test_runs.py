@@ -194,9 +194,17 @@ def test_status_event_and_reconciliation_race_leaves_one_terminal_write(aws: Ser
     described = aws.sfn.describe_execution(executionArn=run["execution_arn"])
 
     # WHEN the status-change event arrives late (and twice)
-    event = {"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
-             "detail": {"executionArn": run["execution_arn"], "name": run_id, "status": "SUCCEEDED",
-                        "stopDate": int(described["stopDate"].timestamp() * 1000), "output": described["output"]}}
+    event = {
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "detail": {
+            "executionArn": run["execution_arn"],
+            "name": run_id,
+            "status": "SUCCEEDED",
+            "stopDate": int(described["stopDate"].timestamp() * 1000),
+            "output": described["output"],
+        },
+    }
     handler = Handler(table=aws.table, sfn=aws.sfn)
     results = [handler(event), handler(event)]
 

@@ -70,10 +70,17 @@ END: dict[str, Any] = {"OutputPath": "$.Payload", "End": True}
 WRAP: dict[str, Any] = {"ResultSelector": {"d.$": "$.Payload"}, "End": True}
 
 
-def join(results: str, *, state: str = "$[0].d.state", loops: str = "$[0].d.loops",
-         sd: str = "$[0].d.sd") -> dict[str, Any]:
-    return {"run.$": "$[0].d.run", "input.$": "$[0].d.input", "state.$": state, "results.$": results,
-            "loops.$": loops, "sd.$": sd}
+def join(
+    results: str, *, state: str = "$[0].d.state", loops: str = "$[0].d.loops", sd: str = "$[0].d.sd"
+) -> dict[str, Any]:
+    return {
+        "run.$": "$[0].d.run",
+        "input.$": "$[0].d.input",
+        "state.$": state,
+        "results.$": results,
+        "loops.$": loops,
+        "sd.$": sd,
+    }
 
 
 def echo(node_id: str, **fields: Any) -> dict[str, Any]:

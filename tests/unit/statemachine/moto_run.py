@@ -78,7 +78,8 @@ def moto_sfn(functions: dict[str, Callable[[Any, Any], Any]] | None = None) -> I
 
         def run(definition: dict[str, Any], doc: dict[str, Any], timeout: float = 30) -> tuple[str, Any]:
             arn = sfn.create_state_machine(
-                name=f"t{next(counter)}", definition=json.dumps(definition),
+                name=f"t{next(counter)}",
+                definition=json.dumps(definition),
                 roleArn="arn:aws:iam::123456789012:role/stepgraph-states",
             )["stateMachineArn"]
             execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(doc))["executionArn"]

@@ -13,16 +13,24 @@ M2 = "States.JsonMerge($[0].d.results, $[1].d.results, false)"
 
 def test_diamond_fans_out_into_a_parallel_and_joins_the_branch_documents() -> None:
     # GIVEN a -> (b, c) -> d
-    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
-            "edges": [{"from": "a", "to": "b"}, {"from": "a", "to": "c"}, {"from": "b", "to": "d"},
-                      {"from": "c", "to": "d"}]}
+    spec = {
+        "nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
+        "edges": [
+            {"from": "a", "to": "b"},
+            {"from": "a", "to": "c"},
+            {"from": "b", "to": "d"},
+            {"from": "c", "to": "d"},
+        ],
+    }
     # THEN b and c are branches of one Parallel whose ResultSelector merges their results
     assert states(spec) == {
         "a": task("a", **nxt("b+c")),
         "b+c": {
             "Type": "Parallel",
-            "Branches": [{"StartAt": "b", "States": {"b": task("b", **WRAP)}},
-                         {"StartAt": "c", "States": {"c": task("c", **WRAP)}}],
+            "Branches": [
+                {"StartAt": "b", "States": {"b": task("b", **WRAP)}},
+                {"StartAt": "c", "States": {"c": task("c", **WRAP)}},
+            ],
             "ResultSelector": join(M2),
             "Next": "d",
         },
@@ -32,9 +40,16 @@ def test_diamond_fans_out_into_a_parallel_and_joins_the_branch_documents() -> No
 
 def test_branches_at_different_depths_do_not_wait_for_each_other() -> None:
     # GIVEN a -> b -> c -> e and a -> d -> e: the short branch is not padded to the long one's levels
-    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d"), echo("e")],
-            "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "c", "to": "e"},
-                      {"from": "a", "to": "d"}, {"from": "d", "to": "e"}]}
+    spec = {
+        "nodes": [echo("a"), echo("b"), echo("c"), echo("d"), echo("e")],
+        "edges": [
+            {"from": "a", "to": "b"},
+            {"from": "b", "to": "c"},
+            {"from": "c", "to": "e"},
+            {"from": "a", "to": "d"},
+            {"from": "d", "to": "e"},
+        ],
+    }
     par = states(spec)["b+d"]
     assert par["Branches"] == [
         {"StartAt": "b", "States": {"b": task("b", **nxt("c")), "c": task("c", **WRAP)}},
@@ -44,16 +59,25 @@ def test_branches_at_different_depths_do_not_wait_for_each_other() -> None:
 
 def test_condition_becomes_a_guarded_choice_and_skips_propagate() -> None:
     # GIVEN a -> b when a.code == 200, and b -> c
-    spec = {"nodes": [echo("a"), echo("b"), echo("c")],
-            "edges": [{"from": "a", "to": "b", "when": "a.code == 200"}, {"from": "b", "to": "c"}]}
+    spec = {
+        "nodes": [echo("a"), echo("b"), echo("c")],
+        "edges": [{"from": "a", "to": "b", "when": "a.code == 200"}, {"from": "b", "to": "c"}],
+    }
     # THEN b.when tests presence, type and value; c runs exactly when b ran, so b.when skips both
     assert states(spec) == {
         "a": task("a", **nxt("b.when")),
         "b.when": {
             "Type": "Choice",
-            "Choices": [{"And": [{"Variable": "$.results.a.code", "IsPresent": True},
-                                 {"Variable": "$.results.a.code", "IsNumeric": True},
-                                 {"Variable": "$.results.a.code", "NumericEquals": 200}], "Next": "b"}],
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.results.a.code", "IsPresent": True},
+                        {"Variable": "$.results.a.code", "IsNumeric": True},
+                        {"Variable": "$.results.a.code", "NumericEquals": 200},
+                    ],
+                    "Next": "b",
+                }
+            ],
             "Default": "b.end",
         },
         "b": task("b", **nxt("c")),
@@ -64,9 +88,15 @@ def test_condition_becomes_a_guarded_choice_and_skips_propagate() -> None:
 
 def test_a_node_fed_by_a_skippable_node_elsewhere_checks_its_presence() -> None:
     # GIVEN a -> b (when), a -> c, and b -> d, c -> d: d runs when b or c ran
-    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
-            "edges": [{"from": "a", "to": "b", "when": "a.ok == true"}, {"from": "a", "to": "c"},
-                      {"from": "b", "to": "d"}, {"from": "c", "to": "d"}]}
+    spec = {
+        "nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
+        "edges": [
+            {"from": "a", "to": "b", "when": "a.ok == true"},
+            {"from": "a", "to": "c"},
+            {"from": "b", "to": "d"},
+            {"from": "c", "to": "d"},
+        ],
+    }
     # THEN d has no gate (c always runs), and b's skip ends its branch
     top = states(spec)
     assert top["d"] == task("d", **END)
@@ -77,10 +107,15 @@ def test_a_node_fed_by_a_skippable_node_elsewhere_checks_its_presence() -> None:
 
 def test_bounded_loop_is_a_choice_back_to_the_head() -> None:
     # GIVEN start -> body -> check, check -> body while state.n < 3 (at most 5), check -> done
-    spec = {"nodes": [echo("start"), echo("body"), echo("check", update_state=True), echo("done")],
-            "edges": [{"from": "start", "to": "body"}, {"from": "body", "to": "check"},
-                      {"from": "check", "to": "body", "when": "state.n < 3", "max_iterations": 5},
-                      {"from": "check", "to": "done"}]}
+    spec = {
+        "nodes": [echo("start"), echo("body"), echo("check", update_state=True), echo("done")],
+        "edges": [
+            {"from": "start", "to": "body"},
+            {"from": "body", "to": "check"},
+            {"from": "check", "to": "body", "when": "state.n < 3", "max_iterations": 5},
+            {"from": "check", "to": "done"},
+        ],
+    }
     definition = compiled(spec)
     assert states(spec) == {
         "start": task("start", **nxt("body")),
@@ -88,12 +123,19 @@ def test_bounded_loop_is_a_choice_back_to_the_head() -> None:
         "check": task("check", **nxt("check.loop")),
         "check.loop": {
             "Type": "Choice",
-            "Choices": [{"And": [{"Variable": "$.state.n", "IsPresent": True},
-                                 {"Variable": "$.state.n", "IsNumeric": True},
-                                 {"Variable": "$.state.n", "NumericLessThan": 3},
-                                 {"Variable": "$.loops['body@loop']", "IsPresent": True},
-                                 {"Variable": "$.loops['body@loop']", "IsNumeric": True},
-                                 {"Variable": "$.loops['body@loop']", "NumericLessThan": 5}], "Next": "body"}],
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.state.n", "IsPresent": True},
+                        {"Variable": "$.state.n", "IsNumeric": True},
+                        {"Variable": "$.state.n", "NumericLessThan": 3},
+                        {"Variable": "$.loops['body@loop']", "IsPresent": True},
+                        {"Variable": "$.loops['body@loop']", "IsNumeric": True},
+                        {"Variable": "$.loops['body@loop']", "NumericLessThan": 5},
+                    ],
+                    "Next": "body",
+                }
+            ],
             "Default": "done",
         },
         "done": task("done", **END),
@@ -113,8 +155,11 @@ def test_foreach_is_a_map_with_max_concurrency_then_a_collect_task() -> None:
             "ItemsPath": "$.input.items",
             "ItemSelector": {"doc.$": "$", "item.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
             "MaxConcurrency": 3,
-            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "each.item",
-                              "States": {"each.item": task("each", "item", **END)}},
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "each.item",
+                "States": {"each.item": task("each", "item", **END)},
+            },
             "ResultPath": None,
             "Next": "each.collect",
         },
@@ -122,39 +167,72 @@ def test_foreach_is_a_map_with_max_concurrency_then_a_collect_task() -> None:
     }
     payload = compiled(spec)["States"]["each"]["ItemProcessor"]["States"]["each.item"]["Parameters"]["Payload"]
     assert {k: payload[k] for k in ("doc.$", "item.$", "index.$")} == {
-        "doc.$": "$.doc", "item.$": "$.item", "index.$": "$.index"}
+        "doc.$": "$.doc",
+        "item.$": "$.item",
+        "index.$": "$.index",
+    }
 
 
 def test_foreach_concurrency_never_exceeds_the_graph_cap() -> None:
-    spec = {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"})],
-            "options": {"max_concurrency": 4}}
+    spec = {
+        "nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"})],
+        "options": {"max_concurrency": 4},
+    }
     assert states(spec)["each"]["MaxConcurrency"] == 4
 
 
 def test_retry_timeout_and_optional_catch() -> None:
     # GIVEN an optional node with its own retry policy and timeout, then y
-    spec = {"nodes": [echo("x", retry={"max_attempts": 2, "interval_seconds": 2, "backoff_rate": 1.5,
-                                       "max_delay_seconds": 10, "jitter": "FULL"}, timeout_seconds=5, optional=True),
-                      echo("y")],
-            "edges": [{"from": "x", "to": "y"}]}
+    spec = {
+        "nodes": [
+            echo(
+                "x",
+                retry={
+                    "max_attempts": 2,
+                    "interval_seconds": 2,
+                    "backoff_rate": 1.5,
+                    "max_delay_seconds": 10,
+                    "jitter": "FULL",
+                },
+                timeout_seconds=5,
+                optional=True,
+            ),
+            echo("y"),
+        ],
+        "edges": [{"from": "x", "to": "y"}],
+    }
     # THEN Retry = service-error retry + the node's policy; a failure goes to x.failed, which continues to y
     assert states(spec, keep_retry=True) == {
-        "x": task("x", timeout=5, Retry=[SERVICE_RETRY, {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2,
-                                                          "MaxAttempts": 2, "BackoffRate": 1.5, "MaxDelaySeconds": 10,
-                                                          "JitterStrategy": "FULL"}],
-                  Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "x.failed"}], **nxt("y")),
+        "x": task(
+            "x",
+            timeout=5,
+            Retry=[
+                SERVICE_RETRY,
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "IntervalSeconds": 2,
+                    "MaxAttempts": 2,
+                    "BackoffRate": 1.5,
+                    "MaxDelaySeconds": 10,
+                    "JitterStrategy": "FULL",
+                },
+            ],
+            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "x.failed"}],
+            **nxt("y"),
+        ),
         "y": task("y", Retry=[SERVICE_RETRY], **END),
         "x.failed": task("x", "failed", Retry=[SERVICE_RETRY], **nxt("y")),
     }
 
 
 def test_default_retry_and_timeout_come_from_options() -> None:
-    spec = {"nodes": [echo("x", retry={"interval_seconds": 3})],
-            "options": {"default_retry": {"max_attempts": 4, "backoff_rate": 3.0}, "default_timeout_seconds": 7}}
+    spec = {
+        "nodes": [echo("x", retry={"interval_seconds": 3})],
+        "options": {"default_retry": {"max_attempts": 4, "backoff_rate": 3.0}, "default_timeout_seconds": 7},
+    }
     x = states(spec, keep_retry=True)["x"]
     assert x["TimeoutSeconds"] == 7
-    assert x["Retry"][1] == {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 3, "MaxAttempts": 4,
-                             "BackoffRate": 3.0}
+    assert x["Retry"][1] == {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 3, "MaxAttempts": 4, "BackoffRate": 3.0}
 
 
 def test_max_concurrency_packs_branches_into_lanes() -> None:
@@ -164,8 +242,10 @@ def test_max_concurrency_packs_branches_into_lanes() -> None:
     assert states(spec) == {
         "a+c": {
             "Type": "Parallel",
-            "Branches": [{"StartAt": "a", "States": {"a": task("a", **nxt("b")), "b": task("b", **WRAP)}},
-                         {"StartAt": "c", "States": {"c": task("c", **nxt("d")), "d": task("d", **WRAP)}}],
+            "Branches": [
+                {"StartAt": "a", "States": {"a": task("a", **nxt("b")), "b": task("b", **WRAP)}},
+                {"StartAt": "c", "States": {"c": task("c", **nxt("d")), "d": task("d", **WRAP)}},
+            ],
             "ResultSelector": join(M2),
             "End": True,
         }
@@ -187,24 +267,31 @@ def test_wide_fan_out_nests_parallels_to_keep_joins_within_ten_intrinsics() -> N
 
 
 def test_parallel_state_updates_merge_through_the_state_delta() -> None:
-    spec = {"nodes": [echo("l", update_state=True), echo("r", update_state=True), echo("j")],
-            "edges": [{"from": "l", "to": "j"}, {"from": "r", "to": "j"}]}
+    spec = {
+        "nodes": [echo("l", update_state=True), echo("r", update_state=True), echo("j")],
+        "edges": [{"from": "l", "to": "j"}, {"from": "r", "to": "j"}],
+    }
     sd = "States.JsonMerge($[0].d.sd, $[1].d.sd, false)"
     assert states(spec)["l+r"]["ResultSelector"] == join(
-        M2, state=f"States.JsonMerge($[0].d.input, {sd}, false)", sd=sd)
+        M2, state=f"States.JsonMerge($[0].d.input, {sd}, false)", sd=sd
+    )
 
 
 def test_hyphenated_ids_use_bracket_notation_in_paths() -> None:
-    spec = {"nodes": [echo("my-node"), echo("next")],
-            "edges": [{"from": "my-node", "to": "next", "when": "my-node.ok == true"}]}
+    spec = {
+        "nodes": [echo("my-node"), echo("next")],
+        "edges": [{"from": "my-node", "to": "next", "when": "my-node.ok == true"}],
+    }
     rule = states(spec)["next.when"]["Choices"][0]
     assert rule["And"][0] == {"Variable": "$.results['my-node'].ok", "IsPresent": True}
 
 
 def test_non_series_parallel_graph_keeps_every_dependency() -> None:
     # GIVEN the "N" shape a -> c, a -> d, b -> d (no exact series-parallel form)
-    spec = {"nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
-            "edges": [{"from": "a", "to": "c"}, {"from": "a", "to": "d"}, {"from": "b", "to": "d"}]}
+    spec = {
+        "nodes": [echo("a"), echo("b"), echo("c"), echo("d")],
+        "edges": [{"from": "a", "to": "c"}, {"from": "a", "to": "d"}, {"from": "b", "to": "d"}],
+    }
     definition = compiled(spec)
     # THEN in the flattened execution order every node comes after all of its parents
     order = _order(definition)
@@ -252,16 +339,25 @@ def test_document_budget_shrinks_with_the_widest_join() -> None:
 
 def test_lambda_node_invokes_the_users_function_directly_then_records() -> None:
     # GIVEN a node running a user's Lambda with a whole and an interpolated reference
-    spec = {"nodes": [echo("a"), {"id": "mine", "tool": "lambda:my-fn",
-                                  "params": {"x": "{{ a.v }}", "say": "it's {{ a.v }}", "n": 3}}],
-            "edges": [{"from": "a", "to": "mine"}]}
+    spec = {
+        "nodes": [
+            echo("a"),
+            {"id": "mine", "tool": "lambda:my-fn", "params": {"x": "{{ a.v }}", "say": "it's {{ a.v }}", "n": 3}},
+        ],
+        "edges": [{"from": "a", "to": "mine"}],
+    }
     definition = compiled(spec)
     mine = definition["States"]["mine"]
     # THEN the Task calls my-fn with params resolved by JSONPath and keeps its output under results.mine
-    assert mine["Parameters"] == {"FunctionName": "my-fn", "Payload": {
-        "x.$": "$.results.a.v", "say.$": "States.Format('it\\'s {}', $.results.a.v)", "n": 3}}
-    assert mine["ResultSelector"] == {"Payload.$": "$.Payload", "started.$": "$$.State.EnteredTime",
-                                      "retry_count.$": "$$.State.RetryCount"}
+    assert mine["Parameters"] == {
+        "FunctionName": "my-fn",
+        "Payload": {"x.$": "$.results.a.v", "say.$": "States.Format('it\\'s {}', $.results.a.v)", "n": 3},
+    }
+    assert mine["ResultSelector"] == {
+        "Payload.$": "$.Payload",
+        "started.$": "$$.State.EnteredTime",
+        "retry_count.$": "$$.State.RetryCount",
+    }
     assert (mine["ResultPath"], mine["Next"]) == ("$.results.mine", "mine.record")
     assert mine["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "mine.failed"}]
     # AND a failure is recorded, then fails the run with the function's own error
@@ -276,8 +372,10 @@ def test_lambda_node_invokes_the_users_function_directly_then_records() -> None:
 
 def test_a_foreach_beside_other_branches_shares_the_cap_instead_of_serialising_them() -> None:
     # GIVEN a foreach and two plain nodes side by side, max_concurrency 6
-    spec = {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}), echo("a"), echo("b")],
-            "options": {"max_concurrency": 6}}
+    spec = {
+        "nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}), echo("a"), echo("b")],
+        "options": {"max_concurrency": 6},
+    }
     par = states(spec)["each+a+b"]
     # THEN the three run side by side and the Map takes what the other two leave: 4 items at once
     assert [b["StartAt"] for b in par["Branches"]] == ["each", "a", "b"]
@@ -286,11 +384,22 @@ def test_a_foreach_beside_other_branches_shares_the_cap_instead_of_serialising_t
 
 def test_constant_false_conditions_drop_what_can_never_run() -> None:
     # GIVEN an edge that can never hold, in front of a chain and in front of a loop
-    chain = states({"nodes": [echo("a"), echo("b"), echo("c")],
-                    "edges": [{"from": "a", "to": "b", "when": "false"}, {"from": "b", "to": "c"}]})
-    loop = states({"nodes": [echo("a"), echo("h"), echo("t")],
-                   "edges": [{"from": "a", "to": "h", "when": "1 == 2"}, {"from": "h", "to": "t"},
-                             {"from": "t", "to": "h", "max_iterations": 2}]})
+    chain = states(
+        {
+            "nodes": [echo("a"), echo("b"), echo("c")],
+            "edges": [{"from": "a", "to": "b", "when": "false"}, {"from": "b", "to": "c"}],
+        }
+    )
+    loop = states(
+        {
+            "nodes": [echo("a"), echo("h"), echo("t")],
+            "edges": [
+                {"from": "a", "to": "h", "when": "1 == 2"},
+                {"from": "h", "to": "t"},
+                {"from": "t", "to": "h", "max_iterations": 2},
+            ],
+        }
+    )
     # THEN neither the nodes behind it nor their Choices are compiled: the run ends after a
     assert chain == {"a": task("a", **nxt("c.end")), "c.end": {"Type": "Succeed"}}
     assert loop == {"a": task("a", **nxt("h.end")), "h.end": {"Type": "Succeed"}}

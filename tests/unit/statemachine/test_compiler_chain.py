@@ -55,14 +55,16 @@ def task(node: str, params: dict[str, str], **end: object) -> dict[str, object]:
 
 def test_two_echo_nodes_compile_to_two_chained_tasks() -> None:
     # GIVEN the skeleton's graph: first echoes the input, second echoes first's output
-    spec = validate({
-        "name": "two",
-        "nodes": [
-            {"id": "first", "tool": "util.echo", "params": {"value": "{{ input.msg }}"}},
-            {"id": "second", "tool": "util.echo", "params": {"value": "{{ first.value }}"}},
-        ],
-        "edges": [{"from": "first", "to": "second"}],
-    })
+    spec = validate(
+        {
+            "name": "two",
+            "nodes": [
+                {"id": "first", "tool": "util.echo", "params": {"value": "{{ input.msg }}"}},
+                {"id": "second", "tool": "util.echo", "params": {"value": "{{ first.value }}"}},
+            ],
+            "edges": [{"from": "first", "to": "second"}],
+        }
+    )
     # WHEN it is compiled
     definition = compile_graph(spec, executor_arn=ARN)
     # THEN each node is one Task named by its id, chained first -> second, handing on $.Payload

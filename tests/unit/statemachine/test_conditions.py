@@ -32,8 +32,15 @@ def guard(var: str, kind: str) -> list[dict[str, object]]:
         ("a.x != 1", {"Not": {"And": [*guard(A, "Numeric"), {"Variable": A, "NumericEquals": 1}]}}),
         ("exists(a.x)", {"Variable": A, "IsPresent": True}),
         ("state.n == -3", {"And": [*guard("$.state.n", "Numeric"), {"Variable": "$.state.n", "NumericEquals": -3}]}),
-        ("input.items[2].name == 'z'", {"And": [*guard("$.input.items[2].name", "String"),
-                                                {"Variable": "$.input.items[2].name", "StringEquals": "z"}]}),
+        (
+            "input.items[2].name == 'z'",
+            {
+                "And": [
+                    *guard("$.input.items[2].name", "String"),
+                    {"Variable": "$.input.items[2].name", "StringEquals": "z"},
+                ]
+            },
+        ),
     ],
 )
 def test_comparisons_compile_to_guarded_rules(text: str, expected: object) -> None:
@@ -41,10 +48,12 @@ def test_comparisons_compile_to_guarded_rules(text: str, expected: object) -> No
 
 
 def test_in_a_literal_list_is_an_or_of_equalities() -> None:
-    assert rule("a.x in [1, 'b']") == {"Or": [
-        {"And": [*guard(A, "Numeric"), {"Variable": A, "NumericEquals": 1}]},
-        {"And": [*guard(A, "String"), {"Variable": A, "StringEquals": "b"}]},
-    ]}
+    assert rule("a.x in [1, 'b']") == {
+        "Or": [
+            {"And": [*guard(A, "Numeric"), {"Variable": A, "NumericEquals": 1}]},
+            {"And": [*guard(A, "String"), {"Variable": A, "StringEquals": "b"}]},
+        ]
+    }
 
 
 def test_literal_in_path_is_a_substring_match_with_wildcards_escaped() -> None:
@@ -61,8 +70,14 @@ def test_boolean_operators_nest_and_flatten() -> None:
 def test_chained_comparison_is_an_and() -> None:
     out = rule("0 < state.n < 10")
     n = "$.state.n"
-    assert out == {"And": [*guard(n, "Numeric"), {"Variable": n, "NumericGreaterThan": 0},
-                           *guard(n, "Numeric"), {"Variable": n, "NumericLessThan": 10}]}
+    assert out == {
+        "And": [
+            *guard(n, "Numeric"),
+            {"Variable": n, "NumericGreaterThan": 0},
+            *guard(n, "Numeric"),
+            {"Variable": n, "NumericLessThan": 10},
+        ]
+    }
 
 
 def test_path_against_path_tries_each_type() -> None:

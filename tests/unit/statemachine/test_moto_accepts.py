@@ -24,11 +24,20 @@ def run_spec(spec: dict[str, Any], run_input: dict[str, Any], **functions: Any) 
 
 def test_diamond_with_skipped_branch_joins_results_and_state() -> None:
     # GIVEN a -> (b when false, c) -> d; c updates state
-    spec = {"nodes": [echo("a", params={"v": 1}), echo("b", params={"v": 2}),
-                      echo("c", params={"k": "{{ a.v }}"}, update_state=True),
-                      echo("d", params={"b": "{{ state.k }}"})],
-            "edges": [{"from": "a", "to": "b", "when": "a.v == 5"}, {"from": "a", "to": "c"},
-                      {"from": "b", "to": "d"}, {"from": "c", "to": "d"}]}
+    spec = {
+        "nodes": [
+            echo("a", params={"v": 1}),
+            echo("b", params={"v": 2}),
+            echo("c", params={"k": "{{ a.v }}"}, update_state=True),
+            echo("d", params={"b": "{{ state.k }}"}),
+        ],
+        "edges": [
+            {"from": "a", "to": "b", "when": "a.v == 5"},
+            {"from": "a", "to": "c"},
+            {"from": "b", "to": "d"},
+            {"from": "c", "to": "d"},
+        ],
+    }
     status, doc, stub = run_spec(spec, {"x": 1})
     assert status == "SUCCEEDED", doc
     assert doc["results"] == {"a": {"v": 1}, "c": {"k": 1}, "d": {"b": 1}}
@@ -37,8 +46,10 @@ def test_diamond_with_skipped_branch_joins_results_and_state() -> None:
 
 
 def test_loop_runs_until_its_bound() -> None:
-    spec = {"nodes": [echo("body", params={"v": 1}), echo("after", params={"v": 2})],
-            "edges": [{"from": "body", "to": "body", "max_iterations": 3}, {"from": "body", "to": "after"}]}
+    spec = {
+        "nodes": [echo("body", params={"v": 1}), echo("after", params={"v": 2})],
+        "edges": [{"from": "body", "to": "body", "max_iterations": 3}, {"from": "body", "to": "after"}],
+    }
     status, doc, stub = run_spec(spec, {})
     assert status == "SUCCEEDED", doc
     assert doc["loops"] == {"body": 3, "body@loop": 3}
@@ -47,9 +58,15 @@ def test_loop_runs_until_its_bound() -> None:
 
 def test_nested_loop_restarts_its_count_on_each_outer_iteration() -> None:
     # GIVEN outer: o -> i -> t, t -> o (bound 2); inner: i -> t, t -> i (bound 3)
-    spec = {"nodes": [echo("o", params={"v": 1}), echo("i", params={"v": 2}), echo("t", params={"v": 3})],
-            "edges": [{"from": "o", "to": "i"}, {"from": "i", "to": "t"},
-                      {"from": "t", "to": "i", "max_iterations": 3}, {"from": "t", "to": "o", "max_iterations": 2}]}
+    spec = {
+        "nodes": [echo("o", params={"v": 1}), echo("i", params={"v": 2}), echo("t", params={"v": 3})],
+        "edges": [
+            {"from": "o", "to": "i"},
+            {"from": "i", "to": "t"},
+            {"from": "t", "to": "i", "max_iterations": 3},
+            {"from": "t", "to": "o", "max_iterations": 2},
+        ],
+    }
     status, doc, stub = run_spec(spec, {})
     # THEN the inner loop runs 3 times in each of the 2 outer iterations
     assert status == "SUCCEEDED", doc
@@ -59,10 +76,14 @@ def test_nested_loop_restarts_its_count_on_each_outer_iteration() -> None:
 
 
 def test_foreach_collects_in_item_order_and_optional_failure_goes_on() -> None:
-    spec = {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, max_concurrency=2),
-                      {"id": "bad", "tool": "util.fail", "params": {"failures": 9, "error": "Nope"}, "optional": True},
-                      echo("end", params={"all": "{{ each }}", "bad": "{{ bad }}"})],
-            "edges": [{"from": "each", "to": "bad"}, {"from": "bad", "to": "end"}]}
+    spec = {
+        "nodes": [
+            echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, max_concurrency=2),
+            {"id": "bad", "tool": "util.fail", "params": {"failures": 9, "error": "Nope"}, "optional": True},
+            echo("end", params={"all": "{{ each }}", "bad": "{{ bad }}"}),
+        ],
+        "edges": [{"from": "each", "to": "bad"}, {"from": "bad", "to": "end"}],
+    }
     status, doc, stub = run_spec(spec, {"items": [3, 1, 2]})
     assert status == "SUCCEEDED", doc
     assert doc["results"]["end"] == {"all": [{"v": 3}, {"v": 1}, {"v": 2}], "bad": None}
@@ -77,10 +98,17 @@ def test_lambda_node_is_invoked_directly_then_recorded() -> None:
         seen.append(event)
         return {"len": len(event["text"])}
 
-    spec = {"nodes": [echo("a", params={"t": "hi"}),
-                      {"id": "mine", "tool": "lambda:user-fn", "params": {"text": "{{ a.t }}", "msg": "say {{ a.t }}!",
-                                                                          "fixed": [1, "{{ a.t }}"]}}],
-            "edges": [{"from": "a", "to": "mine"}]}
+    spec = {
+        "nodes": [
+            echo("a", params={"t": "hi"}),
+            {
+                "id": "mine",
+                "tool": "lambda:user-fn",
+                "params": {"text": "{{ a.t }}", "msg": "say {{ a.t }}!", "fixed": [1, "{{ a.t }}"]},
+            },
+        ],
+        "edges": [{"from": "a", "to": "mine"}],
+    }
     status, doc, stub = run_spec(spec, {}, **{"user-fn": user_fn})
     # THEN the function received resolved params and the record step stored its output as the node's result
     assert status == "SUCCEEDED", doc

@@ -10,8 +10,11 @@ from statemachine.protocol import ExecutorRequest, NodeContext
 from statemachine.spec import GraphSpec, RetryPolicy
 
 SPEC = GraphSpec.model_validate(
-    {"name": "g", "nodes": [{"id": "a", "tool": "util.echo"}, {"id": "b", "tool": "util.echo"}],
-     "edges": [{"from": "a", "to": "b"}]}
+    {
+        "name": "g",
+        "nodes": [{"id": "a", "tool": "util.echo"}, {"id": "b", "tool": "util.echo"}],
+        "edges": [{"from": "a", "to": "b"}],
+    }
 )
 
 
@@ -22,8 +25,14 @@ def ctx(node: str = "a", **kw: object) -> NodeContext:
 def test_initial_document_starts_state_as_the_input() -> None:
     # GIVEN an input WHEN a run starts THEN state is a copy of it and results are empty
     doc = initial_document(SPEC, {"run_id": "r_1", "graph_id": "g_1", "version": 1}, {"x": 1})
-    assert doc == {"run": {"run_id": "r_1", "graph_id": "g_1", "version": 1}, "input": {"x": 1},
-                   "state": {"x": 1}, "results": {}, "loops": {}, "sd": {}}
+    assert doc == {
+        "run": {"run_id": "r_1", "graph_id": "g_1", "version": 1},
+        "input": {"x": 1},
+        "state": {"x": 1},
+        "results": {},
+        "loops": {},
+        "sd": {},
+    }
     doc["state"]["x"] = 2
     assert doc["input"] == {"x": 1}
 
@@ -85,9 +94,16 @@ def test_skipped_nodes_are_those_without_a_result() -> None:
 
 def test_request_round_trip_and_failure_message() -> None:
     c = ctx(params={"k.$": "$.not.evaluated"})
-    req = ExecutorRequest.from_event({"node": "a", "tool": "util.echo", "ctx": c.to_json(), "doc": {
-        "failure": {"Error": "Boom", "Cause": '{"errorType": "Boom", "errorMessage": "it broke"}'}},
-        "retry_count": 2, "mode": "failed"})
+    req = ExecutorRequest.from_event(
+        {
+            "node": "a",
+            "tool": "util.echo",
+            "ctx": c.to_json(),
+            "doc": {"failure": {"Error": "Boom", "Cause": '{"errorType": "Boom", "errorMessage": "it broke"}'}},
+            "retry_count": 2,
+            "mode": "failed",
+        }
+    )
     assert req.context == c
     assert req.attempt == 3
     assert req.failure is not None

@@ -46,7 +46,7 @@ def holds(when: str | None, source: str, values: dict[str, int], flags: dict[str
     if when.startswith("input."):
         return flags.get(when.split(".")[1].split(" ")[0]) is True
     if when.startswith("not exists"):
-        return when[len("not exists(input."):-1] not in flags
+        return when[len("not exists(input.") : -1] not in flags
     return values[source] > 1
 
 

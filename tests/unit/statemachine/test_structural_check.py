@@ -23,10 +23,28 @@ def test_a_sound_definition_passes() -> None:
         ({"StartAt": "a", "States": {"a": PASS, "b": PASS}}, "$.b: unreachable"),
         ({"StartAt": "a", "States": {"a": {"Type": "Pass"}}}, "needs exactly one of Next or End"),
         ({"StartAt": "a", "States": {"a": {"Type": "Choice", "Choices": [], "Default": "a"}}}, "Choice without"),
-        ({"StartAt": "p", "States": {"p": {"Type": "Parallel", "End": True, "Branches": [
-            {"StartAt": "p", "States": {"p": PASS}}]}}}, "state name 'p' is used twice"),
-        ({"StartAt": "m", "States": {"m": {"Type": "Map", "End": True, "ItemProcessor": {
-            "StartAt": "i", "States": {"i": {"Type": "Pass", "Next": "m"}}}}}}, "target 'm' is not a state of its"),
+        (
+            {
+                "StartAt": "p",
+                "States": {
+                    "p": {"Type": "Parallel", "End": True, "Branches": [{"StartAt": "p", "States": {"p": PASS}}]}
+                },
+            },
+            "state name 'p' is used twice",
+        ),
+        (
+            {
+                "StartAt": "m",
+                "States": {
+                    "m": {
+                        "Type": "Map",
+                        "End": True,
+                        "ItemProcessor": {"StartAt": "i", "States": {"i": {"Type": "Pass", "Next": "m"}}},
+                    }
+                },
+            },
+            "target 'm' is not a state of its",
+        ),
     ],
 )
 def test_broken_definitions_are_refused_naming_the_problem(definition: dict[str, object], problem: str) -> None:

@@ -19,13 +19,13 @@ def random_dag(seed: int, n: int, cap: int = 1000) -> tuple[dict[str, Any], dict
         for i in rng.sample(range(j), k=min(j, rng.randint(0, 3))):
             edges.append({"from": ids[i], "to": ids[j]})
     seconds = {node: rng.uniform(0.1, 1.0) for node in ids}
-    spec = {"nodes": [{"id": i, "tool": "util.echo"} for i in ids], "edges": edges,
-            "options": {"max_concurrency": cap}}
+    spec = {"nodes": [{"id": i, "tool": "util.echo"} for i in ids], "edges": edges, "options": {"max_concurrency": cap}}
     return spec, seconds
 
 
-def simulate(scope: dict[str, Any], seconds: dict[str, float], now: float,
-             spans: dict[str, tuple[float, float]]) -> float:
+def simulate(
+    scope: dict[str, Any], seconds: dict[str, float], now: float, spans: dict[str, tuple[float, float]]
+) -> float:
     """Run a scope without Choices: Tasks take their node's seconds, a Parallel ends with its slowest branch."""
     name = scope["StartAt"]
     while name is not None:
@@ -95,8 +95,11 @@ def test_series_parallel_graphs_take_exactly_their_critical_path(seed: int) -> N
     _, _, edges = series_parallel(rng, 4, counter)
     ids = [f"s{i}" for i in range(1, counter[0] + 1)]
     seconds = {node: rng.uniform(0.1, 1.0) for node in ids}
-    spec = {"nodes": [{"id": i, "tool": "util.echo"} for i in ids], "edges": edges,
-            "options": {"max_concurrency": 1000}}
+    spec = {
+        "nodes": [{"id": i, "tool": "util.echo"} for i in ids],
+        "edges": edges,
+        "options": {"max_concurrency": 1000},
+    }
     spans: dict[str, tuple[float, float]] = {}
     makespan = simulate(compiled(spec), seconds, 0.0, spans)
     finish: dict[str, float] = {}

@@ -38,10 +38,17 @@ def echo(node_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_a_valid_spec_comes_back_as_a_model() -> None:
-    spec = validate({"name": "ok", "nodes": [
-        {"id": "fetch", "tool": "http.get", "params": {"url": "{{ input.url }}", "retries": 2}},
-        echo("show", params={"v": "{{ fetch.json.items[0] }}"})], "edges": [{"from": "fetch", "to": "show"}]},
-        Catalog())
+    spec = validate(
+        {
+            "name": "ok",
+            "nodes": [
+                {"id": "fetch", "tool": "http.get", "params": {"url": "{{ input.url }}", "retries": 2}},
+                echo("show", params={"v": "{{ fetch.json.items[0] }}"}),
+            ],
+            "edges": [{"from": "fetch", "to": "show"}],
+        },
+        Catalog(),
+    )
     assert [n.id for n in spec.nodes] == ["fetch", "show"]
 
 
@@ -59,22 +66,29 @@ def test_duplicate_ids_and_reserved_ids() -> None:
 
 def test_shape_errors_name_the_field() -> None:
     found = errors({"nodes": [{"id": "9bad", "tool": "util.echo"}, echo("b", retry={"max_attempts": -1})]})
-    assert [(d["loc"], d.get("node")) for d in found] == [("nodes[0].id", "9bad"),
-                                                          ("nodes[1].retry.max_attempts", "b")]
+    assert [(d["loc"], d.get("node")) for d in found] == [("nodes[0].id", "9bad"), ("nodes[1].retry.max_attempts", "b")]
 
 
 def test_unknown_tool_lists_the_known_ones() -> None:
     assert errors({"nodes": [{"id": "x", "tool": "nope"}]}) == [
-        {"loc": "nodes[0].tool", "node": "x", "message": "unknown tool 'nope'; known tools: http.get, util.echo"}]
+        {"loc": "nodes[0].tool", "node": "x", "message": "unknown tool 'nope'; known tools: http.get, util.echo"}
+    ]
 
 
 def test_params_are_checked_against_the_tool_schema_except_whole_references() -> None:
-    found = errors({"nodes": [
-        {"id": "f", "tool": "http.get", "params": {"url": "not a url", "retries": "{{ input.n }}", "extra": 1}},
-        {"id": "g", "tool": "http.get", "params": {"retries": 1}},
-    ]})
+    found = errors(
+        {
+            "nodes": [
+                {"id": "f", "tool": "http.get", "params": {"url": "not a url", "retries": "{{ input.n }}", "extra": 1}},
+                {"id": "g", "tool": "http.get", "params": {"retries": 1}},
+            ]
+        }
+    )
     assert [(d["loc"], d["node"]) for d in found] == [
-        ("nodes[0].params.url", "f"), ("nodes[0].params.extra", "f"), ("nodes[1].params.url", "g")]
+        ("nodes[0].params.url", "f"),
+        ("nodes[0].params.extra", "f"),
+        ("nodes[1].params.url", "g"),
+    ]
     assert found[2]["message"] == "http.get: Field required"
 
 
@@ -85,15 +99,23 @@ def test_interpolated_strings_are_still_type_checked() -> None:
 
 def test_edges_to_unknown_nodes() -> None:
     assert errors({"nodes": [echo("a")], "edges": [{"from": "a", "to": "zz"}]}) == [
-        {"loc": "edges[0].to", "edge": "a->zz", "message": "edge a->zz: unknown node 'zz'"}]
+        {"loc": "edges[0].to", "edge": "a->zz", "message": "edge a->zz: unknown node 'zz'"}
+    ]
 
 
 def test_references_must_point_upstream() -> None:
-    found = errors({"nodes": [echo("a", params={"v": "{{ b.x }}"}), echo("b"), echo("c", params={"v": "{{ q }}"})],
-                    "edges": [{"from": "a", "to": "b"}]})
+    found = errors(
+        {
+            "nodes": [echo("a", params={"v": "{{ b.x }}"}), echo("b"), echo("c", params={"v": "{{ q }}"})],
+            "edges": [{"from": "a", "to": "b"}],
+        }
+    )
     assert found == [
-        {"loc": "nodes[0].params.v", "node": "a",
-         "message": "{{ b.x }}: node 'b' is not upstream of 'a' (add an edge b -> a or a path to it)"},
+        {
+            "loc": "nodes[0].params.v",
+            "node": "a",
+            "message": "{{ b.x }}: node 'b' is not upstream of 'a' (add an edge b -> a or a path to it)",
+        },
         {"loc": "nodes[2].params.v", "node": "c", "message": "{{ q }}: unknown node 'q'"},
     ]
 
@@ -111,38 +133,64 @@ def test_item_only_inside_foreach_and_foreach_needs_one_reference() -> None:
 
 def test_condition_grammar_errors_carry_their_position() -> None:
     found = errors({"nodes": [echo("a"), echo("b")], "edges": [{"from": "a", "to": "b", "when": "a.x > len(a)"}]})
-    assert found == [{"loc": "edges[0].when", "edge": "a->b", "position": {"line": 1, "col": 7},
-                      "message": "condition 'a.x > len(a)': function calls are not allowed "
-                                 "(only exists(path) as a condition)"}]
+    assert found == [
+        {
+            "loc": "edges[0].when",
+            "edge": "a->b",
+            "position": {"line": 1, "col": 7},
+            "message": "condition 'a.x > len(a)': function calls are not allowed (only exists(path) as a condition)",
+        }
+    ]
 
 
 def test_conditions_read_only_the_source_and_its_upstream() -> None:
-    found = errors({"nodes": [echo("a"), echo("b"), echo("c")],
-                    "edges": [{"from": "a", "to": "b", "when": "c.ok == 1"}, {"from": "b", "to": "c"}]})
+    found = errors(
+        {
+            "nodes": [echo("a"), echo("b"), echo("c")],
+            "edges": [{"from": "a", "to": "b", "when": "c.ok == 1"}, {"from": "b", "to": "c"}],
+        }
+    )
     assert found[0]["message"] == "condition reads 'c.ok', but 'c' is not 'a' or upstream of it"
 
 
 def test_unbounded_cycle_names_its_nodes() -> None:
-    found = errors({"nodes": [echo("a"), echo("b"), echo("c")],
-                    "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "c", "to": "b"}]})
-    assert found == [{"loc": "edges", "nodes": ["b", "c"],
-                      "message": "cycle b -> c -> b has no edge with max_iterations; mark its back-edge to bound "
-                                 "the loop"}]
+    found = errors(
+        {
+            "nodes": [echo("a"), echo("b"), echo("c")],
+            "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "c", "to": "b"}],
+        }
+    )
+    assert found == [
+        {
+            "loc": "edges",
+            "nodes": ["b", "c"],
+            "message": "cycle b -> c -> b has no edge with max_iterations; mark its back-edge to bound the loop",
+        }
+    ]
 
 
 def test_max_iterations_must_close_a_loop_entered_at_its_head() -> None:
-    found = errors({"nodes": [echo("a"), echo("b"), echo("c"), echo("x")],
-                    "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"},
-                              {"from": "c", "to": "a", "max_iterations": 2}, {"from": "x", "to": "b"},
-                              {"from": "a", "to": "x", "max_iterations": 2}]})
+    found = errors(
+        {
+            "nodes": [echo("a"), echo("b"), echo("c"), echo("x")],
+            "edges": [
+                {"from": "a", "to": "b"},
+                {"from": "b", "to": "c"},
+                {"from": "c", "to": "a", "max_iterations": 2},
+                {"from": "x", "to": "b"},
+                {"from": "a", "to": "x", "max_iterations": 2},
+            ],
+        }
+    )
     messages = [d["message"] for d in found]
     assert any("a loop body may only be entered at its head" in m for m in messages)
     assert any("the edge closes no cycle" in m for m in messages)
 
 
 def test_edge_map_conflicting_with_params() -> None:
-    found = errors({"nodes": [echo("a"), echo("b", params={"v": 1})],
-                    "edges": [{"from": "a", "to": "b", "map": {"v": "x"}}]})
+    found = errors(
+        {"nodes": [echo("a"), echo("b", params={"v": 1})], "edges": [{"from": "a", "to": "b", "map": {"v": "x"}}]}
+    )
     assert found[0]["loc"] == "edges[0].map.v"
 
 
@@ -168,6 +216,7 @@ def test_not_an_object() -> None:
 
 
 def test_foreach_update_state_needs_a_mapping() -> None:
-    found = errors({"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"},
-                                    update_state=True)]})
+    found = errors(
+        {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, update_state=True)]}
+    )
     assert [d["loc"] for d in found] == ["nodes[0].update_state"]
