@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import json
 
+from asl_shape import ARN, SERVICE_RETRY
+
 from statemachine.compiler import compile_graph
 from statemachine.validation import validate
-
-ARN = "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-executor"
-SERVICE_RETRY = {
-    "ErrorEquals": [
-        "Lambda.ServiceException",
-        "Lambda.AWSLambdaException",
-        "Lambda.SdkClientException",
-        "Lambda.TooManyRequestsException",
-    ],
-    "IntervalSeconds": 1,
-    "MaxAttempts": 3,
-    "BackoffRate": 2.0,
-    "JitterStrategy": "FULL",
-}
 
 
 def task(node: str, params: dict[str, str], **end: object) -> dict[str, object]:
