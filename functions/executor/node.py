@@ -180,14 +180,14 @@ class NodeExecutor:
         except Exception as exc:
             self._fail(inv, exc, int((time.perf_counter() - started) * 1000))
         self._emit_success(inv, tool_ms)
+        return self._succeed(inv, doc, inv.attempt, output=slim, tool_ms=tool_ms)
+
+    def _succeed(self, inv: Invocation, doc: dict[str, Any], attempt: int, **record: Any) -> dict[str, Any]:
+        """Record the node SUCCEEDED and return ``doc``; if another delivery finished first, answer as it did."""
         if not self._guard(
-            lambda: self.records.succeed_attempt(
-                inv.run_id, inv.node, inv.iteration, inv.attempt, output=slim, tool_ms=tool_ms
-            )
+            lambda: self.records.succeed_attempt(inv.run_id, inv.node, inv.iteration, attempt, **record)
         ):
-            # Another delivery of this node finished first: answer as it did.
-            current = self.records.get_node(inv.run_id, inv.node, inv.iteration)
-            replay = self._replay(inv, current)
+            replay = self._replay(inv, self.records.get_node(inv.run_id, inv.node, inv.iteration))
             if replay is not None:
                 return replay
         return self._fit(inv, doc)
@@ -298,21 +298,7 @@ class NodeExecutor:
             doc = self._apply(inv, outputs, slim)
         except Exception as exc:
             self._fail(inv, exc, 0, attempt=attempt)
-        recorded = self._guard(
-            lambda: self.records.succeed_attempt(
-                inv.run_id,
-                inv.node,
-                inv.iteration,
-                attempt,
-                output=slim,
-                message=f"{inv.node} succeeded ({len(outputs)} items)",
-            )
-        )
-        if not recorded:
-            replay = self._replay(inv, self.records.get_node(inv.run_id, inv.node, inv.iteration))
-            if replay is not None:
-                return replay
-        return self._fit(inv, doc)
+        return self._succeed(inv, doc, attempt, output=slim, message=f"{inv.node} succeeded ({len(outputs)} items)")
 
     # -- optional node failed -----------------------------------------------------------------
 
@@ -351,20 +337,7 @@ class NodeExecutor:
             doc = self._apply(inv, output, slim)
         except Exception as exc:
             self._fail(inv, exc, 0, attempt=attempts)
-        recorded = self._guard(
-            lambda: self.records.succeed_attempt(
-                inv.run_id,
-                inv.node,
-                inv.iteration,
-                attempts,
-                output=slim,
-            )
-        )
-        if not recorded:
-            replay = self._replay(inv, self.records.get_node(inv.run_id, inv.node, inv.iteration))
-            if replay is not None:
-                return replay
-        return self._fit(inv, doc)
+        return self._succeed(inv, doc, attempts, output=slim)
 
     # -- pieces -------------------------------------------------------------------------------
 
