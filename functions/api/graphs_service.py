@@ -21,6 +21,8 @@ from functions.store.graphs import GraphHead, GraphVersion, new_graph_id
 from functions.store.table import now_iso
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from functions.api.services import Services
     from statemachine.spec import GraphSpec
 
@@ -91,34 +93,21 @@ def _delete_state_machine(services: Services, arn: str) -> None:
 
 def create_graph(services: Services, raw: dict[str, Any]) -> GraphVersion:
     """Validate, compile, create the state machine and record version 1."""
-    spec = validate(raw)
-    definition = compile_definition(spec, services.settings.executor_arn)
-    graph_id = new_graph_id()
-    arn = _create_state_machine(
-        services, state_machine_name(services.settings.prefix, graph_id, 1), definition, spec, graph_id, 1
-    )
-    version = GraphVersion(
-        graph_id=graph_id,
-        version=1,
-        spec=raw,
-        definition_sha256=sha256(definition),
-        state_machine_arn=arn,
-        created_at=now_iso(),
-    )
-    try:
-        services.graphs.create(version)
-    except Exception:
-        _delete_state_machine(services, arn)
-        raise
-    return version
+    return _publish(services, new_graph_id(), 1, raw, services.graphs.create)
 
 
 def publish_version(services: Services, graph_id: str, raw: dict[str, Any]) -> GraphVersion:
     """Validate and compile ``raw`` as the graph's next version, on a state machine of its own."""
     head = services.graphs.get(graph_id)
+    return _publish(services, graph_id, head.latest_version + 1, raw, services.graphs.add_version)
+
+
+def _publish(
+    services: Services, graph_id: str, number: int, raw: dict[str, Any], record: Callable[[GraphVersion], Any]
+) -> GraphVersion:
+    """Validate, compile, create version ``number``'s state machine and record it (undone if recording fails)."""
     spec = validate(raw)
     definition = compile_definition(spec, services.settings.executor_arn)
-    number = head.latest_version + 1
     arn = _create_state_machine(
         services, state_machine_name(services.settings.prefix, graph_id, number), definition, spec, graph_id, number
     )
@@ -131,7 +120,7 @@ def publish_version(services: Services, graph_id: str, raw: dict[str, Any]) -> G
         created_at=now_iso(),
     )
     try:
-        services.graphs.add_version(version)
+        record(version)
     except Exception:
         _delete_state_machine(services, arn)
         raise
