@@ -9,6 +9,7 @@ Execution Status Change" event EventBridge would deliver. See docs/local-vs-aws.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from local.lambdas import InvokeResult, LambdaDispatcher
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
     from types import TracebackType
 
@@ -51,6 +53,8 @@ FAKE_CREDENTIALS = {
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # How long an emulated async retry waits (Lambda waits about a minute, then two).
 RETRY_DELAY_SECONDS = 0.05
+# How long StopExecution waits for an execution started a moment ago to have begun in moto.
+STOP_WAIT_SECONDS = 10.0
 
 _active_lock = threading.Lock()
 _active: LocalCloud | None = None
@@ -90,6 +94,7 @@ class StatusChangeBus:
     _queue: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ending: int = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="local-eventbridge", daemon=True)
@@ -104,10 +109,23 @@ class StatusChangeBus:
     def put(self, event: dict[str, Any]) -> None:
         self._queue.put(event)
 
+    @contextlib.contextmanager
+    def ending(self) -> Iterator[None]:
+        """Bracket an execution's end: its terminal status is visible to DescribeExecution inside the block
+        before its event is put, so ``drain`` must also wait for ends still in progress."""
+        with self._lock:
+            self._ending += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ending -= 1
+
     def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued event has been handled; False if ``timeout`` passed first."""
+        """Wait until every execution end in progress is queued and every queued event has been handled;
+        False if ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
+        while self._ending or self._queue.unfinished_tasks:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)
@@ -238,6 +256,8 @@ class LocalCloud:
         self._started = False
         self._published: set[str] = set()
         self._executions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._interpreters = 0  # moto execution threads still evaluating
+        self._interpreters_done = threading.Condition()
         self._stopping = False
         self.shutdown_grace = shutdown_grace
         self._published_lock = threading.Lock()
@@ -293,8 +313,14 @@ class LocalCloud:
             # the next LocalCloud's backends (or trying the network). Abort them and let handlers return.
             self._stopping = True
             self._abort_running_executions()
+            deadline = time.monotonic() + self.shutdown_grace
             if not self.dispatcher.wait_idle(self.shutdown_grace):
                 LOG.warning("%d Lambda handler(s) still running at shutdown", self.dispatcher.in_flight)
+            with self._interpreters_done:
+                if not self._interpreters_done.wait_for(
+                    lambda: self._interpreters == 0, max(0.0, deadline - time.monotonic())
+                ):
+                    LOG.warning("%d execution(s) still evaluating at shutdown", self._interpreters)
             self.bus.stop()
             for undo in reversed(self._restore):
                 undo()
@@ -420,11 +446,12 @@ class LocalCloud:
         cloud = self
 
         def terminated(comm: Any) -> None:
-            original(comm)
-            try:
-                cloud._execution_ended(comm.execution)
-            except Exception:
-                LOG.exception("could not publish the status-change event")
+            with cloud.bus.ending():
+                original(comm)
+                try:
+                    cloud._execution_ended(comm.execution)
+                except Exception:
+                    LOG.exception("could not publish the status-change event")
 
         BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign,assignment]
         self._restore.append(lambda: setattr(BaseExecutionWorkerCommunication, "terminated", original))
@@ -436,11 +463,24 @@ class LocalCloud:
         from moto.stepfunctions.parser.api import ExecutionStatus
         from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
         from moto.stepfunctions.parser.backend.execution import Execution
+        from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
         original_start = StepFunctionsParserBackend.start_execution
         original_stop = Execution.stop
+        original_logic = ExecutionWorker._execution_logic
         cloud = self
+
+        def execution_logic(worker: Any) -> None:
+            # Counted so that stop() can let a stopped execution's thread end before the mock goes.
+            with cloud._interpreters_done:
+                cloud._interpreters += 1
+            try:
+                original_logic(worker)
+            finally:
+                with cloud._interpreters_done:
+                    cloud._interpreters -= 1
+                    cloud._interpreters_done.notify_all()
 
         def start_execution(backend: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
             execution = original_start(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
@@ -448,16 +488,24 @@ class LocalCloud:
             return execution
 
         def stop(execution: Any, stop_date: datetime, error: str | None, cause: str | None) -> None:
-            original_stop(execution, stop_date, error, cause)
             worker = execution.exec_worker
-            env = getattr(worker, "env", None)
-            if env is not None and isinstance(env.program_state(), ProgramStopped):
-                execution.exec_status = ExecutionStatus.ABORTED
-                execution.stop_date = stop_date if stop_date.tzinfo else stop_date.replace(tzinfo=UTC)
-                cloud._execution_ended(execution)
+            # moto's worker builds its environment on the execution's own thread; a stop that comes first
+            # would fail on it, where AWS stops an execution however young.
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
+            while worker is not None and getattr(worker, "env", None) is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            with cloud.bus.ending():
+                original_stop(execution, stop_date, error, cause)
+                env = getattr(worker, "env", None)
+                if env is not None and isinstance(env.program_state(), ProgramStopped):
+                    execution.exec_status = ExecutionStatus.ABORTED
+                    execution.stop_date = stop_date if stop_date.tzinfo else stop_date.replace(tzinfo=UTC)
+                    cloud._execution_ended(execution)
 
         StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign,assignment]
         Execution.stop = stop  # type: ignore[method-assign,assignment]
+        ExecutionWorker._execution_logic = execution_logic  # type: ignore[method-assign]
+        self._restore.append(lambda: setattr(ExecutionWorker, "_execution_logic", original_logic))
         self._restore.append(lambda: setattr(StepFunctionsParserBackend, "start_execution", original_start))
         self._restore.append(lambda: setattr(Execution, "stop", original_stop))
 

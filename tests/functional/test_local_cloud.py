@@ -248,6 +248,59 @@ def test_stopped_executions_are_reported_aborted(cloud: LocalCloud) -> None:
     assert sfn.describe_execution(executionArn=ex["executionArn"])["status"] == "ABORTED"
 
 
+def test_an_execution_stopped_before_moto_has_begun_it_is_aborted(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an execution whose interpreter thread is slow to begin (as on a loaded machine)
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    seen = recording_events_function(cloud)
+    cloud.register("stepgraph-user-ok", lambda event, ctx: event)
+    original = ExecutionWorker._execution_logic
+
+    def late_start(worker: Any) -> None:
+        time.sleep(0.3)
+        original(worker)
+
+    monkeypatch.setattr(ExecutionWorker, "_execution_logic", late_start)
+    sfn = boto3.client("stepfunctions")
+    definition = {
+        "StartAt": "W",
+        "States": {"W": {"Type": "Wait", "Seconds": 5, "Next": "A"}, "A": task("stepgraph-user-ok", End=True)},
+    }
+    arn = sfn.create_state_machine(
+        name="stepgraph-g_young", definition=json.dumps(definition), roleArn=cloud.states_role_arn
+    )["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, name="y1", input="{}")
+    # WHEN it is stopped at once
+    sfn.stop_execution(executionArn=ex["executionArn"])
+    # THEN the stop succeeds and the execution is ABORTED, with one status-change event
+    assert sfn.describe_execution(executionArn=ex["executionArn"])["status"] == "ABORTED"
+    assert cloud.drain_events()
+    assert [e["detail"]["status"] for e in seen] == ["ABORTED"]
+
+
+def test_drain_waits_for_an_execution_whose_end_is_still_being_published(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an execution whose terminal status shows before its status-change event is queued
+    seen = recording_events_function(cloud)
+    cloud.register("stepgraph-user-ok", lambda event, ctx: event)
+    publish = cloud._execution_ended
+
+    def slow_publish(execution: Any) -> None:
+        time.sleep(0.3)
+        publish(execution)
+
+    monkeypatch.setattr(cloud, "_execution_ended", slow_publish)
+    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {})
+    assert result["status"] == "SUCCEEDED"
+    # WHEN the events are drained as soon as DescribeExecution reports the end
+    assert cloud.drain_events()
+    # THEN the event has been delivered
+    assert [e["detail"]["status"] for e in seen] == ["SUCCEEDED"]
+
+
 def test_an_execution_started_without_a_name_gets_a_unique_one(cloud: LocalCloud) -> None:
     cloud.register("stepgraph-user-ok", lambda event, ctx: {})
     sfn = boto3.client("stepfunctions")
