@@ -39,6 +39,8 @@ LOG = logging.getLogger(__name__)
 Handler = Callable[[Any, Any], Any]
 
 _EVENT = "before-call.lambda.Invoke"
+REFUSAL_STATUS = {"TooManyRequestsException": 429, "ResourceConflictException": 409, "ResourceNotReadyException": 502}
+"""HTTP status of an injected refusal (Lambda answers other service errors with 500)."""
 
 
 class _RawBody(io.BytesIO):
@@ -124,6 +126,9 @@ class LambdaDispatcher:
         self.passthrough: Callable[[str], bool] = lambda name: False
         # Called with (request_signer, function name) before an Invoke is answered; may raise (IAM audit).
         self.on_invoke: Callable[[Any, str], None] | None = None
+        # Fault injection: (function name, request body) -> an error code Lambda answers instead of running
+        # the function (``TooManyRequestsException`` when throttled, ``ServiceException``...), or None.
+        self.refuse: Callable[[str, bytes], str | None] | None = None
 
     # ------------------------------------------------------------------ registry
 
@@ -302,6 +307,9 @@ class LambdaDispatcher:
             body = body.encode()
         elif not isinstance(body, bytes):
             body = body.read()
+        refusal = self.refuse(fn.name, body) if self.refuse is not None else None
+        if refusal is not None:
+            return _client_error(REFUSAL_STATUS.get(refusal, 500), refusal, f"{refusal} (injected by the local cloud)")
         if invocation_type == "DryRun":
             return _response(204, None, b"", str(uuid.uuid4()))
         if invocation_type == "Event":

@@ -476,9 +476,12 @@ class NodeExecutor:
     ) -> NoReturn:
         """Record a failed attempt, emit metrics, log the traceback, and raise the failure named by its code."""
         code, message = describe_error(exc, inv.tool)
-        attempt = attempt or inv.attempt
         max_attempts = inv.ctx.retry.max_attempts or 0
-        final = attempt > max_attempts
+        if attempt is None:
+            attempt = inv.attempt
+            final = self._attempts_made(inv, index) > max_attempts
+        else:
+            final = attempt > max_attempts
         error = {"code": code, "message": message}
         self.log.error(
             "node attempt failed",
@@ -506,6 +509,22 @@ class NodeExecutor:
         except Exception:
             self.log.exception("could not record the failed attempt")
         raise node_failure(code, message) from None
+
+    def _attempts_made(self, inv: Invocation, index: int | None) -> int:
+        """How many attempts of this node (or item) the executor began, this one included.
+
+        The node's Retry counts exactly these; ``$$.State.RetryCount`` also counts invokes Lambda
+        refused (``Lambda.TooManyRequestsException``...), retried by the service rule, which never ran.
+        """
+        try:
+            if index is None:
+                record = self.records.get_node(inv.run_id, inv.node, inv.iteration)
+            else:
+                record = self.records.get_item(inv.run_id, inv.node, inv.iteration, index)
+        except Exception:
+            self.log.exception("could not read the attempts made; counting Step Functions' retries")
+            return inv.attempt
+        return record.starts if record is not None and record.starts else inv.attempt
 
     def _emit_success(self, inv: Invocation, tool_ms: int) -> None:
         self.metric("NodeDuration", "Milliseconds", tool_ms, {"tool": inv.tool})

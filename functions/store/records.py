@@ -76,13 +76,15 @@ class NodeRecord:
     items_done: int | None = None
     failed_attempt: int | None = None
     index: int | None = None
+    starts: int = 0
+    """Attempts the executor began (Step Functions' retry count also counts throttled invokes, which never ran)."""
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_NODE
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("failed_attempt", "index")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("failed_attempt", "index", "starts")}
 
 
 @dataclass
@@ -153,6 +155,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
         items_done=len(item["items_done_set"]) if "items_done_set" in item else None,
         failed_attempt=_int(item.get("failed_attempt")),
         index=_int(item.get("index")),
+        starts=int(item.get("starts", 0)),
     )
 
 
@@ -264,6 +267,10 @@ class Records(TableHandle):
         response = self.table.get_item(Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)}, ConsistentRead=True)
         item = response.get("Item")
         return parse_node(item) if item else None
+
+    def get_item(self, run_id: str, node: str, iteration: int, index: int) -> NodeRecord | None:
+        """One ``foreach`` item's record, or None before it started."""
+        return self._get(run_id, item_sk(node, iteration, index))
 
     def list_nodes(self, run_id: str) -> list[NodeRecord]:
         """Every node item of a run, ordered by node id then iteration."""
@@ -557,6 +564,7 @@ class Records(TableHandle):
             "attempts = :a",
             "attempt_started_at = :at",
             "started_at = if_not_exists(started_at, :at)",
+            "starts = if_not_exists(starts, :zero) + :one",
         ]
         return {
             "Key": {"pk": run_pk(run_id), "sk": sk},
@@ -570,6 +578,8 @@ class Records(TableHandle):
                 ":running": "RUNNING",
                 ":a": attempt,
                 ":at": at,
+                ":zero": 0,
+                ":one": 1,
                 **_TERMINAL_VALUES,
             },
         }

@@ -367,6 +367,47 @@ def test_a_throttled_record_write_is_retried_and_nothing_is_lost_or_doubled(
     assert_log_consistent(run, log, every_attempt_started=event_type != "NODE_STARTED")
 
 
+def refuse_first_invoke(cloud: LocalCloud, node: str, code: str) -> list[str]:
+    """Lambda refuses the first invoke of the executor for ``node`` with ``code``: the function never runs."""
+    refused: list[str] = []
+    executor = cloud.function_name("ExecutorFunction")
+
+    def refuse(function: str, body: bytes) -> str | None:
+        if function != executor or refused or json.loads(body or b"{}").get("node") != node:
+            return None
+        refused.append(code)
+        return code
+
+    cloud.dispatcher.refuse = refuse
+    return refused
+
+
+def test_a_throttled_invoke_is_retried_by_the_service_rule_and_spends_none_of_the_nodes_retries(
+    cloud: LocalCloud, api: httpx.Client
+) -> None:
+    # GIVEN a node that may be retried once and fails its first run, whose first invoke Lambda throttles
+    refused = refuse_first_invoke(cloud, "middle", "TooManyRequestsException")
+    flaky = {"id": "middle", "tool": "util.fail", "params": {"failures": 2}, "retry": RETRY_ONCE}
+    run_id = start(api, chain(echo("first"), flaky, echo("last")))
+    # WHEN the run goes on
+    run = wait(cloud, api, run_id)
+    # THEN the service rule retried the throttled invoke, the node's own retry the failure, and both
+    # the run and the node SUCCEEDED (the throttle did not make the executor call the failure final)
+    assert refused == ["TooManyRequestsException"]
+    assert run["status"] == "SUCCEEDED", run
+    middle = run["nodes"]["middle"]
+    assert middle["status"] == "SUCCEEDED", middle
+    assert middle["output"] == {"attempt": 3}
+    log = events(api, run_id)
+    assert [(e["type"], e["attempt"]) for e in log if e["node"] == "middle" and e["type"].startswith("NODE_")] == [
+        ("NODE_STARTED", 2),
+        ("NODE_RETRYING", 2),
+        ("NODE_STARTED", 3),
+        ("NODE_SUCCEEDED", 3),
+    ]
+    assert_log_consistent(run, log, every_attempt_started=False)
+
+
 # ---------------------------------------------------------------------------------------------- cancel
 
 
