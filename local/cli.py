@@ -743,16 +743,17 @@ def cmd_runs_list(api: Api, out: Output, args: argparse.Namespace) -> int:
         return EXIT_OK
     runs = items_of(body, "runs")
     table = Table(box=None, pad_edge=False, header_style="bold")
-    # Run summaries carry no per-node progress (that costs a query per run); `runs show RUN` has it.
-    for column in ("run_id", "graph_id", "version", "status", "started_at", "finished_at"):
+    for column in ("run_id", "graph_id", "version", "status", "progress", "started_at", "finished_at"):
         table.add_column(column, no_wrap=True)
     for run in runs:
         status = str(run.get("status", ""))
+        progress = run.get("progress") or {}
         table.add_row(
             str(run.get("run_id", "")),
             str(run.get("graph_id", "")),
             str(run.get("version", "")),
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            f"{progress.get('done', '')}/{progress.get('total', '')}" if progress else "",
             str(run.get("started_at") or ""),
             str(run.get("finished_at") or ""),
         )

@@ -155,15 +155,18 @@ class RunSummary(BaseModel):
     error: RunError | None = None
 
 
-class RunDetail(RunSummary):
+class RunListItem(RunSummary):
+    progress: Progress
+
+
+class RunDetail(RunListItem):
     input: Any = None
     state: Any = None
-    progress: Progress
     nodes: dict[str, NodeView]
 
 
 class RunList(BaseModel):
-    runs: list[RunSummary]
+    runs: list[RunListItem]
     next: str | None = None
 
 

@@ -190,10 +190,42 @@ def summary(run: Run, region: str) -> dict[str, Any]:
     }
 
 
+def progress(done: int, total: int) -> dict[str, int]:
+    return {"done": done, "total": total, "percent": (done * 100 // total) if total else 100}
+
+
+def listed(services: Services, runs: list[Run]) -> list[dict[str, Any]]:
+    """``GET /runs`` items: each run's summary and progress.
+
+    An ended run has every node done (those that never ran are SKIPPED or CANCELLED, as ``detail``
+    shows them); only a RUNNING run costs a query of its node records.
+    """
+    spec_nodes: dict[tuple[str, int], list[str]] = {}
+    items = []
+    for run in runs:
+        key = (run.graph_id, run.version)
+        if key not in spec_nodes:
+            spec_nodes[key] = _spec_node_ids(services.graphs.version(run.graph_id, run.version))
+        nodes = spec_nodes[key]
+        if run.status in TERMINAL:
+            done = len(nodes)
+        else:
+            latest: dict[str, NodeRecord] = {}
+            for record in services.records.list_nodes(run.run_id):
+                if record.node not in latest or record.iteration > latest[record.node].iteration:
+                    latest[record.node] = record
+            done = sum(1 for n in nodes if n in latest and latest[n].status in DONE)
+        items.append({**summary(run, services.settings.region), "progress": progress(done, len(nodes))})
+    return items
+
+
+def _spec_node_ids(version: GraphVersion) -> list[str]:
+    return [str(n.get("id")) for n in version.spec.get("nodes", []) if isinstance(n, dict)]
+
+
 def detail(services: Services, run: Run) -> dict[str, Any]:
     """DESIGN.md's ``GET /runs/{id}`` shape: progress, per-node view (outputs whole), state."""
-    version: GraphVersion = services.graphs.version(run.graph_id, run.version)
-    spec_nodes = [str(n.get("id")) for n in version.spec.get("nodes", []) if isinstance(n, dict)]
+    spec_nodes = _spec_node_ids(services.graphs.version(run.graph_id, run.version))
     records: dict[str, list[NodeRecord]] = {}
     for record in services.records.list_nodes(run.run_id):
         records.setdefault(record.node, []).append(record)
@@ -210,7 +242,7 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
         {
             "input": run.input,
             "state": state,
-            "progress": {"done": done, "total": total, "percent": (done * 100 // total) if total else 100},
+            "progress": progress(done, total),
             "nodes": nodes,
         }
     )

@@ -196,6 +196,30 @@ def test_runs_are_paged_and_filtered_by_graph_and_status(api: httpx.Client, clou
     assert {r["run_id"] for r in succeeded} == set(mine)
 
 
+def test_listed_runs_carry_the_same_progress_as_the_run_itself(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a run sleeping in its middle node, a finished run and a cancelled one
+    graph_id = create(api, SLOW)
+    finished = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+    wait_for_run(api, finished)
+    cancelled = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+    assert api.post(f"/runs/{cancelled}/cancel").status_code == 200
+    sleeping = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+    deadline = time.monotonic() + 10
+    while api.get(f"/runs/{sleeping}").json()["nodes"]["nap"]["status"] != "RUNNING":
+        assert time.monotonic() < deadline, "the sleeping node never started"
+        time.sleep(0.05)
+
+    # WHEN the graph's runs are listed
+    listed = {r["run_id"]: r["progress"] for r in api.get("/runs", params={"graph_id": graph_id}).json()["runs"]}
+
+    # THEN each carries its progress, as GET /runs/{id} reports it
+    assert listed[sleeping] == {"done": 1, "total": 3, "percent": 33}
+    assert listed[finished] == {"done": 3, "total": 3, "percent": 100}
+    for run_id in (sleeping, finished, cancelled):
+        assert listed[run_id] == api.get(f"/runs/{run_id}").json()["progress"], run_id
+    wait_for_run(api, sleeping)
+
+
 def test_a_run_whose_status_event_was_lost_is_reconciled_on_read(
     api: httpx.Client, cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:

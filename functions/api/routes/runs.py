@@ -12,6 +12,7 @@ from functions.api.models import (
     EventPage,
     RunDetail,
     RunList,
+    RunListItem,
     RunStarted,
     RunStatus,
     RunSummary,
@@ -63,8 +64,7 @@ def list_runs(
 ) -> RunList:
     services = get_services()
     runs, following = services.runs.list_runs(graph_id=graph_id, status=status, limit=limit, cursor=cursor)
-    region = services.settings.region
-    return RunList(runs=[RunSummary(**service.summary(r, region)) for r in runs], next=following)
+    return RunList(runs=[RunListItem(**item) for item in service.listed(services, runs)], next=following)
 
 
 @router.get(

@@ -217,7 +217,7 @@ def test_lists_show_graphs_and_runs(fake: FakeApi, spec_file: Path, capsys: pyte
 
     # THEN both tables name them, and the filters were sent
     assert "g_000000000000" in graphs and "pair" in graphs
-    assert "r_0000000000000000" in runs and "SUCCEEDED" in runs
+    assert "r_0000000000000000" in runs and "SUCCEEDED" in runs and "2/2" in runs
     listed = [r for r in fake.requests if r.url.path == "/runs"][-1]
     assert listed.url.params["graph_id"] == "g_000000000000"
     assert listed.url.params["status"] == "SUCCEEDED"
