@@ -11,6 +11,7 @@ The API key is ``local-dev-key`` unless ``STEPGRAPH_API_KEY`` is set. Ctrl-C sto
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 LOG = logging.getLogger("local.server")
+SHUTDOWN_LIMIT_SECONDS = 15.0
+"""After Ctrl-C, how long stopping may take before the server prints every thread's stack and exits."""
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -97,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_server.serve_forever()
         except KeyboardInterrupt:
             print("\nstopping...", file=sys.stderr, flush=True)
+            # Stopping is bounded (handlers get a grace period); should it ever hang, say where and exit.
+            faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_SECONDS, exit=True)
+    faulthandler.cancel_dump_traceback_later()
     return 0
 
 

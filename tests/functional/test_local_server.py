@@ -87,7 +87,12 @@ def test_the_dev_server_serves_the_api_and_the_aws_endpoint() -> None:
         assert described["error"] == "Lambda.ResourceNotFoundException"
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=20)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            raise AssertionError(f"the server did not stop on Ctrl-C:\n{output}") from None
     # AND Ctrl-C stops it cleanly, after it printed both URLs and a curl line with the key
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{api_port}" in output
