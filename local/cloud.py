@@ -468,6 +468,7 @@ class LocalCloud:
 
         original_start = StepFunctionsParserBackend.start_execution
         original_stop = Execution.stop
+        original_execution_start = Execution.start
         original_logic = ExecutionWorker._execution_logic
         cloud = self
 
@@ -483,9 +484,13 @@ class LocalCloud:
                     cloud._interpreters_done.notify_all()
 
         def start_execution(backend: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
-            execution = original_start(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+            return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+        def start(execution: Any) -> None:
+            # Known as this stack's before its thread runs: a short execution can end before StartExecution
+            # returns, and its status-change event must not be taken for another LocalCloud's.
             cloud._executions.add(execution)
-            return execution
+            original_execution_start(execution)
 
         def stop(execution: Any, stop_date: datetime, error: str | None, cause: str | None) -> None:
             worker = execution.exec_worker
@@ -504,6 +509,8 @@ class LocalCloud:
 
         StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign,assignment]
         Execution.stop = stop  # type: ignore[method-assign,assignment]
+        Execution.start = start  # type: ignore[method-assign,assignment]
+        self._restore.append(lambda: setattr(Execution, "start", original_execution_start))
         ExecutionWorker._execution_logic = execution_logic  # type: ignore[method-assign]
         self._restore.append(lambda: setattr(ExecutionWorker, "_execution_logic", original_logic))
         self._restore.append(lambda: setattr(StepFunctionsParserBackend, "start_execution", original_start))

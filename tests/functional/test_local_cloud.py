@@ -301,6 +301,23 @@ def test_drain_waits_for_an_execution_whose_end_is_still_being_published(
     assert [e["detail"]["status"] for e in seen] == ["SUCCEEDED"]
 
 
+def test_an_execution_that_ends_before_start_execution_returns_still_sends_its_event(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN executions that run to their end before StartExecution returns (a fast one on a busy machine)
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    seen = recording_events_function(cloud)
+    cloud.register("stepgraph-user-ok", lambda event, ctx: event)
+    monkeypatch.setattr(ExecutionWorker, "start", lambda worker: worker._execution_logic())
+    # WHEN one runs
+    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {})
+    # THEN its status-change event is delivered all the same
+    assert result["status"] == "SUCCEEDED"
+    assert cloud.drain_events()
+    assert [e["detail"]["executionArn"] for e in seen] == [result["executionArn"]]
+
+
 def test_an_execution_started_without_a_name_gets_a_unique_one(cloud: LocalCloud) -> None:
     cloud.register("stepgraph-user-ok", lambda event, ctx: {})
     sfn = boto3.client("stepfunctions")
