@@ -11,6 +11,7 @@ The API key is ``local-dev-key`` unless ``STEPGRAPH_API_KEY`` is set. Ctrl-C sto
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import logging
 import os
@@ -96,14 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
         ]
         print("\n".join(lines), flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # werkzeug's loop returns on Ctrl-C; this covers the rest
             api_server.serve_forever()
-        except KeyboardInterrupt:
-            print("\nstopping...", file=sys.stderr, flush=True)
-            # Stopping is bounded (handlers get a grace period); should it ever hang, say where and exit.
-            faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_SECONDS, exit=True)
-    faulthandler.cancel_dump_traceback_later()
-    return 0
+        print("\nstopping...", file=sys.stderr, flush=True)
+        # Stopping is bounded (handlers get a grace period); should it ever hang, say where and exit.
+        faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_SECONDS, exit=True)
+    print("stopped", file=sys.stderr, flush=True)
+    return 0  # the dump stays armed: the interpreter's exit (joining threads) is part of stopping too
 
 
 if __name__ == "__main__":
