@@ -59,6 +59,16 @@ def wait(probe: Callable[[], Any], timeout: float = 20) -> Any:
         time.sleep(0.02)
 
 
+def delayed(call: Callable[..., Any], seconds: float = 0.3) -> Callable[..., Any]:
+    """``call``, made to start ``seconds`` late (a busy machine's scheduling, made certain)."""
+
+    def late(*args: Any) -> Any:
+        time.sleep(seconds)
+        return call(*args)
+
+    return late
+
+
 def recording_events_function(cloud: LocalCloud) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     cloud.register(cloud.function_name("EventsFunction"), lambda event, ctx: seen.append(event))
@@ -256,13 +266,7 @@ def test_an_execution_stopped_before_moto_has_begun_it_is_aborted(
 
     seen = recording_events_function(cloud)
     cloud.register("stepgraph-user-ok", lambda event, ctx: event)
-    original = ExecutionWorker._execution_logic
-
-    def late_start(worker: Any) -> None:
-        time.sleep(0.3)
-        original(worker)
-
-    monkeypatch.setattr(ExecutionWorker, "_execution_logic", late_start)
+    monkeypatch.setattr(ExecutionWorker, "_execution_logic", delayed(ExecutionWorker._execution_logic))
     sfn = boto3.client("stepfunctions")
     definition = {
         "StartAt": "W",
@@ -280,41 +284,31 @@ def test_an_execution_stopped_before_moto_has_begun_it_is_aborted(
     assert [e["detail"]["status"] for e in seen] == ["ABORTED"]
 
 
-def test_drain_waits_for_an_execution_whose_end_is_still_being_published(
-    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN an execution whose terminal status shows before its status-change event is queued
-    seen = recording_events_function(cloud)
-    cloud.register("stepgraph-user-ok", lambda event, ctx: event)
-    publish = cloud._execution_ended
-
-    def slow_publish(execution: Any) -> None:
-        time.sleep(0.3)
-        publish(execution)
-
-    monkeypatch.setattr(cloud, "_execution_ended", slow_publish)
-    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {})
-    assert result["status"] == "SUCCEEDED"
-    # WHEN the events are drained as soon as DescribeExecution reports the end
-    assert cloud.drain_events()
-    # THEN the event has been delivered
-    assert [e["detail"]["status"] for e in seen] == ["SUCCEEDED"]
+def _publish_late(cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the terminal status shows in DescribeExecution before the status-change event is queued
+    monkeypatch.setattr(cloud, "_execution_ended", delayed(cloud._execution_ended))
 
 
-def test_an_execution_that_ends_before_start_execution_returns_still_sends_its_event(
-    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN executions that run to their end before StartExecution returns (a fast one on a busy machine)
+def _end_inside_start_execution(cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the execution runs to its end before StartExecution returns (a fast one on a busy machine)
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
+    monkeypatch.setattr(ExecutionWorker, "start", lambda worker: worker._execution_logic())
+
+
+@pytest.mark.parametrize("timing", [_publish_late, _end_inside_start_execution], ids=lambda f: f.__name__[1:])
+def test_every_status_change_event_is_drained_however_the_threads_are_scheduled(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch, timing: Callable[[LocalCloud, pytest.MonkeyPatch], None]
+) -> None:
+    # GIVEN an execution whose end races its status-change event
     seen = recording_events_function(cloud)
     cloud.register("stepgraph-user-ok", lambda event, ctx: event)
-    monkeypatch.setattr(ExecutionWorker, "start", lambda worker: worker._execution_logic())
-    # WHEN one runs
+    timing(cloud, monkeypatch)
+    # WHEN it runs, and the events are drained as soon as DescribeExecution reports its end
     result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {})
-    # THEN its status-change event is delivered all the same
     assert result["status"] == "SUCCEEDED"
     assert cloud.drain_events()
+    # THEN its event has been delivered, once
     assert [e["detail"]["executionArn"] for e in seen] == [result["executionArn"]]
 
 
