@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     api_key = os.environ.get("STEPGRAPH_API_KEY") or DEFAULT_API_KEY
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Started as a background job, a process inherits SIGINT ignored and Python then installs no handler:
+    # Ctrl-C (or a kill -INT) must stop the stack however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     with ExitStack() as stack:
         extra_env: dict[str, str] = {}

@@ -39,8 +39,10 @@ def wait_until_up(url: str, proc: subprocess.Popen[str], timeout: float = 30) ->
 def test_the_dev_server_serves_the_api_and_the_aws_endpoint() -> None:
     api_port, aws_port = free_port(), free_port()
     env = {**os.environ, "STEPGRAPH_API_KEY": "k-test"}
+    server = [sys.executable, "-m", "local.server", "--port", str(api_port), "--aws-port", str(aws_port)]
+    # GIVEN the server started as a background job would be: with SIGINT ignored (it must stop all the same)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local.server", "--port", str(api_port), "--aws-port", str(aws_port), "--no-fixtures"],
+        ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *server, "--no-fixtures"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
