@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.store.runs import RUN_EVENT, RunStore, event_item
-from functions.store.table import node_sk, now_iso, run_pk
+from functions.store.runs import RUN_EVENT, RunStore
+from functions.store.table import event_item, node_sk, now_iso, run_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from functions.errors import ConflictError, NotFoundError, StoreError
 from functions.store.runs import decode_cursor, encode_cursor, from_json, to_int
-from functions.store.table import TableHandle, clean, graph_pk, now_iso, version_sk
+from functions.store.table import TableHandle, clean, graph_pk, newest_first, now_iso, version_sk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -222,15 +222,7 @@ class GraphStore:
     def list_graphs(self, *, limit: int = 20, cursor: str | None = None) -> tuple[list[GraphHead], str | None]:
         """Graphs newest first, one page; the cursor resumes after the last one."""
         start = decode_cursor(cursor, {"pk": None, "sk": "GRAPH", "gsi1pk": ALL_GRAPHS, "gsi1sk": None})
-        kwargs: dict[str, Any] = {
-            "IndexName": "gsi1",
-            "KeyConditionExpression": Key("gsi1pk").eq(ALL_GRAPHS),
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        page = self.table.query(**kwargs)
+        page = self.table.query(**newest_first(ALL_GRAPHS, limit, start))
         heads: list[GraphHead] = []
         for item in page.get("Items", []):
             if "latest_version" not in item:  # a keys-only projection: read the head itself

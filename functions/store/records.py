@@ -22,11 +22,9 @@ from botocore.exceptions import ClientError
 
 from functions.store.table import (
     TableHandle,
-    clean,
     condition_failed,
     conditional_update,
-    event_sk,
-    next_seq,
+    event_item,
     node_sk,
     now_iso,
     put_once,
@@ -196,18 +194,15 @@ class Records(TableHandle):
         at: str | None = None,
     ) -> dict[str, Any]:
         at = at or now_iso()
-        return clean(
-            {
-                "pk": run_pk(run_id),
-                "sk": event_sk(at, next_seq()),
-                "type": type_,
-                "node": node,
-                "attempt": attempt,
-                "iteration": iteration,
-                "message": message[:MAX_MESSAGE],
-                "error_json": _json(error) if error else None,
-                "at": at,
-            }
+        return event_item(
+            run_id,
+            type_,
+            at,
+            message[:MAX_MESSAGE],
+            node=node,
+            attempt=attempt,
+            iteration=iteration,
+            error_json=_json(error) if error else None,
         )
 
     def put_event(

@@ -28,8 +28,8 @@ from functions.store.table import (
     clean,
     condition_failed,
     conditional_update,
-    event_sk,
-    next_seq,
+    event_item,
+    newest_first,
     now_iso,
     put_once,
     run_pk,
@@ -136,20 +136,6 @@ class Run:
         )
 
 
-def event_item(run_id: str, type_: str, at: str, message: str, **extra: Any) -> dict[str, Any]:
-    """An event item in the layout of docs/architecture.md (shared with functions.store.records)."""
-    return clean(
-        {
-            "pk": run_pk(run_id),
-            "sk": event_sk(at, next_seq()),
-            "type": type_,
-            "at": at,
-            "message": message,
-            **extra,
-        }
-    )
-
-
 class RunStore:
     """Reads and writes run items; inject ``table`` in tests."""
 
@@ -224,15 +210,7 @@ class RunStore:
         position = decode_cursor(cursor, {"pk": None, "sk": sk, "gsi1pk": partition, "gsi1sk": None})
         runs: list[Run] = []
         for _ in range(MAX_PAGES_READ):
-            kwargs: dict[str, Any] = {
-                "IndexName": "gsi1",
-                "KeyConditionExpression": Key("gsi1pk").eq(partition),
-                "ScanIndexForward": False,
-                "Limit": limit,
-            }
-            if position:
-                kwargs["ExclusiveStartKey"] = position
-            page = self.table.query(**kwargs)
+            page = self.table.query(**newest_first(partition, limit, position))
             items = page.get("Items", [])
             found = {run.run_id: run for run in self._batch_get([str(i["run_id"]) for i in items])}
             for index, item in enumerate(items):

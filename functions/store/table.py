@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from functions.settings import get_settings
@@ -72,6 +73,26 @@ def blob_sk(node: str, iteration: int, field: str, chunk: int) -> str:
 def clean(item: dict[str, Any]) -> dict[str, Any]:
     """Drop ``None`` values: DynamoDB stores absent rather than null attributes for optional fields."""
     return {k: v for k, v in item.items() if v is not None}
+
+
+def event_item(run_id: str, type_: str, at: str, message: str, **extra: Any) -> dict[str, Any]:
+    """An event item in the layout of docs/architecture.md (run and node events alike)."""
+    return clean(
+        {"pk": run_pk(run_id), "sk": event_sk(at, next_seq()), "type": type_, "at": at, "message": message, **extra}
+    )
+
+
+def newest_first(partition: str, limit: int, start: dict[str, Any] | None) -> dict[str, Any]:
+    """Query arguments for one page of a ``gsi1`` listing, newest first, resuming after ``start``."""
+    kwargs: dict[str, Any] = {
+        "IndexName": "gsi1",
+        "KeyConditionExpression": Key("gsi1pk").eq(partition),
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    return kwargs
 
 
 def condition_failed(exc: ClientError) -> bool:
