@@ -93,18 +93,7 @@ def list_graphs(
     cursor: Annotated[str | None, Query(alias="next", max_length=2048, description="cursor from a page")] = None,
 ) -> GraphList:
     heads, following = get_services().graphs.list_graphs(limit=limit, cursor=cursor)
-    return GraphList(graphs=[GraphSummary(**_summary(h)) for h in heads], next=following)
-
-
-def _summary(head: Any) -> dict[str, Any]:
-    return {
-        "graph_id": head.graph_id,
-        "name": head.name,
-        "description": head.description,
-        "latest_version": head.latest_version,
-        "created_at": head.created_at,
-        "updated_at": head.updated_at,
-    }
+    return GraphList(graphs=[GraphSummary.model_validate(h, from_attributes=True) for h in heads], next=following)
 
 
 @router.get(
@@ -120,7 +109,7 @@ def get_graph(graph_id: GraphId) -> GraphDetail:
     latest = next((v for v in versions if v.version == head.latest_version), versions[-1] if versions else None)
     region = services.settings.region
     return GraphDetail(
-        **_summary(head),
+        **GraphSummary.model_validate(head, from_attributes=True).model_dump(),
         spec=latest.spec if latest else {},
         versions=[
             VersionInfo(
