@@ -237,6 +237,14 @@ class Output:
     def json(self, value: Any) -> None:
         sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
 
+    def for_scripts(self, body: Any, identifier: Any) -> bool:
+        """Print ``body`` as JSON (``--json``) or only ``identifier`` (``--quiet``); False: print for people."""
+        if self.as_json:
+            self.json(body)
+        elif self.quiet:
+            sys.stdout.write(f"{identifier}\n")
+        return self.as_json or self.quiet
+
     def api_error(self, error: ApiError, spec_path: str | None = None, spec_text: str | None = None) -> None:
         self.err.print(f"[bold red]error[/] {error.code} (HTTP {error.status}): {escape(error.message)}")
         self.details(error.details, spec_path, spec_text)
@@ -533,11 +541,7 @@ def cmd_graphs_create(api: Api, out: Output, args: argparse.Namespace) -> int:
     except ApiError as error:
         out.api_error(error, args.file, text)
         return EXIT_API
-    if out.as_json:
-        out.json(created)
-        return EXIT_OK
-    if out.quiet:
-        sys.stdout.write(f"{created['graph_id']}\n")
+    if out.for_scripts(created, created["graph_id"]):
         return EXIT_OK
     out.out.print(
         f"[green]created[/] {created['graph_id']} version {created.get('version', 1)}  {spec.get('name', '')}"
@@ -606,11 +610,7 @@ def cmd_graphs_update(api: Api, out: Output, args: argparse.Namespace) -> int:
     except ApiError as error:
         out.api_error(error, args.file, text)
         return EXIT_API
-    if out.as_json:
-        out.json(published)
-    elif out.quiet:
-        sys.stdout.write(f"{published.get('version')}\n")
-    else:
+    if not out.for_scripts(published, published.get("version")):
         out.out.print(f"[green]published[/] {args.graph} version {published.get('version')}  (new runs use it)")
     return EXIT_OK
 
@@ -687,11 +687,7 @@ def cmd_runs_start(api: Api, out: Output, args: argparse.Namespace) -> int:
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     started = api.post(f"/graphs/{graph_id}/runs", json={"input": payload}, headers=headers)
     if not args.wait:
-        if out.as_json:
-            out.json(started)
-        elif out.quiet:
-            sys.stdout.write(f"{started['run_id']}\n")
-        else:
+        if not out.for_scripts(started, started["run_id"]):
             out.out.print(f"[green]started[/] {started['run_id']} ({started.get('status', 'RUNNING')})")
             if started.get("console_url"):
                 out.out.print(f"  console {started['console_url']}")
