@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from functional_support import wait_for_run
 
 if TYPE_CHECKING:
     import httpx
 
     from local.cloud import LocalCloud
-
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
 def chain(name: str = "chain", note: str = "v1", sleep: float = 0) -> dict[str, Any]:
@@ -24,15 +22,6 @@ def chain(name: str = "chain", note: str = "v1", sleep: float = 0) -> dict[str, 
     nodes.append({"id": "last", "tool": "util.echo", "params": {"note": note, "got": "{{ first.message }}"}})
     edges.append({"from": "nap" if sleep else "first", "to": "last"})
     return {"name": name, "nodes": nodes, "edges": edges}
-
-
-def wait_for_run(api: httpx.Client, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api.get(f"/runs/{run_id}").json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            return dict(run)
-        time.sleep(0.05)
 
 
 def test_create_makes_a_state_machine_and_the_graph_reads_back(api: httpx.Client, cloud: LocalCloud) -> None:

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from functional_support import wait_for_run
 
 if TYPE_CHECKING:
     import httpx
@@ -13,7 +14,6 @@ if TYPE_CHECKING:
 
     from local.cloud import LocalCloud
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 ECHO = {
     "name": "echo",
     "nodes": [
@@ -31,15 +31,6 @@ SLOW = {
     ],
     "edges": [{"from": "quick", "to": "nap"}, {"from": "nap", "to": "after"}],
 }
-
-
-def wait_for_run(api: httpx.Client, run_id: str, timeout: float = 30.0, until: set[str] = TERMINAL) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api.get(f"/runs/{run_id}").json()
-        if run["status"] in until or time.monotonic() > deadline:
-            return dict(run)
-        time.sleep(0.05)
 
 
 def all_events(api: httpx.Client, run_id: str, limit: int) -> list[dict[str, Any]]:

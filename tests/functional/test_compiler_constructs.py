@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
+
+import functional_support
 
 if TYPE_CHECKING:
     import httpx
 
     from local.cloud import LocalCloud
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
-
 
 def run_graph(api: httpx.Client, spec: dict[str, Any], run_input: dict[str, Any] | None = None) -> dict[str, Any]:
-    created = api.post("/graphs", json={"name": "t", **spec})
-    assert created.status_code == 201, created.text
-    started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": run_input or {}})
-    assert started.status_code == 202, started.text
-    deadline = time.monotonic() + 60
-    while True:
-        run = api.get(f"/runs/{started.json()['run_id']}").json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            return dict(run)
-        time.sleep(0.05)
+    return functional_support.run_graph(api, {"name": "t", **spec}, run_input)
 
 
 def echo(node_id: str, **params: Any) -> dict[str, Any]:

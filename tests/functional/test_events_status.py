@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from functional_support import wait_execution
 
 if TYPE_CHECKING:
     import httpx
 
     from local.cloud import LocalCloud
-
-
-def wait_for_execution(cloud: LocalCloud, arn: str, timeout: float = 30.0) -> str:
-    sfn = boto3.client("stepfunctions", region_name=cloud.region)
-    deadline = time.monotonic() + timeout
-    while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
-        assert time.monotonic() < deadline, "the execution never ended"
-        time.sleep(0.05)
-    return str(status)
 
 
 def stored(cloud: LocalCloud, run_id: str) -> dict[str, Any]:
@@ -47,7 +38,7 @@ def test_a_node_timeout_fails_the_run_and_the_node_with_states_timeout(api: http
     started = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()
 
     # WHEN the execution ends and its status event is delivered
-    assert wait_for_execution(cloud, started["execution_arn"]) == "FAILED"
+    assert wait_execution(started["execution_arn"])["status"] == "FAILED"
     assert cloud.drain_events()
 
     # THEN the events function has stored FAILED with Step Functions' error, before any API read
@@ -68,7 +59,7 @@ def test_a_duplicate_status_event_writes_nothing(api: httpx.Client, cloud: Local
     spec = {"name": "echo", "nodes": [{"id": "only", "tool": "util.echo", "params": {"v": 1}}]}
     graph_id = api.post("/graphs", json=spec).json()["graph_id"]
     started = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()
-    wait_for_execution(cloud, started["execution_arn"])
+    wait_execution(started["execution_arn"])
     assert cloud.drain_events()
     event = next(d.event for d in cloud.bus.deliveries if d.event["detail"]["name"] == started["run_id"])
     before = api.get(f"/runs/{started['run_id']}/events").json()["events"]

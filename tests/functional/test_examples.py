@@ -8,11 +8,11 @@ it, with that ``host:port`` allowed through the SSRF guard as ``STEPGRAPH_HTTP_A
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from functional_support import run_graph
 
 from local.cloud import LocalCloud
 from local.fixture_server import DEFAULT_PORT, FixtureServer
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow  # a real server / every example end to end: tens of seconds
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 SPECS = sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith(".input.json"))
 
 
@@ -52,19 +51,7 @@ def sample_input(name: str, fixtures: FixtureServer) -> Any:
 
 def run_example(api: httpx.Client, name: str, payload: Any, timeout: float = 60.0) -> dict[str, Any]:
     spec = json.loads((EXAMPLES / f"{name}.json").read_text())
-    created = api.post("/graphs", json=spec)
-    assert created.status_code == 201, created.text
-    started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": payload})
-    assert started.status_code == 202, started.text
-    run_id = started.json()["run_id"]
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/runs/{run_id}")
-        assert response.status_code == 200, response.text
-        run: dict[str, Any] = response.json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            return run
-        time.sleep(0.1)
+    return run_graph(api, spec, payload, timeout)
 
 
 def statuses(run: dict[str, Any]) -> dict[str, str]:

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from functional_support import run_graph
 
 from local.cloud import LocalCloud
 from local.fixture_server import FixtureServer
@@ -21,22 +22,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-
-def run_graph(api: httpx.Client, spec: dict[str, Any], payload: Any, timeout: float = 60.0) -> dict[str, Any]:
-    created = api.post("/graphs", json=spec)
-    assert created.status_code == 201, created.text
-    started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": payload})
-    assert started.status_code == 202, started.text
-    run_id = started.json()["run_id"]
-    deadline = time.monotonic() + timeout
-    while True:
-        run: dict[str, Any] = api.get(f"/runs/{run_id}").json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            return run
-        time.sleep(0.05)
 
 
 def all_events(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from functional_support import start_run, wait_execution, wait_for_run
 
 from functions.executor.handler import get_executor
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
     from local.cloud import LocalCloud
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 RETRY_ONCE = {"max_attempts": 1, "interval_seconds": 1, "backoff_rate": 1.0}
 
 
@@ -47,24 +47,9 @@ def echo(node_id: str, **extra: Any) -> dict[str, Any]:
     return {"id": node_id, "tool": "util.echo", "params": {"node": node_id}, **extra}
 
 
-def start(api: httpx.Client, spec: dict[str, Any], run_input: dict[str, Any] | None = None) -> str:
-    created = api.post("/graphs", json=spec)
-    assert created.status_code == 201, created.text
-    started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": run_input or {}})
-    assert started.status_code == 202, started.text
-    return str(started.json()["run_id"])
-
-
 def wait(cloud: LocalCloud, api: httpx.Client, run_id: str, timeout: float = 30) -> dict[str, Any]:
     """The run once terminal and its status-change event handled."""
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api.get(f"/runs/{run_id}").json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert cloud.drain_events(10)
-    return dict(api.get(f"/runs/{run_id}").json())
+    return wait_for_run(api, run_id, timeout, cloud=cloud)
 
 
 def events(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:
@@ -210,7 +195,7 @@ def test_a_crash_mid_node_is_retried_by_the_node_policy_and_the_run_succeeds(
 ) -> None:
     # GIVEN a chain whose middle node may be retried once, and a process that dies after its tool ran
     crashes = crash_after_the_tool(cloud, store_hooks, "middle")
-    run_id = start(api, chain(echo("first"), echo("middle", retry=RETRY_ONCE), echo("last")))
+    run_id = start_run(api, chain(echo("first"), echo("middle", retry=RETRY_ONCE), echo("last")))
     # WHEN the run goes on
     run = wait(cloud, api, run_id)
     # THEN the crash happened once, the retry ran the node again, and the run SUCCEEDED
@@ -242,7 +227,7 @@ def test_a_crash_in_one_foreach_item_is_retried_and_every_item_counts_once(
         ],
         "edges": [{"from": "each", "to": "after"}],
     }
-    run_id = start(api, spec, {"items": [10, 20, 30]})
+    run_id = start_run(api, spec, {"items": [10, 20, 30]})
     # WHEN the run goes on
     run = wait(cloud, api, run_id)
     # THEN the item was retried, the run SUCCEEDED, and the node's output has each item once, in order
@@ -262,7 +247,7 @@ def test_a_crash_without_retries_fails_the_run_with_the_runtime_error(
 ) -> None:
     # GIVEN a chain whose middle node has no retries, and a process that dies after its tool ran
     crashes = crash_after_the_tool(cloud, store_hooks, "middle")
-    run_id = start(api, chain(echo("first"), echo("middle", retry={"max_attempts": 0}), echo("last")))
+    run_id = start_run(api, chain(echo("first"), echo("middle", retry={"max_attempts": 0}), echo("last")))
     # WHEN the run goes on
     run = wait(cloud, api, run_id)
     # THEN the run FAILED with Lambda's error for a dead runtime, on the node that was running
@@ -276,35 +261,35 @@ def test_a_crash_without_retries_fails_the_run_with_the_runtime_error(
     assert_log_consistent(run, events(api, run_id))
 
 
-def test_a_lambda_timeout_fails_the_node_and_the_late_tool_result_overwrites_nothing(
-    cloud: LocalCloud, api: httpx.Client
+@pytest.mark.parametrize(
+    ("lambda_timeout", "sleep", "task_timeout", "code"),
+    [(1.0, 2, 30, "Sandbox.Timedout"), (None, 2.5, 1, "States.Timeout")],
+    ids=["lambda-timeout", "task-timeout"],
+)
+def test_a_timeout_fails_the_node_and_the_late_tool_result_overwrites_nothing(
+    cloud: LocalCloud, api: httpx.Client, lambda_timeout: float | None, sleep: float, task_timeout: int, code: str
 ) -> None:
-    # GIVEN an executor whose Lambda timeout is 1 s, and a node that sleeps 2 s (its Task timeout is longer)
-    function = cloud.dispatcher.resolve(cloud.function_name("ExecutorFunction"))
-    assert function is not None
-    function.timeout = 1.0
-    spec = chain(
-        echo("first"),
-        {
-            "id": "slow",
-            "tool": "util.sleep",
-            "params": {"seconds": 2},
-            "timeout_seconds": 30,
-            "retry": {"max_attempts": 0},
-        },
-    )
-    run_id = start(api, spec)
-    # WHEN the run goes on, and the abandoned invocation's tool later finishes in the background
+    # GIVEN a node, without retries, that sleeps past its executor's Lambda timeout or past its Task timeout
+    if lambda_timeout is not None:
+        function = cloud.dispatcher.resolve(cloud.function_name("ExecutorFunction"))
+        assert function is not None
+        function.timeout = lambda_timeout
+    slow = {
+        "id": "slow",
+        "tool": "util.sleep",
+        "params": {"seconds": sleep},
+        "timeout_seconds": task_timeout,
+        "retry": {"max_attempts": 0},
+    }
+    run_id = start_run(api, chain(echo("first"), slow))
+    # WHEN the run ends, and the abandoned invocation's tool later finishes in the background
     run = wait(cloud, api, run_id)
     assert run["status"] == "FAILED", run
     time.sleep(2.5)
-    # THEN the run and the node stay FAILED with Lambda's timeout error; no success was recorded late
+    # THEN the run and the node stay FAILED with the timeout's error; no success was recorded late
     run = api.get(f"/runs/{run_id}").json()
-    assert run["status"] == "FAILED"
-    assert run["error"]["code"] == "Sandbox.Timedout"
-    slow = run["nodes"]["slow"]
-    assert slow["status"] == "FAILED"
-    assert slow["error"]["code"] == "Sandbox.Timedout"
+    assert (run["status"], run["error"]["code"]) == ("FAILED", code)
+    assert (run["nodes"]["slow"]["status"], run["nodes"]["slow"]["error"]["code"]) == ("FAILED", code)
     log = events(api, run_id)
     assert [e["type"] for e in log if e["node"] == "slow"].count("NODE_SUCCEEDED") == 0
     assert_log_consistent(run, log)
@@ -352,7 +337,7 @@ def test_a_throttled_record_write_is_retried_and_nothing_is_lost_or_doubled(
 ) -> None:
     # GIVEN a chain whose middle node may be retried once, and DynamoDB throttling one of its record writes
     refused = throttle_once(store_hooks, operation, event_type, "middle")
-    run_id = start(api, chain(echo("first"), echo("middle", retry=RETRY_ONCE), echo("last")))
+    run_id = start_run(api, chain(echo("first"), echo("middle", retry=RETRY_ONCE), echo("last")))
     # WHEN the run goes on
     run = wait(cloud, api, run_id)
     # THEN the write was refused once, the run SUCCEEDED, and the node's record and events are whole
@@ -388,7 +373,7 @@ def test_a_throttled_invoke_is_retried_by_the_service_rule_and_spends_none_of_th
     # GIVEN a node that may be retried once and fails its first run, whose first invoke Lambda throttles
     refused = refuse_first_invoke(cloud, "middle", "TooManyRequestsException")
     flaky = {"id": "middle", "tool": "util.fail", "params": {"failures": 2}, "retry": RETRY_ONCE}
-    run_id = start(api, chain(echo("first"), flaky, echo("last")))
+    run_id = start_run(api, chain(echo("first"), flaky, echo("last")))
     # WHEN the run goes on
     run = wait(cloud, api, run_id)
     # THEN the service rule retried the throttled invoke, the node's own retry the failure, and both
@@ -424,7 +409,7 @@ def test_stop_execution_in_the_middle_of_a_fan_out(cloud: LocalCloud, api: httpx
         "edges": [*({"from": "root", "to": b} for b in branches), *({"from": b, "to": "join"} for b in branches)],
         "options": {"max_concurrency": 4},
     }
-    run_id = start(api, spec)
+    run_id = start_run(api, spec)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # until a branch is running
         run = api.get(f"/runs/{run_id}").json()
@@ -485,7 +470,7 @@ def test_the_same_invocation_delivered_twice_records_once(cloud: LocalCloud, api
         return results[min(results)]
 
     wrap_executor(cloud, twice)
-    run_id = start(
+    run_id = start_run(
         api,
         chain(echo("first"), {"id": "middle", "tool": "util.echo", "params": {"v": "{{ first.node }}"}}, echo("last")),
     )
@@ -505,7 +490,7 @@ def test_the_same_status_event_delivered_twice_and_a_late_contrary_one_change_no
     cloud: LocalCloud, api: httpx.Client
 ) -> None:
     # GIVEN a run that SUCCEEDED and whose status-change event was handled
-    run_id = start(api, chain(echo("first"), echo("second")))
+    run_id = start_run(api, chain(echo("first"), echo("second")))
     run = wait(cloud, api, run_id)
     assert run["status"] == "SUCCEEDED"
     [delivered] = [e for e in cloud.bus.events if e["detail"]["name"] == run_id]
@@ -525,34 +510,6 @@ def test_the_same_status_event_delivered_twice_and_a_late_contrary_one_change_no
     log = events(api, run_id)
     assert [e["type"] for e in log if e["type"].startswith("RUN_")] == ["RUN_STARTED", "RUN_SUCCEEDED"]
     assert_log_consistent(after, log)
-
-
-def test_a_task_timeout_fails_the_node_and_its_late_result_overwrites_nothing(
-    cloud: LocalCloud, api: httpx.Client
-) -> None:
-    # GIVEN a node whose Task times out after 1 s while its tool sleeps 2.5 s, without retries
-    spec = chain(
-        echo("first"),
-        {
-            "id": "slow",
-            "tool": "util.sleep",
-            "params": {"seconds": 2.5},
-            "timeout_seconds": 1,
-            "retry": {"max_attempts": 0},
-        },
-    )
-    run_id = start(api, spec)
-    # WHEN the run ends and the tool later finishes in the background
-    run = wait(cloud, api, run_id)
-    assert run["status"] == "FAILED", run
-    time.sleep(2.5)
-    # THEN the run and the node stay FAILED with States.Timeout; the late result recorded nothing
-    run = api.get(f"/runs/{run_id}").json()
-    assert (run["status"], run["error"]["code"]) == ("FAILED", "States.Timeout")
-    assert (run["nodes"]["slow"]["status"], run["nodes"]["slow"]["error"]["code"]) == ("FAILED", "States.Timeout")
-    log = events(api, run_id)
-    assert [e["type"] for e in log if e["node"] == "slow"].count("NODE_SUCCEEDED") == 0
-    assert_log_consistent(run, log)
 
 
 @pytest.mark.parametrize("failures", [1, 99], ids=["fails-once", "always-fails"])
@@ -575,11 +532,7 @@ def test_a_failing_status_change_handler_is_retried_and_reads_reconcile_when_it_
     created = api.post("/graphs", json=chain(echo("first"), echo("second"))).json()
     started = api.post(f"/graphs/{created['graph_id']}/runs", json={"input": {}}).json()
     # WHEN the execution ends and EventBridge delivers its status change (no API read in between)
-    sfn = boto3.client("stepfunctions", region_name=cloud.region)
-    deadline = time.monotonic() + 20
-    while sfn.describe_execution(executionArn=started["execution_arn"])["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_execution(started["execution_arn"], 20)
     assert cloud.drain_events(10)
     [delivery] = [d for d in cloud.bus.deliveries if d.event["detail"]["name"] == started["run_id"]]
     # THEN a crash once is retried (two attempts, delivered); always crashing ends in the dead-letter queue
@@ -614,11 +567,7 @@ def test_the_same_status_event_delivered_many_times_at_once_with_reads_settles_o
     }
     created = api.post("/graphs", json=spec).json()
     started = api.post(f"/graphs/{created['graph_id']}/runs", json={"input": {"go": False}}).json()
-    sfn = boto3.client("stepfunctions", region_name=cloud.region)
-    deadline = time.monotonic() + 20
-    while sfn.describe_execution(executionArn=started["execution_arn"])["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_execution(started["execution_arn"], 20)
     assert cloud.drain_events(10)
     [lost] = [d.event for d in cloud.bus.dead_letters if d.event["detail"]["name"] == started["run_id"]]
     function.handler = real

@@ -8,11 +8,11 @@ compiled ASL itself is wrong. The log must be whole: one RUN_* event matching th
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from functional_support import wait_for_run
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from statemachine.errors import SpecError
@@ -27,7 +27,6 @@ validation = pytest.importorskip("statemachine.validation")
 registry = pytest.importorskip("functions.executor.tools.registry")
 
 RUNS = 6
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 INPUT = {"items": [1, 2], "v": 1, "text": "a calm text", "score": 7, "ok": True, "json": {"a": 1}, "a": "x"}
 
 
@@ -60,13 +59,7 @@ def test_accepted_specs_create_and_run_to_an_end_in_the_local_cloud(
     started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": INPUT})
     assert started.status_code == 202, started.text
     run_id = started.json()["run_id"]
-    deadline = time.monotonic() + 30
-    run = api.get(f"/runs/{run_id}").json()
-    while run["status"] not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(0.05)
-        run = api.get(f"/runs/{run_id}").json()
-    assert cloud.drain_events(10)
-    run = api.get(f"/runs/{run_id}").json()
+    run = wait_for_run(api, run_id, cloud=cloud)
     SEEN["runs"] += 1
     SEEN["runs_succeeded"] += run["status"] == "SUCCEEDED"
     # THEN it ended, and a failure is one a node raised, not the interpreter refusing the ASL
@@ -103,11 +96,7 @@ def test_a_foreach_over_a_missing_list_fails_its_node_not_just_the_run(cloud: Lo
     assert created.status_code == 201, created.text
     run_id = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": {}}).json()["run_id"]
     # WHEN it runs
-    deadline = time.monotonic() + 20
-    run = api.get(f"/runs/{run_id}").json()
-    while run["status"] not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(0.05)
-        run = api.get(f"/runs/{run_id}").json()
+    run = wait_for_run(api, run_id, timeout=20)
     # THEN the run FAILED and the node that could not run says so, with the error
     assert run["status"] == "FAILED", run
     assert run["nodes"]["a"]["status"] == "FAILED", run["nodes"]["a"]

@@ -11,43 +11,12 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from functional_support import ACCOUNT, create_machine, one_task, run_machine, start_machine, task, wait_execution
 
 from local.cloud import LocalCloud
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-ACCOUNT = "123456789012"
-
-
-def task(function: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "Type": "Task",
-        "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": function, "Payload.$": "$"},
-        "OutputPath": "$.Payload",
-        **extra,
-    }
-
-
-def run_machine(
-    cloud: LocalCloud, definition: dict[str, Any], payload: Any, name: str = "stepgraph-g_t", execution: str = "e1"
-) -> dict[str, Any]:
-    sfn = boto3.client("stepfunctions")
-    try:
-        arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=cloud.states_role_arn)[
-            "stateMachineArn"
-        ]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "StateMachineAlreadyExists":
-            raise
-        arn = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{name}"
-    ex = sfn.start_execution(stateMachineArn=arn, name=execution, input=json.dumps(payload))
-    return wait(lambda: terminal(sfn.describe_execution(executionArn=ex["executionArn"])))
-
-
-def terminal(description: dict[str, Any]) -> dict[str, Any] | None:
-    return description if description["status"] != "RUNNING" else None
 
 
 def wait(probe: Callable[[], Any], timeout: float = 20) -> Any:
@@ -127,7 +96,7 @@ def test_a_raising_function_fails_the_execution_with_its_error_type(cloud: Local
         raise QuotaExceeded("no more")
 
     cloud.register("stepgraph-user-fail", fail)
-    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-fail", End=True)}}, {})
+    result = run_machine(cloud, one_task("stepgraph-user-fail"), {})
     assert result["status"] == "FAILED"
     assert result["error"] == "QuotaExceeded"
     assert json.loads(result["cause"])["errorMessage"] == "no more"
@@ -145,7 +114,7 @@ def test_retry_matches_on_the_error_type(cloud: LocalCloud) -> None:
 
     cloud.register("stepgraph-user-flaky", flaky)
     retry = [{"ErrorEquals": ["TimeoutError"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1.0}]
-    definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-flaky", End=True, Retry=retry)}}
+    definition = one_task("stepgraph-user-flaky", Retry=retry)
     # WHEN it runs THEN Step Functions' Retry sees the type and the third attempt succeeds
     result = run_machine(cloud, definition, {})
     assert result["status"] == "SUCCEEDED"
@@ -155,7 +124,7 @@ def test_retry_matches_on_the_error_type(cloud: LocalCloud) -> None:
 def test_a_function_over_its_timeout_fails_with_sandbox_timedout(cloud: LocalCloud) -> None:
     release = threading.Event()
     cloud.register("stepgraph-user-slow", lambda event, ctx: release.wait(10), timeout=0.3)
-    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-slow", End=True)}}, {})
+    result = run_machine(cloud, one_task("stepgraph-user-slow"), {})
     release.set()
     assert result["status"] == "FAILED"
     assert result["error"] == "Sandbox.Timedout"
@@ -200,12 +169,8 @@ def test_terminal_statuses_reach_the_events_function_with_the_eventbridge_shape(
     seen = recording_events_function(cloud)
     cloud.register("stepgraph-user-ok", lambda event, ctx: {"done": True})
     cloud.register("stepgraph-user-bad", lambda event, ctx: 1 / 0)
-    ok = run_machine(
-        cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {"x": 1}, "stepgraph-g_ok"
-    )
-    bad = run_machine(
-        cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-bad", End=True)}}, {}, "stepgraph-g_bad"
-    )
+    ok = run_machine(cloud, one_task("stepgraph-user-ok"), {"x": 1}, "stepgraph-g_ok")
+    bad = run_machine(cloud, one_task("stepgraph-user-bad"), {}, "stepgraph-g_bad")
     assert cloud.drain_events()
     # THEN one event per execution, in the order they ended, with the fields EventBridge sends
     assert [e["detail"]["executionArn"] for e in seen] == [ok["executionArn"], bad["executionArn"]]
@@ -237,16 +202,12 @@ def test_stopped_executions_are_reported_aborted(cloud: LocalCloud) -> None:
 
     cloud.register("stepgraph-user-hold", hold, timeout=15)
     sfn = boto3.client("stepfunctions")
-    definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-hold", End=True)}}
-    arn = sfn.create_state_machine(
-        name="stepgraph-g_stop", definition=json.dumps(definition), roleArn=cloud.states_role_arn
-    )["stateMachineArn"]
-    ex = sfn.start_execution(stateMachineArn=arn, name="s1", input="{}")
+    execution = start_machine(cloud, one_task("stepgraph-user-hold"), name="stepgraph-g_stop", execution="s1")
     assert started.wait(10)
     # WHEN the execution is stopped while its Lambda task is still running
-    sfn.stop_execution(executionArn=ex["executionArn"])
+    sfn.stop_execution(executionArn=execution)
     # THEN it is ABORTED at once, as in AWS (moto alone keeps it RUNNING until the task returns)
-    assert sfn.describe_execution(executionArn=ex["executionArn"])["status"] == "ABORTED"
+    assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
     assert cloud.drain_events()
     assert [e["detail"]["status"] for e in seen] == ["ABORTED"]
     # AND when the task returns later, no second event is sent
@@ -255,7 +216,7 @@ def test_stopped_executions_are_reported_aborted(cloud: LocalCloud) -> None:
     time.sleep(0.2)
     assert cloud.drain_events()
     assert [e["detail"]["status"] for e in seen] == ["ABORTED"]
-    assert sfn.describe_execution(executionArn=ex["executionArn"])["status"] == "ABORTED"
+    assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
 
 
 def test_an_execution_stopped_before_moto_has_begun_it_is_aborted(
@@ -272,14 +233,11 @@ def test_an_execution_stopped_before_moto_has_begun_it_is_aborted(
         "StartAt": "W",
         "States": {"W": {"Type": "Wait", "Seconds": 5, "Next": "A"}, "A": task("stepgraph-user-ok", End=True)},
     }
-    arn = sfn.create_state_machine(
-        name="stepgraph-g_young", definition=json.dumps(definition), roleArn=cloud.states_role_arn
-    )["stateMachineArn"]
-    ex = sfn.start_execution(stateMachineArn=arn, name="y1", input="{}")
+    execution = start_machine(cloud, definition, name="stepgraph-g_young", execution="y1")
     # WHEN it is stopped at once
-    sfn.stop_execution(executionArn=ex["executionArn"])
+    sfn.stop_execution(executionArn=execution)
     # THEN the stop succeeds and the execution is ABORTED, with one status-change event
-    assert sfn.describe_execution(executionArn=ex["executionArn"])["status"] == "ABORTED"
+    assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
     assert cloud.drain_events()
     assert [e["detail"]["status"] for e in seen] == ["ABORTED"]
 
@@ -305,7 +263,7 @@ def test_every_status_change_event_is_drained_however_the_threads_are_scheduled(
     cloud.register("stepgraph-user-ok", lambda event, ctx: event)
     timing(cloud, monkeypatch)
     # WHEN it runs, and the events are drained as soon as DescribeExecution reports its end
-    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {})
+    result = run_machine(cloud, one_task("stepgraph-user-ok"), {})
     assert result["status"] == "SUCCEEDED"
     assert cloud.drain_events()
     # THEN its event has been delivered, once
@@ -315,10 +273,7 @@ def test_every_status_change_event_is_drained_however_the_threads_are_scheduled(
 def test_an_execution_started_without_a_name_gets_a_unique_one(cloud: LocalCloud) -> None:
     cloud.register("stepgraph-user-ok", lambda event, ctx: {})
     sfn = boto3.client("stepfunctions")
-    definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}
-    arn = sfn.create_state_machine(
-        name="stepgraph-g_anon", definition=json.dumps(definition), roleArn=cloud.states_role_arn
-    )["stateMachineArn"]
+    arn = create_machine(cloud, one_task("stepgraph-user-ok"), "stepgraph-g_anon")
     first = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
     second = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
     assert first != second
@@ -328,7 +283,7 @@ def test_an_execution_started_without_a_name_gets_a_unique_one(cloud: LocalCloud
 def test_state_machines_outside_the_stack_prefix_do_not_match_the_rule(cloud: LocalCloud) -> None:
     seen = recording_events_function(cloud)
     cloud.register("stepgraph-user-ok", lambda event, ctx: {})
-    run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {}, "someone-else")
+    run_machine(cloud, one_task("stepgraph-user-ok"), {}, "someone-else")
     assert cloud.drain_events()
     assert seen == []
     assert len(cloud.bus.unmatched) == 1
@@ -343,7 +298,7 @@ def test_a_failing_events_function_is_retried_then_dead_lettered(cloud: LocalClo
 
     cloud.register(cloud.function_name("EventsFunction"), broken)
     cloud.register("stepgraph-user-ok", lambda event, ctx: {})
-    run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}, {})
+    run_machine(cloud, one_task("stepgraph-user-ok"), {})
     assert cloud.drain_events()
     # THEN 1 attempt + MaximumRetryAttempts (2) of the template, then the dead-letter list
     assert calls == ["SUCCEEDED"] * 3
@@ -354,16 +309,10 @@ def test_a_failing_events_function_is_retried_then_dead_lettered(cloud: LocalClo
 def test_many_executions_deliver_every_event_exactly_once(cloud: LocalCloud) -> None:
     seen = recording_events_function(cloud)
     cloud.register("stepgraph-user-ok", lambda event, ctx: event)
-    sfn = boto3.client("stepfunctions")
-    definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-ok", End=True)}}
-    arn = sfn.create_state_machine(
-        name="stepgraph-g_many", definition=json.dumps(definition), roleArn=cloud.states_role_arn
-    )["stateMachineArn"]
-    arns = [
-        sfn.start_execution(stateMachineArn=arn, name=f"m{i}", input=json.dumps({"i": i}))["executionArn"]
-        for i in range(20)
-    ]
-    wait(lambda: all(terminal(sfn.describe_execution(executionArn=a)) for a in arns))
+    definition = one_task("stepgraph-user-ok")
+    arns = [start_machine(cloud, definition, {"i": i}, "stepgraph-g_many", f"m{i}") for i in range(20)]
+    for arn in arns:
+        wait_execution(arn)
     assert cloud.drain_events()
     assert sorted(e["detail"]["executionArn"] for e in seen) == sorted(arns)
 
@@ -386,7 +335,7 @@ def test_environment_is_restored_after_stop() -> None:
 
 def test_a_task_on_an_unknown_function_fails_with_lambda_resource_not_found(cloud: LocalCloud) -> None:
     # GIVEN a Task on a function nobody registered (moto's own Lambda would have echoed the payload)
-    result = run_machine(cloud, {"StartAt": "A", "States": {"A": task("stepgraph-user-nobody", End=True)}}, {})
+    result = run_machine(cloud, one_task("stepgraph-user-nobody"), {})
     # THEN it fails as in AWS
     assert result["status"] == "FAILED"
     assert result["error"] == "Lambda.ResourceNotFoundException"
@@ -411,12 +360,8 @@ def test_stopping_the_cloud_aborts_executions_and_lets_running_handlers_finish_i
                 outcomes.append(type(exc).__name__)
 
         cloud.register("stepgraph-user-slow-writer", slow_writer, timeout=15)
-        sfn = boto3.client("stepfunctions")
-        definition = {"StartAt": "A", "States": {"A": task("stepgraph-user-slow-writer", End=True)}}
-        arn = sfn.create_state_machine(
-            name="stepgraph-g_late", definition=json.dumps(definition), roleArn=cloud.states_role_arn
-        )["stateMachineArn"]
-        execution = sfn.start_execution(stateMachineArn=arn, name="late", input="{}")["executionArn"]
+        definition = one_task("stepgraph-user-slow-writer")
+        execution = start_machine(cloud, definition, name="stepgraph-g_late", execution="late")
         assert started.wait(10)
     # THEN the handler finished while the cloud was still up, and the execution was aborted
     assert outcomes == ["written"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from functional_support import one_task, run_machine, wait_for_run
 
 from local.cloud import LocalCloud
 
@@ -22,38 +22,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_task(cloud: LocalCloud, function: str, name: str = "stepgraph-g_iam") -> dict[str, Any]:
-    sfn = boto3.client("stepfunctions")
-    definition = {
-        "StartAt": "A",
-        "States": {
-            "A": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::lambda:invoke",
-                "Parameters": {"FunctionName": function, "Payload.$": "$"},
-                "End": True,
-            }
-        },
-    }
-    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=cloud.states_role_arn)[
-        "stateMachineArn"
-    ]
-    execution = sfn.start_execution(stateMachineArn=arn, name="e", input="{}")["executionArn"]
-    deadline = time.monotonic() + 20
-    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    return described
+    return run_machine(cloud, one_task(function), {}, name, "e")
 
 
 def test_a_run_through_the_api_needs_nothing_the_template_does_not_grant(cloud: LocalCloud, api: httpx.Client) -> None:
     # GIVEN the echo example created, run to the end, listed, read and deleted through the API
     graph = api.post("/graphs", json=json.loads((EXAMPLES / "echo-chain.json").read_text())).json()
     run = api.post(f"/graphs/{graph['graph_id']}/runs", json={"input": {"message": "hi"}}).json()
-    deadline = time.monotonic() + 30
-    while api.get(f"/runs/{run['run_id']}").json()["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    assert cloud.drain_events()
+    assert wait_for_run(api, run["run_id"], cloud=cloud)["status"] != "RUNNING"
     api.get("/runs")
     api.get(f"/runs/{run['run_id']}/events")
     api.get("/graphs")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import httpx
+from functional_support import one_task
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,17 +65,7 @@ def test_the_dev_server_serves_the_api_and_the_aws_endpoint() -> None:
         }
         assert "stepgraph-local" in boto3.client("dynamodb", **kwargs).list_tables()["TableNames"]
         sfn = boto3.client("stepfunctions", **kwargs)
-        definition = {
-            "StartAt": "A",
-            "States": {
-                "A": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::lambda:invoke",
-                    "Parameters": {"FunctionName": "stepgraph-user-nobody", "Payload.$": "$"},
-                    "End": True,
-                }
-            },
-        }
+        definition = one_task("stepgraph-user-nobody")
         arn = sfn.create_state_machine(
             name="stepgraph-ext",
             definition=json.dumps(definition),

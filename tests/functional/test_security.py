@@ -14,12 +14,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from functional_support import wait_for_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 PUBLIC_PATHS = {"/health", "/docs", "/openapi.json"}
 SAMPLE_PATH_VALUES = {"graph_id": "g_000000000000", "run_id": "r_0000000000000000", "name": "util.echo"}
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
 # ---------------------------------------------------------------------------------------------- the API key
@@ -254,11 +253,7 @@ def test_a_run_whose_http_get_targets_loopback_fails_with_blocked_address(loopba
         graph_id = api.post("/graphs", json=spec).json()["graph_id"]
         # WHEN a run fetches it
         run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
-        deadline = time.monotonic() + 20
-        run = api.get(f"/runs/{run_id}").json()
-        while run["status"] not in TERMINAL and time.monotonic() < deadline:
-            time.sleep(0.05)
-            run = api.get(f"/runs/{run_id}").json()
+        run = wait_for_run(api, run_id, timeout=20)
     # THEN the run FAILED with BlockedAddress naming the reason, and the server saw nothing
     assert run["status"] == "FAILED", run
     error = run["nodes"]["fetch"]["error"]

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from functional_support import wait_for_run
 
 if TYPE_CHECKING:
     import httpx
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
-
-
-def wait_for_run(api: httpx.Client, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/runs/{run_id}")
-        assert response.status_code == 200, response.text
-        run = response.json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            return run
-        time.sleep(0.05)
 
 
 def test_two_echo_nodes_run_end_to_end(api: httpx.Client) -> None:
