@@ -66,11 +66,13 @@ def sha256(definition: dict[str, Any]) -> str:
 def _create_state_machine(
     services: Services, name: str, definition: dict[str, Any], spec: GraphSpec, graph_id: str, version: int
 ) -> str:
+    from statemachine.compiler import definition_json
+
     settings = services.settings
     try:
         created = services.sfn.create_state_machine(
             name=name,
-            definition=json.dumps(definition),
+            definition=definition_json(definition),
             roleArn=settings.states_role_arn,
             type=spec.options.workflow_type,
             tags=[
