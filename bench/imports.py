@@ -60,10 +60,6 @@ class ImportFigure:
         return statistics.median(self.runs_ms) if self.runs_ms else None
 
     @property
-    def untraced_median_ms(self) -> float | None:
-        return statistics.median(self.untraced_ms) if self.untraced_ms else None
-
-    @property
     def cpu_median_ms(self) -> float | None:
         return statistics.median(self.cpu_ms) if self.cpu_ms else None
 

@@ -253,7 +253,6 @@ class LocalCloud:
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._restore: list[Any] = []
-        self._started = False
         self._published: set[str] = set()
         self._executions: weakref.WeakSet[Any] = weakref.WeakSet()
         self._interpreters = 0  # moto execution threads still evaluating
@@ -300,7 +299,6 @@ class LocalCloud:
             self._install_execution_fixes()
             self._serialize_dynamodb()
             self.bus.start()
-            self._started = True
         except BaseException:
             self.stop()
             raise
@@ -337,7 +335,6 @@ class LocalCloud:
                     os.environ[key] = value
             self._saved_env.clear()
             _clear_settings_cache()
-            self._started = False
             with _active_lock:
                 if _active is self:
                     _active = None
@@ -555,8 +552,3 @@ def _clear_settings_cache() -> None:
     except ImportError:  # pragma: no cover - functions/ always ships with local/
         return
     get_settings.cache_clear()
-
-
-def active_cloud() -> LocalCloud | None:
-    """The LocalCloud running in this process, if any."""
-    return _active

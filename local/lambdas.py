@@ -82,7 +82,6 @@ class LocalFunction:
     memory: int = 128
     handler_path: str | None = None
     handler: Handler | None = None
-    invocations: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def load(self) -> Handler:
@@ -201,8 +200,6 @@ class LambdaDispatcher:
             event = json.loads(body) if body else {}
         except ValueError as exc:
             return InvokeResult(400, None, _error("InvalidRequestContentException", str(exc)), request_id)
-        with fn._lock:
-            fn.invocations += 1
         outcome: dict[str, Any] = {}
         context = LambdaContext(fn, request_id)
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from statemachine.references import ROOTS, Path
+from statemachine.references import Path
 
 Rule = dict[str, Any]
 
@@ -510,8 +510,3 @@ def combine_or(*rules: Rule | bool) -> Rule | bool:
 def present(path: Path) -> Rule:
     """``IsPresent`` on a path (gates check that a parent ran)."""
     return _present(path)
-
-
-def roots_are_known(cond: Condition, known: set[str]) -> list[Path]:
-    """Paths whose root is neither ``input``/``state`` nor a known node id."""
-    return [p for p in cond.paths if p.root not in ROOTS and p.root not in known]

@@ -198,10 +198,6 @@ class GraphModel:
                     )
         return problems
 
-    def innermost_loop(self, node: str) -> Loop | None:
-        candidates = [loop for loop in self.loops if node in loop.body]
-        return min(candidates, key=lambda lp: len(lp.body)) if candidates else None
-
     def in_loop(self, node: str) -> bool:
         return any(node in loop.body for loop in self.loops)
 

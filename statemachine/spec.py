@@ -122,7 +122,3 @@ class GraphSpec(_Model):
     def timeout_for(self, node: Node) -> int:
         """The node's timeout, or ``options.default_timeout_seconds``."""
         return node.timeout_seconds or self.options.default_timeout_seconds
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """The spec as JSON-ready data with the public field names (``from``)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -81,9 +81,6 @@ class NodeRecord:
     def terminal(self) -> bool:
         return self.status in TERMINAL_NODE
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("failed_attempt", "index", "starts")}
-
 
 @dataclass
 class EventPage:
