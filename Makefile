@@ -19,7 +19,7 @@ TEMPLATE := template.yaml
 LAMBDA_PYTHON := 3.13
 LAMBDA_PLATFORMS := --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64
 
-.PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv build \
+.PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv build browser \
 	build-ApiFunction build-ExecutorFunction build-EventsFunction
 
 $(STAMP): pyproject.toml
@@ -38,16 +38,28 @@ $(SAM_STAMP):
 
 sam-venv: $(SAM_STAMP)
 
+# The console's browser tests drive Debian's Chromium (Playwright only drives it; it never downloads a browser).
+# Installed when missing, so this is a no-op once they are there; CI runs as root on a fresh machine.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	echo "installing Debian's chromium and chromium-driver (the console's browser tests)"; \
+	$(SUDO) apt-get update -q && \
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver
+
 dev: $(STAMP)
 	$(PY) -m local.server
 
-test: $(STAMP) validate
+test: $(STAMP) validate browser
 	$(PY) -m pytest -q
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-functional: $(STAMP)
+functional: $(STAMP) browser
 	$(PY) -m pytest -q tests/functional
 
 lint: $(STAMP)

@@ -17,6 +17,7 @@ class Settings:
     inline_limit: int
     http_allow_hosts: tuple[str, ...]
     region: str
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def account_id(self) -> str:
@@ -30,6 +31,7 @@ def get_settings() -> Settings:
     env = os.environ
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
     allow = tuple(h.strip() for h in env.get("STEPGRAPH_HTTP_ALLOW_HOSTS", "").split(",") if h.strip())
+    origins = tuple(o.strip().rstrip("/") for o in env.get("STEPGRAPH_CORS_ORIGINS", "").split(",") if o.strip())
     return Settings(
         table=env.get("STEPGRAPH_TABLE", "stepgraph-local"),
         executor_arn=env.get(
@@ -41,4 +43,5 @@ def get_settings() -> Settings:
         inline_limit=int(env.get("STEPGRAPH_INLINE_LIMIT", "8192")),
         http_allow_hosts=allow,
         region=region,
+        cors_origins=origins,
     )

@@ -5,7 +5,8 @@
   so ``aws --endpoint-url http://127.0.0.1:5000 stepfunctions list-state-machines`` shows the stack;
 - the examples' fixture server on http://127.0.0.1:8765, allowed through ``STEPGRAPH_HTTP_ALLOW_HOSTS``.
 
-The API key is ``local-dev-key`` unless ``STEPGRAPH_API_KEY`` is set. Ctrl-C stops everything.
+The API key is ``local-dev-key`` unless ``STEPGRAPH_API_KEY`` is set. The console is at /console;
+``STEPGRAPH_CORS_ORIGINS`` (comma-separated origins) lets pages of other origins call the API. Ctrl-C stops.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             fixtures_url = fixtures.url
             extra_env[ALLOW_ENV] = allow_hosts_with(fixtures.allow_host, os.environ.get(ALLOW_ENV))
 
+        if os.environ.get("STEPGRAPH_CORS_ORIGINS"):
+            extra_env["STEPGRAPH_CORS_ORIGINS"] = os.environ["STEPGRAPH_CORS_ORIGINS"]
         cloud = stack.enter_context(LocalCloud(api_key=api_key, env=extra_env))
 
         from moto.server import ThreadedMotoServer
@@ -84,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             "stepgraph local stack is up",
             f"  API          {api_url}   (x-api-key: {api_key}; Swagger UI at {api_url}/docs)",
+            f"  console      {api_url}/console   (in a browser; it asks for the key)",
             f"  AWS endpoint {aws_url}   (DynamoDB table {cloud.table_name}, Step Functions, IAM)",
         ]
         if fixtures_url:

@@ -1,6 +1,6 @@
 """The API's resolver: one ``APIGatewayRestResolver`` with validation, the routers, auth and the docs.
 
-Checks that must come before request validation (the API key and the body size) run in
+Checks that must come before request validation (CORS preflight, the API key and the body size) run in
 ``StepgraphResolver.resolve``; everything else is a route. Errors become responses in ``errors.py`` only.
 """
 
@@ -16,8 +16,9 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from functions.api import errors
+from functions.api.cors import header, preflight_response, with_cors
 from functions.api.errors import UnsupportedMediaTypeError
-from functions.api.routes import graphs, health, runs, tools
+from functions.api.routes import console, graphs, health, runs, tools
 from functions.errors import BadRequestError, PayloadTooLargeError, UnauthorizedError
 from functions.settings import get_settings
 
@@ -25,19 +26,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 
 MAX_BODY_BYTES = 256 * 1024
-PUBLIC_PATHS = frozenset({"/health", "/docs", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/health", "/docs", "/openapi.json", "/console"})
 TITLE = "stepgraph"
 API_VERSION = "1.0.0"
-
-
-def _header(event: Mapping[str, Any], name: str) -> str | None:
-    for source in (event.get("headers") or {}, event.get("multiValueHeaders") or {}):
-        for key, value in source.items():
-            if key.lower() == name:
-                if isinstance(value, list):
-                    return str(value[0]) if value else None
-                return None if value is None else str(value)
-    return None
 
 
 def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, Any]]:
@@ -51,13 +42,13 @@ def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, 
     path = str(event.get("path") or "/")
     expected = get_settings().api_key
     if expected and path not in PUBLIC_PATHS:
-        given = _header(event, "x-api-key") or ""
+        given = header(event, "x-api-key") or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return UnauthorizedError("missing or wrong API key (header x-api-key)"), event
     body = event.get("body")
     if not body:
         return None, event
-    content_type = (_header(event, "content-type") or "application/json").split(";")[0].strip().lower()
+    content_type = (header(event, "content-type") or "application/json").split(";")[0].strip().lower()
     if content_type != "application/json":
         message = f"the request body must be JSON (Content-Type: application/json), not {content_type!r}"
         return UnsupportedMediaTypeError(message), event
@@ -80,18 +71,20 @@ def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, 
 
 
 class StepgraphResolver(APIGatewayRestResolver):
-    """The Powertools REST resolver with the pre-routing checks of ``preflight``."""
+    """The Powertools REST resolver with the pre-routing checks of ``preflight`` and CORS (``cors.py``)."""
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        origins = get_settings().cors_origins
+        if isinstance(event, Mapping) and str(event.get("httpMethod") or "").upper() == "OPTIONS":
+            return preflight_response(event, origins)
         refused, event = preflight(event)
-        if refused is not None:
-            return errors.proxy_response(refused)
-        return super().resolve(event, context)
+        response = errors.proxy_response(refused) if refused is not None else super().resolve(event, context)
+        return with_cors(response, event, origins)
 
 
 app = StepgraphResolver(enable_validation=True)
 errors.register(app)
-for module in (health, tools, graphs, runs):
+for module in (health, tools, graphs, runs, console):
     app.include_router(module.router)
 
 _SECURITY_SCHEMES: dict[str, SecurityScheme] = {

@@ -147,13 +147,17 @@ def test_api_function_rights_are_scoped_to_the_stack(resolved: Template) -> None
     ]
 
 
-def test_rest_api_requires_a_key_except_health_and_docs(raw: dict[str, Any], resolved: Template) -> None:
+def test_rest_api_requires_a_key_except_health_docs_console_and_preflights(
+    raw: dict[str, Any], resolved: Template
+) -> None:
     api = raw["Resources"]["Api"]
     assert api["Type"] == "AWS::Serverless::Api"
     assert api["Properties"]["Auth"]["ApiKeyRequired"] is True
     assert api["Properties"]["Auth"]["UsagePlan"]["CreateUsagePlan"] == "PER_API"
-    keyless = {r.path for r in resolved.api_routes() if not r.api_key_required}
-    assert keyless == {"/health", "/docs", "/openapi.json"}
+    keyless = {(r.path, r.method) for r in resolved.api_routes() if not r.api_key_required}
+    pages = {("/health", "GET"), ("/docs", "GET"), ("/openapi.json", "GET"), ("/console", "GET")}
+    # Browsers send no key with a CORS preflight: OPTIONS reaches the function, which answers it.
+    assert keyless == pages | {("/{proxy+}", "OPTIONS")}
     assert {(r.path, r.method) for r in resolved.api_routes() if r.api_key_required} == {("/{proxy+}", "ANY")}
 
 
@@ -199,4 +203,5 @@ def test_keyless_routes_are_the_paths_the_api_function_leaves_open(resolved: Tem
     # API Gateway enforces the key in AWS, the function locally: both must leave the same paths open
     from functions.api.app import PUBLIC_PATHS
 
-    assert {r.path for r in resolved.api_routes() if not r.api_key_required} == set(PUBLIC_PATHS)
+    keyless = {r.path for r in resolved.api_routes() if not r.api_key_required and r.method != "OPTIONS"}
+    assert keyless == set(PUBLIC_PATHS)

@@ -1,9 +1,11 @@
-"""Graph routes: create, validate (dry run), list, get, update (new version), delete, definition, diagram."""
+"""Graph routes: create, validate (dry run), list, get, update (new version), delete, definition, diagram
+(Mermaid text, or the SVG picture the console colours by node status)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +26,7 @@ from functions.api.models import (
 from functions.api.services import get_services
 from functions.errors import NotFoundError
 from statemachine.errors import SpecError
+from statemachine.render import graph_to_svg
 from statemachine.spec import GraphSpec
 
 router = APIGatewayRouter()
@@ -170,13 +173,32 @@ def get_definition(graph_id: GraphId, version: VersionQuery = None) -> Definitio
     )
 
 
+DIAGRAM_RESPONSES: dict[int, Any] = {
+    **error_responses(404),
+    200: {
+        "description": "the diagram: Mermaid text in JSON, or an SVG picture (``format=svg``)",
+        "content": {
+            "application/json": {"model": Diagram},
+            "image/svg+xml": {"schema": {"type": "string"}},
+        },
+    },
+}
+
+
 @router.get(
     "/graphs/<graph_id>/diagram",
-    summary="The Mermaid diagram of a version",
+    summary='The diagram of a version: Mermaid (JSON) or SVG, each node a <g data-node="<id>">',
     tags=["graphs"],
-    responses=error_responses(404),
+    responses=DIAGRAM_RESPONSES,
 )
-def get_diagram(graph_id: GraphId, version: VersionQuery = None) -> Diagram:
+def get_diagram(
+    graph_id: GraphId,
+    version: VersionQuery = None,
+    diagram_format: Annotated[Literal["mermaid", "svg"], Query(alias="format")] = "mermaid",
+) -> Response[Any]:
     found = _version(graph_id, version)
+    if diagram_format == "svg":
+        return Response(status_code=200, content_type="image/svg+xml", body=graph_to_svg(found.spec))
     spec = GraphSpec.model_validate(found.spec)
-    return Diagram(graph_id=graph_id, version=found.version, diagram=service.diagram(spec))
+    body = Diagram(graph_id=graph_id, version=found.version, diagram=service.diagram(spec))
+    return Response(status_code=200, content_type="application/json", body=body.model_dump())

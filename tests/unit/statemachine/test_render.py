@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from local import render
+from local.render import graph_to_html
+from statemachine import render
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -121,7 +122,7 @@ def test_foreach_optional_and_lambda_nodes_look_different() -> None:
 def test_html_page_holds_the_picture_and_the_mermaid() -> None:
     # GIVEN a spec and its Mermaid text with characters HTML must escape
     mermaid = 'flowchart TD\n  a["a"] -->|"a.n &lt; 3"| b["b"]\n'
-    page = render.graph_to_html(LATTICE, mermaid)
+    page = graph_to_html(LATTICE, mermaid)
 
     # THEN the page is standalone: the SVG inline, the Mermaid source escaped, the name as title
     assert "<title>lattice · stepgraph</title>" in page

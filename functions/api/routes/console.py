@@ -1,0 +1,59 @@
+"""``GET /console``: the browser console, one self-contained page (no API key needed to load it).
+
+The page is ``functions/api/console/index.html`` with its stylesheet and script inlined, so it ships inside
+the API function and asks no other host for anything. Its Content-Security-Policy says the same to the
+browser: scripts and styles only those inlined here (by hash), requests only to this origin.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from statemachine.render import STYLE as DIAGRAM_STYLE
+
+router = APIGatewayRouter()
+
+ASSETS = Path(__file__).resolve().parents[1] / "console"
+
+
+def _hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@lru_cache(maxsize=1)
+def page() -> tuple[str, str]:
+    """The page's HTML and its Content-Security-Policy."""
+    style = (ASSETS / "console.css").read_text(encoding="utf-8")
+    script = (ASSETS / "console.js").read_text(encoding="utf-8")
+    html = (ASSETS / "index.html").read_text(encoding="utf-8")
+    html = html.replace("<style></style>", f"<style>{style}</style>", 1)
+    html = html.replace("<script></script>", f"<script>{script}</script>", 1)
+    # The diagrams the page shows are the API's SVG, whose <style> is one fixed block.
+    styles = f"{_hash(style)} {_hash(DIAGRAM_STYLE)}"
+    policy = (
+        f"default-src 'none'; script-src {_hash(script)}; style-src {styles}; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return html, policy
+
+
+@router.get("/console", include_in_schema=False, security=[])
+def get_console() -> Response[str]:
+    html, policy = page()
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=html,
+        headers={
+            "Content-Security-Policy": policy,
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )

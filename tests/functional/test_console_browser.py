@@ -1,0 +1,301 @@
+"""The console in a real browser: Debian's headless Chromium, driven by Playwright, on the local stack over HTTP.
+
+Chromium comes from the system's packages (``make browser``, which ``make test`` runs); Playwright only drives
+it and never downloads a browser of its own. Screenshots go to ``STEPGRAPH_SCREENSHOTS`` when set (the README's
+pictures under docs/console/ are taken so), else to the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+from werkzeug.serving import make_server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from playwright.sync_api import BrowserContext, Page, Request
+
+    from local.cloud import LocalCloud
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 30_000
+
+SLOW_PAIR = {
+    "name": "slow pair",
+    "description": "greets, then naps long enough to be seen running",
+    "nodes": [
+        {"id": "greet", "tool": "util.echo", "params": {"message": "{{ input.name }}"}},
+        {"id": "nap", "tool": "util.sleep", "params": {"seconds": 2.5}},
+    ],
+    "edges": [{"from": "greet", "to": "nap"}],
+}
+FAILING = {
+    "name": "failing",
+    "nodes": [
+        {"id": "start", "tool": "util.echo", "params": {"message": "go"}},
+        {
+            "id": "flaky",
+            "tool": "util.fail",
+            "params": {"failures": 5, "error": "UpstreamDown", "message": "the upstream said no"},
+        },
+    ],
+    "edges": [{"from": "start", "to": "flaky"}],
+}
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (make venv)"
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        return f"{CHROMIUM} is not installed (make browser installs Debian's chromium)"
+    return None
+
+
+@pytest.fixture
+def origin(cloud: LocalCloud) -> Iterator[str]:
+    """The local stack's API on a loopback port (what ``make dev`` serves), for the browser."""
+    server = make_server("127.0.0.1", 0, cloud.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="console-api", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Browser:
+    """One Chromium with a new empty profile, every request it makes recorded."""
+
+    def __init__(self, context: BrowserContext, shots: Path) -> None:
+        self.context = context
+        self.requests: list[Request] = []
+        self.shots = shots
+        context.on("request", lambda request: self.requests.append(request))
+        self.page: Page = context.new_page()
+        self.page.set_default_timeout(WAIT_MS)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("dialog", lambda dialog: dialog.accept())
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(self.shots / f"{name}.png"))
+
+    def enter_key(self, key: str) -> None:
+        self.page.fill("#key-input", key)
+        self.page.click("#key-submit")
+
+    def off_origin(self, origin: str) -> list[str]:
+        """Requests to anything but the stack's origin (data: URLs are the page's own bytes)."""
+        own = urlsplit(origin)
+        return [
+            r.url
+            for r in self.requests
+            if not r.url.startswith("data:") and urlsplit(r.url)[:2] != (own.scheme, own.netloc)
+        ]
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    missing = _browser_missing()
+    if missing:
+        # CI installs both (make test); a developer without them is told how to get them.
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(missing)
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("STEPGRAPH_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1200, "height": 820},
+        )
+        try:
+            yield Browser(context, shots)
+        finally:
+            context.close()
+
+
+def _node(page: Page, node: str, status: str) -> Any:
+    return page.wait_for_selector(f'#diagram g.node[data-node="{node}"][data-status="{status}"]', state="attached")
+
+
+def test_a_graph_is_created_run_and_watched_until_its_nodes_succeed(
+    cloud: LocalCloud, origin: str, browser: Browser
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page
+    # GIVEN the console, opened with no key: it loads and asks for one
+    page.goto(f"{origin}/console")
+    page.wait_for_selector("#key-panel:not([hidden])")
+    browser.enter_key(cloud.api_key or "")
+
+    # WHEN a graph is created from its JSON spec in the page
+    page.click("text=Create a graph from a spec")
+    page.fill("#graph-spec", json.dumps(SLOW_PAIR))
+    page.click("#create-graph")
+
+    # THEN the graph's page draws its diagram, with every node, and its compiled definition
+    page.wait_for_selector('#diagram g.node[data-node="nap"]', state="attached")
+    assert page.locator("#diagram g.node").count() == 2
+    page.wait_for_selector("text=StartAt")
+    browser.shot("console-graph")
+
+    # WHEN a run is started from the input editor
+    page.fill("#run-input", json.dumps({"name": "Ada"}))
+    page.click("#start-run")
+
+    # THEN the run view colours the node running while it sleeps, then succeeded, as the run goes
+    _node(page, "greet", "SUCCEEDED")
+    _node(page, "nap", "RUNNING")
+    browser.shot("console-run-running")
+    _node(page, "nap", "SUCCEEDED")
+    page.wait_for_selector('#run-status[data-status="SUCCEEDED"]')
+
+    # AND the event log has grown to the run's end, each event once
+    page.wait_for_selector('#event-log tr[data-type="RUN_SUCCEEDED"]')
+    rows = page.locator("#event-log tbody tr").all_inner_texts()
+    assert len(rows) == len(set(rows)) >= 6
+    types = page.locator("#event-log tbody tr").evaluate_all("rows => rows.map(r => r.dataset.type)")
+    assert types[0] == "RUN_STARTED" and types[-1] == "RUN_SUCCEEDED"
+
+    # AND clicking a node shows its attempts, timings and output
+    page.click('#diagram g.node[data-node="greet"]')
+    detail = page.inner_text("#node-detail")
+    assert "Node greet" in detail and "attempts\n1" in detail and "Ada" in detail and " ms" in detail
+    browser.shot("console-run-succeeded")
+
+    # AND locally there is no Step Functions console link (there is none to follow)
+    assert page.locator("#console-link").count() == 0
+
+    # WHEN the graph is opened again THEN the last run's input is offered for the next run
+    page.click("#view a[href^='#/graphs/']")
+    expect(page.locator("#run-input")).to_have_value(re.compile("Ada"), timeout=WAIT_MS)
+    assert json.loads(page.input_value("#run-input")) == {"name": "Ada"}
+
+    # AND every request went to the stack's own origin, every data request with the key
+    assert browser.off_origin(origin) == []
+    data = [r for r in browser.requests if urlsplit(r.url).path != "/console"]
+    assert data and all(r.headers.get("x-api-key") == cloud.api_key for r in data)
+    assert browser.errors == []
+
+
+def test_a_wrong_key_gets_a_clear_message_and_the_right_one_is_kept_for_the_session(
+    cloud: LocalCloud, origin: str, browser: Browser
+) -> None:
+    page = browser.page
+    page.goto(f"{origin}/console")
+
+    # WHEN a wrong key is entered
+    browser.enter_key("not-the-key")
+
+    # THEN the page says the API refused it, and keeps asking
+    message = page.wait_for_selector("#key-message:not([hidden])")
+    assert message is not None
+    text = message.inner_text()
+    assert "refused the key" in text and "401" in text
+    assert page.evaluate("sessionStorage.length") == 0
+    browser.shot("console-wrong-key")
+
+    # WHEN the right key is entered THEN the graphs show, and a reload does not ask again
+    browser.enter_key(cloud.api_key or "")
+    page.wait_for_selector("text=No graphs yet.")
+    page.reload()
+    page.wait_for_selector("text=No graphs yet.")
+    assert page.is_hidden("#key-panel")
+
+    # WHEN the key stops being accepted THEN the page asks for it again, saying why
+    page.evaluate("sessionStorage.setItem('stepgraph.apiKey', 'revoked')")
+    page.goto(f"{origin}/console#/runs")
+    page.wait_for_selector("#key-message:not([hidden])")
+    assert "refused the key" in page.inner_text("#key-message")
+    assert browser.off_origin(origin) == []
+
+
+def test_a_failed_run_shows_the_node_error_and_runs_filter_by_graph_and_status(
+    api: Any, cloud: LocalCloud, origin: str, browser: Browser
+) -> None:
+    from playwright.sync_api import expect
+
+    # GIVEN a graph whose second node fails, and a run of another graph that succeeds
+    failing = api.post("/graphs", json=FAILING).json()["graph_id"]
+    fine = api.post("/graphs", json={**SLOW_PAIR, "name": "fine"}).json()["graph_id"]
+    ok_run = api.post(f"/graphs/{fine}/runs", json={"input": {"name": "x"}}).json()["run_id"]
+    page = browser.page
+    page.goto(f"{origin}/console#/graphs/{failing}")
+    browser.enter_key(cloud.api_key or "")
+
+    # WHEN its run is started from the page
+    page.click("#start-run")
+
+    # THEN the failing node turns red, the run failed, and clicking the node shows its error
+    _node(page, "flaky", "FAILED")
+    page.wait_for_selector('#run-status[data-status="FAILED"]')
+    page.click('#diagram g.node[data-node="flaky"]')
+    error = page.wait_for_selector("#node-detail .node-error")
+    assert error is not None
+    assert "UpstreamDown" in error.inner_text() and "the upstream said no" in error.inner_text()
+    assert "UpstreamDown" in page.inner_text("#run-error")
+    browser.shot("console-run-failed")
+    failed_run = page.url.rsplit("/", 1)[-1]
+
+    # WHEN the runs are filtered by status, then by graph, in the list
+    listed = page.locator("#runs tbody tr[data-run]")
+    page.goto(f"{origin}/console#/runs")
+    expect(listed).to_have_count(2)
+    page.select_option("#filter-status", "FAILED")
+    # THEN only the matching runs are listed
+    expect(listed).to_have_count(1)
+    assert listed.get_attribute("data-run") == failed_run
+    page.select_option("#filter-status", "")
+    expect(listed).to_have_count(2)
+    page.select_option("#filter-graph", fine)
+    expect(listed).to_have_count(1)
+    assert listed.get_attribute("data-run") == ok_run
+    browser.shot("console-runs")
+    assert browser.off_origin(origin) == []
+    assert browser.errors == []
+
+
+def test_a_running_run_is_cancelled_from_its_page(api: Any, cloud: LocalCloud, origin: str, browser: Browser) -> None:
+    # GIVEN a run whose node sleeps
+    graph = api.post("/graphs", json={**SLOW_PAIR, "name": "to cancel"}).json()["graph_id"]
+    run_id = api.post(f"/graphs/{graph}/runs", json={"input": {"name": "x"}}).json()["run_id"]
+    page = browser.page
+    page.goto(f"{origin}/console#/runs/{run_id}")
+    browser.enter_key(cloud.api_key or "")
+
+    # WHEN it is cancelled from the page (confirming)
+    page.click("#cancel-run")
+
+    # THEN the page shows the run cancelled and offers no cancel any more
+    page.wait_for_selector('#run-status[data-status="CANCELLED"]')
+    assert page.locator("#cancel-run").count() == 0
+    assert api.get(f"/runs/{run_id}").json()["status"] == "CANCELLED"
