@@ -3,8 +3,10 @@ with node ids, and CORS for front ends of other origins (none allowed unless con
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 SVG = "{http://www.w3.org/2000/svg}"
 SPEC = {
     "name": "pair",
@@ -127,3 +130,19 @@ def test_allowed_origins_get_cors_headers_and_others_none(cors_cloud: LocalCloud
             api.get("/graphs", headers={"Origin": other}),
         ):
             assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+
+
+def test_the_sample_console_event_answers_the_page(cloud: LocalCloud) -> None:
+    # GIVEN events/api-get-console.json (for `sam local invoke ApiFunction -e ...`): GET /v1/console, no key
+    event = json.loads((EVENTS / "api-get-console.json").read_text())
+
+    # WHEN the API function gets it
+    result = cloud.invoke("ApiFunction", event)
+
+    # THEN it answers the page
+    assert result.function_error is None, result.payload
+    answer = result.json()
+    assert answer["statusCode"] == 200
+    headers = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}
+    assert headers["content-type"] == ["text/html; charset=utf-8"]
+    assert "<title>stepgraph console</title>" in answer["body"]
