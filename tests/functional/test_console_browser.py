@@ -299,3 +299,44 @@ def test_a_running_run_is_cancelled_from_its_page(api: Any, cloud: LocalCloud, o
     page.wait_for_selector('#run-status[data-status="CANCELLED"]')
     assert page.locator("#cancel-run").count() == 0
     assert api.get(f"/runs/{run_id}").json()["status"] == "CANCELLED"
+
+
+def test_the_event_log_shows_each_event_once_when_the_log_ends_before_the_run_is_seen_ended(
+    api: Any, cloud: LocalCloud, origin: str, browser: Browser
+) -> None:
+    from playwright.sync_api import Route, expect
+
+    # GIVEN a run that has ended, its whole log served with `next: null`
+    graph = api.post("/graphs", json={**SLOW_PAIR, "name": "quick", "nodes": SLOW_PAIR["nodes"][:1], "edges": []})
+    run_id = api.post(f"/graphs/{graph.json()['graph_id']}/runs", json={"input": {"name": "x"}}).json()["run_id"]
+    logged = len(wait_for_events(api, run_id))
+
+    # AND a page that keeps seeing the run as running (as when its status is read just before the log ends)
+    def still_running(route: Route) -> None:
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "status": "RUNNING", "finished_at": None})
+
+    browser.page.route(f"**/runs/{run_id}", still_running)
+    browser.page.goto(f"{origin}/console#/runs/{run_id}")
+    browser.enter_key(cloud.api_key or "")
+
+    # WHEN it polls a few times THEN the log shows every event once, never asking past its end again
+    rows = browser.page.locator("#event-log tbody tr")
+    expect(rows).to_have_count(logged)
+    browser.page.wait_for_timeout(3_500)
+    assert rows.count() == logged
+    asked = [r.url for r in browser.requests if "/events" in r.url]
+    assert len(asked) == 1, asked
+
+
+def wait_for_events(api: Any, run_id: str) -> list[dict[str, Any]]:
+    """The whole event log of a run, once it has ended and its log says so (`next` null)."""
+    import time
+
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        page = api.get(f"/runs/{run_id}/events", params={"limit": 1000}).json()
+        if page["next"] is None:
+            return list(page["events"])
+        time.sleep(0.2)
+    raise AssertionError(f"the log of {run_id} did not end")

@@ -503,7 +503,8 @@
     let cursor = null;
     let logDone = false;
     async function followEvents() {
-      for (;;) {
+      // A page whose `next` is null ends the log: the cursor of that page is not given, so never ask again.
+      while (!logDone) {
         const query = new URLSearchParams({ limit: "200" });
         if (cursor) query.set("after", cursor);
         const page = await api(`/runs/${encodeURIComponent(runId)}/events?${query}`);
