@@ -35,6 +35,7 @@ from statemachine.errors import CompileError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
 from statemachine.protocol import NodeContext
 from statemachine.references import Path, has_reference, jsonpath, parse_template
+from statemachine.spec import MAX_TOOL_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from statemachine.spec import GraphSpec, Node, RetryPolicy
@@ -44,16 +45,18 @@ LAMBDA_SERVICE_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.TooManyRequestsException",
 ]
 SERVICE_RETRY: dict[str, Any] = {
     "ErrorEquals": LAMBDA_SERVICE_ERRORS,
-    "IntervalSeconds": 1,
-    "MaxAttempts": 3,
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
     "BackoffRate": 2.0,
     "JitterStrategy": "FULL",
 }
-"""AWS's recommended retry of transient Lambda service errors (what the console generates)."""
+"""AWS's recommended retry of transient Lambda service errors ("Handle transient Lambda service exceptions"),
+plus throttling; full jitter so throttled branches do not retry in step."""
 
 MAX_STATE_NAME = 80
 PAYLOAD_LIMIT = 256 * 1024
@@ -96,6 +99,8 @@ class _Compiler:
         self.looped = {n for n in model.nodes if model.in_loop(n)}
         self.implied: set[str] = set()
         self.skip_conts: dict[str, Cont] = {}
+        self.helper_timeout = min(spec.options.default_timeout_seconds, MAX_TOOL_TIMEOUT_SECONDS)
+        """TimeoutSeconds of the executor's bookkeeping Tasks: the default, within the executor Lambda's own."""
 
     # ---- naming ----------------------------------------------------------------------------------------
 
@@ -319,16 +324,14 @@ class _Compiler:
                 "Type": "Task",
                 "Resource": LAMBDA_INVOKE,
                 "Parameters": self.payload(node, ctx_json, "failed"),
-                "TimeoutSeconds": self.spec.options.default_timeout_seconds,
+                "TimeoutSeconds": self.helper_timeout,
                 "Retry": self.retry(None),
             }
             if node.optional:
                 states[catch_to] = self.finish(recorder, cont)
             else:
                 # a user's Lambda failed for good: record it, then fail the run with the function's own error
-                fail_name = self.claim(f"{node.id}.fail")
-                states[catch_to] = {**recorder, "ResultPath": None, "Next": fail_name}
-                states[fail_name] = {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"}
+                states[catch_to] = {**recorder, "ResultPath": None, "Next": self.emit_fail(node.id, states)}
         if gate is not True:
             states[entry] = {
                 "Type": "Choice",
@@ -338,6 +341,24 @@ class _Compiler:
         if node.id in self.implied:
             self.skip_conts[entry] = self.skipping(cont)
         return entry
+
+    def emit_fail(self, node_id: str, states: dict[str, Any]) -> str:
+        """End the run with the caught error's name, except the reserved ``States.*`` names a Fail may not use."""
+        check, fail = self.claim(f"{node_id}.error"), self.claim(f"{node_id}.fail")
+        timeout, other = self.claim(f"{node_id}.fail-timeout"), self.claim(f"{node_id}.fail-reserved")
+        error = "$.failure.Error"
+        states[check] = {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": error, "StringEquals": "States.Timeout", "Next": timeout},
+                {"Variable": error, "StringMatches": "States.*", "Next": other},
+            ],
+            "Default": fail,
+        }
+        states[fail] = {"Type": "Fail", "ErrorPath": error, "CausePath": "$.failure.Cause"}
+        states[timeout] = {"Type": "Fail", "Error": "stepgraph.Timeout", "CausePath": "$.failure.Cause"}
+        states[other] = {"Type": "Fail", "Error": "stepgraph.NodeFailed", "CausePath": "$.failure.Cause"}
+        return check
 
     def skipping(self, cont: Cont) -> Cont:
         """Where a skip goes: past the following nodes that run only if this one did."""
@@ -379,7 +400,7 @@ class _Compiler:
                 "Type": "Task",
                 "Resource": LAMBDA_INVOKE,
                 "Parameters": self.payload(node, ctx_json, "record"),
-                "TimeoutSeconds": self.spec.options.default_timeout_seconds,
+                "TimeoutSeconds": self.helper_timeout,
                 "Retry": self.retry(None),
             },
             cont,
@@ -426,7 +447,7 @@ class _Compiler:
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
             "Parameters": self.payload(node, ctx_json, "collect"),
-            "TimeoutSeconds": self.spec.options.default_timeout_seconds,
+            "TimeoutSeconds": self.helper_timeout,
             "Retry": self.retry(None),
         }
         if catch_to:

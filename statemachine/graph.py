@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 MAX_BRANCHES = 10
 """Branches joined by one Parallel: its ResultSelector nests one ``States.JsonMerge`` per extra branch and
 Step Functions allows 10 nested intrinsic functions in a field."""
+INLINE_MAP_MAX_CONCURRENCY = 40
+"""An inline Map runs at most 40 iterations at once on AWS, whatever its MaxConcurrency says."""
 
 
 @dataclass
@@ -299,9 +301,9 @@ class GraphModel:
         return sum(self.join_width(b) for b in block.branches)
 
     def map_concurrency(self, node: Node) -> int:
-        """A foreach Map's MaxConcurrency: its own, within the graph's cap and its share of a fan-out."""
+        """A foreach Map's MaxConcurrency: its own, within the graph's cap, its share of a fan-out and AWS's 40."""
         cap = self.spec.options.max_concurrency
-        return min(node.max_concurrency or cap, cap, self.map_caps.get(node.id, cap))
+        return min(node.max_concurrency or cap, cap, self.map_caps.get(node.id, cap), INLINE_MAP_MAX_CONCURRENCY)
 
 
 def relative_text(parts: tuple[str | int, ...]) -> str:

@@ -25,6 +25,12 @@ MAX_TIMEOUT_SECONDS = 99_999_999
 MAX_RETRY_ATTEMPTS = 99_999_999
 MAX_DELAY_SECONDS = 31_622_400
 """ASL's bounds: ``MaxDelaySeconds`` at most 31,622,400 (one year)."""
+EXECUTOR_TIMEOUT_SECONDS = 900
+"""The executor Lambda's ``Timeout`` in template.yaml (a test keeps the two equal)."""
+EXECUTOR_MARGIN_SECONDS = 10
+"""Time the executor needs around a tool call (reading the request, recording the node)."""
+MAX_TOOL_TIMEOUT_SECONDS = EXECUTOR_TIMEOUT_SECONDS - EXECUTOR_MARGIN_SECONDS
+"""The longest timeout a built-in tool node may have: a longer one would be cut by the executor's own timeout."""
 
 Jitter = Literal["FULL", "NONE"]
 WorkflowType = Literal["STANDARD", "EXPRESS"]

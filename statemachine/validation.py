@@ -16,7 +16,15 @@ from statemachine import conditions
 from statemachine.errors import LimitError, SpecError
 from statemachine.graph import GraphModel, find_cycle, map_reference
 from statemachine.references import ReferenceSyntaxError, iter_references, parse_path, parse_template
-from statemachine.spec import MAX_BODY_BYTES, MAX_EDGES, MAX_NODES, RESERVED_IDS, GraphSpec
+from statemachine.spec import (
+    EXECUTOR_TIMEOUT_SECONDS,
+    MAX_BODY_BYTES,
+    MAX_EDGES,
+    MAX_NODES,
+    MAX_TOOL_TIMEOUT_SECONDS,
+    RESERVED_IDS,
+    GraphSpec,
+)
 
 if TYPE_CHECKING:
     from statemachine.spec import Node
@@ -126,6 +134,7 @@ class _Checker:
             if node.id in RESERVED_IDS:
                 self.add(f"nodes[{i}].id", f"{node.id!r} is reserved for references; choose another id", node=node.id)
             self.check_tool(i, node)
+            self.check_timeout(i, node)
             if node.foreach and node.update_state is True:
                 self.add(
                     f"nodes[{i}].update_state",
@@ -186,6 +195,19 @@ class _Checker:
             self.add(
                 f"nodes[{i}].tool", f"unknown tool {node.tool!r}; known tools: {', '.join(sorted(names))}", node=node.id
             )
+
+    def check_timeout(self, i: int, node: Node) -> None:
+        """A built-in tool runs inside the executor Lambda: its timeout must end before the Lambda's own."""
+        timeout = self.spec.timeout_for(node)
+        if node.is_lambda or timeout <= MAX_TOOL_TIMEOUT_SECONDS:
+            return
+        where = f"nodes[{i}].timeout_seconds" if node.timeout_seconds else "options.default_timeout_seconds"
+        self.add(
+            where,
+            f"node {node.id!r}: timeout {timeout} s is over {MAX_TOOL_TIMEOUT_SECONDS} s (limit: the executor "
+            f"Lambda's timeout, {EXECUTOR_TIMEOUT_SECONDS} s, would stop {node.tool} first)",
+            node=node.id,
+        )
 
     def check_params(self, i: int, node: Node, params: dict[str, Any]) -> None:
         if self.catalog is None or node.is_lambda or node.tool not in set(self.catalog.names()):

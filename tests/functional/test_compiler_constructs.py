@@ -267,3 +267,22 @@ def test_node_timeout_fails_the_run_with_states_timeout(api: httpx.Client) -> No
     assert run["nodes"]["slow"]["status"] == "FAILED"
     assert run["nodes"]["slow"]["error"]["code"] == "States.Timeout"
     assert run["nodes"]["never"]["attempts"] == 0
+
+
+def test_a_timed_out_lambda_node_fails_the_run_under_a_name_a_fail_state_may_use(
+    api: httpx.Client, cloud: LocalCloud
+) -> None:
+    # GIVEN a required lambda: node whose function outlasts the node's 1 s timeout
+    import time
+
+    def slow(event: Any, _context: Any) -> Any:
+        time.sleep(2.5)
+        return {}
+
+    cloud.register("stepgraph-user-slow", slow, timeout=5)
+    run = run_graph(api, {"nodes": [{"id": "mine", "tool": "lambda:stepgraph-user-slow", "timeout_seconds": 1}]})
+    # THEN the node records Step Functions' States.Timeout, and the run ends with stepgraph.Timeout
+    # (AWS refuses Fail states whose error starts with the reserved "States.")
+    assert run["status"] == "FAILED", run
+    assert run["nodes"]["mine"]["error"]["code"] == "States.Timeout"
+    assert run["error"]["code"] == "stepgraph.Timeout", run["error"]

@@ -33,6 +33,14 @@ def test_three_functions_with_handlers_and_their_own_timeouts(template: Template
     assert all(s.runtime == "python3.13" for s in functions.values())
 
 
+def test_the_executor_timeout_validation_assumes_is_the_templates(template: Template) -> None:
+    # GIVEN the executor function of the template
+    from statemachine.spec import EXECUTOR_TIMEOUT_SECONDS
+
+    # THEN its Timeout is the one validation checks built-in tool timeouts against
+    assert template.functions()["ExecutorFunction"].timeout == EXECUTOR_TIMEOUT_SECONDS
+
+
 def test_environment_comes_from_globals_with_intrinsics_resolved(template: Template) -> None:
     # GIVEN Globals with !Ref, !Sub and !GetAtt WHEN a function's environment is resolved
     env = template.functions()["ApiFunction"].environment

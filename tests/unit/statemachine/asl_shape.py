@@ -13,10 +13,11 @@ SERVICE_RETRY = {
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
+        "Lambda.ClientExecutionTimeoutException",
         "Lambda.TooManyRequestsException",
     ],
-    "IntervalSeconds": 1,
-    "MaxAttempts": 3,
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
     "BackoffRate": 2.0,
     "JitterStrategy": "FULL",
 }

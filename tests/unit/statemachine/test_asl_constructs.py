@@ -363,8 +363,16 @@ def test_lambda_node_invokes_the_users_function_directly_then_records() -> None:
     # AND a failure is recorded, then fails the run with the function's own error
     shaped = states(spec)
     assert shaped["mine.record"] == task("mine", "record", **END)
-    assert shaped["mine.failed"] == task("mine", "failed", ResultPath=None, Next="mine.fail")
+    assert shaped["mine.failed"] == task("mine", "failed", ResultPath=None, Next="mine.error")
     assert shaped["mine.fail"] == {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"}
+    # AND a reserved States.* name (a Fail state may not use one) ends the run under a stepgraph name
+    assert shaped["mine.error"]["Default"] == "mine.fail"
+    assert [(c.get("StringEquals") or c["StringMatches"], c["Next"]) for c in shaped["mine.error"]["Choices"]] == [
+        ("States.Timeout", "mine.fail-timeout"),
+        ("States.*", "mine.fail-reserved"),
+    ]
+    assert shaped["mine.fail-timeout"]["Error"] == "stepgraph.Timeout"
+    assert shaped["mine.fail-reserved"]["Error"] == "stepgraph.NodeFailed"
     # AND the paths it reads stay inline in a's output
     a_ctx = NodeContext.from_json(definition["States"]["a"]["Parameters"]["Payload"]["ctx"])
     assert a_ctx.inline_paths == ["v"]
@@ -403,3 +411,13 @@ def test_constant_false_conditions_drop_what_can_never_run() -> None:
     # THEN neither the nodes behind it nor their Choices are compiled: the run ends after a
     assert chain == {"a": task("a", **nxt("c.end")), "c.end": {"Type": "Succeed"}}
     assert loop == {"a": task("a", **nxt("h.end")), "h.end": {"Type": "Succeed"}}
+
+
+def test_an_inline_map_never_asks_for_more_than_aws_runs_at_once() -> None:
+    # GIVEN a foreach asking for 100 at once in a graph allowing 500
+    spec = {
+        "nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, max_concurrency=100)],
+        "options": {"max_concurrency": 500},
+    }
+    # THEN its inline Map runs at most 40 (what AWS runs at once)
+    assert compiled(spec)["States"]["each"]["MaxConcurrency"] == 40

@@ -220,3 +220,23 @@ def test_foreach_update_state_needs_a_mapping() -> None:
         {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, update_state=True)]}
     )
     assert [d["loc"] for d in found] == ["nodes[0].update_state"]
+
+
+def test_a_tool_timeout_the_executor_lambda_would_cut_first_is_refused() -> None:
+    # GIVEN a built-in tool node whose timeout reaches the executor Lambda's own 900 s, and one inheriting it
+    spec = {
+        "nodes": [
+            {"id": "long", "tool": "util.echo", "timeout_seconds": 900},
+            {"id": "inherits", "tool": "util.echo"},
+            {"id": "mine", "tool": "lambda:my-fn"},
+        ],
+        "options": {"default_timeout_seconds": 3600},
+    }
+    found = errors(spec)
+    # THEN both tool nodes are refused naming the executor's limit; a user's own Lambda may wait longer
+    assert [(e["loc"], e["node"]) for e in found] == [
+        ("nodes[0].timeout_seconds", "long"),
+        ("options.default_timeout_seconds", "inherits"),
+    ]
+    assert "executor Lambda's timeout, 900 s" in found[0]["message"]
+    assert "over 890 s" in found[0]["message"]
