@@ -64,6 +64,8 @@ DOC_BUDGET_MAX = 96 * 1024
 DOC_BUDGET_MIN = 4 * 1024
 JOIN_OVERHEAD = 16 * 1024
 """Room kept for the ``{"d": ...}`` wrappers and the executor request around a document."""
+BRANCH_KEYS = ("results", "loops", "sd")
+"""What a Parallel branch hands back to its join: the document keys a node can change (never the input)."""
 
 
 def loop_counter(head: str) -> str:
@@ -120,7 +122,7 @@ class _Compiler:
             return cont.next
         name = self.claim(f"{anchor}.end")
         if cont.wrap:
-            states[name] = {"Type": "Pass", "Parameters": {"d.$": "$"}, "End": True}
+            states[name] = {"Type": "Pass", "Parameters": {"d": {f"{k}.$": f"$.{k}" for k in BRANCH_KEYS}}, "End": True}
         else:
             states[name] = {"Type": "Succeed"}
         return name
@@ -188,9 +190,10 @@ class _Compiler:
             entry = self.emit(branch, Cont(wrap=True), sub)
             branches.append({"StartAt": entry, "States": _ordered(sub, entry)})
             contents.append(set(block_nodes(branch)))
-        join = self.join(contents)
+        wrapped = cont.next is None and cont.wrap
+        join = self.join(contents, whole=not wrapped)
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches}
-        state["ResultSelector"] = {"d": join} if cont.next is None and cont.wrap else join
+        state["ResultSelector"] = {"d": join} if wrapped else join
         if cont.next is not None:
             state["Next"] = cont.next
         else:
@@ -198,8 +201,14 @@ class _Compiler:
         states[name] = state
         return name
 
-    def join(self, contents: list[set[str]]) -> dict[str, Any]:
-        """The Parallel's ResultSelector: one document from the branches' ``{"d": doc}`` outputs."""
+    def join(self, contents: list[set[str]], *, whole: bool) -> dict[str, Any]:
+        """The Parallel's ResultSelector: one document from the branches' ``{"d": {results, loops, sd}}``.
+
+        Branches hand back only what they change, so the join is not the run's input times the branch count:
+        ``run`` and ``input`` come from the execution input, and ``state`` is always ``input`` merged with
+        ``sd`` (every key a node wrote). ``whole`` is false for a Parallel ending a branch: its own join
+        carries only the changed keys too.
+        """
 
         def merge(key: str, idx: list[int]) -> str:
             if not idx:
@@ -212,18 +221,16 @@ class _Compiler:
         all_idx = list(range(len(contents)))
         updating = [i for i, nodes in enumerate(contents) if nodes & self.updaters]
         looping = [i for i, nodes in enumerate(contents) if nodes & self.looped]
-        out: dict[str, Any] = {
-            "run.$": "$[0].d.run",
-            "input.$": "$[0].d.input",
-            "results.$": merge("results", all_idx),
-            "loops.$": merge("loops", looping),
-            "sd.$": merge("sd", updating),
-        }
-        if len(updating) <= 1:
-            out["state.$"] = f"$[{updating[0] if updating else 0}].d.state"
-        else:
-            out["state.$"] = f"States.JsonMerge($[0].d.input, {merge('sd', updating)}, false)"
-        return {k: out[k] for k in ("run.$", "input.$", "state.$", "results.$", "loops.$", "sd.$")}
+        sd = merge("sd", updating)
+        out: dict[str, Any] = {}
+        if whole:
+            out["run.$"] = "$$.Execution.Input.run"
+            out["input.$"] = "$$.Execution.Input.input"
+            out["state.$"] = f"States.JsonMerge($$.Execution.Input.input, {sd}, false)"
+        out["results.$"] = merge("results", all_idx)
+        out["loops.$"] = merge("loops", looping)
+        out["sd.$"] = sd
+        return out
 
     # ---- nodes -----------------------------------------------------------------------------------------
 
@@ -285,7 +292,7 @@ class _Compiler:
             state["OutputPath"] = "$.Payload"
             state["Next"] = cont.next
         elif cont.wrap and wrap_payload:
-            state["ResultSelector"] = {"d.$": "$.Payload"}
+            state["ResultSelector"] = {"d": {f"{k}.$": f"$.Payload.{k}" for k in BRANCH_KEYS}}
             state["End"] = True
         else:
             state["OutputPath"] = "$.Payload"

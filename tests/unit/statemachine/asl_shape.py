@@ -68,16 +68,17 @@ def nxt(name: str) -> dict[str, Any]:
 
 
 END: dict[str, Any] = {"OutputPath": "$.Payload", "End": True}
-WRAP: dict[str, Any] = {"ResultSelector": {"d.$": "$.Payload"}, "End": True}
+WRAP: dict[str, Any] = {
+    "ResultSelector": {"d": {"results.$": "$.Payload.results", "loops.$": "$.Payload.loops", "sd.$": "$.Payload.sd"}},
+    "End": True,
+}
 
 
-def join(
-    results: str, *, state: str = "$[0].d.state", loops: str = "$[0].d.loops", sd: str = "$[0].d.sd"
-) -> dict[str, Any]:
+def join(results: str, *, loops: str = "$[0].d.loops", sd: str = "$[0].d.sd") -> dict[str, Any]:
     return {
-        "run.$": "$[0].d.run",
-        "input.$": "$[0].d.input",
-        "state.$": state,
+        "run.$": "$$.Execution.Input.run",
+        "input.$": "$$.Execution.Input.input",
+        "state.$": f"States.JsonMerge($$.Execution.Input.input, {sd}, false)",
         "results.$": results,
         "loops.$": loops,
         "sd.$": sd,

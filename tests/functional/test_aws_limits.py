@@ -1,0 +1,73 @@
+"""What AWS refuses, the compiled graphs never do: payload limits at a join, catchable missing fields, the plan."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import functional_support
+
+if TYPE_CHECKING:
+    import httpx
+
+PAYLOAD_LIMIT = 256 * 1024
+
+
+def echo(node_id: str, **params: Any) -> dict[str, Any]:
+    return {"id": node_id, "tool": "util.echo", "params": params}
+
+
+def history(execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution, as GetExecutionHistory pages them."""
+    sfn = boto3.client("stepfunctions")
+    events: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        more = {"nextToken": token} if token else {}
+        page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000, **more)
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            return events
+
+
+def exited_outputs(events: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(state name, output bytes) of every state exit."""
+    out = []
+    for event in events:
+        details = event.get("stateExitedEventDetails")
+        if details:
+            out.append((details["name"], len(details.get("output", "").encode())))
+    return out
+
+
+def branch_ends(definition: dict[str, Any]) -> set[str]:
+    """Names of the states that end a Parallel branch (what the join gathers)."""
+    ends: set[str] = set()
+    for state in definition["States"].values():
+        for branch in state.get("Branches", []):
+            ends |= {name for name, s in branch["States"].items() if s.get("End")}
+            ends |= branch_ends(branch)
+    return ends
+
+
+def test_a_large_input_on_a_ten_branch_fan_out_joins_under_the_payload_limit(api: httpx.Client) -> None:
+    # GIVEN a 40 KB run input and ten independent nodes joined by a last one
+    spec = {
+        "name": "wide",
+        "nodes": [*(echo(f"n{i}", i=i) for i in range(10)), echo("join", n="{{ n9.i }}", size="{{ input.note }}")],
+        "edges": [{"from": f"n{i}", "to": "join"} for i in range(10)],
+    }
+    run_input = {"note": "x" * 40_000}
+    # WHEN it runs
+    run = functional_support.run_graph(api, spec, run_input)
+    # THEN it succeeds, and what the ten branches hand to their join stays under 256 KiB (the input is not
+    # carried ten times), as does every state's output
+    assert run["status"] == "SUCCEEDED", run
+    assert run["nodes"]["join"]["output"]["size"] == run_input["note"]
+    definition = api.get(f"/graphs/{run['graph_id']}/definition").json()["definition"]
+    outputs = exited_outputs(history(run["execution_arn"]))
+    ends = branch_ends(definition)
+    joined = sum(size for name, size in outputs if name in ends)
+    assert 0 < joined < PAYLOAD_LIMIT, joined
+    assert max(size for _, size in outputs) < PAYLOAD_LIMIT
