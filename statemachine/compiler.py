@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from statemachine import conditions
-from statemachine.errors import CompileError
+from statemachine.errors import CompileError, ReferenceResolutionError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
 from statemachine.protocol import NodeContext
-from statemachine.references import Path, has_reference, jsonpath, parse_template
+from statemachine.references import Path, has_reference, iter_references, jsonpath, parse_template
 from statemachine.spec import MAX_TOOL_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
@@ -258,8 +258,11 @@ class _Compiler:
             doc_budget=self.budget,
         )
 
-    def payload(self, node: Node, ctx: str, mode: str, *, item: bool = False) -> dict[str, Any]:
-        body: dict[str, Any] = {"node": node.id, "tool": node.tool, "mode": mode, "ctx": ctx}
+    def payload(self, node: Node, ctx: NodeContext, mode: str, *, item: bool = False) -> dict[str, Any]:
+        """The executor request. Only the steps that run the tool (``run``, ``item``) carry the params: the
+        bookkeeping steps get the context without them, so a node's params are in the definition once."""
+        text = ctx.to_json() if mode in ("run", "item") else ctx.model_copy(update={"params": {}}).to_json()
+        body: dict[str, Any] = {"node": node.id, "tool": node.tool, "mode": mode, "ctx": text}
         if item:
             body.update({"doc.$": "$.doc", "item.$": "$.item", "index.$": "$.index"})
         else:
@@ -304,22 +307,25 @@ class _Compiler:
         if gate is False:
             return self.terminal(self.skipping(cont), node.id, states)
         ctx = self.context(node)
-        ctx_json = ctx.to_json()
         name = self.claim(node.id)
+        head = name
+        """The node's first state: what its gate leads to (a ``lambda:`` node checks its references first)."""
         entry = name
         if gate is not True:
             entry = self.claim(f"{node.id}.when")
             states[entry] = {}
         catch_to = self.claim(f"{node.id}.failed") if (node.optional or node.is_lambda) else None
         if node.foreach:
-            self.emit_map(node, ctx, ctx_json, name, cont, states, catch_to)
+            self.emit_map(node, ctx, name, cont, states, catch_to)
         elif node.is_lambda:
-            self.emit_lambda(node, ctx, ctx_json, name, cont, states, catch_to)
+            assert catch_to is not None
+            head = self.emit_lambda(node, ctx, name, cont, states, catch_to)
+            entry = head if gate is True else entry
         else:
             task: dict[str, Any] = {
                 "Type": "Task",
                 "Resource": LAMBDA_INVOKE,
-                "Parameters": self.payload(node, ctx_json, "run"),
+                "Parameters": self.payload(node, ctx, "run"),
                 "TimeoutSeconds": ctx.timeout_seconds,
                 "Retry": self.retry(ctx.retry),
             }
@@ -330,7 +336,7 @@ class _Compiler:
             recorder: dict[str, Any] = {
                 "Type": "Task",
                 "Resource": LAMBDA_INVOKE,
-                "Parameters": self.payload(node, ctx_json, "failed"),
+                "Parameters": self.payload(node, ctx, "failed"),
                 "TimeoutSeconds": self.helper_timeout,
                 "Retry": self.retry(None),
             }
@@ -342,7 +348,7 @@ class _Compiler:
         if gate is not True:
             states[entry] = {
                 "Type": "Choice",
-                "Choices": [{**gate, "Next": name}],
+                "Choices": [{**gate, "Next": head}],
                 "Default": self.terminal(self.skipping(cont), node.id, states),
             }
         if node.id in self.implied:
@@ -377,13 +383,38 @@ class _Compiler:
         self,
         node: Node,
         ctx: NodeContext,
-        ctx_json: str,
         name: str,
         cont: Cont,
         states: dict[str, Any],
-        catch_to: str | None,
-    ) -> None:
-        """A user's Lambda invoked directly (params resolved by JSONPath), then ``<node>.record``."""
+        catch_to: str,
+    ) -> str:
+        """A user's Lambda invoked directly (params resolved by JSONPath), then ``<node>.record``; the first state.
+
+        A JSONPath to a field the document lacks is ``States.Runtime`` on AWS, which no Catch takes: so a
+        ``<node>.check`` Choice first sends a run missing any referenced field to ``<node>.missing``, which
+        fails the node with ``stepgraph.ReferenceError`` like a built-in tool's missing reference.
+        """
+        head = name
+        paths = _reference_paths(ctx.params)
+        if paths:
+            head = self.claim(f"{node.id}.check")
+            missing = self.claim(f"{node.id}.missing")
+            absent = [{"Not": {"Variable": p.jsonpath(), "IsPresent": True}} for p in paths]
+            states[head] = {
+                "Type": "Choice",
+                "Choices": [{**(absent[0] if len(absent) == 1 else {"Or": absent}), "Next": missing}],
+                "Default": name,
+            }
+            listed = ", ".join(p.text for p in paths)
+            states[missing] = {
+                "Type": "Pass",
+                "Result": {
+                    "Error": ReferenceResolutionError.code,
+                    "Cause": f"node {node.id!r}: a param references a field the run does not have (one of: {listed})",
+                },
+                "ResultPath": "$.failure",
+                "Next": catch_to,
+            }
         record_name = self.claim(f"{node.id}.record")
         task: dict[str, Any] = {
             "Type": "Task",
@@ -399,25 +430,24 @@ class _Compiler:
             "ResultPath": jsonpath(("results", node.id)),
             "Next": record_name,
         }
-        if catch_to:
-            task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
+        task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
         states[name] = task
         states[record_name] = self.finish(
             {
                 "Type": "Task",
                 "Resource": LAMBDA_INVOKE,
-                "Parameters": self.payload(node, ctx_json, "record"),
+                "Parameters": self.payload(node, ctx, "record"),
                 "TimeoutSeconds": self.helper_timeout,
                 "Retry": self.retry(None),
             },
             cont,
         )
+        return head
 
     def emit_map(
         self,
         node: Node,
         ctx: NodeContext,
-        ctx_json: str,
         name: str,
         cont: Cont,
         states: dict[str, Any],
@@ -431,7 +461,7 @@ class _Compiler:
         item_task = {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
-            "Parameters": self.payload(node, ctx_json, "item", item=True),
+            "Parameters": self.payload(node, ctx, "item", item=True),
             "TimeoutSeconds": ctx.timeout_seconds,
             "Retry": self.retry(ctx.retry),
             "OutputPath": "$.Payload",
@@ -453,7 +483,7 @@ class _Compiler:
         collect: dict[str, Any] = {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
-            "Parameters": self.payload(node, ctx_json, "collect"),
+            "Parameters": self.payload(node, ctx, "collect"),
             "TimeoutSeconds": self.helper_timeout,
             "Retry": self.retry(None),
         }
@@ -508,6 +538,15 @@ def asl_payload(params: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _reference_paths(params: Any) -> list[Path]:
+    """Every path the params read, once each, in order."""
+    seen: dict[str, Path] = {}
+    for _, _, template in iter_references(params):
+        for path in template.paths:
+            seen.setdefault(path.text, path)
+    return list(seen.values())
 
 
 def _holds_reference(value: Any) -> bool:

@@ -10,6 +10,8 @@ import functional_support
 if TYPE_CHECKING:
     import httpx
 
+    from local.cloud import LocalCloud
+
 PAYLOAD_LIMIT = 256 * 1024
 
 
@@ -71,3 +73,59 @@ def test_a_large_input_on_a_ten_branch_fan_out_joins_under_the_payload_limit(api
     joined = sum(size for name, size in outputs if name in ends)
     assert 0 < joined < PAYLOAD_LIMIT, joined
     assert max(size for _, size in outputs) < PAYLOAD_LIMIT
+
+
+def test_an_optional_lambda_node_missing_a_param_field_fails_catchably_and_the_run_goes_on(
+    api: httpx.Client, cloud: LocalCloud
+) -> None:
+    # GIVEN an optional lambda: node whose param reads a field the run input lacks, and a node after it
+    called: list[Any] = []
+    cloud.register("stepgraph-user-count", lambda event, _context: called.append(event) or {"n": 1})
+    spec = {
+        "name": "missing",
+        "nodes": [
+            {
+                "id": "mine",
+                "tool": "lambda:stepgraph-user-count",
+                "params": {"t": "{{ input.nope.deeper }}"},
+                "optional": True,
+            },
+            echo("after", got="{{ mine }}"),
+        ],
+        "edges": [{"from": "mine", "to": "after"}],
+    }
+    # WHEN it runs
+    run = functional_support.run_graph(api, spec, {"other": 1})
+    # THEN the node failed with stepgraph.ReferenceError (a node error a Catch takes on AWS, not the
+    # uncatchable States.Runtime), its function was never called, and the run went on with a null output
+    assert run["status"] == "SUCCEEDED", run
+    assert run["nodes"]["mine"]["status"] == "FAILED"
+    assert run["nodes"]["mine"]["error"]["code"] == "stepgraph.ReferenceError"
+    assert "input.nope.deeper" in run["nodes"]["mine"]["error"]["message"]
+    assert called == []
+    assert run["nodes"]["after"]["output"] == {"got": None}
+    assert all(e["type"] != "TaskFailed" or "States.Runtime" not in str(e) for e in history(run["execution_arn"]))
+
+
+def test_a_required_lambda_node_missing_a_param_field_fails_the_run_with_the_reference_error(
+    api: httpx.Client, cloud: LocalCloud
+) -> None:
+    # GIVEN a required lambda: node reading a run input field that is not there
+    cloud.register("stepgraph-user-count", lambda event, _context: {"n": 1})
+    spec = {
+        "name": "missing-required",
+        "nodes": [
+            echo("a", go="{{ input.go }}"),
+            {
+                "id": "mine",
+                "tool": "lambda:stepgraph-user-count",
+                "params": {"v": "{{ input.v }}", "w": "{{ input.w }}"},
+            },
+        ],
+        "edges": [{"from": "a", "to": "mine"}],
+    }
+    run = functional_support.run_graph(api, spec, {"go": True, "v": 1})
+    # THEN the run fails with the node's reference error, under a name a Fail state may use
+    assert run["status"] == "FAILED", run
+    assert run["nodes"]["mine"]["error"]["code"] == "stepgraph.ReferenceError"
+    assert run["error"]["code"] == "stepgraph.ReferenceError", run["error"]
