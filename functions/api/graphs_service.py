@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from functions.api.services import Services
+    from statemachine.plan import Plan
     from statemachine.spec import GraphSpec
 
 
@@ -39,6 +40,13 @@ def compile_definition(spec: GraphSpec, executor_arn: str) -> dict[str, Any]:
     from statemachine.compiler import compile_graph
 
     return compile_graph(spec, executor_arn=executor_arn, comment=f"stepgraph: {spec.name}")
+
+
+def plan_of(spec: GraphSpec, definition: dict[str, Any]) -> Plan:
+    """What a run of the compiled graph costs and how close it comes to AWS's limits."""
+    from statemachine.plan import plan_of as plan_definition
+
+    return plan_definition(definition, workflow_type=spec.options.workflow_type)
 
 
 def diagram(spec: GraphSpec) -> str:
@@ -110,6 +118,8 @@ def _publish(
     """Validate, compile, create version ``number``'s state machine and record it (undone if recording fails)."""
     spec = validate(raw)
     definition = compile_definition(spec, services.settings.executor_arn)
+    plan = plan_of(spec, definition)
+    plan.check()  # a graph AWS could not run is refused (422) before anything is created
     arn = _create_state_machine(
         services, state_machine_name(services.settings.prefix, graph_id, number), definition, spec, graph_id, number
     )
@@ -120,6 +130,7 @@ def _publish(
         definition_sha256=sha256(definition),
         state_machine_arn=arn,
         created_at=now_iso(),
+        plan=plan.to_dict(),
     )
     try:
         record(version)
@@ -152,6 +163,14 @@ def delete_graph(services: Services, graph_id: str) -> GraphHead:
     for version in versions:
         _delete_state_machine(services, version.state_machine_arn)
     return head
+
+
+def plan_for_version(services: Services, version: GraphVersion) -> dict[str, Any]:
+    """The version's stored plan (computed again for versions published before plans were stored)."""
+    if version.plan is not None:
+        return version.plan
+    spec = validate(version.spec)
+    return plan_of(spec, compile_definition(spec, services.settings.executor_arn)).to_dict()
 
 
 def definition_of(services: Services, version: GraphVersion) -> dict[str, Any]:

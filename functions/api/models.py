@@ -39,11 +39,34 @@ class ToolList(BaseModel):
     tools: list[ToolInfo]
 
 
+class CountRange(BaseModel):
+    min: int
+    max: int
+
+
+class CostRange(BaseModel):
+    min: float
+    max: float
+
+
+class GraphPlan(BaseModel):
+    """What a run costs and how close it comes to AWS's limits, from the spec alone (DESIGN.md)."""
+
+    states: int
+    definition_bytes: int
+    transitions: CountRange
+    lambda_invocations: CountRange
+    history_events_max: int
+    estimated_cost_usd: CostRange
+    assumptions: list[str]
+
+
 class GraphCreated(BaseModel):
     graph_id: str
     version: int
     state_machine_arn: str
     console_url: str
+    plan: GraphPlan | None = None
 
 
 class ValidationResult(BaseModel):
@@ -51,6 +74,7 @@ class ValidationResult(BaseModel):
     errors: list[dict[str, Any]]
     definition: dict[str, Any] | None = None
     diagram: str | None = None
+    plan: GraphPlan | None = None
 
 
 class GraphSummary(BaseModel):
@@ -78,6 +102,8 @@ class VersionInfo(BaseModel):
 class GraphDetail(GraphSummary):
     spec: dict[str, Any]
     versions: list[VersionInfo]
+    plan: GraphPlan | None = None
+    """The latest version's plan."""
 
 
 class GraphDeleted(BaseModel):

@@ -62,6 +62,8 @@ class GraphVersion:
     definition_sha256: str
     state_machine_arn: str
     created_at: str
+    plan: dict[str, Any] | None = None
+    """The version's plan (``statemachine.plan``), computed once when it was published."""
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> GraphVersion:
@@ -72,6 +74,7 @@ class GraphVersion:
             definition_sha256=str(item.get("definition_sha256", "")),
             state_machine_arn=str(item.get("state_machine_arn", "")),
             created_at=str(item["created_at"]),
+            plan=from_json(item.get("plan_json"), None),
         )
 
 
@@ -95,6 +98,7 @@ class GraphStore:
             "definition_sha256": version.definition_sha256,
             "state_machine_arn": version.state_machine_arn,
             "created_at": version.created_at,
+            **({"plan_json": json.dumps(version.plan)} if version.plan is not None else {}),
         }
 
     def create(self, version: GraphVersion) -> GraphHead:

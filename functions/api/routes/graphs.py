@@ -18,6 +18,7 @@ from functions.api.models import (
     GraphDeleted,
     GraphDetail,
     GraphList,
+    GraphPlan,
     GraphSummary,
     ValidationResult,
     VersionInfo,
@@ -59,6 +60,7 @@ def _created(version: Any) -> GraphCreated:
         version=version.version,
         state_machine_arn=version.state_machine_arn,
         console_url=service.console_url_for_state_machine(version.state_machine_arn, region),
+        plan=GraphPlan.model_validate(version.plan) if version.plan else None,
     )
 
 
@@ -76,7 +78,15 @@ def validate_graph(spec: Annotated[SpecDraft, Body()]) -> ValidationResult:
         details = exc.details or [{"loc": "", "message": exc.message}]
         return ValidationResult(valid=False, errors=details)
     definition = service.compile_definition(checked, get_services().settings.executor_arn)
-    return ValidationResult(valid=True, errors=[], definition=definition, diagram=service.diagram(checked))
+    plan = service.plan_of(checked, definition)
+    problems = plan.problems()  # AWS limits the worst case breaks: POST /graphs would answer 422
+    return ValidationResult(
+        valid=not problems,
+        errors=problems,
+        definition=definition,
+        diagram=service.diagram(checked),
+        plan=GraphPlan.model_validate(plan.to_dict()),
+    )
 
 
 @router.post(
@@ -114,6 +124,7 @@ def get_graph(graph_id: GraphId) -> GraphDetail:
     return GraphDetail(
         **GraphSummary.model_validate(head, from_attributes=True).model_dump(),
         spec=latest.spec if latest else {},
+        plan=GraphPlan.model_validate(service.plan_for_version(services, latest)) if latest else None,
         versions=[
             VersionInfo(
                 version=v.version,

@@ -41,6 +41,12 @@ def test_the_executor_timeout_validation_assumes_is_the_templates(template: Temp
     assert template.functions()["ExecutorFunction"].timeout == EXECUTOR_TIMEOUT_SECONDS
 
 
+def test_the_executor_memory_the_plan_prices_is_the_templates(template: Template) -> None:
+    from statemachine.plan import EXECUTOR_MEMORY_MB
+
+    assert template.functions()["ExecutorFunction"].memory == EXECUTOR_MEMORY_MB
+
+
 def test_environment_comes_from_globals_with_intrinsics_resolved(template: Template) -> None:
     # GIVEN Globals with !Ref, !Sub and !GetAtt WHEN a function's environment is resolved
     env = template.functions()["ApiFunction"].environment

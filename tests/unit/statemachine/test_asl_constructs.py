@@ -276,9 +276,7 @@ def test_parallel_state_updates_merge_through_the_state_delta() -> None:
         "edges": [{"from": "l", "to": "j"}, {"from": "r", "to": "j"}],
     }
     sd = "States.JsonMerge($[0].d.sd, $[1].d.sd, false)"
-    assert states(spec)["l+r"]["ResultSelector"] == join(
-        M2, sd=sd
-    )
+    assert states(spec)["l+r"]["ResultSelector"] == join(M2, sd=sd)
 
 
 def test_hyphenated_ids_use_bracket_notation_in_paths() -> None:
