@@ -6,7 +6,10 @@ What the compilation guarantees (quoted by the README):
   node id and a suffix: ``<node>.when`` (Choice: do the node's incoming conditions hold?), ``<node>.failed``
   (record an optional node's failure), ``<node>.item`` / ``<node>.collect`` (a foreach's per-item Task and
   the Task that gathers the results in item order), ``<tail>.loop`` (Choice: take a loop's back-edge?),
-  ``<x>.end`` (end of a branch reached by a Choice), and one Parallel per fan-out named ``a+b+...``.
+  ``<x>.end`` (end of a branch reached by a Choice), and one Parallel per fan-out named ``a+b+...``. A
+  ``lambda:`` node adds ``<node>.record``, ``<node>.check``/``<node>.missing`` (its referenced fields are
+  present, else a catchable ``stepgraph.ReferenceError``) and, when not optional, ``<node>.error`` with
+  the ``Fail`` states ending the run (``<node>.fail``, ``.fail-timeout``, ``.fail-reserved``).
 - Dependencies: a node starts only after every node it depends on has finished or been skipped. For
   series-parallel graphs (chains, fan-out/fan-in, diamonds, any nesting of them) nothing else delays it,
   so the run takes its critical path; for other shapes the non-series-parallel parts are cut at level
@@ -18,10 +21,15 @@ What the compilation guarantees (quoted by the README):
 - Retry: each Task's ``Retry`` is AWS's recommended retry on Lambda service errors, then the node's policy
   on ``States.ALL``; ``TimeoutSeconds`` is the node's timeout. An optional node's failure is caught,
   recorded by the executor, and the run goes on with a ``null`` output.
+- AWS's limits: a node's params are in the definition once (bookkeeping Tasks get the context without
+  them); a Parallel join gathers only what its branches changed (never the input once per branch); an
+  inline Map asks for at most 40 at once; no ``Fail`` state uses a reserved ``States.`` name. What a
+  spec's worst case costs against the definition size and history limits is :mod:`statemachine.plan`.
 - State transitions per executed node: 1 for a plain node; +1 for the Choice of a node with incoming
   conditions (nodes that run exactly when the node before them did need none: that first Choice skips
   them all); +1 per loop iteration (the back-edge Choice); +1 per Parallel; a foreach adds the Map and
-  the collect Task to one Task per item; a ``lambda:`` node adds its ``.record`` Task.
+  the collect Task to one Task per item; a ``lambda:`` node adds its ``.record`` Task (and its ``.check``
+  Choice when its params hold references).
 """
 
 from __future__ import annotations
