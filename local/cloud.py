@@ -27,6 +27,7 @@ import botocore.handlers
 import httpx
 from moto import mock_aws
 
+from local import strict
 from local.apigw import ApiGatewayShim
 from local.iam import IamAudit
 from local.lambdas import InvokeResult, LambdaDispatcher
@@ -297,6 +298,7 @@ class LocalCloud:
             self.dispatcher.install()
             self._install_status_change_rule()
             self._install_execution_fixes()
+            self._restore.append(strict.install())
             self._serialize_dynamodb()
             self.bus.start()
         except BaseException:

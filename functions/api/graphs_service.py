@@ -19,6 +19,7 @@ from functions.api.errors import UpstreamError
 from functions.errors import ConflictError
 from functions.store.graphs import GraphHead, GraphVersion, new_graph_id
 from functions.store.table import now_iso
+from statemachine.errors import LimitError, SpecError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,16 +72,41 @@ def sha256(definition: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _validate_definition(services: Services, text: str, spec: GraphSpec) -> None:
+    """Step Functions' own check of the compiled definition (``ValidateStateMachineDefinition``) before anything
+    is created: its diagnostics become a 422, as does a definition over its size limit."""
+    try:
+        checked = services.sfn.validate_state_machine_definition(definition=text, type=spec.options.workflow_type)
+    except ClientError as exc:
+        error = exc.response["Error"]
+        if error.get("Code") == "ValidationException":
+            raise LimitError(
+                "Step Functions refused the compiled definition",
+                [{"loc": ["definition"], "message": error.get("Message", ""), "bytes": len(text.encode())}],
+            ) from exc
+        raise UpstreamError(f"ValidateStateMachineDefinition failed: {error.get('Code', '')}") from exc
+    if checked["result"] != "OK":
+        raise SpecError(
+            "Step Functions' validator refused the compiled definition",
+            [
+                {"loc": ["definition", d.get("location", "")], "message": d["message"], "code": d["code"]}
+                for d in checked["diagnostics"]
+            ],
+        )
+
+
 def _create_state_machine(
     services: Services, name: str, definition: dict[str, Any], spec: GraphSpec, graph_id: str, version: int
 ) -> str:
     from statemachine.compiler import definition_json
 
     settings = services.settings
+    text = definition_json(definition)
+    _validate_definition(services, text, spec)
     try:
         created = services.sfn.create_state_machine(
             name=name,
-            definition=definition_json(definition),
+            definition=text,
             roleArn=settings.states_role_arn,
             type=spec.options.workflow_type,
             tags=[

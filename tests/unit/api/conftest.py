@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from functions.api.services import Services, use_services
 from functions.settings import get_settings
+from local import strict
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -154,13 +155,14 @@ def create_table(region: str = "us-east-1") -> Any:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
-    """moto with executing state machines, our table, and the API's services bound to them."""
+    """moto with executing state machines (AWS-strict), our table, and the API's services bound to them."""
     monkeypatch.setenv("STEPGRAPH_TABLE", TABLE)
     monkeypatch.setenv("STEPGRAPH_API_KEY", API_KEY)
     monkeypatch.setenv("STEPGRAPH_STATES_ROLE_ARN", ROLE)
     monkeypatch.setenv("STEPGRAPH_PREFIX", "unit")
     get_settings.cache_clear()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        undo_strict = strict.install()  # AWS's limits, as the local cloud has them
         table = create_table()
         services = Services(
             settings=get_settings(), table=table, sfn=boto3.client("stepfunctions", region_name="us-east-1")
@@ -171,6 +173,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
         finally:
             use_services(None)
             get_settings.cache_clear()
+            undo_strict()
 
 
 @pytest.fixture

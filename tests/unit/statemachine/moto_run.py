@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from moto import mock_aws
 
+from local import strict
 from local.lambdas import LambdaDispatcher
 from statemachine import payload, references
 from statemachine.protocol import ExecutorRequest, lambda_result
@@ -73,6 +74,7 @@ def moto_sfn(functions: dict[str, Callable[[Any, Any], Any]] | None = None) -> I
         for name, handler in (functions or {}).items():
             dispatcher.register(name, handler, timeout=10)
         dispatcher.install()
+        undo_strict = strict.install()  # AWS's limits, as the local cloud has them
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         counter = iter(range(1_000_000))
 
@@ -96,4 +98,5 @@ def moto_sfn(functions: dict[str, Callable[[Any, Any], Any]] | None = None) -> I
         try:
             yield run
         finally:
+            undo_strict()
             dispatcher.uninstall()
