@@ -14,12 +14,16 @@ export SAM_CLI_TELEMETRY := 0
 
 TEMPLATE := template.yaml
 
+# AWS's ASL language service (npm amazon-states-language-service, pinned by package.json and its lockfile) checks
+# every definition the test suite compiles (tests/unit/statemachine/test_aws_language_service.py).
+NODE_STAMP := node_modules/.installed
+
 # The Lambda platform the functions are built for (template.yaml: python3.13 on arm64). Lambda's Python 3.13
 # runs on Amazon Linux 2023 (glibc 2.34), so manylinux 2014 and 2_28 wheels both load there.
 LAMBDA_PYTHON := 3.13
 LAMBDA_PLATFORMS := --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64
 
-.PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv build browser \
+.PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv node build browser \
 	build-ApiFunction build-ExecutorFunction build-EventsFunction
 
 $(STAMP): pyproject.toml
@@ -50,13 +54,19 @@ browser:
 	$(SUDO) apt-get update -q && \
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver
 
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+node: $(NODE_STAMP)
+
 dev: $(STAMP)
 	$(PY) -m local.server
 
-test: $(STAMP) validate browser
+test: $(STAMP) $(NODE_STAMP) validate browser
 	$(PY) -m pytest -q
 
-unit: $(STAMP)
+unit: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q tests/unit
 
 functional: $(STAMP) browser
@@ -96,4 +106,4 @@ build-ApiFunction build-ExecutorFunction build-EventsFunction:
 	rm -f "$(ARTIFACTS_DIR)/.requirements.txt"
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache
