@@ -50,9 +50,10 @@ class Diagnostic:
 
 
 def payload_bytes(value: Any) -> int:
-    """The size Step Functions counts: the value as compact UTF-8 JSON (a string as it is)."""
+    """The size Step Functions counts: the value as compact UTF-8 JSON (a string as it is). A lone surrogate
+    (which JSON can carry as an escape) counts as its three bytes rather than failing the count."""
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return len(text.encode("utf-8"))
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def definition_diagnostics(definition: str) -> list[Diagnostic]:

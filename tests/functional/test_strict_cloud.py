@@ -275,21 +275,30 @@ def test_an_execution_reaching_25000_history_events_fails(cloud: LocalCloud) -> 
 
 @pytest.mark.parametrize("max_concurrency", [0, 100])
 def test_an_inline_map_runs_at_most_40_iterations_at_once(cloud: LocalCloud, max_concurrency: int) -> None:
-    # GIVEN a Lambda that waits (up to 2 s) for more than 40 calls to overlap, and a Map over 60 items calling it
+    # GIVEN a Lambda whose calls wait, once 40 overlap, a second more for a 41st (up to 20 s in all), and a Map
+    # over 60 items calling it
     overlap = threading.Condition()
     running = [0]
     peak = [0]
+    full_since: list[float] = []
+
+    def held() -> bool:
+        return running[0] > MAX_INLINE_MAP_CONCURRENCY or bool(full_since and time.monotonic() - full_since[0] > 1)
 
     def slow(event: Any, ctx: Any) -> Any:
+        deadline = time.monotonic() + 20
         with overlap:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
+            if running[0] >= MAX_INLINE_MAP_CONCURRENCY and not full_since:
+                full_since.append(time.monotonic())
             overlap.notify_all()
-            overlap.wait_for(lambda: running[0] > MAX_INLINE_MAP_CONCURRENCY, timeout=2)
+            while not held() and time.monotonic() < deadline:
+                overlap.wait(0.05)
             running[0] -= 1
         return event
 
-    cloud.register("stepgraph-user-slow", slow, timeout=10)
+    cloud.register("stepgraph-user-slow", slow, timeout=30)
     definition = {
         "StartAt": "Each",
         "States": {
