@@ -10,6 +10,7 @@ every retry of the node's policy spent, a caught failure where that costs more).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -176,8 +177,6 @@ class Plan:
 
 def plan_of(definition: dict[str, Any], *, workflow_type: str = "STANDARD", foreach_items: int = FOREACH_ITEMS) -> Plan:
     """The plan of a compiled definition (``definition_bytes`` as ``compiler.definition_json`` encodes it)."""
-    import json
-
     size = len(json.dumps(definition, separators=(",", ":")).encode())
     span = _Scope(definition, foreach_items).span()
     lo, hi = span.lo, span.hi
@@ -368,7 +367,7 @@ class _Scope:
             return span
         if kind == "Map":
             item = _Scope(state["ItemProcessor"], self.items).span()
-            n = self.items
+            n = -(-self.items // _items_per_iteration(state["ItemProcessor"]))
             config = state["ItemProcessor"].get("ProcessorConfig", {})
             if config.get("Mode") == "DISTRIBUTED":  # items run as child executions, with histories of their own
                 extra = Tally(events=DISTRIBUTED_MAP_EVENTS)
@@ -378,6 +377,20 @@ class _Scope:
             per_item = Tally(events=INLINE_ITEM_EVENTS)
             return Span(base + (item.lo + per_item).times(n), base + (item.hi + per_item).times(n))
         return Span(base, base)
+
+
+def _items_per_iteration(processor: dict[str, Any]) -> int:
+    """How many list items one Map iteration handles: the ``batch_max`` of its executor Task's context, else 1."""
+    for state in processor.get("States", {}).values():
+        payload = (state.get("Parameters") or {}).get("Payload")
+        if isinstance(payload, dict) and isinstance(payload.get("ctx"), str):
+            try:
+                batch = json.loads(payload["ctx"]).get("batch_max")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(batch, int) and batch > 1:
+                return batch
+    return 1
 
 
 def _task(state: dict[str, Any], base: Tally) -> Span:

@@ -83,3 +83,17 @@ def test_a_worst_case_over_the_history_limit_is_refused_naming_it() -> None:
     assert "25,000 history events" in info.value.message
     # AND an express workflow, which has no such history, is not
     plan_of(compiled({**spec, "options": {"workflow_type": "EXPRESS"}}), workflow_type="EXPRESS").check()
+
+
+def test_a_map_over_batches_counts_one_child_per_batch() -> None:
+    # GIVEN a distributed Map whose child Task runs up to 4 items (its context's batch_max)
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"Payload": {"mode": "batch", "ctx": '{"node": "each", "batch_max": 4}'}},
+        "End": True,
+    }
+    processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "t", "States": {"t": task}}
+    definition = {"StartAt": "m", "States": {"m": {"Type": "Map", "ItemProcessor": processor, "End": True}}}
+    # THEN 10 items are 3 children, each one call
+    assert plan_of(definition, foreach_items=10).lambda_invocations == (3, 3)
