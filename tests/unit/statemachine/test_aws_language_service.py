@@ -43,7 +43,51 @@ def bench_definitions() -> dict[str, dict[str, Any]]:
     found["bench wide 40 unbounded"] = compiled(wide(40))
     found["chain 500"] = compiled(chain(500))
     found["layered 500"] = compiled(layered_dag(500, seed=1))
+    found["constructs"] = compiled(CONSTRUCTS)
     return found
+
+
+# Every construct at once: optional foreach and lambda: nodes reading fields, a condition, a bounded loop,
+# timeouts and retries (the shapes AWS used to refuse or fail: issue 10).
+CONSTRUCTS: dict[str, Any] = {
+    "name": "constructs",
+    "nodes": [
+        {"id": "root", "tool": "util.echo", "params": {"items": [1, 2], "v": "{{ input.v }}"}},
+        *(
+            {
+                "id": f"each{i}",
+                "tool": "util.echo",
+                "params": {"x": "{{ item }}"},
+                "foreach": "{{ input.items }}",
+                "optional": True,
+                "max_concurrency": 100,
+            }
+            for i in range(5)
+        ),
+        *(
+            {
+                "id": f"mine{i}",
+                "tool": "lambda:stepgraph-user-fn",
+                "params": {"v": "{{ input.missing }}"},
+                "optional": True,
+                "timeout_seconds": 5,
+                "retry": {"max_attempts": 2},
+            }
+            for i in range(5)
+        ),
+        {"id": "head", "tool": "util.echo"},
+        {"id": "tail", "tool": "util.echo"},
+        {"id": "after", "tool": "util.echo", "params": {"r": "{{ root.v }}"}},
+    ],
+    "edges": [
+        *({"from": "root", "to": f"each{i}"} for i in range(5)),
+        *({"from": "root", "to": f"mine{i}"} for i in range(5)),
+        {"from": "root", "to": "head", "when": "root.v == 1"},
+        {"from": "head", "to": "tail"},
+        {"from": "tail", "to": "head", "max_iterations": 3},
+        {"from": "tail", "to": "after"},
+    ],
+}
 
 
 def fuzz_definitions() -> dict[str, dict[str, Any]]:
