@@ -511,6 +511,23 @@ def print_run_result(output: Output, run: dict[str, Any]) -> None:
         if shown != value:
             title += " (long values cut; --json prints them whole)"
         output.out.print(Panel(JSON.from_data(shown), title=title, title_align="left", expand=False))
+    usage = run.get("usage") or {}
+    if usage.get("llm_calls"):
+        answered = {
+            str(node.get("output", {}).get("answered_by", ""))
+            for node in (run.get("nodes") or {}).values()
+            if isinstance(node.get("output"), dict) and node["output"].get("answered_by")
+        }
+        stand_in = any("stand-in" in a for a in answered)
+        output.out.print(
+            f"model calls: {usage['llm_calls']}, {usage['input_tokens']} tokens in, {usage['output_tokens']} out, "
+            f"about ${usage['estimated_cost_usd']:.6f} on Bedrock"
+            + (
+                " [yellow](answered locally by the deterministic stand-in model, not a language model)[/]"
+                if stand_in
+                else ""
+            )
+        )
     if run.get("console_url"):
         output.out.print(f"[dim]console: {run['console_url']}[/]")
 

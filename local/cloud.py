@@ -29,6 +29,7 @@ from moto import mock_aws
 
 from local import strict
 from local.apigw import ApiGatewayShim
+from local.bedrock import StandInModel
 from local.iam import IamAudit
 from local.lambdas import InvokeResult, LambdaDispatcher
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
@@ -243,6 +244,7 @@ class LocalCloud:
         self.table_spec = self.template.table()
         self.environment = self._environment(env or {})
         self.dispatcher = LambdaDispatcher(region, self.account_id)
+        self.bedrock = StandInModel()
         names = {logical_id: spec.name for logical_id, spec in self.functions.items()}
         self.app = ApiGatewayShim(self.dispatcher, self.template.api_routes(), names, self.template.stage_name())
         self.bus = StatusChangeBus(self.dispatcher, self.template.event_rules(), names)
@@ -296,6 +298,7 @@ class LocalCloud:
                 self.dispatcher.add_function(spec)
             self.dispatcher.passthrough = self._exists_in_moto_lambda
             self.dispatcher.install()
+            self.bedrock.install()
             self._install_status_change_rule()
             self._install_execution_fixes()
             self._restore.append(strict.install())
@@ -326,6 +329,7 @@ class LocalCloud:
                 undo()
             self._restore.clear()
             self.dispatcher.uninstall()
+            self.bedrock.uninstall()
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None

@@ -168,6 +168,10 @@ def _actions_and_resources(
     if service == "lambda":
         name = str(params.get("FunctionName", ""))
         return [("lambda:InvokeFunction" if operation == "Invoke" else action, _lambda_arn(name, region, account))]
+    if service == "bedrock" and operation in ("Converse", "ConverseStream"):
+        model = str(params.get("modelId", ""))
+        arn = model if model.startswith("arn:") else f"arn:aws:bedrock:{region}::foundation-model/{model}"
+        return [("bedrock:InvokeModel" if operation == "Converse" else "bedrock:InvokeModelWithResponseStream", arn)]
     if service == "sqs" and params.get("QueueUrl"):
         queue = str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1]
         return [(action, f"arn:aws:sqs:{region}:{account}:{queue}")]

@@ -234,10 +234,11 @@ class Template:
             return pseudo[name]
         params = self.raw.get("Parameters", {})
         if name in params:
-            if name in self.parameters:
-                return self.parameters[name]
-            default = params[name].get("Default")
-            return "" if default is None else str(default)
+            value = self.parameters[name] if name in self.parameters else params[name].get("Default")
+            value = "" if value is None else str(value)
+            if params[name].get("Type") == "CommaDelimitedList":
+                return [part.strip() for part in value.split(",")] if value else []
+            return value
         if name in self.resources:
             rtype = self.resources[name]["Type"]
             if rtype == "AWS::SQS::Queue":

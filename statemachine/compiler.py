@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from statemachine import conditions
 from statemachine.errors import CompileError, ReferenceResolutionError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
-from statemachine.protocol import NodeContext
+from statemachine.protocol import TOOL_SERVICE_RETRY, NodeContext, service_errors
 from statemachine.references import Path, has_reference, iter_references, jsonpath, parse_template
 from statemachine.spec import MAX_TOOL_TIMEOUT_SECONDS
 
@@ -280,8 +280,11 @@ class _Compiler:
         return {"FunctionName": self.arn, "Payload": body}
 
     @staticmethod
-    def retry(policy: RetryPolicy | None) -> list[dict[str, Any]]:
+    def retry(policy: RetryPolicy | None, tool: str | None = None) -> list[dict[str, Any]]:
         rules: list[dict[str, Any]] = [dict(SERVICE_RETRY)]
+        transient = service_errors(tool) if tool else ()
+        if transient:
+            rules.append({**TOOL_SERVICE_RETRY, "ErrorEquals": list(transient)})
         if policy is not None and policy.max_attempts:
             rule: dict[str, Any] = {
                 "ErrorEquals": ["States.ALL"],
@@ -335,7 +338,7 @@ class _Compiler:
                 "Resource": LAMBDA_INVOKE,
                 "Parameters": self.payload(node, ctx, "run"),
                 "TimeoutSeconds": ctx.timeout_seconds,
-                "Retry": self.retry(ctx.retry),
+                "Retry": self.retry(ctx.retry, ctx.tool),
             }
             if catch_to:
                 task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
@@ -471,7 +474,7 @@ class _Compiler:
             "Resource": LAMBDA_INVOKE,
             "Parameters": self.payload(node, ctx, "item", item=True),
             "TimeoutSeconds": ctx.timeout_seconds,
-            "Retry": self.retry(ctx.retry),
+            "Retry": self.retry(ctx.retry, ctx.tool),
             "OutputPath": "$.Payload",
             "End": True,
         }

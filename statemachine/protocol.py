@@ -33,6 +33,31 @@ from statemachine.spec import RetryPolicy  # noqa: TC001 (pydantic needs it at r
 
 Mode = Literal["run", "item", "collect", "failed", "record"]
 
+_TOOL_SERVICE_ERRORS: dict[str, tuple[str, ...]] = {
+    "llm.converse": (
+        "Bedrock.ThrottlingException",
+        "Bedrock.ServiceUnavailableException",
+        "Bedrock.ModelNotReadyException",
+        "Bedrock.InternalServerException",
+    ),
+}
+TOOL_SERVICE_RETRY: dict[str, Any] = {
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
+    "BackoffRate": 2.0,
+    "JitterStrategy": "FULL",
+}
+"""How a Task retries its tool's transient service errors (throttling...), apart from the node's own policy."""
+
+
+def service_errors(tool: str) -> tuple[str, ...]:
+    """Transient errors of the AWS service a tool calls: retried natively by :data:`TOOL_SERVICE_RETRY`.
+
+    The executor never records them as a node's final failure: Step Functions keeps retrying, and when it
+    gives up the run's settlement (or the optional node's ``failed`` step) records the failure.
+    """
+    return _TOOL_SERVICE_ERRORS.get(tool, ())
+
 
 class NodeContext(BaseModel):
     """Everything the executor needs to know about a node, fixed at compile time."""

@@ -185,10 +185,20 @@ class RunListItem(RunSummary):
     progress: Progress
 
 
+class Usage(BaseModel):
+    """What a run's ``llm.converse`` calls used, and their cost by the price table (an estimate)."""
+
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float
+
+
 class RunDetail(RunListItem):
     input: Any = None
     state: Any = None
     nodes: dict[str, NodeView]
+    usage: Usage | None = Field(default=None, description="What the run's llm.converse calls used (zeros without any).")
 
 
 class RunList(BaseModel):

@@ -32,6 +32,7 @@ EVENT_SETTLE_SECONDS = 2.0
 """Events of a RUNNING run are served once this old: concurrent writers' clocks and latencies differ."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 DONE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
+LLM_TOOL = "llm.converse"
 
 
 def settled_before() -> str:
@@ -246,7 +247,35 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
             "nodes": nodes,
         }
     )
+    view["usage"] = usage(services, [r for rs in records.values() for r in rs if r.tool == LLM_TOOL])
     return view
+
+
+def usage(services: Services, records: list[NodeRecord]) -> dict[str, Any]:
+    """DESIGN.md's run ``usage``: model calls, tokens, and their cost by the price table (``llm.converse``)."""
+    from functions.executor.tools import _models
+
+    calls = input_tokens = output_tokens = 0
+    cost = 0.0
+    for record in records:
+        if record.status != "SUCCEEDED" or record.output is None:
+            continue
+        output = services.offloader.resolve(record.output)
+        for one in output if isinstance(output, list) else [output]:
+            spent = one.get("usage") if isinstance(one, dict) else None
+            if not isinstance(spent, dict):
+                continue
+            tokens_in, tokens_out = int(spent.get("input_tokens") or 0), int(spent.get("output_tokens") or 0)
+            calls += 1
+            input_tokens += tokens_in
+            output_tokens += tokens_out
+            cost += _models.cost_usd(str(one.get("model_id", "")), tokens_in, tokens_out)
+    return {
+        "llm_calls": calls,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "estimated_cost_usd": round(cost, 8),
+    }
 
 
 def _node_view(services: Services, records: list[NodeRecord], run: Run) -> dict[str, Any]:

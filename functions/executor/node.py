@@ -28,7 +28,7 @@ from functions.store.offload import DOC_BUDGET, Offloader, is_ref
 from functions.store.records import Records
 from statemachine import payload, references
 from statemachine.errors import DataError, StepgraphError
-from statemachine.protocol import ITEM_MARKER, ExecutorRequest, NodeContext, lambda_result
+from statemachine.protocol import ITEM_MARKER, ExecutorRequest, NodeContext, lambda_result, service_errors
 
 if TYPE_CHECKING:
     from functions.executor.tools.base import Tool
@@ -477,7 +477,10 @@ class NodeExecutor:
         """Record a failed attempt, emit metrics, log the traceback, and raise the failure named by its code."""
         code, message = describe_error(exc, inv.tool)
         max_attempts = inv.ctx.retry.max_attempts or 0
-        if attempt is None:
+        if code in service_errors(inv.tool):
+            attempt = inv.attempt if attempt is None else attempt
+            final = False
+        elif attempt is None:
             attempt = inv.attempt
             final = self._attempts_made(inv, index) > max_attempts
         else:

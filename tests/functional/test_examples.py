@@ -134,6 +134,18 @@ def check_code_review(run: dict[str, Any], given: Any) -> None:
     assert run["state"]["quality_score"] == report["quality_score"]
 
 
+def check_summarize_article(run: dict[str, Any], given: Any) -> None:
+    answer = output(run, "summarize")
+    assert answer["json"]["topic"] == "serverless"  # the stand-in picks the enum value the article names most
+    assert answer["json"]["summary"].startswith("Step Functions runs each node")
+    assert answer["answered_by"].startswith("stepgraph-local-stand-in")
+    assert run["nodes"]["general_desk"]["status"] == "SKIPPED"
+    assert output(run, "serverless_desk")["summary"] == answer["json"]["summary"]
+    assert run["usage"]["llm_calls"] == 1
+    assert run["usage"]["input_tokens"] == answer["usage"]["input_tokens"] > 0
+    assert run["usage"]["estimated_cost_usd"] > 0
+
+
 CHECKS: dict[str, Callable[[dict[str, Any], Any], None]] = {
     "echo-chain": check_echo_chain,
     "fetch-and-extract": check_fetch_and_extract,
@@ -143,6 +155,7 @@ CHECKS: dict[str, Callable[[dict[str, Any], Any], None]] = {
     "conditional-branch": check_conditional_branch,
     "retries-and-timeout": check_retries_and_timeout,
     "code-review": check_code_review,
+    "summarize-article": check_summarize_article,
 }
 
 
