@@ -173,6 +173,7 @@ def test_a_graph_is_created_run_and_watched_until_its_nodes_succeed(
     page.click("#start-run")
 
     # THEN the run view colours the node running while it sleeps, then succeeded, as the run goes
+    page.wait_for_selector("#view a:has-text('slow pair')")
     _node(page, "greet", "SUCCEEDED")
     _node(page, "nap", "RUNNING")
     browser.shot("console-run-running")
@@ -236,6 +237,16 @@ def test_a_wrong_key_gets_a_clear_message_and_the_right_one_is_kept_for_the_sess
     page.goto(f"{origin}/console#/runs")
     page.wait_for_selector("#key-message:not([hidden])")
     assert "refused the key" in page.inner_text("#key-message")
+
+    # AND API Gateway's own refusal in AWS (403 {"message": "Forbidden"}) is said as clearly
+    page.route(
+        "**/graphs?limit=1",
+        lambda route: route.fulfill(status=403, content_type="application/json", body='{"message":"Forbidden"}'),
+    )
+    browser.enter_key("a-key-api-gateway-refuses")
+    page.wait_for_selector("#key-message:has-text('HTTP 403')")
+    assert "refused the key (HTTP 403: Forbidden)" in page.inner_text("#key-message")
+    assert page.evaluate("sessionStorage.length") == 0
     assert browser.off_origin(origin) == []
 
 

@@ -419,6 +419,7 @@
     if (gen !== generation) return;
     let selected = null;
     let svg = null;
+    let graphName = run.graph_id;
     const header = el("div");
     const detail = el("section", { class: "panel", id: "node-detail" });
     const picture = el("div", { class: "diagram", id: "diagram" }, el("span", { class: "muted" }, "drawing…"));
@@ -444,7 +445,7 @@
       header.replaceChildren(
         el("h2", {}, "Run ", el("code", {}, run.run_id), " ", el("span", { id: "run-status", class: "badge", "data-status": run.status }, run.status)),
         facts([
-          ["graph", el("a", { href: `#/graphs/${run.graph_id}` }, run.graph_id)], ["version", `v${run.version}`],
+          ["graph", el("a", { href: `#/graphs/${run.graph_id}` }, graphName)], ["version", `v${run.version}`],
           ["started", when(run.started_at)], ["finished", when(run.finished_at)], ["progress", progressBar(run.progress)],
           ["Step Functions", IN_AWS ? el("a", { href: run.console_url, target: "_blank", rel: "noreferrer", id: "console-link" }, "open this execution in the AWS console") : null],
         ]),
@@ -487,6 +488,11 @@
     );
     select(null);
     render();
+    api(`/graphs/${encodeURIComponent(run.graph_id)}`).then((graph) => {
+      if (gen !== generation) return;
+      graphName = graph.name;
+      render();
+    }).catch(() => {}); // a deleted graph keeps its id as the name
     loadDiagram(run.graph_id, run.version).then((drawn) => {
       if (gen !== generation) return;
       svg = drawn;
