@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from playwright.sync_api import BrowserContext, Page, Request
+    from playwright.sync_api import BrowserContext, Page, Request, Route
 
     from local.cloud import LocalCloud
 
@@ -315,7 +315,7 @@ def test_a_running_run_is_cancelled_from_its_page(api: Any, cloud: LocalCloud, o
 def test_the_event_log_shows_each_event_once_when_the_log_ends_before_the_run_is_seen_ended(
     api: Any, cloud: LocalCloud, origin: str, browser: Browser
 ) -> None:
-    from playwright.sync_api import Route, expect
+    from playwright.sync_api import expect
 
     # GIVEN a run that has ended, its whole log served with `next: null`
     graph = api.post("/graphs", json={**SLOW_PAIR, "name": "quick", "nodes": SLOW_PAIR["nodes"][:1], "edges": []})
@@ -351,3 +351,50 @@ def wait_for_events(api: Any, run_id: str) -> list[dict[str, Any]]:
             return list(page["events"])
         time.sleep(0.2)
     raise AssertionError(f"the log of {run_id} did not end")
+
+
+PLAN = {
+    "states": 12,
+    "definition_bytes": 10240,
+    "transitions": {"min": 5, "max": 40},
+    "lambda_invocations": {"min": 5, "max": 38},
+    "history_events_max": 310,
+    "estimated_cost_usd": {"min": 0.00013, "max": 0.0011},
+    "assumptions": ["foreach lists of 10 items", "loops run to their bound"],
+}
+
+
+def test_a_graph_page_shows_its_plan_versions_and_definition(
+    api: Any, cloud: LocalCloud, origin: str, browser: Browser
+) -> None:
+    # GIVEN a graph with two versions, whose GET carries a plan (DESIGN's example, whatever the API computes)
+    graph_id = api.post("/graphs", json=SLOW_PAIR).json()["graph_id"]
+    api.put(f"/graphs/{graph_id}", json={**SLOW_PAIR, "description": "second version"})
+
+    def with_plan(route: Route) -> None:
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "plan": PLAN})
+
+    page = browser.page
+    page.route(f"**/graphs/{graph_id}", with_plan)
+
+    # WHEN its page is opened
+    page.goto(f"{origin}/console#/graphs/{graph_id}")
+    browser.enter_key(cloud.api_key or "")
+
+    # THEN the plan reads as ranges with their units, and its assumptions are listed
+    plan = page.wait_for_selector("#plan dl")
+    assert plan is not None
+    text = page.inner_text("#plan")
+    assert "$0.00013 to $0.0011" in text and "state transitions\n5 to 40" in text
+    assert "310 (AWS's limit: 25,000)" in text
+    page.click("#plan summary")
+    assert "loops run to their bound" in page.inner_text("#plan")
+
+    # AND both versions are listed, and each version's compiled definition can be read
+    page.wait_for_selector("text=StartAt")
+    assert page.locator("text=v2").count() >= 1 and page.locator("text=v1").count() >= 1
+    page.select_option("#definition-version", "1")
+    page.wait_for_selector("#definition-version + div pre")
+    assert '"StartAt"' in page.inner_text("#definition-version + div pre")
+    assert browser.off_origin(origin) == []

@@ -243,16 +243,29 @@
     return run.input === undefined ? null : run.input;
   }
 
+  // The plan (DESIGN "The plan of a graph"): ranges are {min, max}; known fields get their words and units.
+  const PLAN_FIELDS = {
+    estimated_cost_usd: ["cost of a run", (v) => `$${v}`],
+    transitions: ["state transitions", String],
+    lambda_invocations: ["Lambda invocations", String],
+    history_events_max: ["history events, at most", (v) => `${v} (AWS's limit: 25,000)`],
+    states: ["states", String],
+    definition_bytes: ["definition size", (v) => `${v} bytes (AWS's limit: 1,048,576)`],
+  };
+
   function planSection(plan) {
-    if (!plan) return el("p", { class: "muted" }, "No plan: this API does not estimate graphs yet.");
-    const scalars = [];
-    const nested = [];
+    if (!plan) return el("p", { class: "muted", id: "plan" }, "No plan: this API does not estimate graphs yet.");
+    const rows = [];
+    const notes = [];
     for (const [name, value] of Object.entries(plan)) {
-      (value !== null && typeof value === "object" ? nested : scalars).push([name.replaceAll("_", " "), value]);
+      const [label, unit] = PLAN_FIELDS[name] || [name.replaceAll("_", " "), String];
+      if (Array.isArray(value)) notes.push(el("details", {}, el("summary", {}, label), el("ul", {}, value.map((v) => el("li", {}, String(v))))));
+      else if (value && typeof value === "object" && "min" in value && "max" in value) {
+        rows.push([label, value.min === value.max ? unit(value.min) : `${unit(value.min)} to ${unit(value.max)}`]);
+      } else if (value !== null && typeof value === "object") notes.push(el("details", {}, el("summary", {}, label), pre(value)));
+      else rows.push([label, unit(value)]);
     }
-    return el("div", { id: "plan" },
-      facts(scalars.map(([name, value]) => [name, String(value)])),
-      nested.map(([name, value]) => el("details", {}, el("summary", {}, name), pre(value))));
+    return el("div", { id: "plan" }, facts(rows), notes);
   }
 
   async function graphView(gen, graphId) {
