@@ -18,6 +18,7 @@ class Settings:
     http_allow_hosts: tuple[str, ...]
     region: str
     cors_origins: tuple[str, ...] = ()
+    ws_url: str | None = None
 
     @property
     def account_id(self) -> str:
@@ -44,4 +45,5 @@ def get_settings() -> Settings:
         http_allow_hosts=allow,
         region=region,
         cors_origins=origins,
+        ws_url=env.get("STEPGRAPH_WS_URL") or None,
     )

@@ -146,3 +146,15 @@ def test_the_sample_console_event_answers_the_page(cloud: LocalCloud) -> None:
     headers = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}
     assert headers["content-type"] == ["text/html; charset=utf-8"]
     assert "<title>stepgraph console</title>" in answer["body"]
+
+
+def test_the_page_may_reach_the_stacks_websocket_api_and_nothing_else() -> None:
+    # GIVEN a stack with a WebSocket API for live events
+    socket = "wss://abc123.execute-api.us-east-1.amazonaws.com/v1"
+    with LocalCloud(env={"STEPGRAPH_WS_URL": socket}) as live, live.client() as anonymous:
+        page = anonymous.get("/console")
+
+    # THEN the page names it, and its policy allows that origin besides its own, and no other
+    assert '<meta name="stepgraph-ws" content="wss://abc123.execute-api.us-east-1.amazonaws.com/v1">' in page.text
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["content-security-policy"].split(";"))
+    assert policy["connect-src"] == "'self' wss://abc123.execute-api.us-east-1.amazonaws.com"

@@ -7,6 +7,7 @@ pictures under docs/console/ are taken so), else to the test's temporary directo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from functional_support import wait_for_run
 from werkzeug.serving import make_server
+
+from local.cloud import LocalCloud
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from playwright.sync_api import BrowserContext, Page, Request, Route
+    from playwright.sync_api import BrowserContext, Page, Request, Route, WebSocketRoute
 
-    from local.cloud import LocalCloud
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -72,8 +75,8 @@ def _browser_missing() -> str | None:
     return None
 
 
-@pytest.fixture
-def origin(cloud: LocalCloud) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(cloud: LocalCloud) -> Iterator[str]:
     """The local stack's API on a loopback port (what ``make dev`` serves), for the browser."""
     server = make_server("127.0.0.1", 0, cloud.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="console-api", daemon=True)
@@ -83,6 +86,12 @@ def origin(cloud: LocalCloud) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def origin(cloud: LocalCloud) -> Iterator[str]:
+    with serving(cloud) as url:
+        yield url
 
 
 class Browser:
@@ -398,3 +407,89 @@ def test_a_graph_page_shows_its_plan_versions_and_definition(
     page.wait_for_selector("#definition-version + div pre")
     assert '"StartAt"' in page.inner_text("#definition-version + div pre")
     assert browser.off_origin(origin) == []
+
+
+SOCKET = "ws://127.0.0.1:3001/"
+
+
+@pytest.fixture
+def live_origin() -> Iterator[tuple[LocalCloud, str]]:
+    """A local stack that names a WebSocket API for live events (the browser's socket is routed by the test)."""
+    with LocalCloud(env={"STEPGRAPH_WS_URL": SOCKET}) as live_cloud, serving(live_cloud) as url:
+        yield live_cloud, url
+
+
+def test_a_running_run_follows_events_pushed_over_the_websocket(
+    live_origin: tuple[LocalCloud, str], browser: Browser
+) -> None:
+    from playwright.sync_api import expect
+
+    live_cloud, origin = live_origin
+    # GIVEN a running run
+    with live_cloud.client(api_key=live_cloud.api_key) as api:
+        graph_id = api.post("/graphs", json=SLOW_PAIR).json()["graph_id"]
+        run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"name": "x"}}).json()["run_id"]
+
+        # AND the stack's WebSocket API, answering a subscription with numbered events (DESIGN "Live events")
+        sockets: list[WebSocketRoute] = []
+        subscriptions: list[dict[str, Any]] = []
+
+        def on_message(ws: WebSocketRoute, message: str | bytes) -> None:
+            subscriptions.append(json.loads(message))
+            for seq, (kind, node) in enumerate(
+                [
+                    ("RUN_STARTED", None),
+                    ("NODE_STARTED", "greet"),
+                    ("NODE_SUCCEEDED", "greet"),
+                    ("NODE_STARTED", "nap"),
+                ],
+                start=1,
+            ):
+                event = {"seq": seq, "at": "2026-11-30T06:00:00Z", "type": kind, "node": node, "message": "pushed"}
+                ws.send(json.dumps({"type": "event", "run_id": run_id, "event": event}))
+
+        def on_socket(ws: WebSocketRoute) -> None:
+            sockets.append(ws)
+            ws.on_message(lambda message: on_message(ws, message))
+
+        page = browser.page
+        page.route_web_socket(f"{SOCKET}**", on_socket)
+
+        # WHEN its page is opened
+        page.goto(f"{origin}/console#/runs/{run_id}")
+        browser.enter_key(live_cloud.api_key or "")
+
+        # THEN it subscribes with the key, shows the pushed events, and colours the nodes from them
+        rows = page.locator("#event-log tbody tr")
+        expect(rows).to_have_count(4)
+        assert subscriptions == [{"action": "subscribe", "run_id": run_id, "after": 0}]
+        assert f"api_key={live_cloud.api_key}" in sockets[0].url
+        assert rows.evaluate_all("rs => rs.map(r => r.dataset.seq)") == ["1", "2", "3", "4"]
+        assert "live" in page.inner_text("#event-log >> xpath=../..")
+        _node(page, "greet", "SUCCEEDED")
+
+        # WHEN the run ends and the socket says so
+        wait_for_run(api, run_id)
+        sockets[0].send(json.dumps({"type": "run", "run_id": run_id, "status": "SUCCEEDED", "error": None}))
+
+        # THEN the page shows the run's end, having never polled the event log
+        page.wait_for_selector('#run-status[data-status="SUCCEEDED"]')
+        _node(page, "nap", "SUCCEEDED")
+        assert [r.url for r in browser.requests if "/events" in r.url] == []
+
+
+def test_without_a_usable_websocket_the_run_view_polls(live_origin: tuple[LocalCloud, str], browser: Browser) -> None:
+    live_cloud, origin = live_origin
+    with live_cloud.client(api_key=live_cloud.api_key) as api:
+        # GIVEN a running run, and a WebSocket API that closes every connection
+        graph_id = api.post("/graphs", json=SLOW_PAIR).json()["graph_id"]
+        run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"name": "x"}}).json()["run_id"]
+        page = browser.page
+        page.route_web_socket(f"{SOCKET}**", lambda ws: ws.close())
+
+        # WHEN its page is opened THEN it follows the run by polling, to its end
+        page.goto(f"{origin}/console#/runs/{run_id}")
+        browser.enter_key(live_cloud.api_key or "")
+        page.wait_for_selector('#event-log tr[data-type="RUN_SUCCEEDED"]')
+        _node(page, "nap", "SUCCEEDED")
+        assert [r for r in browser.requests if "/events" in r.url]

@@ -11,6 +11,10 @@
   const BASE = location.pathname.replace(/\/console\/?$/, "");
   const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
   const IN_AWS = !LOCAL_HOSTS.has(location.hostname);
+  // The stack's WebSocket API for live run events, when it has one (GET /console puts it here).
+  const WS_URL = (document.querySelector('meta[name="stepgraph-ws"]') || {}).content || "";
+  const NODE_EVENT_STATUS = { NODE_STARTED: "RUNNING", NODE_SUCCEEDED: "SUCCEEDED", NODE_FAILED: "FAILED",
+    NODE_SKIPPED: "SKIPPED", NODE_CANCELLED: "CANCELLED" };
   const view = document.getElementById("view");
   let generation = 0; // bumped on every navigation: loops of an older view stop
 
@@ -518,7 +522,79 @@
       if (selected) select(selected);
     }).catch((error) => { picture.replaceChildren(); failed(error, picture); });
 
-    // The event log: follow `next` until it is null (it stays set while the run is running).
+    // The event log, each event once (by `seq` when events carry one).
+    let lastSeq = 0;
+    let mode = "polling";
+    function appendEvent(event) {
+      if (typeof event.seq === "number") {
+        if (event.seq <= lastSeq) return;
+        lastSeq = event.seq;
+      }
+      events.append(el("tr", { "data-type": event.type, "data-seq": event.seq },
+        el("td", { class: "mono" }, event.at ? new Date(event.at).toLocaleTimeString() : ""), el("td", {}, event.type),
+        el("td", { class: "mono" }, event.node || ""), el("td", {}, event.attempt ?? ""), el("td", {}, event.message || "")));
+      eventsNote.textContent = `(${events.children.length}, ${mode})`;
+    }
+
+    async function reload() {
+      const fresh = await api(`/runs/${encodeURIComponent(runId)}`);
+      if (gen !== generation) return;
+      run = fresh;
+      render();
+    }
+
+    // Pushed: subscribe on the stack's WebSocket (DESIGN "Live events"). True once the run has ended there,
+    // false if the socket could not be used (then the page polls).
+    function followSocket() {
+      return new Promise((resolve) => {
+        let socket;
+        try {
+          const url = new URL(WS_URL);
+          url.searchParams.set("api_key", getKey() || "");
+          socket = new WebSocket(url);
+        } catch {
+          resolve(false);
+          return;
+        }
+        let done = false;
+        let pending = null;
+        const stop = (ended) => {
+          if (done) return;
+          done = true;
+          clearInterval(watch);
+          try { socket.close(); } catch { /* already closed */ }
+          resolve(ended);
+        };
+        const watch = setInterval(() => { if (gen !== generation) stop(true); }, 500);
+        socket.addEventListener("open", () => {
+          mode = "live";
+          eventsNote.textContent = `(${events.children.length}, ${mode})`;
+          socket.send(JSON.stringify({ action: "subscribe", run_id: runId, after: lastSeq }));
+        });
+        socket.addEventListener("message", (message) => {
+          let data;
+          try { data = JSON.parse(message.data); } catch { return; }
+          if (data.type === "event" && data.run_id === runId && data.event) {
+            appendEvent(data.event);
+            const status = NODE_EVENT_STATUS[data.event.type];
+            if (status && run.nodes[data.event.node]) {
+              run.nodes[data.event.node].status = status;
+              render();
+            }
+            // Attempts, timings and outputs come with the run's detail, read once the burst settles.
+            if (!pending) pending = setTimeout(() => { pending = null; reload().catch(() => {}); }, 300);
+          } else if (data.type === "run" && data.run_id === runId) {
+            reload().catch(() => {}).finally(() => stop(true));
+          } else if (data.type === "error") {
+            stop(false);
+          }
+        });
+        socket.addEventListener("error", () => stop(false));
+        socket.addEventListener("close", () => stop(false));
+      });
+    }
+
+    // Polled: follow `next` until it is null (it stays set while the run is running).
     let cursor = null;
     let logDone = false;
     async function followEvents() {
@@ -528,19 +604,20 @@
         if (cursor) query.set("after", cursor);
         const page = await api(`/runs/${encodeURIComponent(runId)}/events?${query}`);
         if (gen !== generation) return;
-        for (const event of page.events) {
-          events.append(el("tr", { "data-type": event.type },
-            el("td", { class: "mono" }, event.at ? new Date(event.at).toLocaleTimeString() : ""), el("td", {}, event.type),
-            el("td", { class: "mono" }, event.node || ""), el("td", {}, event.attempt ?? ""), el("td", {}, event.message || "")));
-        }
-        eventsNote.textContent = `(${events.children.length})`;
+        for (const event of page.events) appendEvent(event);
+        eventsNote.textContent = `(${events.children.length}, ${mode})`;
         if (page.next) cursor = page.next;
         if (!page.next) { logDone = true; return; }
         if (page.events.length < 200) return;
       }
     }
 
-    // Polling until the run has ended and its log is complete.
+    if (WS_URL && !TERMINAL.has(run.status)) {
+      if (await followSocket()) return;
+      if (gen !== generation) return;
+      mode = "polling";
+      if (lastSeq) cursor = String(lastSeq); // the socket's events are numbered: the log goes on after them
+    }
     while (gen === generation) {
       try {
         await followEvents();
@@ -548,9 +625,7 @@
         if (TERMINAL.has(run.status) && logDone) return;
         await sleep(POLL_MS);
         if (gen !== generation) return;
-        run = await api(`/runs/${encodeURIComponent(runId)}`);
-        if (gen !== generation) return;
-        render();
+        await reload();
       } catch (error) {
         if (error.code === "unauthorized") return failed(error);
         eventsNote.textContent = `(${events.children.length}; retrying: ${error.message})`;
