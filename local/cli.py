@@ -551,6 +551,21 @@ def run_exit_code(run: dict[str, Any]) -> int:
 # -------------------------------------------------------------------------------------------- commands
 
 
+def plan_line(plan: dict[str, Any]) -> str:
+    """One line of a graph's plan: size, transitions, calls, worst-case history and cost of a run."""
+
+    def span(key: str) -> str:
+        low, high = plan[key]["min"], plan[key]["max"]
+        return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+    cost = plan["estimated_cost_usd"]
+    return (
+        f"{plan['states']} states, {plan['definition_bytes']:,} bytes; a run: {span('transitions')} transitions, "
+        f"{span('lambda_invocations')} Lambda calls, at most {plan['history_events_max']:,} history events, "
+        f"about ${cost['min']:g}-${cost['max']:g}"
+    )
+
+
 def cmd_graphs_create(api: Api, out: Output, args: argparse.Namespace) -> int:
     spec, text = read_json_file(args.file)
     try:
@@ -567,6 +582,8 @@ def cmd_graphs_create(api: Api, out: Output, args: argparse.Namespace) -> int:
         out.out.print(f"  state machine {created['state_machine_arn']}")
     if created.get("console_url"):
         out.out.print(f"  console       {created['console_url']}")
+    if created.get("plan"):
+        out.out.print(f"  plan          {plan_line(created['plan'])}", markup=False)
     out.out.print(f"  run it:       stepgraph runs start {created['graph_id']} --input '{{...}}' --wait")
     return EXIT_OK
 
@@ -585,10 +602,14 @@ def cmd_graphs_validate(api: Api, out: Output, args: argparse.Namespace) -> int:
         errors = result.get("errors") or []
         out.err.print(f"[bold red]invalid[/] {escape(args.file)}: {len(errors)} error{'s' if len(errors) != 1 else ''}")
         out.details(errors, args.file, text)
+        if result.get("plan"):
+            out.err.print(f"plan: {plan_line(result['plan'])}", markup=False)
         return EXIT_FAILED
     out.out.print(
         f"[green]valid[/] {escape(args.file)}: {len(spec.get('nodes', []))} nodes, {len(spec.get('edges', []))} edges"
     )
+    if result.get("plan"):
+        out.err.print(f"plan: {plan_line(result['plan'])}", markup=False)
     if args.definition:
         out.out.print(json.dumps(result.get("definition"), indent=2), markup=False)
     elif result.get("diagram"):

@@ -155,3 +155,18 @@ def test_a_spec_compiling_over_the_definition_limit_is_refused_naming_it(api: ht
     assert created.status_code == 422, created.text
     assert "1,048,576-byte definition limit" in created.json()["error"]["message"]
     assert machines() == before
+
+
+def test_the_cli_shows_the_plan_beside_the_diagram(api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the echo-chain example WHEN validated with the CLI
+    from pathlib import Path
+
+    from local import cli
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "echo-chain.json"
+    assert cli.main(["graphs", "validate", str(example)], client=api) == 0
+    captured = capsys.readouterr()
+    # THEN the diagram is on stdout and the plan on stderr: two Tasks, 12 history events at most
+    assert "flowchart" in captured.out
+    assert "plan: 2 states" in captured.err
+    assert "2 transitions, 2 Lambda calls, at most 12 history events" in captured.err
