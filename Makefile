@@ -24,7 +24,7 @@ LAMBDA_PYTHON := 3.13
 LAMBDA_PLATFORMS := --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64
 
 .PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv node build browser \
-	build-ApiFunction build-ExecutorFunction build-EventsFunction
+	build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFunction build-LiveFunction
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,7 +93,7 @@ bench: $(STAMP)
 build: $(SAM_STAMP)
 	$(SAM) build --template $(TEMPLATE)
 
-build-ApiFunction build-ExecutorFunction build-EventsFunction:
+build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFunction build-LiveFunction:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)"; exit 2; }
 	mkdir -p "$(ARTIFACTS_DIR)"
 	cp -R functions statemachine "$(ARTIFACTS_DIR)/"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from functions.store.runs import RUN_EVENT, RunStore
-from functions.store.table import event_item, node_sk, now_iso, run_pk
+from functions.store.table import event_stamp, node_sk, now_iso, run_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
@@ -164,9 +164,8 @@ def _mark_skipped(runs: RunStore, run_id: str, nodes: list[str], at: str) -> Non
             "attempts": 0,
             "finished_at": at,
         }
-        event = event_item(
-            run_id, "NODE_SKIPPED", now_iso(), f"{node} skipped: its conditions were not met", node=node, iteration=1
-        )
+        text = f"{node} skipped: its conditions were not met"
+        event = event_stamp(node_sk(node, 1), "NODE_SKIPPED", now_iso(), text, node=node, iteration=1)
         runs.put_once(item, event)
 
 
@@ -186,8 +185,8 @@ def _mark_failed_before_running(
             "finished_at": at,
             "error_json": json.dumps(error),
         }
-        event = event_item(
-            run_id,
+        event = event_stamp(
+            node_sk(node, 1),
             "NODE_FAILED",
             now_iso(),
             f"{node} failed: {error.get('code')}: {error.get('message')}",

@@ -19,6 +19,10 @@ class Settings:
     region: str
     cors_origins: tuple[str, ...] = ()
     ws_url: str | None = None
+    ws_endpoint: str | None = None
+    """The WebSocket API's management endpoint (``https://<api>.execute-api.<region>.amazonaws.com/<stage>``)."""
+    api_key_id: str | None = None
+    """The API Gateway key's id (AWS): WebSocket connections must present its value."""
 
     @property
     def account_id(self) -> str:
@@ -46,4 +50,6 @@ def get_settings() -> Settings:
         region=region,
         cors_origins=origins,
         ws_url=env.get("STEPGRAPH_WS_URL") or None,
+        ws_endpoint=env.get("STEPGRAPH_WS_ENDPOINT") or None,
+        api_key_id=env.get("STEPGRAPH_API_KEY_ID") or None,
     )

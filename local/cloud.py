@@ -32,6 +32,7 @@ from local.apigw import ApiGatewayShim
 from local.bedrock import StandInModel
 from local.iam import IamAudit
 from local.lambdas import InvokeResult, LambdaDispatcher
+from local.streams import TableStream
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
 
 if TYPE_CHECKING:
@@ -248,6 +249,7 @@ class LocalCloud:
         names = {logical_id: spec.name for logical_id, spec in self.functions.items()}
         self.app = ApiGatewayShim(self.dispatcher, self.template.api_routes(), names, self.template.stage_name())
         self.bus = StatusChangeBus(self.dispatcher, self.template.event_rules(), names)
+        self.streams: list[TableStream] = []
         iam = iam or os.environ.get("STEPGRAPH_LOCAL_IAM") or "audit"
         if iam not in ("audit", "enforce", "off"):
             raise ValueError(f"iam must be 'audit', 'enforce' or 'off', not {iam!r}")
@@ -303,6 +305,7 @@ class LocalCloud:
             self._install_execution_fixes()
             self._restore.append(strict.install())
             self._serialize_dynamodb()
+            self._start_stream_mappings()
             self.bus.start()
         except BaseException:
             self.stop()
@@ -325,6 +328,8 @@ class LocalCloud:
                 ):
                     LOG.warning("%d execution(s) still evaluating at shutdown", self._interpreters)
             self.bus.stop()
+            for stream in self.streams:
+                stream.stop()
             for undo in reversed(self._restore):
                 undo()
             self._restore.clear()
@@ -378,8 +383,13 @@ class LocalCloud:
         return self.template.arn("StatesRole")
 
     def drain_events(self, timeout: float = 10.0) -> bool:
-        """Wait until every status-change event so far has reached the events function."""
-        return self.bus.drain(timeout)
+        """Wait until every status-change event so far has reached the events function, and every table
+        write so far has reached the stream function (run events are numbered by then)."""
+        return self.bus.drain(timeout) and all(stream.drain(timeout) for stream in self.streams)
+
+    def drain_streams(self, timeout: float = 10.0) -> bool:
+        """Wait until every table write so far has reached the stream function."""
+        return all(stream.drain(timeout) for stream in self.streams)
 
     # ------------------------------------------------------------------ setup steps
 
@@ -423,6 +433,32 @@ class LocalCloud:
             iam.put_role_policy(
                 RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
             )
+
+    def _start_stream_mappings(self) -> None:
+        """Emulate the event source mappings on the table's stream (``DynamoDB`` events in the template)."""
+        if not self.table_spec.stream_view_type:
+            return
+        stream_arn = self.template.resolve({"Fn::GetAtt": [self.table_spec.logical_id, "StreamArn"]})
+        for mapping in self.template.stream_mappings():
+            name = self.functions[mapping.function].name
+
+            def deliver(records: list[dict[str, Any]], name: str = name) -> Any:
+                result = self.dispatcher.invoke(name, {"Records": records})
+                if result.function_error is not None:
+                    raise RuntimeError(result.payload.decode(errors="replace"))
+                return result.json()
+
+            stream = TableStream(
+                self.table_spec.name,
+                str(stream_arn),
+                deliver,
+                batch_size=mapping.batch_size,
+                max_retries=mapping.max_retries,
+                filters=mapping.filters,
+            )
+            stream.install()
+            stream.start()
+            self.streams.append(stream)
 
     def _abort_running_executions(self) -> None:
         for execution in list(self._executions):

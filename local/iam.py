@@ -56,6 +56,9 @@ class IamAudit:
         self._lock = threading.Lock()
         self.calls: list[Call] = []
         self._statements: dict[str, list[dict[str, Any]]] = {}
+        self._ws_api: str | None = None
+        if "WebSocketApi" in template.resources:
+            self._ws_api = f"{template.resolve({'Ref': 'WebSocketApi'})}/{template.resolve({'Ref': 'StageName'})}"
         self._function_ids: dict[str, str] = {}
         for logical_id, spec in template.functions().items():
             self._function_ids[spec.name] = logical_id
@@ -114,6 +117,15 @@ class IamAudit:
         if principal is None:
             return
         service = model.service_model.signing_name
+        if service == "execute-api":  # the management API of the (one) WebSocket API: ManageConnections
+            arn = f"arn:aws:execute-api:{self.region}:{self.account_id}:{self._ws_api or '*'}"
+            resource = f"{arn}/POST/@connections/{params.get('ConnectionId', '')}"
+            self._refuse(self.check(principal, "execute-api:ManageConnections", resource), model.name)
+            return
+        if service == "apigateway" and model.name == "GetApiKey":
+            resource = f"arn:aws:apigateway:{self.region}::/apikeys/{params.get('apiKey', '')}"
+            self._refuse(self.check(principal, "apigateway:GET", resource), model.name)
+            return
         for action, resource in _actions_and_resources(service, model.name, params, self.region, self.account_id):
             self._refuse(self.check(principal, action, resource), model.name)
 

@@ -7,6 +7,7 @@ intrinsics a function's environment uses are resolved to local values (stack ``s
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,7 @@ class TableSpec:
     global_secondary_indexes: list[dict[str, Any]]
     ttl_attribute: str | None
     billing_mode: str
+    stream_view_type: str | None = None
 
     def create_table_kwargs(self) -> dict[str, Any]:
         """Arguments for ``dynamodb.create_table``."""
@@ -108,6 +110,8 @@ class TableSpec:
         }
         if self.global_secondary_indexes:
             kwargs["GlobalSecondaryIndexes"] = self.global_secondary_indexes
+        if self.stream_view_type:
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": self.stream_view_type}
         return kwargs
 
 
@@ -148,6 +152,18 @@ class ApiRoute:
         greedy = int("+}" in self.path)
         params = self.path.count("{")
         return (greedy, params, int(self.method == "ANY"))
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """A ``DynamoDB`` event of a function: Lambda's event source mapping on the table's stream."""
+
+    function: str
+    name: str
+    batch_size: int
+    max_retries: int
+    filters: list[dict[str, Any]]
+    report_failures: bool
 
 
 @dataclass(frozen=True)
@@ -256,6 +272,8 @@ class Template:
             return self.arn(logical_id)
         if attribute == "QueueName":
             return self.physical_name(logical_id)
+        if attribute == "StreamArn":
+            return f"{self.arn(logical_id)}/stream/local"
         raise TemplateError(f"no local value for !GetAtt {logical_id}.{attribute}")
 
     def condition(self, name: str) -> bool:
@@ -374,6 +392,7 @@ class Template:
             global_secondary_indexes=gsis,
             ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled", False) else None,
             billing_mode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            stream_view_type=(props.get("StreamSpecification") or {}).get("StreamViewType"),
         )
 
     def role(self, logical_id: str) -> dict[str, Any]:
@@ -416,6 +435,27 @@ class Template:
                 pattern = self.resolve((event.get("Properties", {}) or {}).get("Pattern", {}))
                 rules.append(EventRule(logical_id, f"{logical_id}{name}", pattern, retries))
         return rules
+
+    def stream_mappings(self) -> list[StreamMapping]:
+        """The ``DynamoDB`` (stream) events of every function, filter patterns parsed."""
+        found = []
+        for logical_id, res in self.resources_of_type("AWS::Serverless::Function").items():
+            for name, event in ((res.get("Properties", {}) or {}).get("Events", {}) or {}).items():
+                if event.get("Type") != "DynamoDB":
+                    continue
+                props = self.resolve(event.get("Properties", {}) or {})
+                filters = [json.loads(f["Pattern"]) for f in (props.get("FilterCriteria") or {}).get("Filters", [])]
+                found.append(
+                    StreamMapping(
+                        function=logical_id,
+                        name=f"{logical_id}{name}",
+                        batch_size=int(props.get("BatchSize", 100)),
+                        max_retries=int(props.get("MaximumRetryAttempts", -1)),
+                        filters=filters,
+                        report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                    )
+                )
+        return found
 
     def stage_name(self) -> str:
         apis = self.resources_of_type("AWS::Serverless::Api")
@@ -498,7 +538,6 @@ def sam_local_env(
 
 
 if __name__ == "__main__":
-    import json
     import sys
 
     if sys.argv[1:] != ["--sam-env"]:

@@ -209,16 +209,21 @@ class RunList(BaseModel):
 class Event(BaseModel):
     model_config = ConfigDict(extra="allow")
 
+    seq: int = Field(description="1, 2, 3... in the order the run's events happened, no gaps")
     at: str
     type: str
     node: str | None = None
+    iteration: int | None = None
     attempt: int | None = None
     message: str = ""
 
 
 class EventPage(BaseModel):
     events: list[Event]
-    next: str | None = None
+    next: int | None = Field(
+        default=None,
+        description="pass as `after` for the next events; null once the run ended and all its events were served",
+    )
 
 
 ERROR_TEXT = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -28,17 +27,9 @@ if TYPE_CHECKING:
     from functions.store.records import NodeRecord
 
 MAX_EXECUTION_INPUT = 256 * 1024
-EVENT_SETTLE_SECONDS = 2.0
-"""Events of a RUNNING run are served once this old: concurrent writers' clocks and latencies differ."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 DONE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
 LLM_TOOL = "llm.converse"
-
-
-def settled_before() -> str:
-    """The time before which a running run's events are served (see ``EVENT_SETTLE_SECONDS``)."""
-    moment = datetime.now(UTC) - timedelta(seconds=EVENT_SETTLE_SECONDS)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def execution_arn_for(state_machine_arn: str, name: str) -> str:

@@ -69,6 +69,8 @@ class Invocation:
     run_id: str
     iteration: int
     attempt: int
+    starts: int | None = None
+    """Attempts begun, as the start write returned it (saves a read when an attempt fails)."""
 
     @property
     def node(self) -> str:
@@ -171,6 +173,8 @@ class NodeExecutor:
             replay = self._replay(inv, outcome.node)
             if replay is not None:
                 return replay
+        elif outcome.node is not None:
+            inv.starts = outcome.node.starts
         started = time.perf_counter()
         try:
             output = self._run_tool(inv, self._scope(inv))
@@ -184,10 +188,11 @@ class NodeExecutor:
 
     def _succeed(self, inv: Invocation, doc: dict[str, Any], attempt: int, **record: Any) -> dict[str, Any]:
         """Record the node SUCCEEDED and return ``doc``; if another delivery finished first, answer as it did."""
-        if not self._guard(
+        outcome = self._guard(
             lambda: self.records.succeed_attempt(inv.run_id, inv.node, inv.iteration, attempt, **record)
-        ):
-            replay = self._replay(inv, self.records.get_node(inv.run_id, inv.node, inv.iteration))
+        )
+        if not outcome:
+            replay = self._replay(inv, outcome.node)
             if replay is not None:
                 return replay
         return self._fit(inv, doc)
@@ -232,6 +237,8 @@ class NodeExecutor:
         )
         if not outcome.started:
             self._refuse_stale(inv, outcome.node)
+        elif outcome.node is not None:
+            inv.starts = outcome.node.starts
         if not outcome.started and outcome.node is not None and outcome.node.terminal:
             if outcome.node.status == "SUCCEEDED":
                 return dict(ITEM_MARKER)
@@ -518,7 +525,10 @@ class NodeExecutor:
 
         The node's Retry counts exactly these; ``$$.State.RetryCount`` also counts invokes Lambda
         refused (``Lambda.TooManyRequestsException``...), retried by the service rule, which never ran.
+        The start write returned the count; it is read only when that write did not happen here.
         """
+        if inv.starts:
+            return inv.starts
         try:
             if index is None:
                 record = self.records.get_node(inv.run_id, inv.node, inv.iteration)

@@ -1,10 +1,12 @@
-"""Node result items and run events: idempotent writes by the executor, reads for the API.
+"""Node result items: idempotent writes by the executor, reads for the API.
 
 Every status change of a node item is one conditional update that also stamps the event announcing it
-(``last_event_json``); the event is then put under its own key, at most once. A redelivered invocation
-fails the condition, so it neither duplicates the event nor overwrites a terminal status; if the first
-delivery died between the two writes, the redelivery puts the stamped event for it. Events without a
-status change (``LOG``, ``RUN_*``) are deduplicated the same way through a ``DEDUP#<key>`` marker.
+(``last_event_json``, built by ``table.event_stamp``). The executor writes nothing else: the stream
+function (functions/stream) turns each new stamp into a numbered event item. A redelivered invocation
+fails the condition, so it neither duplicates the event nor overwrites a terminal status; the failed
+write returns the item as it stands (``ReturnValuesOnConditionCheckFailure``), so answering a
+redelivery costs no read either. Events without a status change (``LOG``) are a ``DEDUP#<key>`` item
+put once, which the stream function numbers in the same way.
 
 Single-item conditional writes rather than transactions: they cost half the write units, and moto's
 transaction rollback restores a whole-table snapshot, which loses concurrent writes in the local cloud.
@@ -12,22 +14,22 @@ transaction rollback restores a whole-table snapshot, which loses concurrent wri
 
 from __future__ import annotations
 
-import base64
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from functions.store.table import (
     TableHandle,
     condition_failed,
     conditional_update,
-    event_item,
+    event_stamp,
     node_sk,
     now_iso,
-    put_once,
     run_pk,
 )
 
@@ -45,14 +47,7 @@ MAX_MESSAGE = 4000
 
 _NOT_TERMINAL = "(attribute_not_exists(#status) OR NOT #status IN (:t0, :t1, :t2, :t3))"
 _TERMINAL_VALUES = {f":t{i}": s for i, s in enumerate(TERMINAL_NODE)}
-
-
-@dataclass(frozen=True)
-class StartOutcome:
-    """What ``start_attempt`` found: ``started`` is False for a redelivery; ``node`` is the item then."""
-
-    started: bool
-    node: NodeRecord | None = None
+_DESERIALIZER = TypeDeserializer()
 
 
 @dataclass
@@ -82,13 +77,36 @@ class NodeRecord:
         return self.status in TERMINAL_NODE
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a conditional status change did: ``done`` is False for a redelivery or a stale attempt.
+
+    ``node`` is the item after the change when the write returns it, or the item as it stood when the
+    condition failed (None if it did not exist). Truthy when the change was made.
+    """
+
+    done: bool
+    node: NodeRecord | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.done
+
+    def __bool__(self) -> bool:
+        return self.done
+
+
+StartOutcome = Outcome
+
+
 @dataclass
 class EventPage:
-    """A page of events; ``next`` is set when more events exist now, ``cursor`` resumes after the last one."""
+    """A page of events in ``seq`` order; ``next`` is set when more events are stored now, ``cursor`` is
+    the ``seq`` of the last event returned (or ``after`` when none were)."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    next: str | None = None
-    cursor: str | None = None
+    next: int | None = None
+    cursor: int = 0
 
 
 def item_sk(node: str, iteration: int, index: int) -> str:
@@ -96,23 +114,8 @@ def item_sk(node: str, iteration: int, index: int) -> str:
     return f"{ITEM_PREFIX}{node}#{iteration:04d}#{index:06d}"
 
 
-def encode_cursor(sk: str) -> str:
-    return base64.urlsafe_b64encode(sk.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The event sort key a cursor stands for; ``ValueError`` when it is not one of ours."""
-    try:
-        sk = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("invalid cursor") from exc
-    if not sk.startswith(EVENT_PREFIX):
-        raise ValueError("invalid cursor")
-    return sk
-
-
-def _ms_between(start: str | None, end: str) -> int | None:
-    if not start:
+def _ms_between(start: str | None, end: str | None) -> int | None:
+    if not start or not end:
         return None
     fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
     try:
@@ -131,18 +134,27 @@ def _json(value: Any) -> str:
 
 
 def parse_node(item: dict[str, Any]) -> NodeRecord:
-    """A node item as stored → ``NodeRecord`` (JSON strings parsed, Decimals to int)."""
+    """A node item as stored → ``NodeRecord`` (JSON strings parsed, Decimals to int).
+
+    ``duration_ms`` is finished - started (first attempt): stored by writers that know both, else
+    computed here, so that finishing a node needs no read of when it started.
+    """
     # The key says which node and iteration; attributes may be missing from a partial item.
     key_parts = str(item.get("sk", "")).split("#")
+    started_at = item.get("started_at")
+    finished_at = item.get("finished_at")
+    duration = _int(item.get("duration_ms"))
+    if duration is None and item.get("status") in TERMINAL_NODE:
+        duration = _ms_between(started_at, finished_at)
     return NodeRecord(
         node=str(item.get("node") or (key_parts[1] if len(key_parts) > 2 else "")),
         iteration=int(item.get("iteration") or (key_parts[2] if len(key_parts) > 2 else 0)),
         status=item.get("status", "PENDING"),
         attempts=int(item.get("attempts", 0)),
         tool=item.get("tool"),
-        started_at=item.get("started_at"),
-        finished_at=item.get("finished_at"),
-        duration_ms=_int(item.get("duration_ms")),
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=duration,
         tool_ms=_int(item.get("tool_ms")),
         output=json.loads(item["output_json"]) if "output_json" in item else None,
         error=json.loads(item["error_json"]) if "error_json" in item else None,
@@ -157,6 +169,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
 def parse_event(item: dict[str, Any]) -> dict[str, Any]:
     """An event item → the public shape of ``GET /runs/{id}/events`` (DESIGN.md)."""
     event: dict[str, Any] = {
+        "seq": int(item["seq"]),
         "at": item["at"],
         "type": item["type"],
         "node": item.get("node"),
@@ -170,6 +183,14 @@ def parse_event(item: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _old_item(exc: ClientError) -> dict[str, Any] | None:
+    """The item a failed conditional write returned (``ReturnValuesOnConditionCheckFailure: ALL_OLD``)."""
+    raw = exc.response.get("Item")
+    if not isinstance(raw, dict) or not raw:
+        return None
+    return {key: _DESERIALIZER.deserialize(value) for key, value in raw.items()}
+
+
 class Records(TableHandle):
     """Writes and reads node items and run events of one table (inject ``table`` in tests)."""
 
@@ -177,30 +198,6 @@ class Records(TableHandle):
         super().__init__(table)
 
     # -- events ---------------------------------------------------------------------------------
-
-    def _event_item(
-        self,
-        run_id: str,
-        type_: str,
-        *,
-        node: str | None,
-        attempt: int | None,
-        iteration: int | None,
-        message: str,
-        error: dict[str, str] | None = None,
-        at: str | None = None,
-    ) -> dict[str, Any]:
-        at = at or now_iso()
-        return event_item(
-            run_id,
-            type_,
-            at,
-            message[:MAX_MESSAGE],
-            node=node,
-            attempt=attempt,
-            iteration=iteration,
-            error_json=_json(error) if error else None,
-        )
 
     def put_event(
         self,
@@ -214,51 +211,38 @@ class Records(TableHandle):
         error: dict[str, str] | None = None,
         key: str | None = None,
     ) -> bool:
-        """Append an event; with ``key`` it is written at most once per run. False when it was a duplicate."""
-        item = self._event_item(
-            run_id, type_, node=node, attempt=attempt, iteration=iteration, message=message, error=error
+        """Append an event that changes no status: a ``DEDUP#<key>`` item carrying it, put once per run
+        (the stream function numbers it). False when ``key`` was already used."""
+        sk = f"{DEDUP_PREFIX}{key or uuid.uuid4().hex}"
+        stamp = event_stamp(
+            sk,
+            type_,
+            now_iso(),
+            message[:MAX_MESSAGE],
+            node=node,
+            attempt=attempt,
+            iteration=iteration,
+            error_json=_json(error) if error else None,
         )
-        if key is None:
-            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
-            return True
-        marker = {"pk": run_pk(run_id), "sk": f"{DEDUP_PREFIX}{key}", "event_json": _json(item)}
+        marker = {"pk": run_pk(run_id), "sk": sk, "last_event_json": _json(stamp)}
         try:
             self.table.put_item(Item=marker, ConditionExpression="attribute_not_exists(sk)")
         except ClientError as exc:
-            if not condition_failed(exc):
-                raise
-            existing = self.table.get_item(Key={"pk": marker["pk"], "sk": marker["sk"]}, ConsistentRead=True)
-            stamped = (existing.get("Item") or {}).get("event_json")
-            if isinstance(stamped, str):
-                put_once(self.table, json.loads(stamped))
-            return False
-        put_once(self.table, item)
+            if condition_failed(exc):
+                return False
+            raise
         return True
 
-    def list_events(self, run_id: str, *, after: str | None = None, limit: int = 100) -> EventPage:
-        """Events in time order after ``after`` (a cursor from a previous page); ``ValueError`` for a bad cursor."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": EVENT_PREFIX},
-            "Limit": max(1, min(limit, 1000)),
-        }
-        if after:
-            kwargs["ExclusiveStartKey"] = {"pk": run_pk(run_id), "sk": decode_cursor(after)}
-        response = self.table.query(**kwargs)
-        items = response.get("Items", [])
-        page = EventPage(events=[parse_event(i) for i in items])
-        last_sk = items[-1]["sk"] if items else (decode_cursor(after) if after else None)
-        page.cursor = encode_cursor(str(last_sk)) if last_sk else None
-        if response.get("LastEvaluatedKey") and items:
-            page.next = page.cursor
-        return page
+    def list_events(self, run_id: str, *, after: int = 0, limit: int = 100) -> EventPage:
+        """Events numbered after ``after``, in ``seq`` order (see ``functions.store.events``)."""
+        from functions.store.events import EventLog
+
+        return EventLog(self.table).page(run_id, after=after, limit=limit)
 
     # -- node items -----------------------------------------------------------------------------
 
     def get_node(self, run_id: str, node: str, iteration: int) -> NodeRecord | None:
-        response = self.table.get_item(Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)}, ConsistentRead=True)
-        item = response.get("Item")
-        return parse_node(item) if item else None
+        return self._get(run_id, node_sk(node, iteration))
 
     def get_item(self, run_id: str, node: str, iteration: int, index: int) -> NodeRecord | None:
         """One ``foreach`` item's record, or None before it started."""
@@ -288,30 +272,30 @@ class Records(TableHandle):
         tool: str,
         items_total: int | None = None,
         at: str | None = None,
-    ) -> StartOutcome:
-        """Mark the node RUNNING for ``attempt`` and write ``NODE_STARTED``, unless this attempt was seen already.
+    ) -> Outcome:
+        """Mark the node RUNNING for ``attempt`` (stamping ``NODE_STARTED``), unless this attempt was seen already.
 
-        A redelivery (this attempt or a later one recorded, or the node already terminal) changes nothing
-        and returns the current item so the caller can answer from it. ``at`` overrides the start time
-        (a ``lambda:`` node started when its Task was entered).
+        One write: the new item comes back with it (``starts`` counts the attempts begun); a redelivery
+        (this attempt or a later one recorded, or the node already terminal) changes nothing and gets the
+        item as it stands. ``at`` overrides the start time (a ``lambda:`` node started when its Task was
+        entered).
         """
         at = at or now_iso()
-        update = self._start_update(run_id, node_sk(node, iteration), node, iteration, attempt, tool, at)
+        sk = node_sk(node, iteration)
+        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at)
         if items_total is not None:
             update["UpdateExpression"] += ", items_total = :total"
             update["ExpressionAttributeValues"][":total"] = items_total
-        event = self._event_item(
-            run_id,
+        stamp = event_stamp(
+            sk,
             "NODE_STARTED",
+            at,
+            f"{node} started {tool} (attempt {attempt})",
             node=node,
             attempt=attempt,
             iteration=iteration,
-            message=f"{node} started {tool} (attempt {attempt})",
-            at=at,
         )
-        if self._transition(update, event):
-            return StartOutcome(started=True)
-        return StartOutcome(started=False, node=self.get_node(run_id, node, iteration))
+        return self._transition(update, stamp, returns="ALL_NEW")
 
     def succeed_attempt(
         self,
@@ -323,28 +307,27 @@ class Records(TableHandle):
         output: Any,
         tool_ms: int | None = None,
         message: str = "",
-    ) -> bool:
-        """Mark the node SUCCEEDED with its (possibly referenced) output and write ``NODE_SUCCEEDED``.
+    ) -> Outcome:
+        """Mark the node SUCCEEDED with its (possibly referenced) output, stamping ``NODE_SUCCEEDED``.
 
-        False when the node was already terminal (a redelivered invocation finished first) or a later
-        attempt has started since (this one is stale: Step Functions no longer waits for it).
+        Not done when the node was already terminal (a redelivered invocation finished first) or a later
+        attempt has started since (this one is stale: Step Functions no longer waits for it); the
+        outcome then carries the item as it stands.
         """
         at = now_iso()
-        current = self.get_node(run_id, node, iteration)
-        update = self._succeed_update(
-            run_id, node_sk(node, iteration), attempt, output, tool_ms, at, current.started_at if current else None
-        )
-        event = self._event_item(
-            run_id,
+        sk = node_sk(node, iteration)
+        update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at)
+        stamp = event_stamp(
+            sk,
             "NODE_SUCCEEDED",
+            at,
+            message
+            or f"{node} succeeded (attempt {attempt}" + (f", tool ran {tool_ms} ms)" if tool_ms is not None else ")"),
             node=node,
             attempt=attempt,
             iteration=iteration,
-            message=message
-            or f"{node} succeeded (attempt {attempt}" + (f", tool ran {tool_ms} ms)" if tool_ms is not None else ")"),
-            at=at,
         )
-        return self._transition(update, event)
+        return self._transition(update, stamp)
 
     def fail_attempt(
         self,
@@ -356,43 +339,40 @@ class Records(TableHandle):
         error: dict[str, str],
         final: bool,
         message: str = "",
-    ) -> bool:
+    ) -> Outcome:
         """Record a failed attempt: ``NODE_RETRYING`` (status stays RUNNING) or, when ``final``, ``NODE_FAILED``.
 
-        False when this attempt's failure was already recorded, a later attempt started, or the node is
-        already terminal.
+        Not done when this attempt's failure was already recorded, a later attempt started, or the node
+        is already terminal.
         """
         at = now_iso()
-        current = self.get_node(run_id, node, iteration) if final else None
-        update = self._fail_update(
-            run_id, node_sk(node, iteration), attempt, error, final, at, current.started_at if current else None
-        )
+        sk = node_sk(node, iteration)
+        update = self._fail_update(run_id, sk, attempt, error, final, at)
         type_ = "NODE_FAILED" if final else "NODE_RETRYING"
         verb = "failed" if final else "failed, will retry"
-        event = self._event_item(
-            run_id,
+        stamp = event_stamp(
+            sk,
             type_,
+            at,
+            message or f"{node} {verb} (attempt {attempt}): {error['code']}: {error['message']}",
             node=node,
             attempt=attempt,
             iteration=iteration,
-            message=message or f"{node} {verb} (attempt {attempt}): {error['code']}: {error['message']}",
-            error=error,
-            at=at,
+            error_json=_json(error),
         )
-        return self._transition(update, event)
+        return self._transition(update, stamp)
 
     def fail_node(
         self, run_id: str, node: str, iteration: int, *, tool: str, error: dict[str, str], message: str = ""
-    ) -> bool:
+    ) -> Outcome:
         """Mark a node FAILED with an error Step Functions raised (``States.Timeout``...) unless already terminal.
 
-        Used for ``optional`` nodes whose failure was caught; writes ``NODE_FAILED`` once. Creates the
-        item when the executor never started (e.g. every attempt timed out before recording).
+        Used for ``optional`` nodes whose failure was caught; stamps ``NODE_FAILED`` once (its attempt is
+        the item's ``attempts``, filled in by the stream function). Creates the item when the executor
+        never started (e.g. every attempt timed out before recording).
         """
         at = now_iso()
-        current = self.get_node(run_id, node, iteration)
-        if current is not None and current.terminal:
-            return False
+        sk = node_sk(node, iteration)
         values: dict[str, Any] = {
             ":node": node,
             ":it": iteration,
@@ -413,34 +393,27 @@ class Records(TableHandle):
             "attempts = if_not_exists(attempts, :one)",
             "started_at = if_not_exists(started_at, :at)",
         ]
-        duration = _ms_between(current.started_at if current else None, at)
-        if duration is not None:
-            sets.append("duration_ms = :d")
-            values[":d"] = duration
         update = {
-            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+            "Key": {"pk": run_pk(run_id), "sk": sk},
             "UpdateExpression": "SET " + ", ".join(sets),
             "ConditionExpression": f"attribute_not_exists(pk) OR {_NOT_TERMINAL}",
             "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
             "ExpressionAttributeValues": values,
         }
-        event = self._event_item(
-            run_id,
+        stamp = event_stamp(
+            sk,
             "NODE_FAILED",
+            at,
+            message or f"{node} failed: {error['code']}: {error['message']}",
             node=node,
-            attempt=current.attempts if current else None,
             iteration=iteration,
-            message=message or f"{node} failed: {error['code']}: {error['message']}",
-            error=error,
-            at=at,
+            error_json=_json(error),
         )
-        return self._transition(update, event)
+        return self._transition(update, stamp)
 
     # -- foreach items --------------------------------------------------------------------------
 
-    def start_item(
-        self, run_id: str, node: str, iteration: int, index: int, attempt: int, *, tool: str
-    ) -> StartOutcome:
+    def start_item(self, run_id: str, node: str, iteration: int, index: int, attempt: int, *, tool: str) -> Outcome:
         """Mark one ``foreach`` item RUNNING for ``attempt`` (no event: the node's ``NODE_STARTED`` covers it)."""
         at = now_iso()
         sk = item_sk(node, iteration, index)
@@ -448,9 +421,7 @@ class Records(TableHandle):
         update["UpdateExpression"] += ", #index = :index"
         update["ExpressionAttributeNames"]["#index"] = "index"
         update["ExpressionAttributeValues"][":index"] = index
-        if conditional_update(self.table, update):
-            return StartOutcome(started=True)
-        return StartOutcome(started=False, node=self._get(run_id, sk))
+        return self._write(update, returns="ALL_NEW")
 
     def succeed_item(
         self,
@@ -462,16 +433,15 @@ class Records(TableHandle):
         *,
         output: Any,
         tool_ms: int | None = None,
-    ) -> bool:
+    ) -> Outcome:
         """Mark an item SUCCEEDED with its output and count it in the node's ``items_done`` (once per index)."""
         at = now_iso()
         sk = item_sk(node, iteration, index)
-        current = self._get(run_id, sk)
-        update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at, current.started_at if current else None)
-        recorded = conditional_update(self.table, update)
-        if recorded or (self._get(run_id, sk) or current or _NO_RECORD).status == "SUCCEEDED":
+        update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at)
+        outcome = self._write(update)
+        if outcome.done or (outcome.node is not None and outcome.node.status == "SUCCEEDED"):
             self.count_items(run_id, node, iteration, [index])
-        return recorded
+        return outcome
 
     def count_items(self, run_id: str, node: str, iteration: int, indexes: Iterable[int]) -> None:
         """Count finished items in the node's ``items_done`` (a string set: counting twice changes nothing).
@@ -501,28 +471,27 @@ class Records(TableHandle):
         *,
         error: dict[str, str],
         final: bool,
-    ) -> bool:
+    ) -> Outcome:
         """Record an item's failed attempt; a retry is announced by ``NODE_RETRYING`` naming the item.
 
-        A final failure writes no event here: the caller fails the node (``fail_attempt``), which does.
+        A final failure stamps no event here: the caller fails the node (``fail_attempt``), which does.
         """
         at = now_iso()
         sk = item_sk(node, iteration, index)
-        current = self._get(run_id, sk) if final else None
-        update = self._fail_update(run_id, sk, attempt, error, final, at, current.started_at if current else None)
+        update = self._fail_update(run_id, sk, attempt, error, final, at)
         if final:
-            return conditional_update(self.table, update)
-        event = self._event_item(
-            run_id,
+            return self._write(update)
+        stamp = event_stamp(
+            sk,
             "NODE_RETRYING",
+            at,
+            f"{node} item {index} failed, will retry (attempt {attempt}): {error['code']}: {error['message']}",
             node=node,
             attempt=attempt,
             iteration=iteration,
-            message=f"{node} item {index} failed, will retry (attempt {attempt}): {error['code']}: {error['message']}",
-            error=error,
-            at=at,
+            error_json=_json(error),
         )
-        return self._transition(update, event)
+        return self._transition(update, stamp)
 
     def list_items(self, run_id: str, node: str, iteration: int) -> list[NodeRecord]:
         """The item records of a ``foreach`` node run, in index order (strongly consistent)."""
@@ -577,7 +546,7 @@ class Records(TableHandle):
         }
 
     def _succeed_update(
-        self, run_id: str, sk: str, attempt: int, output: Any, tool_ms: int | None, at: str, started_at: str | None
+        self, run_id: str, sk: str, attempt: int, output: Any, tool_ms: int | None, at: str
     ) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":ok": "SUCCEEDED",
@@ -587,10 +556,6 @@ class Records(TableHandle):
             **_TERMINAL_VALUES,
         }
         sets = ["#status = :ok", "attempts = :a", "finished_at = :at", "output_json = :out"]
-        duration = _ms_between(started_at, at)
-        if duration is not None:
-            sets.append("duration_ms = :d")
-            values[":d"] = duration
         if tool_ms is not None:
             sets.append("tool_ms = :tm")
             values[":tm"] = tool_ms
@@ -603,24 +568,13 @@ class Records(TableHandle):
         }
 
     def _fail_update(
-        self,
-        run_id: str,
-        sk: str,
-        attempt: int,
-        error: dict[str, str],
-        final: bool,
-        at: str,
-        started_at: str | None,
+        self, run_id: str, sk: str, attempt: int, error: dict[str, str], final: bool, at: str
     ) -> dict[str, Any]:
         values: dict[str, Any] = {":a": attempt, ":err": _json(error), **_TERMINAL_VALUES}
         sets = ["attempts = :a", "failed_attempt = :a", "error_json = :err"]
         if final:
             sets += ["#status = :failed", "finished_at = :at"]
             values.update({":failed": "FAILED", ":at": at})
-            duration = _ms_between(started_at, at)
-            if duration is not None:
-                sets.append("duration_ms = :d")
-                values[":d"] = duration
         return {
             "Key": {"pk": run_pk(run_id), "sk": sk},
             "UpdateExpression": "SET " + ", ".join(sets),
@@ -634,43 +588,30 @@ class Records(TableHandle):
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _transition(self, update: dict[str, Any], event: dict[str, Any]) -> bool:
-        """A status change and its event: stamp the event in the item, then put it once.
-
-        The item always holds the stamp of its latest transition, so an event whose put failed (the
-        Lambda died, or the write was throttled) is never lost: the next write to the item puts it, whether
-        that write is a redelivery whose condition fails or the next transition (which reads the old stamp
-        back and puts it if it is missing). Event keys are unique, so putting one twice changes nothing.
-        """
+    def _transition(
+        self, update: dict[str, Any], stamp: dict[str, Any], returns: Literal["NONE", "ALL_NEW"] = "NONE"
+    ) -> Outcome:
+        """A status change stamped with the event announcing it; the stream function numbers the event."""
         stamped = {
             **update,
             "UpdateExpression": _add_set(update["UpdateExpression"], "last_event_json = :last_event"),
-            "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":last_event": _json(event)},
-            "ReturnValues": "UPDATED_OLD",
+            "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":last_event": _json(stamp)},
         }
+        return self._write(stamped, returns=returns)
+
+    def _write(self, update: dict[str, Any], returns: Literal["NONE", "ALL_NEW"] = "NONE") -> Outcome:
+        """One conditional update; on a failed condition, the item as it stood comes back with the error."""
         try:
-            response = self.table.update_item(**stamped)
+            response = self.table.update_item(
+                **update, ReturnValues=returns, ReturnValuesOnConditionCheckFailure="ALL_OLD"
+            )
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
-            item = self.table.get_item(Key=update["Key"], ConsistentRead=True).get("Item") or {}
-            self._ensure_event(item.get("last_event_json"))
-            return False
-        self._ensure_event((response.get("Attributes") or {}).get("last_event_json"))
-        put_once(self.table, event)
-        return True
-
-    def _ensure_event(self, stamp: Any) -> None:
-        """Put the stamped event if it is not in the table (an earlier put failed)."""
-        if not isinstance(stamp, str):
-            return
-        event = json.loads(stamp)
-        found = self.table.get_item(Key={"pk": event["pk"], "sk": event["sk"]}, ProjectionExpression="sk")
-        if "Item" not in found:
-            put_once(self.table, event)
-
-
-_NO_RECORD = NodeRecord(node="", iteration=0, status="", attempts=0)
+            old = _old_item(exc)
+            return Outcome(done=False, node=parse_node(old) if old else None)
+        attributes = response.get("Attributes")
+        return Outcome(done=True, node=parse_node(attributes) if attributes else None)
 
 
 def _add_set(expression: str, clause: str) -> str:

@@ -3,10 +3,11 @@
 A run is ``pk=RUN#<id>, sk=RUN`` (indexed on ``gsi1`` by graph: ``GRAPHRUNS#<graph_id>``). To list all
 runs newest first without a scan, one immutable listing item ``sk=LIST`` per run is indexed under
 ``gsi1pk=RUNS``; status is always read from the run item, so the copy never needs updating.
-A terminal status is a conditional write (the run must still be RUNNING) that stamps its ``RUN_*`` event,
-which is then put once: a terminal status is never overwritten and a duplicate delivery writes nothing.
-Events are timed when written (their sort key), so a settled run's ``RUN_*`` event sorts after every
-event a follower has already read; the run's ``finished_at`` is the execution's stop time.
+The run item is created stamped with ``RUN_STARTED``; a terminal status is a conditional write (the run
+must still be RUNNING) that stamps its ``RUN_*`` event: a terminal status is never overwritten and a
+duplicate delivery writes nothing. The stream function numbers stamped events in write order
+(functions/store/events.py), so the ``RUN_*`` event follows every node event written before it; the
+run's ``finished_at`` is the execution's stop time.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from functions.store.table import (
     clean,
     condition_failed,
     conditional_update,
-    event_item,
+    event_stamp,
     newest_first,
     now_iso,
-    put_once,
     run_pk,
 )
 
@@ -147,9 +147,12 @@ class RunStore:
         return self._handle.table
 
     def create(self, run: Run) -> None:
-        """Write the listing copy, RUN_STARTED and the run item, in that order (a crash leaves only orphans
-        that no reader follows). No transaction: see ``_stamped_update``."""
+        """Write the listing copy, then the run item stamped with RUN_STARTED (a crash leaves only an orphan
+        copy that no reader follows). No transaction: see ``_stamped_update``."""
         pk = run_pk(run.run_id)
+        started = event_stamp(
+            "RUN", "RUN_STARTED", run.started_at, f"run started on graph {run.graph_id} version {run.version}"
+        )
         item = clean(
             {
                 "pk": pk,
@@ -164,6 +167,7 @@ class RunStore:
                 "state_json": json.dumps(run.input),
                 "gsi1pk": graph_runs_key(run.graph_id),
                 "gsi1sk": f"{run.started_at}#{run.run_id}",
+                "last_event_json": json.dumps(started),
             }
         )
         listing = {
@@ -175,11 +179,7 @@ class RunStore:
             "gsi1pk": ALL_RUNS,
             "gsi1sk": f"{run.started_at}#{run.run_id}",
         }
-        started = event_item(
-            run.run_id, "RUN_STARTED", run.started_at, f"run started on graph {run.graph_id} version {run.version}"
-        )
         self.table.put_item(Item=listing)
-        put_once(self.table, started)
         try:
             self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
@@ -273,7 +273,7 @@ class RunStore:
                 sets.append("state_json = :st")
                 values[":st"] = encoded
         text = message or (f"run {status.lower().replace('_', ' ')}" + (f": {error['code']}" if error else ""))
-        event = event_item(run_id, RUN_EVENT[status], now_iso(), text, error_json=json.dumps(error) if error else None)
+        event = event_stamp("RUN", RUN_EVENT[status], now_iso(), text, error_json=json.dumps(error) if error else None)
         update = {
             "Key": {"pk": run_pk(run_id), "sk": "RUN"},
             "UpdateExpression": "SET " + ", ".join(sets),
@@ -320,8 +320,8 @@ class RunStore:
             }
             if status == "FAILED":
                 text = f"{node} failed" + (f": {error.get('code')}: {error.get('message')}" if error else "")
-                event = event_item(
-                    run_id,
+                event = event_stamp(
+                    str(item["sk"]),
                     "NODE_FAILED",
                     now_iso(),
                     text,
@@ -330,7 +330,7 @@ class RunStore:
                     iteration=to_int(item.get("iteration"), 1),
                     error_json=json.dumps(error) if error else None,
                 )
-                done = self._stamped_update(update, event, stamp="last_event_json")
+                done = self._stamped_update(update, event)
             else:
                 done = conditional_update(self.table, update)
             if done:
@@ -339,35 +339,20 @@ class RunStore:
 
     # -- writes without transactions --------------------------------------------------------------
     # moto rolls a failed transaction back by restoring a snapshot of the whole table, which loses
-    # concurrent writes locally; a conditional write that stamps its event, then a put of the event
-    # under its own key, is as safe here and half the write units (as functions.store.records does).
+    # concurrent writes locally; a conditional write that stamps its event is one request, and the
+    # stream function turns the stamp into the numbered event (as functions.store.records does).
 
-    def _stamped_update(
-        self, update: dict[str, Any], event: dict[str, Any], stamp: str = "terminal_event_json"
-    ) -> bool:
-        """A conditional status change that records ``event`` in the item, then the event put once.
-
-        When the condition fails, an event stamped by an earlier change of the same kind is put if it is
-        missing (that change died between its two writes). True when this call made the change.
-        """
+    def _stamped_update(self, update: dict[str, Any], event: dict[str, Any]) -> bool:
+        """A conditional status change that stamps ``event`` in the item; True when this call made it."""
         stamped = {
             **update,
-            "UpdateExpression": f"{update['UpdateExpression']}, {stamp} = :stamped_event",
+            "UpdateExpression": f"{update['UpdateExpression']}, last_event_json = :stamped_event",
             "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":stamped_event": json.dumps(event)},
         }
-        if conditional_update(self.table, stamped):
-            put_once(self.table, event)
-            return True
-        item = self.table.get_item(Key=update["Key"], ConsistentRead=True).get("Item") or {}
-        previous = item.get(stamp)
-        if isinstance(previous, str):
-            earlier = json.loads(previous)
-            if earlier.get("type") == event["type"]:
-                put_once(self.table, earlier)
-        return False
+        return conditional_update(self.table, stamped)
 
     def put_once(self, item: dict[str, Any], event: dict[str, Any]) -> bool:
-        """Create ``item`` (stamped with ``event``) unless it exists, then put the event once."""
+        """Create ``item`` stamped with ``event`` unless it exists; True when this call created it."""
         try:
             self.table.put_item(
                 Item={**item, "last_event_json": json.dumps(event)}, ConditionExpression="attribute_not_exists(pk)"
@@ -375,12 +360,7 @@ class RunStore:
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
-            existing = self.table.get_item(Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True)
-            previous = (existing.get("Item") or {}).get("last_event_json")
-            if isinstance(previous, str) and json.loads(previous).get("type") == event["type"]:
-                put_once(self.table, json.loads(previous))
             return False
-        put_once(self.table, event)
         return True
 
     def _query_all(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
@@ -396,32 +376,19 @@ class RunStore:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def events(
-        self, run_id: str, *, after: str | None = None, limit: int = 100, before: str | None = None
-    ) -> tuple[list[dict[str, Any]], str, bool]:
-        """Events in order after the cursor ``after`` and, if given, written before the time ``before``.
+    def events(self, run_id: str, *, after: int = 0, limit: int = 100) -> tuple[list[dict[str, Any]], int, bool]:
+        """Events numbered after ``after``: (events in the public shape, the last ``seq`` returned (or
+        ``after``), whether more are stored now)."""
+        from functions.store.events import EventLog
 
-        Returns (events in the public shape, cursor after the last one (or where ``after`` was, or the
-        log's start), whether more are stored now).
-        The cursor format is ``functions.store.records``'s; ``ValueError`` for a cursor that is not ours.
-        """
-        from functions.store.records import EVENT_PREFIX, decode_cursor, encode_cursor, parse_event
+        page = EventLog(self.table).page(run_id, after=after, limit=limit)
+        return page.events, page.cursor, page.next is not None
 
-        start = decode_cursor(after) if after else None
-        upper = f"{EVENT_PREFIX}{before}" if before else f"{EVENT_PREFIX}\uffff"
-        if start is not None and start >= upper:
-            return [], encode_cursor(start), False
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(run_pk(run_id)) & Key("sk").between(EVENT_PREFIX, upper),
-            "ConsistentRead": True,
-            "Limit": max(1, min(limit, 1000)),
-        }
-        if start:
-            kwargs["ExclusiveStartKey"] = {"pk": run_pk(run_id), "sk": start}
-        page = self.table.query(**kwargs)
-        items = page.get("Items", [])
-        last = str(items[-1]["sk"]) if items else (start or EVENT_PREFIX)
-        return [parse_event(i) for i in items], encode_cursor(last), "LastEvaluatedKey" in page
+    def terminal_event_seq(self, run_id: str) -> int | None:
+        """The ``seq`` of the run's ``RUN_*`` terminal event once it is numbered, else None."""
+        from functions.store.events import EventLog
+
+        return EventLog(self.table).counter(run_id).terminal_seq
 
 
 def _ms_between(start: str, end: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 _lock = threading.Lock()
-_seq = itertools.count()
 
 
 class TableHandle:
@@ -41,11 +39,6 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def next_seq() -> int:
-    """A process-wide counter that orders events written in the same microsecond."""
-    return next(_seq) % 10000
-
-
 def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
@@ -62,8 +55,9 @@ def version_sk(version: int) -> str:
     return f"VERSION#{version:06d}"
 
 
-def event_sk(at: str, seq: int) -> str:
-    return f"EVENT#{at}#{seq:04d}"
+def event_sk(seq: int) -> str:
+    """An event's sort key: its run-wide number, zero-padded so keys sort as numbers."""
+    return f"EVENT#{seq:010d}"
 
 
 def blob_sk(node: str, iteration: int, field: str, chunk: int) -> str:
@@ -75,11 +69,16 @@ def clean(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if v is not None}
 
 
-def event_item(run_id: str, type_: str, at: str, message: str, **extra: Any) -> dict[str, Any]:
-    """An event item in the layout of docs/architecture.md (run and node events alike)."""
-    return clean(
-        {"pk": run_pk(run_id), "sk": event_sk(at, next_seq()), "type": type_, "at": at, "message": message, **extra}
-    )
+def event_stamp(source_sk: str, type_: str, at: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The event a write announces, stamped into the written item as ``last_event_json``.
+
+    The stream function turns each new stamp into an event item with the next ``seq`` of the run
+    (functions/store/events.py). ``eid`` names the transition (item, type, attempt): a write that
+    repeats a transition carries the same ``eid``, and the stream function numbers it once.
+    """
+    attempt = extra.get("attempt")
+    eid = f"{source_sk}#{type_}#{attempt if attempt is not None else '-'}"
+    return clean({"eid": eid, "type": type_, "at": at, "message": message, **extra})
 
 
 def newest_first(partition: str, limit: int, start: dict[str, Any] | None) -> dict[str, Any]:

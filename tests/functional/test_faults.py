@@ -4,9 +4,10 @@ Faults are injected where they happen in AWS, never by mocking our code: the exe
 wrapped in the Lambda dispatcher (a runtime crash, a second delivery of the same invocation), its
 ``Timeout`` is lowered in the dispatcher (Lambda kills the invocation), DynamoDB answers one write with
 ``ProvisionedThroughputExceededException`` through a botocore ``before-call`` handler, the execution is
-stopped through the API, and the status-change rule delivers its event again. For each: the run ends in
-the right terminal status, no event is duplicated or lost, no terminal status is overwritten, and the
-API reports it.
+stopped through the API, and the status-change rule delivers its event again. The stream function that
+numbers events is faulted the same way (its DynamoDB writes throttled, its runtime killed mid-batch).
+For each: the run ends in the right terminal status, no event is duplicated or lost, events are
+numbered 1, 2, 3... without gaps, no terminal status is overwritten, and the API reports it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from botocore.exceptions import ClientError
 from functional_support import start_run, wait_execution, wait_for_run
 
 from functions.executor.handler import get_executor
+from functions.live.stream_handler import get_processor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -78,6 +80,7 @@ def assert_log_consistent(
     (false when an attempt failed before it could record anything, e.g. its first write was refused);
     ``foreach`` nodes are started once, by their first item.
     """
+    assert [e["seq"] for e in log] == list(range(1, len(log) + 1)), "events not numbered 1, 2, 3... in order"
     keys = Counter((e["type"], e["node"], e.get("attempt"), e.get("iteration")) for e in log if e["type"] != "LOG")
     assert [k for k, n in keys.items() if n > 1] == [], "duplicated events"
     run_events = [e["type"] for e in log if e["type"].startswith("RUN_") and e["type"] != "RUN_STARTED"]
@@ -110,9 +113,13 @@ def assert_log_consistent(
             assert record["attempts"] in started and started <= set(range(1, record["attempts"] + 1)), started
 
 
-def wrap_executor(cloud: LocalCloud, wrapper: Callable[[Callable[[Any, Any], Any], Any, Any], Any]) -> None:
-    """Serve the executor function through ``wrapper(real_handler, event, context)`` in the dispatcher."""
-    function = cloud.dispatcher.resolve(cloud.function_name("ExecutorFunction"))
+def wrap_executor(
+    cloud: LocalCloud,
+    wrapper: Callable[[Callable[[Any, Any], Any], Any, Any], Any],
+    logical_id: str = "ExecutorFunction",
+) -> None:
+    """Serve the executor function (or ``logical_id``) through ``wrapper(real_handler, event, context)``."""
+    function = cloud.dispatcher.resolve(cloud.function_name(logical_id))
     assert function is not None
     real = function.load()
     function.handler = lambda event, context: wrapper(real, event, context)
@@ -124,7 +131,16 @@ def store_hooks(cloud: LocalCloud) -> Any:
 
     The executor (and its client) outlives a test's local cloud, so its handlers must not.
     """
-    events_ = get_executor().records.table.meta.client.meta.events
+    yield from _hooks(get_executor().records.table.meta.client.meta.events)
+
+
+@pytest.fixture
+def stream_hooks(cloud: LocalCloud) -> Any:
+    """``hook(event_name, handler)`` on the stream function's DynamoDB client, removed when the test ends."""
+    yield from _hooks(get_processor().log.table.meta.client.meta.events)
+
+
+def _hooks(events_: Any) -> Any:
     added: list[tuple[str, str]] = []
 
     def hook(event_name: str, handler: Callable[..., Any]) -> None:
@@ -328,15 +344,26 @@ def throttle_once(hook: Any, operation: str, event_type: str, node: str) -> list
 
 
 @pytest.mark.parametrize(
-    ("operation", "event_type"),
-    [("UpdateItem", "NODE_STARTED"), ("UpdateItem", "NODE_SUCCEEDED"), ("PutItem", "NODE_SUCCEEDED")],
-    ids=["start-update", "success-update", "success-event-put"],
+    ("writer", "operation", "event_type"),
+    [
+        ("executor", "UpdateItem", "NODE_STARTED"),
+        ("executor", "UpdateItem", "NODE_SUCCEEDED"),
+        ("stream", "PutItem", "NODE_SUCCEEDED"),
+    ],
+    ids=["start-update", "success-update", "stream-event-put"],
 )
 def test_a_throttled_record_write_is_retried_and_nothing_is_lost_or_doubled(
-    cloud: LocalCloud, api: httpx.Client, store_hooks: Any, operation: str, event_type: str
+    cloud: LocalCloud,
+    api: httpx.Client,
+    store_hooks: Any,
+    stream_hooks: Any,
+    writer: str,
+    operation: str,
+    event_type: str,
 ) -> None:
     # GIVEN a chain whose middle node may be retried once, and DynamoDB throttling one of its record writes
-    refused = throttle_once(store_hooks, operation, event_type, "middle")
+    # (the executor's node write, or the stream function's numbered event)
+    refused = throttle_once(store_hooks if writer == "executor" else stream_hooks, operation, event_type, "middle")
     run_id = start_run(api, chain(echo("first"), echo("middle", retry=RETRY_ONCE), echo("last")))
     # WHEN the run goes on
     run = wait(cloud, api, run_id)
@@ -350,6 +377,46 @@ def test_a_throttled_record_write_is_retried_and_nothing_is_lost_or_doubled(
     assert [e["type"] for e in log if e["node"] == "middle"].count("NODE_SUCCEEDED") == 1
     # (a refused first write leaves that attempt without any event of its own: nothing could be recorded)
     assert_log_consistent(run, log, every_attempt_started=event_type != "NODE_STARTED")
+
+
+def test_a_stream_function_killed_mid_batch_is_retried_and_numbers_every_event_once(
+    cloud: LocalCloud, api: httpx.Client, stream_hooks: Any
+) -> None:
+    # GIVEN a stream function whose runtime dies once, after it numbered the first event of a batch
+    crashes: list[int] = []
+    armed = threading.local()
+
+    def on_put(params: dict[str, Any], **_: Any) -> None:
+        if getattr(armed, "on", False) and not crashes and _body(params).get("Item", {}).get("seq"):
+            armed.put = True
+
+    def on_counter(params: dict[str, Any], **_: Any) -> None:
+        if getattr(armed, "put", False) and not crashes:
+            raise _Killed
+
+    stream_hooks("before-call.dynamodb.PutItem", on_put)
+    stream_hooks("before-call.dynamodb.UpdateItem", on_counter)
+
+    def wrapper(real: Callable[[Any, Any], Any], event: Any, context: Any) -> Any:
+        armed.on, armed.put = True, False
+        try:
+            return real(event, context)
+        except _Killed:
+            crashes.append(1)
+            raise RuntimeExitError("Runtime exited with error: signal: killed") from None
+        finally:
+            armed.on = armed.put = False
+
+    wrap_executor(cloud, wrapper, "StreamFunction")
+    # WHEN a run goes on (its events are numbered through the crash and the mapping's retry)
+    run_id = start_run(api, chain(echo("first"), echo("middle"), echo("last")))
+    run = wait(cloud, api, run_id)
+    # THEN the crash happened, and the log is whole: each event once, numbered without gaps
+    assert crashes == [1]
+    assert run["status"] == "SUCCEEDED", run
+    log = events(api, run_id)
+    assert [e["type"] for e in log].count("NODE_SUCCEEDED") == 3
+    assert_log_consistent(run, log)
 
 
 def refuse_first_invoke(cloud: LocalCloud, node: str, code: str) -> list[str]:

@@ -40,7 +40,8 @@ def test_a_run_through_the_api_needs_nothing_the_template_does_not_grant(cloud: 
         ("ApiFunction", "states:CreateStateMachine"),
         ("ApiFunction", "iam:PassRole"),
         ("ApiFunction", "states:StartExecution"),
-        ("ExecutorFunction", "dynamodb:PutItem"),
+        ("ExecutorFunction", "dynamodb:UpdateItem"),
+        ("StreamFunction", "dynamodb:PutItem"),
         ("StatesRole", "lambda:InvokeFunction"),
     } <= made
     assert cloud.iam.denials == []

@@ -171,7 +171,7 @@ def test_functions_are_python_313_on_arm64_built_by_makefile(raw: dict[str, Any]
         variables
     )
     functions = {k: v for k, v in raw["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
-    assert set(functions) == {"ApiFunction", "ExecutorFunction", "EventsFunction"}
+    assert set(functions) == {"ApiFunction", "ExecutorFunction", "EventsFunction", "StreamFunction", "LiveFunction"}
     makefile = (ROOT / "Makefile").read_text()
     for logical_id, fn in functions.items():
         assert fn["Metadata"] == {"BuildMethod": "makefile"}

@@ -86,21 +86,25 @@ def get_run(run_id: RunId) -> RunDetail:
 )
 def get_events(
     run_id: RunId,
-    after: Annotated[str | None, Query(max_length=1300, description="the `next` of the previous page")] = None,
+    after: Annotated[
+        str | None, Query(max_length=12, description="the `seq` of the last event you have (or `next`); 0 for all")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
-    """Follow ``next`` until it is null. While the run is RUNNING, ``next`` is always set and only events
-    older than a short settling window are served, so an event written late by a concurrent node (with an
-    earlier timestamp) is never skipped by a follower whose cursor has passed it."""
+    """Events numbered after ``after``, served as soon as they are numbered. Follow ``next`` until it is
+    null: it stays set while the run is RUNNING, and becomes null once the run's final ``RUN_*`` event
+    has been served."""
     services = get_services()
+    if after not in (None, "") and not after.isdigit():
+        raise BadRequestError("after must be the seq number of an event (or the next of a page)")
+    start = int(after or 0)
     run = service.get_run(services, run_id)
-    running = run.status == "RUNNING"
-    before = service.settled_before() if running else None
-    try:
-        events, cursor, more = services.runs.events(run_id, after=after, limit=limit, before=before)
-    except ValueError as exc:
-        raise BadRequestError("the cursor is not one this API returned") from exc
-    following = cursor if (more or running) else None
+    events, last, more = services.runs.events(run_id, after=start, limit=limit)
+    following: int | None = last
+    if not more and run.status != "RUNNING":
+        terminal = services.runs.terminal_event_seq(run_id)
+        if terminal is not None and last >= terminal:
+            following = None
     return EventPage(events=events, next=following)  # type: ignore[arg-type]
 
 

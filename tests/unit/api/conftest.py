@@ -18,6 +18,7 @@ from moto import mock_aws
 from functions.api.services import Services, use_services
 from functions.settings import get_settings
 from local import strict
+from tests.unit.table_stream import STREAM_SPEC, attach, detach
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -137,6 +138,7 @@ def create_table(region: str = "us-east-1") -> Any:
     resource = boto3.resource("dynamodb", region_name=region)
     return resource.create_table(
         TableName=TABLE,
+        StreamSpecification=STREAM_SPEC,
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")],
@@ -168,9 +170,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
             settings=get_settings(), table=table, sfn=boto3.client("stepfunctions", region_name="us-east-1")
         )
         use_services(services)
+        attach(table)
         try:
             yield services
         finally:
+            detach()
             use_services(None)
             get_settings.cache_clear()
             undo_strict()

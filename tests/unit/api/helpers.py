@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from functions.store.graphs import GraphVersion, new_graph_id
 from functions.store.table import now_iso
+from tests.unit.table_stream import pump
 
 if TYPE_CHECKING:
     from functions.api.services import Services
@@ -77,8 +78,9 @@ def wait_for(client: Client, run_id: str, timeout: float = 10.0) -> dict[str, An
 
 def all_events(client: Client, run_id: str, limit: int = 100) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
-    after: str | None = None
+    after: int | None = None
     for _ in range(100):
+        pump()  # the stream function numbers the events written so far
         reply = client.get(f"/runs/{run_id}/events", params={"after": after, "limit": limit})
         assert reply.status == 200, reply.text
         page = reply.json()
@@ -87,3 +89,9 @@ def all_events(client: Client, run_id: str, limit: int = 100) -> list[dict[str, 
             return events
         after = page["next"]
     raise AssertionError("events never ended")
+
+
+def numbered(services: Services, run_id: str) -> list[dict[str, Any]]:
+    """The run's events once the stream function has numbered every write so far."""
+    pump()
+    return services.records.list_events(run_id, limit=1000).events

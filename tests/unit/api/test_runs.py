@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 
 from functions.store.runs import RunStore
 from tests.unit.api.helpers import all_events, fail, seed_graph, succeed, wait, wait_for
+from tests.unit.table_stream import pump
 
 if TYPE_CHECKING:
-    import pytest
-
     from functions.api.services import Services
     from tests.unit.api.conftest import Client
 
@@ -108,6 +107,7 @@ def test_cancel_stops_a_running_run_once(aws: Services, client: Client) -> None:
     again = client.post(f"/runs/{run_id}/cancel")
     assert again.status == 409
     assert again.json()["error"]["code"] == "conflict"
+    pump()
     events = client.get(f"/runs/{run_id}/events").json()
     assert [e["type"] for e in events["events"]].count("RUN_CANCELLED") == 1
     assert events["next"] is None
@@ -173,6 +173,7 @@ def test_events_are_paged_by_cursor_without_loss_or_repeat(aws: Services, client
     graph_id = seed_graph(aws, succeed({"a": 1}))
     run_id = client.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
     wait_for(client, run_id)
+    pump()
     whole = client.get(f"/runs/{run_id}/events").json()["events"]
 
     # WHEN they are read one per page
@@ -181,7 +182,8 @@ def test_events_are_paged_by_cursor_without_loss_or_repeat(aws: Services, client
     # THEN the pages add up to the whole log, in order
     assert len(whole) >= 3
     assert paged == whole
-    assert all(set(e) >= {"at", "type", "node", "attempt", "message"} for e in whole)
+    assert all(set(e) >= {"seq", "at", "type", "node", "attempt", "message"} for e in whole)
+    assert [e["seq"] for e in whole] == list(range(1, len(whole) + 1))
 
 
 def test_status_event_and_reconciliation_race_leaves_one_terminal_write(aws: Services, client: Client) -> None:
@@ -215,29 +217,28 @@ def test_status_event_and_reconciliation_race_leaves_one_terminal_write(aws: Ser
     assert types.count("RUN_SUCCEEDED") == 1
 
 
-def test_a_running_runs_log_is_served_after_a_settling_window_and_followed_to_the_end(
-    aws: Services, client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from functions.api import runs_service
-
-    # GIVEN a running run whose only event (RUN_STARTED) was just written
+def test_a_running_runs_log_is_served_at_once_and_followed_to_the_end(aws: Services, client: Client) -> None:
+    # GIVEN a running run whose only event (RUN_STARTED) was just written and numbered
     graph_id = seed_graph(aws, wait(30))
     run_id = client.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+    pump()
 
     # WHEN a follower reads the log at once
     first = client.get(f"/runs/{run_id}/events").json()
 
-    # THEN nothing is served yet (a concurrent writer may still land an earlier event) but it may follow on
-    assert first["events"] == [] and first["next"]
-    # AND once the window has passed the event arrives from the same cursor, still with a cursor to follow
-    monkeypatch.setattr(runs_service, "EVENT_SETTLE_SECONDS", 0.0)
+    # THEN the event is served without delay, numbered 1, with a cursor to follow
+    assert [(e["seq"], e["type"]) for e in first["events"]] == [(1, "RUN_STARTED")] and first["next"] == 1
+    # AND following from there while nothing new happened yields nothing, still with the cursor
     second = client.get(f"/runs/{run_id}/events", params={"after": first["next"]}).json()
-    assert [e["type"] for e in second["events"]] == ["RUN_STARTED"] and second["next"]
+    assert second == {"events": [], "next": 1}
     # AND when the run has ended, following from there yields the rest and then a null cursor
     assert client.post(f"/runs/{run_id}/cancel").status == 200
+    pump()
     last = client.get(f"/runs/{run_id}/events", params={"after": second["next"]}).json()
-    assert [e["type"] for e in last["events"]] == ["RUN_CANCELLED"]
+    assert [(e["seq"], e["type"]) for e in last["events"]] == [(2, "RUN_CANCELLED")]
     assert last["next"] is None
+    # AND an `after` that is not a seq number is a 400
+    assert client.get(f"/runs/{run_id}/events", params={"after": "abc"}).status == 400
 
 
 def test_a_status_filter_still_fills_each_page(aws: Services, client: Client) -> None:

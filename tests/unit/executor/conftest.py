@@ -9,6 +9,7 @@ import pytest
 from moto import mock_aws
 
 from functions.settings import get_settings
+from tests.unit.table_stream import STREAM_SPEC, attach, detach
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,6 +45,7 @@ def table(aws_env: None) -> Iterator[Any]:
         resource = boto3.resource("dynamodb", region_name="us-east-1")
         created = resource.create_table(
             TableName=TABLE,
+            StreamSpecification=STREAM_SPEC,
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[
                 {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
@@ -60,4 +62,8 @@ def table(aws_env: None) -> Iterator[Any]:
                 }
             ],
         )
-        yield created
+        attach(created)
+        try:
+            yield created
+        finally:
+            detach()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statemachine.protocol import NodeContext
 from statemachine.spec import RetryPolicy
+from tests.unit.table_stream import pump
+
+if TYPE_CHECKING:
+    from functions.store.records import Records
 
 RUN = "r_00000000000000e1"
 
@@ -72,3 +76,9 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
+
+
+def numbered(records: Records, run_id: str = RUN) -> list[dict[str, Any]]:
+    """The run's events once the stream function has numbered every write so far."""
+    pump()
+    return records.list_events(run_id, limit=1000).events

@@ -15,7 +15,7 @@ from functions.executor.node import NodeExecutor
 from functions.store.offload import DOC_BUDGET, BlobStore, Offloader
 from functions.store.records import Records
 
-from .helpers import RUN, FakeContext, document, request
+from .helpers import RUN, FakeContext, document, numbered, request
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,7 +45,7 @@ def invoke(event: dict[str, Any]) -> Any:
 
 
 def event_types(records: Records) -> list[tuple[str, str | None, int | None]]:
-    return [(e["type"], e["node"], e["attempt"]) for e in records.list_events(RUN, limit=1000).events]
+    return [(e["type"], e["node"], e["attempt"]) for e in numbered(records)]
 
 
 def test_an_echo_node_returns_the_document_with_its_result(records: Records) -> None:
@@ -259,7 +259,7 @@ def test_a_foreach_item_that_fails_for_good_fails_the_node(records: Records) -> 
     assert node.error["code"] == "ItemBroke"
     kinds = [t for t, _, _ in event_types(records)]
     assert kinds.count("NODE_FAILED") == 1 and kinds.count("NODE_RETRYING") == 1
-    failed = records.list_events(RUN, limit=100).events[-1]
+    failed = numbered(records)[-1]
     assert failed["type"] == "NODE_FAILED" and "item 1" in failed["message"]
 
 
@@ -462,6 +462,6 @@ def test_a_chatty_tool_gets_at_most_two_hundred_log_events_per_attempt(table: An
     executor.handle(executor.parse(request("talk", "test.chatty")))
 
     # THEN 200 lines became LOG events, then one line says the rest are in the function's logs
-    logs = [e["message"] for e in records.list_events(RUN, limit=1000).events if e["type"] == "LOG"]
+    logs = [e["message"] for e in numbered(records) if e["type"] == "LOG"]
     assert logs[:200] == [f"line {i}" for i in range(200)]
     assert len(logs) == 201 and "more than 200 log lines" in logs[-1]

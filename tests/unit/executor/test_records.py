@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+from functions.store.records import Records
+from tests.unit.table_stream import pump
 
-from functions.store import records as records_module
-from functions.store.records import Records, decode_cursor
+if TYPE_CHECKING:
+    import pytest
 
 RUN = "r_0123456789abcdef"
 
 
 def events(records: Records, run_id: str = RUN) -> list[dict[str, Any]]:
+    pump()
     return records.list_events(run_id, limit=1000).events
 
 
@@ -108,11 +110,12 @@ def test_keyed_events_are_written_once(table: Any) -> None:
     assert [e["type"] for e in events(records)] == ["LOG", "RUN_STARTED"]
 
 
-def test_events_page_by_cursor_without_gaps_or_repeats(table: Any) -> None:
+def test_events_page_by_seq_without_gaps_or_repeats(table: Any) -> None:
     # GIVEN 25 events
     records = Records(table)
     for i in range(25):
         records.put_event(RUN, "LOG", node="n", message=f"line {i}")
+    pump()
 
     # WHEN they are read 10 at a time following `next`
     seen: list[str] = []
@@ -122,18 +125,12 @@ def test_events_page_by_cursor_without_gaps_or_repeats(table: Any) -> None:
         page = records.list_events(RUN, after=page.next, limit=10)
         seen += [e["message"] for e in page.events]
 
-    # THEN every event came once, in order; the final cursor resumes after the last one
+    # THEN every event came once, in order, numbered 1..25; the final cursor resumes after the last one
     assert seen == [f"line {i}" for i in range(25)]
-    assert page.cursor is not None
+    assert page.cursor == 25
     records.put_event(RUN, "LOG", node="n", message="late")
-    assert [e["message"] for e in records.list_events(RUN, after=page.cursor).events] == ["late"]
-
-
-def test_a_foreign_cursor_is_refused(table: Any) -> None:
-    with pytest.raises(ValueError):
-        decode_cursor("Tk9ERSNmZXRjaA")  # "NODE#fetch": not an event key
-    with pytest.raises(ValueError):
-        Records(table).list_events(RUN, after="%%%")
+    pump()
+    assert [(e["seq"], e["message"]) for e in records.list_events(RUN, after=page.cursor).events] == [(26, "late")]
 
 
 def test_list_nodes_returns_each_iteration(table: Any) -> None:
@@ -158,93 +155,84 @@ def test_list_nodes_returns_each_iteration(table: Any) -> None:
 
 
 class Crash(Exception):
-    """Stands for the Lambda dying between two writes."""
+    """Stands for the stream function dying (or a write throttled) between two writes."""
 
 
-def test_a_delivery_that_died_after_the_status_change_gets_its_event_from_the_redelivery(
+def test_the_executor_path_of_a_node_is_two_writes_and_no_read(table: Any) -> None:
+    # GIVEN the store, with every DynamoDB request counted
+    records = Records(table)
+    calls: list[str] = []
+    table.meta.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+
+    # WHEN a node starts and succeeds
+    records.start_attempt(RUN, "n", 1, 1, tool="t")
+    records.succeed_attempt(RUN, "n", 1, 1, output={"v": 1}, tool_ms=3)
+
+    # THEN that took two UpdateItem requests, and the events still come out numbered
+    assert calls == ["UpdateItem", "UpdateItem"]
+    assert [(e["seq"], e["type"]) for e in events(records)] == [(1, "NODE_STARTED"), (2, "NODE_SUCCEEDED")]
+
+
+def test_a_stream_delivery_that_died_after_putting_an_event_numbers_nothing_twice(
     table: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the first delivery changed the status but died before putting NODE_STARTED
+    # GIVEN a stream delivery that put the first event of a batch, then died before moving the counter
     records = Records(table)
-    put_once = records_module.put_once
+    records.start_attempt(RUN, "n", 1, 1, tool="t")
+    records.succeed_attempt(RUN, "n", 1, 1, output={"v": 1})
+    original = table.update_item
+    left = [1]
 
-    def crash(table: Any, event: dict[str, Any]) -> None:
-        raise Crash
-
-    monkeypatch.setattr(records_module, "put_once", crash)
-    with pytest.raises(Crash):
-        records.start_attempt(RUN, "n", 1, 1, tool="t")
-    monkeypatch.setattr(records_module, "put_once", put_once)
-    assert events(records) == []
-
-    # WHEN the same attempt is delivered again (twice)
-    assert not records.start_attempt(RUN, "n", 1, 1, tool="t").started
-    assert not records.start_attempt(RUN, "n", 1, 1, tool="t").started
-
-    # THEN the event exists exactly once
-    assert [(e["type"], e["attempt"]) for e in events(records)] == [("NODE_STARTED", 1)]
-
-
-def test_a_keyed_event_whose_writer_died_is_written_once_by_the_retry(
-    table: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    records = Records(table)
-    put_once = records_module.put_once
-
-    def crash(table: Any, event: dict[str, Any]) -> None:
-        raise Crash
-
-    monkeypatch.setattr(records_module, "put_once", crash)
-    with pytest.raises(Crash):
-        records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
-    monkeypatch.setattr(records_module, "put_once", put_once)
-    assert not records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
-    assert not records.put_event(RUN, "LOG", node="n", message="hi", key="k1")
-    assert [e["message"] for e in events(records)] == ["hi"]
-
-
-def _fail_next_puts(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
-    """The next ``count`` event puts die (a throttled write, a crashed Lambda)."""
-    put_once = records_module.put_once
-    left = [count]
-
-    def flaky(table: Any, event: dict[str, Any]) -> None:
-        if left[0] > 0:
+    def dies_once(**kwargs: Any) -> Any:
+        if kwargs.get("Key", {}).get("sk") == "SEQ" and left[0]:
             left[0] -= 1
             raise Crash
-        put_once(table, event)
+        return original(**kwargs)
 
-    monkeypatch.setattr(records_module, "put_once", flaky)
+    monkeypatch.setattr(table, "update_item", dies_once)
+
+    # WHEN the event source mapping delivers the batch again (the failure was reported)
+    pump()
+
+    # THEN every event exists once, numbered without gaps
+    assert [(e["seq"], e["type"]) for e in events(records)] == [(1, "NODE_STARTED"), (2, "NODE_SUCCEEDED")]
 
 
-def test_a_lost_success_event_is_put_by_the_retry_that_finds_the_node_terminal(
-    table: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN attempt 1 whose SUCCEEDED update landed but whose NODE_SUCCEEDED put failed
+def test_a_throttled_event_write_is_retried_in_order(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN event writes that are throttled twice
+    from botocore.exceptions import ClientError
+
+    records = Records(table)
+    for i in range(5):
+        records.put_event(RUN, "LOG", node="n", message=f"line {i}")
+    original = table.put_item
+    left = [2]
+
+    def throttled(**kwargs: Any) -> Any:
+        if str(kwargs.get("Item", {}).get("sk", "")).startswith("EVENT#") and left[0]:
+            left[0] -= 1
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, "PutItem")  # type: ignore[arg-type]
+        return original(**kwargs)
+
+    monkeypatch.setattr(table, "put_item", throttled)
+
+    # WHEN the stream function runs (and is retried by the mapping)
+    pump()
+
+    # THEN the log is 1..5 in write order
+    assert [(e["seq"], e["message"]) for e in events(records)] == [(i + 1, f"line {i}") for i in range(5)]
+
+
+def test_a_repeated_transition_is_numbered_once(table: Any) -> None:
+    # GIVEN a node failure recorded, then the same failure recorded again by another writer path
     records = Records(table)
     records.start_attempt(RUN, "n", 1, 1, tool="t")
-    _fail_next_puts(monkeypatch, 1)
-    with pytest.raises(Crash):
-        records.succeed_attempt(RUN, "n", 1, 1, output={"v": 1})
+    assert records.fail_node(RUN, "n", 1, tool="t", error={"code": "States.Timeout", "message": "late"})
+    assert not records.fail_node(RUN, "n", 1, tool="t", error={"code": "States.Timeout", "message": "late"})
 
-    # WHEN Step Functions retries (attempt 2) and finds the node terminal
-    assert not records.start_attempt(RUN, "n", 1, 2, tool="t").started
-
-    # THEN the success event is there, once
-    assert [(e["type"], e["attempt"]) for e in events(records)] == [("NODE_STARTED", 1), ("NODE_SUCCEEDED", 1)]
-
-
-def test_a_lost_retrying_event_is_put_by_the_next_attempt(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN attempt 1 whose failure was recorded but whose NODE_RETRYING put failed
-    records = Records(table)
-    records.start_attempt(RUN, "n", 1, 1, tool="t")
-    _fail_next_puts(monkeypatch, 1)
-    with pytest.raises(Crash):
-        records.fail_attempt(RUN, "n", 1, 1, error={"code": "E", "message": "m"}, final=False)
-
-    # WHEN attempt 2 starts
-    assert records.start_attempt(RUN, "n", 1, 2, tool="t").started
-
-    # THEN the event log has attempt 1's retry, in order, once
-    kinds = [(e["type"], e["attempt"]) for e in events(records)]
-    assert kinds == [("NODE_STARTED", 1), ("NODE_RETRYING", 1), ("NODE_STARTED", 2)]
+    # THEN NODE_FAILED is numbered once, with the attempt the item had
+    assert [(e["seq"], e["type"], e["attempt"]) for e in events(records)] == [
+        (1, "NODE_STARTED", 1),
+        (2, "NODE_FAILED", 1),
+    ]

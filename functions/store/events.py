@@ -1,0 +1,120 @@
+"""Run events: numbered items written by the stream function, paged by ``seq`` for readers.
+
+Writers never put events. Each write that changes a status stamps the event announcing it into the
+written item (``last_event_json``); the stream function (functions/stream) reads the table's stream and
+appends each new stamp to its run's log with the next ``seq``: ``EVENT#<seq:010d>``, 1, 2, 3... in the
+order of the writes. Per run it keeps a counter item (``SEQ``): the last ``seq`` given, the stream
+sequence number of the last record numbered (so a redelivered batch numbers nothing twice) and the
+``seq`` of the run's terminal ``RUN_*`` event. An event is put before the counter moves past it, so a
+delivery that died in between finds its event already there (same ``eid``) and goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from functions.errors import StoreError
+from functions.store.table import TableHandle, condition_failed, event_sk, run_pk
+
+if TYPE_CHECKING:
+    from functions.store.records import EventPage
+
+COUNTER_SK = "SEQ"
+RUN_TERMINAL_EVENTS = ("RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED", "RUN_TIMED_OUT")
+_LAST_KEY = event_sk(9_999_999_999)
+
+
+class EventOrderError(StoreError):
+    """Another writer numbered events of the same run at the same time (the batch is retried)."""
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A run's event counter: last ``seq`` given, last stream sequence number numbered, terminal ``seq``."""
+
+    seq: int = 0
+    stream_sn: int = 0
+    terminal_seq: int | None = None
+
+
+class EventLog(TableHandle):
+    """Appends numbered events (the stream function) and pages them (the API, the WebSocket push)."""
+
+    def counter(self, run_id: str) -> Counter:
+        item = self.table.get_item(Key={"pk": run_pk(run_id), "sk": COUNTER_SK}, ConsistentRead=True).get("Item")
+        if not item:
+            return Counter()
+        terminal = item.get("terminal_seq")
+        return Counter(
+            seq=int(str(item.get("seq", 0))),
+            stream_sn=int(str(item.get("stream_sn") or 0)),
+            terminal_seq=None if terminal is None else int(str(terminal)),
+        )
+
+    def append(
+        self, run_id: str, stamps: list[tuple[int, dict[str, Any]]], counter: Counter | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Number ``(stream sequence number, stamp)`` pairs after the run's last event; the new event items
+        with the sequence number of the record each came from.
+
+        Pairs at or before the counter's stream position were numbered by an earlier delivery and are
+        skipped. ``counter`` is the run's counter if the caller just read it. ``EventOrderError`` when
+        another writer moved the counter meanwhile.
+        """
+        counter = counter or self.counter(run_id)
+        fresh = [(sn, stamp) for sn, stamp in stamps if sn > counter.stream_sn]
+        if not fresh:
+            return []
+        pk = run_pk(run_id)
+        seq = counter.seq
+        terminal = counter.terminal_seq
+        written: list[tuple[int, dict[str, Any]]] = []
+        for sn, stamp in fresh:
+            seq += 1
+            item = {**stamp, "pk": pk, "sk": event_sk(seq), "seq": seq}
+            try:
+                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+            except ClientError as exc:
+                if not condition_failed(exc):
+                    raise
+                existing = self.table.get_item(Key={"pk": pk, "sk": item["sk"]}, ConsistentRead=True).get("Item")
+                if not existing or existing.get("eid") != stamp.get("eid"):
+                    raise EventOrderError(f"event {seq} of run {run_id} was numbered by another writer") from exc
+            if stamp.get("type") in RUN_TERMINAL_EVENTS and terminal is None:
+                terminal = seq
+            written.append((sn, item))
+        values: dict[str, Any] = {":seq": seq, ":sn": str(fresh[-1][0]), ":old": counter.seq}
+        sets = ["seq = :seq", "stream_sn = :sn"]
+        if terminal is not None:
+            sets.append("terminal_seq = :t")
+            values[":t"] = terminal
+        try:
+            self.table.update_item(
+                Key={"pk": pk, "sk": COUNTER_SK},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_not_exists(seq) OR seq = :old",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise EventOrderError(f"the event counter of run {run_id} moved meanwhile") from exc
+            raise
+        return written
+
+    def page(self, run_id: str, *, after: int = 0, limit: int = 100) -> EventPage:
+        """Events with ``seq`` > ``after``, in order; ``next`` is set when more are stored now."""
+        from functions.store.records import EventPage, parse_event
+
+        after = max(0, int(after))
+        response = self.table.query(
+            KeyConditionExpression=Key("pk").eq(run_pk(run_id)) & Key("sk").between(event_sk(after + 1), _LAST_KEY),
+            ConsistentRead=True,
+            Limit=max(1, min(limit, 1000)),
+        )
+        events = [parse_event(item) for item in response.get("Items", [])]
+        cursor = events[-1]["seq"] if events else after
+        return EventPage(events=events, next=cursor if "LastEvaluatedKey" in response else None, cursor=cursor)
