@@ -34,6 +34,7 @@ from local.iam import IamAudit
 from local.lambdas import InvokeResult, LambdaDispatcher
 from local.streams import TableStream
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
+from local.wsapi import LocalWebSockets
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -250,6 +251,10 @@ class LocalCloud:
         self.app = ApiGatewayShim(self.dispatcher, self.template.api_routes(), names, self.template.stage_name())
         self.bus = StatusChangeBus(self.dispatcher, self.template.event_rules(), names)
         self.streams: list[TableStream] = []
+        self.websockets: LocalWebSockets | None = None
+        if "LiveFunction" in self.functions:
+            stage = str(self.template.resolve({"Ref": "StageName"}))
+            self.websockets = LocalWebSockets(self.dispatcher, self.functions["LiveFunction"].name, stage=stage)
         iam = iam or os.environ.get("STEPGRAPH_LOCAL_IAM") or "audit"
         if iam not in ("audit", "enforce", "off"):
             raise ValueError(f"iam must be 'audit', 'enforce' or 'off', not {iam!r}")
@@ -306,6 +311,8 @@ class LocalCloud:
             self._restore.append(strict.install())
             self._serialize_dynamodb()
             self._start_stream_mappings()
+            if self.websockets is not None:
+                self.websockets.install()
             self.bus.start()
         except BaseException:
             self.stop()
@@ -327,9 +334,13 @@ class LocalCloud:
                     lambda: self._interpreters == 0, max(0.0, deadline - time.monotonic())
                 ):
                     LOG.warning("%d execution(s) still evaluating at shutdown", self._interpreters)
+            if self.websockets is not None:
+                self.websockets.stop()
             self.bus.stop()
             for stream in self.streams:
                 stream.stop()
+            if self.websockets is not None:
+                self.websockets.uninstall()
             for undo in reversed(self._restore):
                 undo()
             self._restore.clear()
@@ -360,6 +371,14 @@ class LocalCloud:
         return httpx.Client(
             transport=httpx.WSGITransport(app=self.app), base_url="http://testserver", headers=headers, **kwargs
         )
+
+    def serve_websockets(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve the WebSocket API on ``host:port`` (0: any free port); its ``ws://`` URL."""
+        if self.websockets is None:
+            raise RuntimeError("the template has no WebSocket API (LiveFunction)")
+        self.websockets.host, self.websockets.port = host, port
+        self.websockets.start()
+        return self.websockets.url
 
     def register(self, name: str, handler: Handler, *, timeout: float = 3, memory: int = 128) -> LocalFunction:
         """Serve ``handler(event, context)`` as the Lambda function ``name`` (for ``lambda:<name>`` nodes)."""

@@ -3,6 +3,7 @@
 - the API (the API Gateway shim in front of the API function) on http://127.0.0.1:3000;
 - the local cloud's AWS endpoint (moto's server, sharing the in-process backends) on http://127.0.0.1:5000,
   so ``aws --endpoint-url http://127.0.0.1:5000 stepfunctions list-state-machines`` shows the stack;
+- the WebSocket API (live run events) on ws://127.0.0.1:3001/ (``STEPGRAPH_WS_PORT``);
 - the examples' fixture server on http://127.0.0.1:8765, allowed through ``STEPGRAPH_HTTP_ALLOW_HOSTS``.
 
 The API key is ``local-dev-key`` unless ``STEPGRAPH_API_KEY`` is set. The console is at /console;
@@ -39,6 +40,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("STEPGRAPH_PORT", "3000")), help="API port")
     parser.add_argument(
         "--aws-port", type=int, default=int(os.environ.get("STEPGRAPH_AWS_PORT", "5000")), help="AWS endpoint port"
+    )
+    parser.add_argument(
+        "--ws-port", type=int, default=int(os.environ.get("STEPGRAPH_WS_PORT", "3001")), help="WebSocket API port"
     )
     parser.add_argument("--fixtures-port", type=int, default=8765, help="fixture server port (0: any)")
     parser.add_argument("--no-fixtures", action="store_true", help="do not start the examples' fixture server")
@@ -78,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         moto_server.start()
         stack.callback(moto_server.stop)
 
+        ws_url = cloud.serve_websockets(args.host, args.ws_port)
         api_server = make_server(args.host, args.port, cloud.app, threaded=True)
         stack.callback(api_server.server_close)
 
@@ -88,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "stepgraph local stack is up",
             f"  API          {api_url}   (x-api-key: {api_key}; Swagger UI at {api_url}/docs)",
             f"  console      {api_url}/console   (in a browser; it asks for the key)",
+            f"  WebSocket    {ws_url}    (live run events; ?api_key={api_key} or header x-api-key)",
             f"  AWS endpoint {aws_url}   (DynamoDB table {cloud.table_name}, Step Functions, IAM)",
         ]
         if fixtures_url:

@@ -1,0 +1,234 @@
+"""Live runs over the WebSocket API of the local cloud: real sockets, the real stream function.
+
+A client connects to ``cloud.serve_websockets()`` with the API key, subscribes to a run, and must get
+every event of the run exactly once, in ``seq`` order, then one ``run`` message; under load too (20
+subscribers of one run, 50 runs at once with a subscriber each). Bad input gets an ``error`` frame or
+a refused connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from functional_support import start_run, wait_for_run
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+if TYPE_CHECKING:
+    import httpx
+
+    from local.cloud import LocalCloud
+
+
+def spec(*nodes: dict[str, Any], name: str = "live") -> dict[str, Any]:
+    edges = [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(nodes)]
+    return {"name": name, "nodes": list(nodes), "edges": edges}
+
+
+def echo(node_id: str) -> dict[str, Any]:
+    return {"id": node_id, "tool": "util.echo", "params": {"node": node_id}}
+
+
+@pytest.fixture
+def ws_url(cloud: LocalCloud) -> str:
+    return cloud.serve_websockets()
+
+
+def open_socket(url: str, key: str | None) -> ClientConnection:
+    headers = {"x-api-key": key} if key else {}
+    return connect(url, additional_headers=headers, open_timeout=10)
+
+
+def follow(socket: ClientConnection, run_id: str, after: int = 0, timeout: float = 60) -> list[dict[str, Any]]:
+    """Subscribe and read until the ``run`` message; every message received."""
+    socket.send(json.dumps({"action": "subscribe", "run_id": run_id, "after": after}))
+    return read_until_run(socket, timeout)
+
+
+def read_until_run(socket: ClientConnection, timeout: float = 60) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+        messages.append(message)
+        if message["type"] in ("run", "error"):
+            return messages
+
+
+def api_events(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = api.get(f"/runs/{run_id}/events", params={"after": after}).json()
+        out.extend(page["events"])
+        if page["next"] is None:
+            return out
+        if not page["events"]:
+            time.sleep(0.02)
+        after = page["next"]
+
+
+def assert_exactly_the_log(messages: list[dict[str, Any]], log: list[dict[str, Any]], run: dict[str, Any]) -> None:
+    """Every event of the run once, in seq order, then one final ``run`` message with the run's status."""
+    events = [m["event"] for m in messages if m["type"] == "event"]
+    assert [e["seq"] for e in events] == [e["seq"] for e in log] == list(range(1, len(log) + 1))
+    assert [(e["type"], e["node"], e["attempt"]) for e in events] == [(e["type"], e["node"], e["attempt"]) for e in log]
+    assert messages[-1] == {"type": "run", "run_id": run["run_id"], "status": run["status"], "error": run["error"]}
+    assert len(messages) == len(events) + 1
+
+
+def test_a_subscriber_gets_every_event_once_in_order_then_the_run(
+    cloud: LocalCloud, api: httpx.Client, ws_url: str
+) -> None:
+    # GIVEN a run of three nodes, the middle one slow, and a client that subscribes while it runs
+    slow = {"id": "slow", "tool": "util.sleep", "params": {"seconds": 0.5}}
+    run_id = start_run(api, spec(echo("first"), slow, echo("last")))
+    with open_socket(ws_url, cloud.api_key) as socket:
+        # WHEN it follows the run
+        messages = follow(socket, run_id)
+    run = wait_for_run(api, run_id, cloud=cloud)
+    # THEN it got exactly the run's log, numbered 1, 2, 3..., then the final run message
+    assert run["status"] == "SUCCEEDED"
+    log = api_events(api, run_id)
+    assert [e["type"] for e in log][:2] == ["RUN_STARTED", "NODE_STARTED"] and log[-1]["type"] == "RUN_SUCCEEDED"
+    assert_exactly_the_log(messages, log, run)
+    assert {"seq", "at", "type", "node", "iteration", "attempt", "message"} <= set(messages[1]["event"])
+
+
+def test_a_late_subscriber_with_after_gets_the_rest(cloud: LocalCloud, api: httpx.Client, ws_url: str) -> None:
+    # GIVEN a finished run
+    run_id = start_run(api, spec(echo("a"), echo("b")))
+    run = wait_for_run(api, run_id, cloud=cloud)
+    log = api_events(api, run_id)
+    # WHEN a client subscribes after the end, having seen the first three events
+    with open_socket(ws_url, cloud.api_key) as socket:
+        messages = follow(socket, run_id, after=3)
+    # THEN it gets events 4.. and the run message
+    assert [m["event"]["seq"] for m in messages if m["type"] == "event"] == [e["seq"] for e in log[3:]]
+    assert messages[-1]["type"] == "run" and messages[-1]["status"] == run["status"]
+
+
+@pytest.mark.parametrize("key", [None, "wrong"], ids=["missing", "wrong"])
+def test_a_connection_without_the_key_is_refused(cloud: LocalCloud, ws_url: str, key: str | None) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        open_socket(ws_url, key)
+    assert refused.value.response.status_code == 401
+
+
+def test_the_key_may_come_in_the_query_string(cloud: LocalCloud, ws_url: str) -> None:
+    with connect(f"{ws_url}?api_key={cloud.api_key}", open_timeout=10) as socket:
+        socket.send(json.dumps({"action": "subscribe", "run_id": "r_0000000000000000"}))
+        assert json.loads(socket.recv(timeout=10))["error"]["code"] == "not_found"
+
+
+def test_bad_frames_get_error_frames_and_the_connection_stays_usable(
+    cloud: LocalCloud, api: httpx.Client, ws_url: str
+) -> None:
+    run_id = start_run(api, spec(echo("a")))
+    bad: list[str | bytes] = [
+        "not json",
+        "[1]",
+        json.dumps({"action": "dance"}),
+        json.dumps({"action": "subscribe", "run_id": "r_00000000000000zz"}),
+        json.dumps({"action": "subscribe", "run_id": "r_0000000000000000"}),
+        json.dumps({"action": "subscribe", "run_id": run_id, "after": "soon"}),
+        json.dumps({"action": "unsubscribe", "run_id": run_id}),
+        b"\x00\x01binary",
+        json.dumps({"action": "subscribe", "run_id": run_id, "pad": "x" * 20_000}),
+    ]
+    with open_socket(ws_url, cloud.api_key) as socket:
+        codes = []
+        for frame in bad:
+            socket.send(frame)
+            reply = json.loads(socket.recv(timeout=10))
+            assert reply["type"] == "error", reply
+            codes.append(reply["error"]["code"])
+        # THEN each got its error, and a good subscribe on the same connection still works
+        assert codes == ["bad_request"] * 4 + ["not_found", "bad_request", "not_found", "bad_request", "bad_request"]
+        messages = follow(socket, run_id)
+    assert messages[-1]["type"] == "run"
+
+
+def test_an_oversized_frame_closes_that_connection_only(cloud: LocalCloud, api: httpx.Client, ws_url: str) -> None:
+    run_id = start_run(api, spec(echo("a")))
+    with open_socket(ws_url, cloud.api_key) as big, open_socket(ws_url, cloud.api_key) as other:
+        big.send("x" * (200 * 1024))
+        with pytest.raises(Exception):  # noqa: B017 - the server closes it (1009: message too big)
+            big.recv(timeout=10)
+        assert follow(other, run_id)[-1]["type"] == "run"
+
+
+def test_a_vanished_subscriber_delays_neither_the_run_nor_another_subscriber(
+    cloud: LocalCloud, api: httpx.Client, ws_url: str
+) -> None:
+    # GIVEN two subscribers of a slow run, one of which disappears without closing
+    slow = {"id": "slow", "tool": "util.sleep", "params": {"seconds": 0.5}}
+    run_id = start_run(api, spec(echo("a"), slow, echo("b")))
+    with open_socket(ws_url, cloud.api_key) as vanishing, open_socket(ws_url, cloud.api_key) as staying:
+        vanishing.send(json.dumps({"action": "subscribe", "run_id": run_id}))
+        staying.send(json.dumps({"action": "subscribe", "run_id": run_id}))
+        vanishing.socket.close()  # the client's machine went away: no close frame
+        messages = read_until_run(staying)
+    run = wait_for_run(api, run_id, cloud=cloud)
+    # THEN the run and the other subscriber got everything; the vanished connection is cleaned up
+    assert run["status"] == "SUCCEEDED"
+    assert_exactly_the_log(messages, api_events(api, run_id), run)
+    deadline = time.monotonic() + 10
+    while cloud.websockets is not None and len(cloud.websockets.connections) > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cloud.websockets is not None and cloud.websockets.connections == []
+
+
+def test_under_load_twenty_subscribers_of_one_run_and_fifty_runs_at_once(
+    cloud: LocalCloud, api: httpx.Client, ws_url: str
+) -> None:
+    # GIVEN 20 subscribers joining one running run at different moments
+    slow = {"id": "slow", "tool": "util.sleep", "params": {"seconds": 1}}
+    shared = start_run(api, spec(echo("a"), slow, echo("b"), name="shared"))
+    stack = contextlib.ExitStack()
+    sockets = []
+    for _ in range(20):
+        socket = stack.enter_context(open_socket(ws_url, cloud.api_key))
+        socket.send(json.dumps({"action": "subscribe", "run_id": shared, "after": 0}))
+        sockets.append(socket)
+        time.sleep(0.02)
+    # AND 50 runs started at once, each followed by its own subscriber
+    graph = api.post("/graphs", json=spec(echo("x"), echo("y"), name="many")).json()["graph_id"]
+    runs: list[str] = []
+    followers: list[ClientConnection] = []
+    for _ in range(50):
+        run_id = api.post(f"/graphs/{graph}/runs", json={"input": {}}).json()["run_id"]
+        socket = stack.enter_context(open_socket(ws_url, cloud.api_key))
+        socket.send(json.dumps({"action": "subscribe", "run_id": run_id}))
+        runs.append(run_id)
+        followers.append(socket)
+
+    # WHEN every subscriber reads until its run message (in parallel)
+    received: dict[int, list[dict[str, Any]]] = {}
+
+    def read(i: int, socket: ClientConnection) -> None:
+        received[i] = read_until_run(socket, timeout=180)
+
+    threads = [threading.Thread(target=read, args=(i, s)) for i, s in enumerate(sockets + followers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(200)
+    stack.close()
+
+    # THEN each received every event of its run exactly once, in seq order, then the final run message
+    assert len(received) == 70
+    shared_run = wait_for_run(api, shared, cloud=cloud)
+    shared_log = api_events(api, shared)
+    for i in range(20):
+        assert_exactly_the_log(received[i], shared_log, shared_run)
+    for i, run_id in enumerate(runs):
+        run = wait_for_run(api, run_id, cloud=cloud)
+        assert run["status"] == "SUCCEEDED"
+        assert_exactly_the_log(received[20 + i], api_events(api, run_id), run)
