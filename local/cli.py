@@ -10,9 +10,12 @@ file/JSON problem; 3 the API answered with an error or could not be reached; 130
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +32,8 @@ DEFAULT_API_KEY = "local-dev-key"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+LIVE_IDLE_POLLS = 20
+"""Intervals without a pushed message after which ``runs watch`` reads the run itself (it may have ended)."""
 
 STATUS_STYLE = {
     "PENDING": "dim",
@@ -429,36 +434,112 @@ def format_event(event: dict[str, Any]) -> str:
 
 
 class EventFollower:
-    """Follows ``GET /runs/{id}/events`` by its cursor, yielding each event once."""
+    """Follows ``GET /runs/{id}/events`` from the last ``seq`` seen, yielding each event once."""
 
     def __init__(self, api: Api, run_id: str) -> None:
         self.api = api
         self.run_id = run_id
-        self.cursor: str | None = None
-        self.seen: set[str] = set()
+        self.cursor = 0
+        """The ``seq`` of the last event yielded (the live socket moves it too)."""
+
+    def accept(self, event: dict[str, Any]) -> bool:
+        """True for an event not seen yet (numbered after the cursor), which then moves the cursor."""
+        seq = event.get("seq")
+        if not isinstance(seq, int) or seq <= self.cursor:
+            return False
+        self.cursor = seq
+        return True
 
     def poll(self) -> Iterator[dict[str, Any]]:
         for _ in range(1000):  # pages per poll; a run's log is bounded
-            params = {"after": self.cursor} if self.cursor else {}
-            page = self.api.get(f"/runs/{self.run_id}/events", params=params) or {}
+            page = self.api.get(f"/runs/{self.run_id}/events", params={"after": self.cursor}) or {}
             events = items_of(page, "events")
             for event in events:
-                key = json.dumps(event, sort_keys=True)
-                if key not in self.seen:
-                    self.seen.add(key)
+                if self.accept(event):
                     yield event
             following = page.get("next") if isinstance(page, dict) else None
-            if not following or following == self.cursor or not events:
-                if following:
-                    self.cursor = following
+            if following is None or not events:
                 return
-            self.cursor = following
+
+
+class LiveEvents:
+    """A run's events pushed over the WebSocket API (``subscribe``), read on a thread into a queue."""
+
+    def __init__(self, url: str, api_key: str | None, run_id: str, after: int = 0) -> None:
+        self.url = url
+        self.api_key = api_key
+        self.run_id = run_id
+        self.after = after
+        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.socket: Any = None
+        self.error: str | None = None
+        self._stack = contextlib.ExitStack()
+
+    def open(self, timeout: float = 10.0) -> bool:
+        """Connect and subscribe; False (with ``error``) when the socket cannot be had."""
+        try:
+            from websockets.sync.client import connect
+
+            headers = {"x-api-key": self.api_key} if self.api_key else {}
+            self.socket = self._stack.enter_context(connect(self.url, additional_headers=headers, open_timeout=timeout))
+            self.socket.send(json.dumps({"action": "subscribe", "run_id": self.run_id, "after": self.after}))
+        except Exception as exc:  # refused, unreachable, not a WebSocket server: poll instead
+            self.error = f"{type(exc).__name__}: {exc}"
+            return False
+        threading.Thread(target=self._read, name="stepgraph-live", daemon=True).start()
+        return True
+
+    def _read(self) -> None:
+        try:
+            for frame in self.socket:
+                message = json.loads(frame)
+                if isinstance(message, dict):
+                    self.queue.put(message)
+                    if message.get("type") in ("run", "error"):
+                        return
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.queue.put(None)
+
+    def take(self, timeout: float) -> tuple[list[dict[str, Any]], bool]:
+        """Messages that arrived within ``timeout`` (at least one, unless none came); True once the socket
+        is done (a ``run`` or ``error`` message, or the connection dropped)."""
+        messages: list[dict[str, Any]] = []
+        try:
+            first = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return messages, False
+        pending: list[dict[str, Any] | None] = [first]
+        while True:
+            try:
+                pending.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        for message in pending:
+            if message is None:
+                return messages, True
+            messages.append(message)
+        return messages, False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stack.close()
 
 
 def watch_run(
-    api: Api, output: Output, run_id: str, interval: float, sleep: Callable[[float], None] = time.sleep
+    api: Api,
+    output: Output,
+    run_id: str,
+    interval: float,
+    sleep: Callable[[float], None] = time.sleep,
+    ws_url: str | None = None,
 ) -> dict[str, Any]:
-    """Follow a run until it ends: events as lines, the node table and progress bar live; return the run."""
+    """Follow a run until it ends: events as lines, the node table and progress bar live; return the run.
+
+    With ``ws_url`` the events come over the WebSocket API as they happen; if the socket cannot be opened
+    or drops, the events are polled from where the socket left off, so none is missed or repeated.
+    """
     from rich.live import Live
 
     run = api.get(f"/runs/{run_id}")
@@ -475,16 +556,57 @@ def watch_run(
             sleep(interval)
             run = api.get(f"/runs/{run_id}")
         return dict(run)
-    with Live(view, console=output.out, refresh_per_second=8, transient=False) as live:
-        while True:
-            for event in follower.poll():
-                live.console.print(format_event(event))
-            if run.get("status") in TERMINAL:
-                break
-            sleep(interval)
-            run = api.get(f"/runs/{run_id}")
-            view.update(run)
-            live.refresh()
+    live_events: LiveEvents | None = None
+    if ws_url and run.get("status") not in TERMINAL:
+        live_events = LiveEvents(ws_url, api.client.headers.get("x-api-key"), run_id)
+        if not live_events.open():
+            output.err.print(f"[dim]live events unavailable ({escape(live_events.error or '')}); polling[/]")
+            live_events = None
+    idle = 0
+    try:
+        with Live(view, console=output.out, refresh_per_second=8, transient=False) as live:
+            while True:
+                if live_events is not None:
+                    messages, done = live_events.take(interval)
+                    idle = 0 if messages else idle + 1
+                    if idle >= LIVE_IDLE_POLLS:  # nothing pushed for a while: make sure the run goes on
+                        idle = 0
+                        run = api.get(f"/runs/{run_id}")
+                        view.update(run)
+                        if run.get("status") in TERMINAL:
+                            live_events.close()
+                            live_events = None
+                            continue
+                    ended = False
+                    for message in messages:
+                        if message.get("type") == "event" and follower.accept(message.get("event") or {}):
+                            live.console.print(format_event(message["event"]))
+                        ended = ended or message.get("type") == "run"
+                    if done and not ended:
+                        output.err.print("[dim]live events interrupted; polling[/]")
+                        live_events.close()
+                        live_events = None
+                    if messages or done:
+                        run = api.get(f"/runs/{run_id}")
+                        view.update(run)
+                        live.refresh()
+                    if ended:
+                        for event in follower.poll():  # anything numbered after the run message (late logs)
+                            live.console.print(format_event(event))
+                        if run.get("status") in TERMINAL:
+                            break
+                    continue
+                for event in follower.poll():
+                    live.console.print(format_event(event))
+                if run.get("status") in TERMINAL:
+                    break
+                sleep(interval)
+                run = api.get(f"/runs/{run_id}")
+                view.update(run)
+                live.refresh()
+    finally:
+        if live_events is not None:
+            live_events.close()
     if not output.out.is_terminal:
         output.out.line()  # a file sees the view once, at the end, without its closing newline
     return dict(run)
@@ -733,12 +855,25 @@ def cmd_runs_start(api: Api, out: Output, args: argparse.Namespace) -> int:
         return EXIT_OK
     if not out.as_json:
         out.out.print(f"[green]started[/] {started['run_id']}")
-    return finish_watch(api, out, started["run_id"], args.interval)
+    return finish_watch(api, out, started["run_id"], args.interval, ws_url_of(args, api))
 
 
-def finish_watch(api: Api, out: Output, run_id: str, interval: float) -> int:
+def ws_url_of(args: argparse.Namespace, api: Api) -> str | None:
+    """The WebSocket API to follow runs on: ``--ws``, ``STEPGRAPH_WS``, or the local stack's beside a local API."""
+    if getattr(args, "poll", False):
+        return None
+    given = getattr(args, "ws", None) or os.environ.get("STEPGRAPH_WS")
+    if given:
+        return str(given)
+    base = api.client.base_url
+    if base.host in ("127.0.0.1", "localhost") and base.port == int(os.environ.get("STEPGRAPH_PORT", "3000")):
+        return f"ws://{base.host}:{int(os.environ.get('STEPGRAPH_WS_PORT', '3001'))}/"
+    return None
+
+
+def finish_watch(api: Api, out: Output, run_id: str, interval: float, ws_url: str | None = None) -> int:
     try:
-        run = watch_run(api, out, run_id, interval)
+        run = watch_run(api, out, run_id, interval, ws_url=ws_url)
     except KeyboardInterrupt:
         out.err.print(f"stopped watching; the run goes on: stepgraph runs watch {run_id}")
         return EXIT_INTERRUPTED
@@ -750,7 +885,7 @@ def finish_watch(api: Api, out: Output, run_id: str, interval: float) -> int:
 
 
 def cmd_runs_watch(api: Api, out: Output, args: argparse.Namespace) -> int:
-    return finish_watch(api, out, args.run, args.interval)
+    return finish_watch(api, out, args.run, args.interval, ws_url_of(args, api))
 
 
 def cmd_runs_show(api: Api, out: Output, args: argparse.Namespace) -> int:
@@ -900,6 +1035,15 @@ def tools_markdown(tools: list[dict[str, Any]] | None = None) -> str:
 # ------------------------------------------------------------------------------------------------ parser
 
 
+def live_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ws",
+        help="the WebSocket API to follow the run on (env STEPGRAPH_WS; the stack's WebSocketUrl output; "
+        "default ws://127.0.0.1:3001/ beside the local API)",
+    )
+    parser.add_argument("--poll", action="store_true", help="poll the event log instead of following the WebSocket")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -966,10 +1110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="watch the run live until it ends; exit 1 unless it SUCCEEDED")
     p.add_argument("--idempotency-key", help="retries with the same key start one run")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between polls (default 0.5)")
+    live_options(p)
     p.set_defaults(func=cmd_runs_start)
     p = runs.add_parser("watch", parents=[common], help="live view of a run until it ends; exit 1 unless it SUCCEEDED")
     p.add_argument("run")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between polls (default 0.5)")
+    live_options(p)
     p.set_defaults(func=cmd_runs_watch)
     p = runs.add_parser("show", parents=[common], help="a run's status, nodes and outputs, once")
     p.add_argument("run")

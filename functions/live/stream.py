@@ -142,7 +142,7 @@ class StreamProcessor:
         by_run: dict[str, list[Change]] = {}
         for record in records:
             change = parse_record(record)
-            if change is not None:
+            if change is not None and (change.stamp or change.subscribed or change.unsubscribed):
                 by_run.setdefault(change.run_id, []).append(change)
         outbox = Outbox(self.poster, self.subscriptions)
         failures: list[dict[str, str]] = []
@@ -162,8 +162,6 @@ class StreamProcessor:
         counter = self.log.counter(run_id)
         appended = self.log.append(run_id, [(c.sn, c.stamp) for c in changes if c.stamp is not None], counter)
         by_sn = {sn: item for sn, item in appended}
-        if not by_sn and not any(c.subscribed or c.unsubscribed for c in changes):
-            return
         live: dict[str, Subscription] = {}
         if by_sn:
             live = {s.connection_id: s for s in self.subscriptions.of_run(run_id) if s.live}

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = [README]
 FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
-GUIDE_API, GUIDE_FIXTURES = "http://127.0.0.1:3000", "127.0.0.1:8765"
+GUIDE_API, GUIDE_FIXTURES, GUIDE_WS = "http://127.0.0.1:3000", "127.0.0.1:8765", "ws://127.0.0.1:3001/"
 
 
 def blocks(doc: Path, lang: str) -> list[str]:
@@ -55,14 +55,14 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, api: str, fixtures: str, workdir: Path, log: Path) -> None:
-        self.api, self.fixtures, self.workdir, self.log = api, fixtures, workdir, log
+    def __init__(self, api: str, fixtures: str, workdir: Path, log: Path, ws: str = GUIDE_WS) -> None:
+        self.api, self.fixtures, self.workdir, self.log, self.ws = api, fixtures, workdir, log, ws
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """``python -m local.server`` on free ports, and a working directory with the examples pointed at it."""
-    api_port, aws_port, fixtures_port = free_port(), free_port(), free_port()
+    api_port, aws_port, fixtures_port, ws_port = free_port(), free_port(), free_port(), free_port()
     workdir = tmp_path_factory.mktemp("guide")
     fixtures = f"127.0.0.1:{fixtures_port}"
     shutil.copytree(ROOT / "examples", workdir / "examples")
@@ -73,7 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "local.server", "--port", str(api_port), "--aws-port", str(aws_port),
-             "--fixtures-port", str(fixtures_port)],
+             "--fixtures-port", str(fixtures_port), "--ws-port", str(ws_port)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     api = f"http://127.0.0.1:{api_port}"
@@ -88,7 +88,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert server.poll() is None, f"local.server exited:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"local.server did not answer:\n{log.read_text()}"
             time.sleep(0.2)
-        yield Stack(api, fixtures, workdir, log)
+        yield Stack(api, fixtures, workdir, log, f"ws://127.0.0.1:{ws_port}/")
     finally:
         server.terminate()
         try:
@@ -99,11 +99,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def run_block(stack: Stack, body: str) -> subprocess.CompletedProcess[str]:
-    script = body.replace(GUIDE_API, stack.api).replace(GUIDE_FIXTURES, stack.fixtures)
+    script = body.replace(GUIDE_API, stack.api).replace(GUIDE_FIXTURES, stack.fixtures).replace(GUIDE_WS, stack.ws)
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "STEPGRAPH_API": stack.api,
+        "STEPGRAPH_WS": stack.ws,
         "STEPGRAPH_API_KEY": "local-dev-key",
         "COLUMNS": "200",
     }
@@ -141,6 +142,9 @@ def test_guide_block_runs_against_the_local_server(where: str, body: str, stack:
         assert "<svg" in (stack.workdir / "code-review.html").read_text()
     if "stepgraph runs start" in body and "--wait" in body:
         assert "SUCCEEDED" in result.stdout
+        assert "polling" not in result.stderr  # the CLI followed the run over the WebSocket API
+    if "websockets.sync.client" in body:
+        assert "'type': 'run'" in result.stdout and "RUN_STARTED" in result.stdout
 
 
 def test_the_shell_blocks_name_make_targets_that_exist() -> None:

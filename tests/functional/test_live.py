@@ -232,3 +232,38 @@ def test_under_load_twenty_subscribers_of_one_run_and_fifty_runs_at_once(
         run = wait_for_run(api, run_id, cloud=cloud)
         assert run["status"] == "SUCCEEDED"
         assert_exactly_the_log(received[20 + i], api_events(api, run_id), run)
+
+
+def test_runs_watch_follows_the_websocket(
+    cloud: LocalCloud, api: httpx.Client, ws_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from local import cli
+
+    # GIVEN a run with a slow middle node, and a CLI whose HTTP requests are recorded
+    slow = {"id": "slow", "tool": "util.sleep", "params": {"seconds": 0.5}}
+    run_id = start_run(api, spec(echo("first"), slow, echo("last")))
+    paths: list[str] = []
+    hooks = {"request": [lambda request: paths.append(request.url.path)]}
+    with cloud.client(api_key=cloud.api_key, event_hooks=hooks) as client:
+        # WHEN `stepgraph runs watch` follows it over the WebSocket API
+        code = cli.main(["runs", "watch", run_id, "--ws", ws_url, "--interval", "0.05"], client=client)
+    # THEN every event was shown once, the run ended SUCCEEDED, and the log was not polled for events
+    out = capsys.readouterr()
+    assert code == 0, out
+    assert out.out.count("NODE_STARTED") == 3 and out.out.count("NODE_SUCCEEDED") == 3
+    assert out.out.count("RUN_SUCCEEDED") == 1
+    assert "polling" not in out.err, out.err
+    assert paths.count(f"/runs/{run_id}/events") <= 1  # one read after the run message, for late log lines
+
+
+def test_runs_watch_falls_back_to_polling_when_the_websocket_is_unreachable(
+    cloud: LocalCloud, api: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from local import cli
+
+    run_id = start_run(api, spec(echo("first"), echo("last")))
+    code = cli.main(["runs", "watch", run_id, "--ws", "ws://127.0.0.1:9/", "--interval", "0.05"], client=api)
+    out = capsys.readouterr()
+    assert code == 0
+    assert "polling" in out.err
+    assert out.out.count("NODE_SUCCEEDED") == 2 and out.out.count("RUN_SUCCEEDED") == 1

@@ -45,7 +45,9 @@ class FakeRun:
 
     def event(self, kind: str, node: str | None = None, message: str = "") -> None:
         at = f"2026-01-01T00:00:{len(self.events):02d}.000000Z"
-        self.events.append({"at": at, "type": kind, "node": node, "attempt": 1 if node else None, "message": message})
+        seq = len(self.events) + 1
+        event = {"seq": seq, "at": at, "type": kind, "node": node, "attempt": 1 if node else None, "message": message}
+        self.events.append(event)
 
     def advance(self) -> None:
         self.reads += 1
@@ -181,7 +183,7 @@ class FakeApi:
                 start = int(request.url.params.get("after", "0"))
                 page = run.events[start : start + self.page_size]
                 end = start + len(page)
-                following: str | None = str(end)
+                following: int | None = end
                 if self.null_cursor_at_end and end >= len(run.events):
                     following = None
                 return httpx.Response(200, json={"events": page, "next": following})

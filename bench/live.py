@@ -1,0 +1,187 @@
+"""Figures of live runs, in the local cloud (real handlers, the stream function, the local WebSocket API).
+
+- DynamoDB requests per node by operation, made by the executor, for a chain, a fan-out and a ``foreach``
+  (from the local IAM audit, which sees every call a function makes);
+- per-node overhead of a stepgraph chain beside the raw interpreter in the same run: a chain of the same
+  length of optimized ``lambda:invoke`` Tasks on an echo Lambda, no stepgraph code in between;
+- push latency: from the executor's write (the event's ``at``) to the frame received by a subscriber.
+
+Local figures measure this machine's emulation, not AWS latency.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from bench.common import Figure, chain, session, wide
+
+if TYPE_CHECKING:
+    from bench.common import Runner
+
+CHAIN = 20
+
+
+def foreach(items: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    spec = {
+        "name": "each",
+        "nodes": [{"id": "each", "tool": "util.echo", "foreach": "{{ input.items }}", "params": {"v": "{{ item }}"}}],
+    }
+    return spec, {"items": list(range(items))}
+
+
+def requests_per_node() -> list[Figure]:
+    cases: dict[str, tuple[dict[str, Any], dict[str, Any], int, str]] = {
+        "chain of 10": (chain(10), {}, 10, "node"),
+        "fan-out of 10 (root, 8, join)": (wide(10, max_concurrency=10), {}, 10, "node"),
+        "foreach over 10 items": (*foreach(10), 10, "item"),
+    }
+    rows: list[Figure] = []
+    with session() as runner:
+        calls = runner.cloud.iam.calls
+        for label, (spec, run_input, count, per) in cases.items():
+            graph_id = runner.create(spec)
+            runner.run(graph_id, run_input)  # warm-up: first-call effects are not the figure
+            before = len(calls)
+            execution = runner.run(graph_id, run_input)
+            runner.cloud.drain_events()
+            made = Counter(c.action.split(":")[1] for c in calls[before:] if c.principal == "ExecutorFunction")
+            if execution.status != "SUCCEEDED":
+                rows.append(Figure("live", f"DynamoDB requests, {label}", f"run {execution.status}", "-", ""))
+                continue
+            total = sum(v for k, v in made.items() if k in DYNAMO_OPS)
+            detail = ", ".join(f"{op} {made[op] / count:.2f}" for op in sorted(made) if op in DYNAMO_OPS)
+            rows.append(
+                Figure(
+                    "live",
+                    f"executor DynamoDB requests per {per}, {label}",
+                    round(total / count, 2),
+                    f"requests/{per}",
+                    f"{detail or 'none'} (happy path, one run after a warm-up; from the local IAM audit)",
+                )
+            )
+    return rows
+
+
+DYNAMO_OPS = {
+    "GetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "ConditionCheckItem",
+}
+
+
+def _raw_chain(runner: Runner, function: str, n: int) -> str:
+    states: dict[str, Any] = {}
+    for i in range(n):
+        states[f"s{i}"] = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": function, "Payload.$": "$"},
+            "OutputPath": "$.Payload",
+            **({"Next": f"s{i + 1}"} if i < n - 1 else {"End": True}),
+        }
+    sfn = boto3.client("stepfunctions", region_name=runner.cloud.region)
+    created = sfn.create_state_machine(
+        name="stepgraph-g_rawchain",
+        definition=json.dumps({"StartAt": "s0", "States": states}),
+        roleArn=runner.cloud.states_role_arn,
+    )
+    return str(created["stateMachineArn"])
+
+
+def overhead_beside_raw(quick: bool = False) -> list[Figure]:
+    repeat = 2 if quick else 5
+    with session() as runner:
+        function = runner.cloud.function_name("ExecutorFunction").replace("-executor", "-user-echo")
+        runner.cloud.register(function, lambda event, context: event, timeout=10)
+        raw_arn = _raw_chain(runner, function, CHAIN)
+        sfn = boto3.client("stepfunctions", region_name=runner.cloud.region)
+        graph_id = runner.create(chain(CHAIN, name="overhead"))
+        ours: list[float] = []
+        raw: list[float] = []
+        for i in range(repeat + 1):  # the first of each is a warm-up
+            execution = runner.run(graph_id)
+            started = sfn.start_execution(stateMachineArn=raw_arn, name=f"raw-{i}", input="{}")
+            described = runner.wait_execution(started["executionArn"])
+            if i == 0:
+                continue
+            if execution.status == "SUCCEEDED":
+                ours.append(execution.seconds / CHAIN)
+            if described["status"] == "SUCCEEDED":
+                raw.append((described["stopDate"] - described["startDate"]).total_seconds() / CHAIN)
+            runner.cloud.drain_events()
+    if not ours or not raw:
+        return [Figure("live", "per-node time beside the raw interpreter", "run failed", "-", "")]
+    mine, theirs = statistics.median(ours) * 1000, statistics.median(raw) * 1000
+    how = f"median of {len(ours)} runs of a chain of {CHAIN}: execution wall time / nodes"
+    return [
+        Figure("live", f"per node, stepgraph chain of {CHAIN} (util.echo)", round(mine, 1), "ms/node", how),
+        Figure(
+            "live",
+            f"per node, raw chain of {CHAIN} lambda:invoke Tasks on an echo Lambda",
+            round(theirs, 1),
+            "ms/node",
+            how + ", same local cloud, same process, interleaved with the stepgraph runs",
+        ),
+        Figure("live", "stepgraph / raw interpreter per node (goal <= 1.5)", round(mine / theirs, 2), "x", how),
+    ]
+
+
+def push_latency(quick: bool = False) -> list[Figure]:
+    from websockets.sync.client import connect
+
+    runs = 3 if quick else 10
+    latencies: list[float] = []
+    with session() as runner:
+        url = runner.cloud.serve_websockets()
+        graph_id = runner.create(chain(10, name="pushed"))
+        for _ in range(runs):
+            started = runner.start(graph_id)
+            with connect(url, additional_headers={"x-api-key": runner.cloud.api_key or ""}) as socket:
+                socket.send(json.dumps({"action": "subscribe", "run_id": started["run_id"], "after": 0}))
+                while True:
+                    message = json.loads(socket.recv(timeout=120))
+                    received = datetime.now(UTC)
+                    if message["type"] != "event":
+                        break
+                    event = message["event"]
+                    if event["type"] in ("NODE_STARTED", "NODE_SUCCEEDED"):  # written by the executor
+                        at = datetime.strptime(event["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+                        latencies.append((received - at).total_seconds() * 1000)
+            runner.cloud.drain_events()
+            time.sleep(0.05)
+    if not latencies:
+        return [Figure("live", "push latency", "no frames", "-", "")]
+    ordered = sorted(latencies)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    how = (
+        f"{len(latencies)} NODE_STARTED/NODE_SUCCEEDED frames of {runs} runs of a chain of 10, subscribed at start: "
+        "frame received - the event's `at` (stamped by the executor just before its write); "
+        "table stream → stream function → PostToConnection → local WebSocket server"
+    )
+    return [
+        Figure(
+            "live",
+            "push latency p50 (executor write → frame received)",
+            round(statistics.median(ordered), 1),
+            "ms",
+            how,
+        ),
+        Figure("live", "push latency p95 (executor write → frame received)", round(p95, 1), "ms", how),
+    ]
+
+
+def figures(quick: bool = False) -> list[Figure]:
+    return [*requests_per_node(), *overhead_beside_raw(quick), *push_latency(quick)]
