@@ -606,8 +606,9 @@
         if (gen !== generation) return;
         for (const event of page.events) appendEvent(event);
         eventsNote.textContent = `(${events.children.length}, ${mode})`;
-        if (page.next) cursor = page.next;
-        if (!page.next) { logDone = true; return; }
+        // `next` is the seq of the last event (0 before the first is numbered), null once the log has ended.
+        if (page.next === null || page.next === undefined) { logDone = true; return; }
+        cursor = page.next;
         if (page.events.length < 200) return;
       }
     }
