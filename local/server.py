@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if os.environ.get("STEPGRAPH_CORS_ORIGINS"):
             extra_env["STEPGRAPH_CORS_ORIGINS"] = os.environ["STEPGRAPH_CORS_ORIGINS"]
+        if args.ws_port:  # the console subscribes to live run events there
+            extra_env.setdefault("STEPGRAPH_WS_URL", f"ws://{args.host}:{args.ws_port}/")
         cloud = stack.enter_context(LocalCloud(api_key=api_key, env=extra_env))
 
         from moto.server import ThreadedMotoServer
