@@ -33,7 +33,11 @@ Detail = dict[str, Any]
 
 
 class ToolCatalog(Protocol):
-    """What validation needs to know about tools (``functions.executor.tools.registry`` implements it)."""
+    """What validation needs to know about tools (``functions.executor.tools.registry`` implements it).
+
+    A catalog may also offer ``lambda_problem(function) -> str | None``: why a ``lambda:`` node may not call
+    that function (the stack's own functions), checked when it is there.
+    """
 
     def names(self) -> Iterable[str]: ...
 
@@ -187,6 +191,12 @@ class _Checker:
         if node.is_lambda:
             if not node.tool[len("lambda:") :].strip():
                 self.add(f"nodes[{i}].tool", "lambda: needs a function name or ARN", node=node.id)
+                return
+            # The stack's own functions (executor, API...) must never be a node: a graph could forge records.
+            refuse = getattr(self.catalog, "lambda_problem", None)
+            problem = refuse(node.tool[len("lambda:") :]) if callable(refuse) else None
+            if problem:
+                self.add(f"nodes[{i}].tool", problem, node=node.id)
             return
         if self.catalog is None:
             return

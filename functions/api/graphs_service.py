@@ -65,7 +65,10 @@ def console_url_for_execution(arn: str, region: str) -> str:
 
 
 def state_machine_name(prefix: str, graph_id: str, version: int) -> str:
-    return f"{prefix}-{graph_id}" if version == 1 else f"{prefix}-{graph_id}-v{version}"
+    """The version's state machine; the executor reads the run's graph back from it (``executor.binding``)."""
+    from functions.executor.binding import state_machine_name as name
+
+    return name(prefix, graph_id, version)
 
 
 def sha256(definition: dict[str, Any]) -> str:

@@ -238,11 +238,11 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
             "nodes": nodes,
         }
     )
-    view["usage"] = usage(services, [r for rs in records.values() for r in rs if r.tool == LLM_TOOL])
+    view["usage"] = usage(services, [r for rs in records.values() for r in rs if r.tool == LLM_TOOL], run.run_id)
     return view
 
 
-def usage(services: Services, records: list[NodeRecord]) -> dict[str, Any]:
+def usage(services: Services, records: list[NodeRecord], run_id: str) -> dict[str, Any]:
     """DESIGN.md's run ``usage``: model calls, tokens, and their cost by the price table (``llm.converse``)."""
     from functions.executor.tools import _models
 
@@ -251,7 +251,7 @@ def usage(services: Services, records: list[NodeRecord]) -> dict[str, Any]:
     for record in records:
         if record.status != "SUCCEEDED" or record.output is None:
             continue
-        output = services.offloader.resolve(record.output)
+        output = services.offloader.resolve(record.output, run_id)
         for one in output if isinstance(output, list) else [output]:
             spent = one.get("usage") if isinstance(one, dict) else None
             if not isinstance(spent, dict):
@@ -300,7 +300,7 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run) -> dict[
         error = error or (run.error if status == "FAILED" else None)
     output = last.output
     if output is not None:
-        output = services.offloader.resolve(output)
+        output = services.offloader.resolve(output, run.run_id)
     view: dict[str, Any] = {
         "status": status,
         "attempts": sum(r.attempts for r in records),

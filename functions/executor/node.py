@@ -22,9 +22,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from functions.errors import StoreError, ToolError
+from functions.executor.binding import execution_problem
 from functions.executor.errors import NodeFailed, node_failure
 from functions.executor.tools.base import ToolContext
-from functions.store.offload import DOC_BUDGET, Offloader, is_ref
+from functions.settings import get_settings
+from functions.store.offload import DOC_BUDGET, Offloader
 from functions.store.records import Records
 from statemachine import payload, references
 from statemachine.errors import DataError, StepgraphError
@@ -146,6 +148,9 @@ class NodeExecutor:
             run_id = str(request.doc["run"]["run_id"])
         except (ValidationError, KeyError, TypeError) as exc:
             raise node_failure("stepgraph.InvalidRequest", f"not an executor request: {exc}") from None
+        problem = execution_problem(request.execution, request.doc.get("run"), get_settings().prefix)
+        if problem:
+            raise node_failure("stepgraph.InvalidRequest", f"refused: {problem}")
         return Invocation(request, ctx, run_id, payload.iteration(request.doc, ctx), request.attempt)
 
     def handle(self, inv: Invocation) -> Any:
@@ -267,7 +272,7 @@ class NodeExecutor:
             items = references.resolve(inv.ctx.foreach, payload.scope(inv.request.doc))
         except (DataError, references.ReferenceSyntaxError):
             return None
-        if is_ref(items):
+        if self.offloader.genuine(items, inv.run_id):
             items = self.offloader.store.get(items)
         return len(items) if isinstance(items, list) else None
 
@@ -354,10 +359,12 @@ class NodeExecutor:
         cache: dict[str, Any] = {}
         for _, _, template in references.iter_references(inv.ctx.params):
             for path in template.paths:
-                self._materialize(scope, path.doc_parts(), cache)
+                self._materialize(scope, path.doc_parts(), cache, inv.run_id)
         return scope
 
-    def _materialize(self, scope: dict[str, Any], parts: tuple[str | int, ...], cache: dict[str, Any]) -> None:
+    def _materialize(
+        self, scope: dict[str, Any], parts: tuple[str | int, ...], cache: dict[str, Any], run_id: str
+    ) -> None:
         """Replace references along ``parts`` (and everywhere under its end) by their values, copying as it goes."""
         parent: Any = scope
         for depth, part in enumerate(parts):
@@ -365,13 +372,13 @@ class NodeExecutor:
                 child = parent[part]
             except (KeyError, IndexError, TypeError):
                 return  # references.resolve raises the precise error
-            if is_ref(child):
+            if self.offloader.genuine(child, run_id):
                 key = repr(sorted(child["$stepgraph_ref"].items()))
                 if key not in cache:
                     cache[key] = self.offloader.store.get(child)
                 child = cache[key]
             if depth == len(parts) - 1:
-                parent[part] = self.offloader.resolve(child)
+                parent[part] = self.offloader.resolve(child, run_id)
                 return
             if isinstance(child, dict):
                 child = dict(child)

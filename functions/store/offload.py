@@ -2,19 +2,29 @@
 
 A field whose JSON is over the inline limit is written as ``BLOB#<node>#<iteration>#<field>#<chunk>`` items
 (each chunk <= 350 KB of UTF-8 JSON text) and replaced in the payload by
-``{"$stepgraph_ref": {"run_id", "node", "iteration", "field", "bytes"}}``. Numbers, booleans and null always
-stay inline so Choice rules can read them.
+``{"$stepgraph_ref": {"run_id", "node", "iteration", "field", "bytes", "sig"}}``. Numbers, booleans and null
+always stay inline so Choice rules can read them.
+
+A reference is honoured only when stepgraph made it for the run that reads it: ``sig`` is an HMAC-SHA256 of
+the other fields under the stack's reference key (a random key kept in the table, read once per process and
+only when a reference is made or met), and the reader checks the run id. Anything else shaped like a
+reference (in a run's input, in params, in a tool's output) is plain data, returned as sent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
+import threading
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from functions.errors import StoreError
 from functions.settings import get_settings
-from functions.store.table import TableHandle, blob_sk, run_pk
+from functions.store.table import TableHandle, blob_sk, condition_failed, run_pk
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -41,8 +51,20 @@ def size_of(value: Any) -> int:
     return len(dumps(value).encode())
 
 
+KEY_ITEM = {"pk": "STEPGRAPH", "sk": "REFKEY"}
+"""The table item holding the stack's reference key (created by the first writer, never changed)."""
+
+_keys: dict[str, bytes] = {}
+_keys_lock = threading.Lock()
+
+
 def is_ref(value: Any) -> bool:
+    """Shaped like a reference (not necessarily a genuine one: see :meth:`BlobStore.genuine`)."""
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(REF_KEY), dict)
+
+
+def _signed_text(run_id: str, node: str, iteration: int, field: str, size: int) -> bytes:
+    return json.dumps([run_id, node, iteration, field, size], separators=(",", ":")).encode()
 
 
 def split_utf8(text: str, limit: int = CHUNK_BYTES) -> list[str]:
@@ -84,7 +106,57 @@ class BlobStore(TableHandle):
                         "bytes": size,
                     }
                 )
-        return {REF_KEY: {"run_id": run_id, "node": node, "iteration": iteration, "field": field, "bytes": size}}
+        sig = self._sign(_signed_text(run_id, node, iteration, field, size))
+        inner = {"run_id": run_id, "node": node, "iteration": iteration, "field": field, "bytes": size, "sig": sig}
+        return {REF_KEY: inner}
+
+    def genuine(self, value: Any, run_id: str) -> bool:
+        """Whether ``value`` is a reference stepgraph made for run ``run_id`` (else it is plain data)."""
+        if not is_ref(value):
+            return False
+        inner = value[REF_KEY]
+        if inner.get("run_id") != run_id or set(inner) != {"run_id", "node", "iteration", "field", "bytes", "sig"}:
+            return False
+        node, iteration, field, size, sig = (inner[k] for k in ("node", "iteration", "field", "bytes", "sig"))
+        if not (isinstance(node, str) and isinstance(field, str) and isinstance(sig, str)):
+            return False
+        if type(iteration) is not int or type(size) is not int:
+            return False
+        return hmac.compare_digest(self._sign(_signed_text(run_id, node, iteration, field, size)), sig)
+
+    def _sign(self, text: bytes) -> str:
+        return hmac.new(self._key(), text, hashlib.sha256).hexdigest()[:32]
+
+    def _key(self) -> bytes:
+        """The stack's reference key: read from the table once per process, created there by the first writer."""
+        name = self.table.name
+        key = _keys.get(name)
+        if key is not None:
+            return key
+        with _keys_lock:
+            key = _keys.get(name)
+            if key is None:
+                key = self._load_key()
+                _keys[name] = key
+        return key
+
+    def _load_key(self) -> bytes:
+        try:
+            item = self.table.get_item(Key=KEY_ITEM, ConsistentRead=True).get("Item")
+            if item is None:
+                fresh = secrets.token_hex(32)
+                try:
+                    self.table.put_item(Item={**KEY_ITEM, "key": fresh}, ConditionExpression="attribute_not_exists(pk)")
+                    return bytes.fromhex(fresh)
+                except ClientError as exc:
+                    if not condition_failed(exc):
+                        raise
+                item = self.table.get_item(Key=KEY_ITEM, ConsistentRead=True).get("Item")
+        except ClientError as exc:
+            raise StoreError(f"could not read the reference key: {exc}") from exc
+        if item is None or not isinstance(item.get("key"), str):
+            raise StoreError("the reference key item is missing or malformed")
+        return bytes.fromhex(str(item["key"]))
 
     def get(self, ref: Mapping[str, Any]) -> Any:
         """The value a reference (the object, or its inner ``$stepgraph_ref`` dict) stands for."""
@@ -146,22 +218,22 @@ class Offloader:
         """
         keep = {p for p in keep_inline if p}
         pending: list[tuple[str, Any]] = []
-        planned = self._plan(output, "", keep, pending)
+        planned = self._plan(output, "", keep, pending, run_id)
         refs = {path: self.store.put(run_id, node, iteration, _field(prefix, path), value) for path, value in pending}
         return _fill(planned, refs)
 
-    def _plan(self, value: Any, path: str, keep: set[str], pending: list[tuple[str, Any]]) -> Any:
-        if value is None or isinstance(value, bool | int | float) or is_ref(value):
+    def _plan(self, value: Any, path: str, keep: set[str], pending: list[tuple[str, Any]], run_id: str) -> Any:
+        if value is None or isinstance(value, bool | int | float) or self.store.genuine(value, run_id):
             return value
         size = size_of(value)
         if size <= self.inline_limit or (isinstance(value, str) and path in keep and size <= KEEP_INLINE_MAX):
             return value
         if isinstance(value, list) and path in keep:
-            return [self._plan(v, f"{path}[{i}]", keep, pending) for i, v in enumerate(value)]
+            return [self._plan(v, f"{path}[{i}]", keep, pending, run_id) for i, v in enumerate(value)]
         if not isinstance(value, dict):
             return _defer(path or WHOLE, value, pending)
         mark = len(pending)
-        planned = {k: self._plan(v, _join(path, k), keep, pending) for k, v in value.items()}
+        planned = {k: self._plan(v, _join(path, k), keep, pending, run_id) for k, v in value.items()}
         if size_of(planned) <= self.inline_limit:
             return planned
         if path and not any(p.startswith(path + ".") for p in keep):
@@ -169,7 +241,9 @@ class Offloader:
             return _defer(path, value, pending)
         for key, child in planned.items():
             child_path = _join(path, key)
-            if child is None or isinstance(child, bool | int | float) or is_ref(child) or _is_pending(child):
+            if child is None or isinstance(child, bool | int | float) or _is_pending(child):
+                continue
+            if self.store.genuine(child, run_id):
                 continue
             if child_path in keep or any(p.startswith(child_path + ".") for p in keep):
                 continue
@@ -194,9 +268,11 @@ class Offloader:
             if not isinstance(values, dict):
                 continue
             for key, value in values.items():
-                if isinstance(value, dict) and not is_ref(value):
-                    candidates += [(size_of(v), section, key, f, v) for f, v in value.items() if _spillable(v)]
-                elif _spillable(value):
+                if isinstance(value, dict) and not self.store.genuine(value, run_id):
+                    candidates += [
+                        (size_of(v), section, key, f, v) for f, v in value.items() if self._spillable(v, run_id)
+                    ]
+                elif self._spillable(value, run_id):
                     candidates.append((size_of(value), section, key, None, value))
         new = dict(doc)
         copied: set[tuple[str, str | None]] = set()
@@ -218,12 +294,22 @@ class Offloader:
             total -= size - size_of(ref)
         return new
 
-    def resolve(self, value: Any) -> Any:
-        """``value`` with every reference inside it replaced by the stored value (each blob read once)."""
+    def genuine(self, value: Any, run_id: str) -> bool:
+        """Whether ``value`` is a reference stepgraph made for run ``run_id`` (see :meth:`BlobStore.genuine`)."""
+        return self.store.genuine(value, run_id)
+
+    def _spillable(self, value: Any, run_id: str) -> bool:
+        return isinstance(value, str | list | dict) and not self.store.genuine(value, run_id)
+
+    def resolve(self, value: Any, run_id: str) -> Any:
+        """``value`` with every reference of run ``run_id`` inside it replaced by the stored value (each read once).
+
+        Anything shaped like a reference that stepgraph did not make for this run is plain data, left as it is.
+        """
         cache: dict[str, Any] = {}
 
         def walk(v: Any) -> Any:
-            if is_ref(v):
+            if self.store.genuine(v, run_id):
                 key = dumps(v)
                 if key not in cache:
                     cache[key] = walk(self.store.get(v))
@@ -251,10 +337,6 @@ def has_refs(value: Any) -> bool:
 _PENDING = "$stepgraph_pending"
 
 
-def _spillable(value: Any) -> bool:
-    return isinstance(value, str | list | dict) and not is_ref(value)
-
-
 def _field(prefix: str, path: str) -> str:
     if not prefix:
         return path
@@ -265,18 +347,22 @@ def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+class _Pending(dict[str, str]):
+    """A placeholder for a value about to be stored (its own type, so user data can never look like one)."""
+
+
 def _defer(path: str, value: Any, pending: list[tuple[str, Any]]) -> dict[str, str]:
     pending.append((path, value))
-    return {_PENDING: path}
+    return _Pending({_PENDING: path})
 
 
 def _is_pending(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and _PENDING in value
+    return isinstance(value, _Pending)
 
 
 def _fill(value: Any, refs: dict[str, dict[str, Any]]) -> Any:
     if isinstance(value, dict):
-        if len(value) == 1 and _PENDING in value:
+        if isinstance(value, _Pending):
             return refs[value[_PENDING]]
         return {k: _fill(v, refs) for k, v in value.items()}
     return value

@@ -18,9 +18,12 @@ from pydantic import BaseModel
 
 from functions.errors import NotFoundError
 from functions.executor.tools.base import OpenParams, Tool
+from functions.settings import get_settings
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from functions.settings import Settings
 
 __all__ = [
     "LAMBDA_PREFIX",
@@ -30,6 +33,7 @@ __all__ = [
     "describe",
     "describe_all",
     "get",
+    "lambda_problem",
     "names",
     "params_model",
 ]
@@ -44,6 +48,40 @@ class UnknownTool(NotFoundError):
     """No tool has this name (404 through the API)."""
 
     code = "UnknownTool"
+
+
+def function_name(target: str) -> str:
+    """The bare function name of a Lambda ``FunctionName`` in any form Lambda accepts.
+
+    ``name``, ``name:qualifier``, ``account:function:name[:qualifier]`` and
+    ``arn:partition:lambda:region:account:function:name[:qualifier]``; surrounding blanks ignored.
+    """
+    parts = target.strip().split(":")
+    lowered = [p.lower() for p in parts]
+    if "function" in lowered[:-1]:
+        return parts[lowered.index("function") + 1].strip()
+    if lowered[0] == "arn" and len(parts) > 6:
+        return parts[6].strip()
+    return parts[0].strip()
+
+
+def lambda_problem(target: str, settings: Settings | None = None) -> str | None:
+    """Why a ``lambda:`` node may not invoke ``target``, or None.
+
+    The stack's own functions (``<stack>-executor``, ``-api``, ``-events`` and any other ``<stack>-`` name that
+    is not a user function, ``<stack>-user-*``) are refused in every name or ARN form and any letter case: a graph
+    invoking the executor itself could write into other runs' records.
+    """
+    settings = settings or get_settings()
+    name = function_name(target).lower()
+    prefix = settings.prefix.lower() + "-"
+    own = {function_name(settings.executor_arn).lower()}
+    if name in own or (name.startswith(prefix) and not name.startswith(prefix + "user-")):
+        return (
+            f"lambda:{target.strip()} names one of this stack's own functions; a lambda: node may only call "
+            f"your functions ({settings.prefix}-user-*)"
+        )
+    return None
 
 
 class LambdaParams(OpenParams):

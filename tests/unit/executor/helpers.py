@@ -57,7 +57,7 @@ def request(
         "doc": doc if doc is not None else document(),
         "mode": mode,
         "retry_count": retry_count,
-        "execution": f"arn:aws:states:us-east-1:123456789012:execution:stepgraph-g:{RUN}",
+        "execution": f"arn:aws:states:us-east-1:123456789012:execution:stepgraph-g_000000000001:{RUN}",
     }
 
 

@@ -178,7 +178,7 @@ def test_a_large_output_is_offloaded_and_resolved_by_the_next_node(records: Reco
     doc2 = invoke(request("count", "util.echo", {"head": "{{ fetch.text }}"}, doc=doc))
     node = records.get_node(RUN, "count", 1)
     assert node is not None and node.status == "SUCCEEDED"
-    resolved = handler.get_executor().offloader.resolve(doc2["results"]["count"])
+    resolved = handler.get_executor().offloader.resolve(doc2["results"]["count"], RUN)
     assert resolved == {"head": big}
 
 
@@ -321,7 +321,7 @@ def test_update_state_paths_are_read_from_the_whole_output(records: Records, mon
     # THEN state holds the small value inline and the large one by reference, both resolvable
     assert doc["state"]["title"] == "T"
     assert "$stepgraph_ref" in doc["state"]["text"]
-    assert executor.offloader.resolve(doc["state"]["text"]) == "x" * 2000
+    assert executor.offloader.resolve(doc["state"]["text"], RUN) == "x" * 2000
     assert doc["sd"]["title"] == "T"
 
 
@@ -333,7 +333,7 @@ def test_many_medium_results_are_spilled_to_keep_the_document_small(records: Rec
     # THEN the returned document fits the budget, scalars stay inline, and everything resolves back
     assert len(json.dumps(doc).encode()) <= DOC_BUDGET
     assert all(doc["results"][f"n{i}"]["k"] == i for i in range(40))
-    resolved = handler.get_executor().offloader.resolve(doc["results"])
+    resolved = handler.get_executor().offloader.resolve(doc["results"], RUN)
     assert resolved["n7"]["text"] == "y" * 6000
     assert resolved["last"] == {"k": 3, "t": "y" * 6000}
 

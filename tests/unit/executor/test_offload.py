@@ -45,10 +45,12 @@ def test_large_fields_become_references_and_scalars_stay_inline(table: Any) -> N
     # THEN large fields are references naming where they are, scalars untouched, the payload is small
     assert slim["status_code"] == 200 and slim["ok"] is True and slim["none"] is None
     assert is_ref(slim["text"]) and is_ref(slim["rows"])
-    assert slim["text"][REF_KEY] == {"run_id": RUN, "node": "fetch", "iteration": 1, "field": "text", "bytes": 5002}
+    ref = dict(slim["text"][REF_KEY])
+    assert len(ref.pop("sig")) == 32
+    assert ref == {"run_id": RUN, "node": "fetch", "iteration": 1, "field": "text", "bytes": 5002}
     assert size_of(slim) < 1024
     # AND resolving gives the original back
-    assert offloader.resolve(slim) == output
+    assert offloader.resolve(slim, RUN) == output
 
 
 def test_a_five_megabyte_output_is_chunked_and_read_back_whole(table: Any) -> None:
@@ -65,7 +67,7 @@ def test_a_five_megabyte_output_is_chunked_and_read_back_whole(table: Any) -> No
     assert len(chunks) > 10
     assert all(len(str(c["data"]).encode()) <= CHUNK_BYTES for c in chunks)
     assert size_of(slim) < 300
-    assert offloader.resolve(slim) == output
+    assert offloader.resolve(slim, RUN) == output
 
 
 def test_an_object_of_many_small_fields_is_stored_whole_below_the_top(table: Any) -> None:
@@ -78,7 +80,7 @@ def test_an_object_of_many_small_fields_is_stored_whole_below_the_top(table: Any
 
     # THEN the nested object is one reference, the top level keeps its scalar
     assert is_ref(slim["data"]) and slim["n"] == 1
-    assert offloader.resolve(slim) == output
+    assert offloader.resolve(slim, RUN) == output
 
 
 def test_paths_that_conditions_read_stay_inline(table: Any) -> None:
@@ -93,14 +95,14 @@ def test_paths_that_conditions_read_stay_inline(table: Any) -> None:
     assert slim["meta"]["kind"] == "k" * 300
     assert slim["meta"]["n"] == 2
     assert is_ref(slim["meta"]["blob"]) and is_ref(slim["other"])
-    assert offloader.resolve(slim) == output
+    assert offloader.resolve(slim, RUN) == output
 
 
 def test_a_large_list_output_is_stored_whole(table: Any) -> None:
     offloader = Offloader(BlobStore(table), inline_limit=100)
     slim = offloader.offload(RUN, "each", 2, list(range(100)))
     assert is_ref(slim) and slim[REF_KEY]["field"] == "$" and slim[REF_KEY]["iteration"] == 2
-    assert offloader.resolve({"results": {"each": slim}}) == {"results": {"each": list(range(100))}}
+    assert offloader.resolve({"results": {"each": slim}}, RUN) == {"results": {"each": list(range(100))}}
 
 
 def test_split_utf8_never_cuts_a_character() -> None:
@@ -108,3 +110,42 @@ def test_split_utf8_never_cuts_a_character() -> None:
     pieces = split_utf8(text, limit=7)
     assert "".join(pieces) == text
     assert all(len(p.encode()) <= 7 for p in pieces)
+
+
+def test_a_reference_stepgraph_did_not_make_is_plain_data(table: Any) -> None:
+    # GIVEN a stored field of this run, and user data shaped like references: unsigned, with a forged
+    # signature, and a genuine reference of this run whose fields were changed
+    offloader = Offloader(BlobStore(table), inline_limit=100)
+    genuine = offloader.offload(RUN, "n1", 1, {"text": "secret " * 50})["text"]
+    unsigned = {REF_KEY: {"run_id": RUN, "node": "n1", "iteration": 1, "field": "text", "bytes": 350}}
+    forged = {REF_KEY: {**unsigned[REF_KEY], "sig": "0" * 32}}
+    altered = {REF_KEY: {**genuine[REF_KEY], "field": "other"}}
+
+    # WHEN a value holding them is resolved for this run
+    data = {"a": unsigned, "b": forged, "c": altered, "d": [genuine]}
+    resolved = offloader.resolve(data, RUN)
+
+    # THEN only stepgraph's own reference is read back; the others come back exactly as sent
+    assert resolved == {"a": unsigned, "b": forged, "c": altered, "d": ["secret " * 50]}
+    assert offloader.genuine(genuine, RUN) and not offloader.genuine(forged, RUN)
+
+
+def test_another_runs_reference_is_plain_data(table: Any) -> None:
+    # GIVEN a genuine reference made for another run
+    offloader = Offloader(BlobStore(table), inline_limit=100)
+    other = offloader.offload("r_00000000000000e2", "n1", 1, {"text": "theirs " * 50})["text"]
+
+    # WHEN it appears in this run's data THEN it is not resolved: this run cannot read the other's store
+    assert offloader.resolve({"x": other}, RUN) == {"x": other}
+    assert not offloader.genuine(other, RUN)
+
+
+def test_user_data_shaped_like_a_pending_placeholder_is_kept(table: Any) -> None:
+    # GIVEN an output holding the key the offloader uses internally, next to a field that is offloaded
+    offloader = Offloader(BlobStore(table), inline_limit=100)
+    output = {"odd": {"$stepgraph_pending": "text"}, "text": "t" * 500}
+
+    # WHEN it is offloaded and resolved THEN the user's object comes back as it was
+    slim = offloader.offload(RUN, "n1", 1, output)
+    assert slim["odd"] == {"$stepgraph_pending": "text"}
+    assert offloader.resolve(slim, RUN) == output

@@ -1,0 +1,44 @@
+"""Which run an executor request may act for: the one the invoking execution runs, read from its ARN.
+
+The API names each execution after its run id and starts it on the state machine of the run's graph
+version (``<prefix>-<graph_id>`` for version 1, ``<prefix>-<graph_id>-v<n>`` after). Every compiled Task
+passes ``execution.$: $$.Execution.Id``, so a request whose document names another run (a crafted payload)
+is refused without reading the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXECUTION_KINDS = ("execution", "express")
+
+
+def state_machine_name(prefix: str, graph_id: str, version: int) -> str:
+    """The state machine the API creates for a graph version (``functions.api.graphs_service`` names it so)."""
+    return f"{prefix}-{graph_id}" if version == 1 else f"{prefix}-{graph_id}-v{version}"
+
+
+def execution_problem(execution: str | None, run: Any, prefix: str) -> str | None:
+    """Why the execution ``execution`` (``$$.Execution.Id``) may not act for ``run`` (``doc.run``), or None.
+
+    A distributed Map's child execution (``<machine>/<map run label>:<uuid>``) has its own name: for it the
+    state machine must match; the run id is the parent's, carried in the document the Map passed down.
+    """
+    if not isinstance(run, dict):
+        return "the document has no run"
+    run_id, graph_id, version = run.get("run_id"), run.get("graph_id"), run.get("version")
+    if not isinstance(run_id, str) or not isinstance(graph_id, str) or type(version) is not int:
+        return "the document's run has no run_id, graph_id and version"
+    if not execution:
+        return "the request does not name the execution that sent it"
+    parts = execution.split(":")
+    if len(parts) < 8 or parts[0] != "arn" or parts[2] != "states" or parts[5] not in EXECUTION_KINDS:
+        return f"{execution!r} is not a Step Functions execution ARN"
+    machine, name = parts[6], parts[7]
+    machine, slash, _label = machine.partition("/")
+    expected = state_machine_name(prefix, graph_id, version)
+    if machine != expected:
+        return f"execution {execution} runs state machine {machine}, not {expected} of run {run_id}"
+    if not slash and name != run_id:
+        return f"execution {execution} is not run {run_id}"
+    return None
