@@ -7,11 +7,12 @@ analysis here is pure and deterministic, so the same source always yields the sa
 from __future__ import annotations
 
 import ast
+import bisect
 import io
 import re
 import tokenize
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -129,22 +130,116 @@ def parse(source: str) -> ast.Module:
         raise InvalidSource(f"source does not parse: {exc}") from None
 
 
+@dataclass
+class _Analysis:
+    """What the tools need from a tree, gathered in one pass (each node visited once, no recursion)."""
+
+    defs: list[_Def]
+    complexity: dict[int, int]
+    """``id(function node)`` -> McCabe complexity."""
+    nesting: dict[int, tuple[int, int]]
+    """``id(function node)`` -> (deepest block nesting, the line where it is reached)."""
+    parents: dict[int, ast.AST]
+    """``id(node)`` -> its parent."""
+    numbers: list[ast.Constant]
+
+
+_BRANCHES = frozenset({ast.If, ast.IfExp, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.Assert})
+_DEF_TYPES = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+_NESTING_TYPES = frozenset(_NESTING)
+# Parents are kept only for what the magic-number rule climbs through (see ``_is_constant_definition``).
+_CLIMBED = frozenset({ast.Constant, ast.UnaryOp, ast.Tuple, ast.List, ast.BinOp})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _kids(node: ast.AST) -> list[ast.AST]:
+    """Child nodes, without expression contexts (``Load``/``Store``), which no rule reads."""
+    fields = _FIELDS.get(type(node))
+    if fields is None:
+        fields = _FIELDS[type(node)] = tuple(f for f in node._fields if f != "ctx")
+    out: list[ast.AST] = []
+    for name in fields:
+        value = getattr(node, name, None)
+        if isinstance(value, list):
+            out.extend(v for v in value if isinstance(v, ast.AST))
+        elif isinstance(value, ast.AST):
+            out.append(value)
+    return out
+
+
+def analyze(tree: ast.Module) -> _Analysis:
+    """The tree's definitions, complexities, nesting, parents and numeric literals (computed once per tree)."""
+    cached = getattr(tree, "_stepgraph_analysis", None)
+    if isinstance(cached, _Analysis):
+        return cached
+    found: list[_Def] = []
+    complexity: dict[int, int] = {}
+    nesting: dict[int, tuple[int, int]] = {}
+    parents: dict[int, ast.AST] = {}
+    numbers: list[ast.Constant] = []
+    # (node, qualname prefix, in a class body, function whose complexity counts it, function whose nesting
+    # counts it (None inside a lambda), nesting level)
+    stack: list[tuple[ast.AST, str, bool, int | None, int | None, int]] = [(tree, "", False, None, None, 0)]
+    while stack:
+        node, prefix, in_class, cfunc, nfunc, level = stack.pop()
+        pushed = []
+        for child in _kids(node):
+            kind = type(child)
+            if kind in _CLIMBED:
+                parents[id(child)] = node
+            if kind in _DEF_TYPES:
+                qualname = f"{prefix}{child.name}"  # type: ignore[attr-defined]
+                is_func = kind is not ast.ClassDef
+                found.append(_Def(child, qualname, in_class and is_func))  # type: ignore[arg-type]
+                own = id(child) if is_func else None
+                if own is not None:
+                    complexity[own] = 1
+                    nesting[own] = (0, child.lineno)  # type: ignore[attr-defined]
+                pushed.append((child, f"{qualname}.", not is_func, own, own, 0))
+                continue
+            if cfunc is not None:
+                if kind in _BRANCHES:
+                    complexity[cfunc] += 1
+                elif kind is ast.BoolOp:
+                    complexity[cfunc] += len(child.values) - 1  # type: ignore[attr-defined]
+                elif kind is ast.comprehension:
+                    complexity[cfunc] += 1 + len(child.ifs)  # type: ignore[attr-defined]
+                elif kind is ast.match_case:
+                    pattern, guard = child.pattern, child.guard  # type: ignore[attr-defined]
+                    wildcard = isinstance(pattern, ast.MatchAs) and pattern.pattern is None
+                    complexity[cfunc] += 0 if wildcard and guard is None else 1
+            child_nfunc, child_level = nfunc, level
+            if kind is ast.Lambda:
+                child_nfunc = None
+            elif nfunc is not None and kind in _NESTING_TYPES:
+                # ``elif`` is an If nested in orelse; it is not one level deeper.
+                is_elif = (
+                    kind is ast.If
+                    and type(node) is ast.If
+                    and len(node.orelse) == 1
+                    and node.orelse[0] is child
+                    and child.col_offset == node.col_offset
+                )
+                if not is_elif:
+                    child_level = level + 1
+                    if child_level > nesting[nfunc][0]:
+                        nesting[nfunc] = (child_level, child.lineno)  # type: ignore[attr-defined]
+            if kind is ast.Constant:
+                value = child.value  # type: ignore[attr-defined]
+                if isinstance(value, (int, float, complex)) and not isinstance(value, bool):
+                    numbers.append(child)  # type: ignore[arg-type]
+                continue
+            pushed.append((child, prefix, in_class, cfunc, child_nfunc, child_level))
+        stack.extend(reversed(pushed))
+    found.sort(key=lambda d: d.node.lineno)
+    result = _Analysis(found, complexity, nesting, parents, numbers)
+    tree._stepgraph_analysis = result  # type: ignore[attr-defined]
+    return result
+
+
 def definitions(tree: ast.Module) -> list[_Def]:
     """Every function and class with its dotted qualname, in source order."""
-    found: list[_Def] = []
-
-    def visit(node: ast.AST, prefix: str, in_class: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (*_FUNCS, ast.ClassDef)):
-                qualname = f"{prefix}{child.name}"
-                found.append(_Def(child, qualname, in_class and isinstance(child, _FUNCS)))
-                visit(child, f"{qualname}.", isinstance(child, ast.ClassDef))
-            else:
-                visit(child, prefix, in_class)
-
-    visit(tree, "", False)
-    found.sort(key=lambda d: d.node.lineno)
-    return found
+    return analyze(tree).defs
 
 
 def functions(tree: ast.Module) -> list[FunctionInfo]:
@@ -161,7 +256,7 @@ def functions(tree: ast.Module) -> list[FunctionInfo]:
         args += [f"**{a.kwarg.arg}"] if a.kwarg else []
         end = node.end_lineno or node.lineno
         out.append(
-            FunctionInfo(
+            FunctionInfo.model_construct(
                 name=node.name,
                 qualname=d.qualname,
                 lineno=node.lineno,
@@ -177,92 +272,64 @@ def functions(tree: ast.Module) -> list[FunctionInfo]:
     return out
 
 
-def _own_nodes(func: ast.AST) -> list[ast.AST]:
-    """Nodes of a function's body, not descending into nested functions, classes or lambdas' own scopes."""
-    nodes: list[ast.AST] = []
-    stack = list(ast.iter_child_nodes(func))
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (*_FUNCS, ast.ClassDef)):
-            continue
-        nodes.append(node)
-        stack.extend(ast.iter_child_nodes(node))
-    return nodes
-
-
-def cyclomatic(func: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
-    """McCabe complexity: 1 + branches (if, loops, except, case, assert, boolean operators, comprehension ifs)."""
-    score = 1
-    for node in _own_nodes(func):
-        if isinstance(node, (ast.If, ast.IfExp, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.Assert)):
-            score += 1
-        elif isinstance(node, ast.BoolOp):
-            score += len(node.values) - 1
-        elif isinstance(node, ast.comprehension):
-            score += 1 + len(node.ifs)
-        elif isinstance(node, ast.match_case):
-            is_wildcard = isinstance(node.pattern, ast.MatchAs) and node.pattern.pattern is None
-            score += 0 if is_wildcard and node.guard is None else 1
-    return score
-
-
 _RANKS: tuple[tuple[int, Rank], ...] = ((5, "A"), (10, "B"), (20, "C"), (30, "D"), (40, "E"))
 
 
 def rank(complexity: int) -> Rank:
     """The usual letter for a complexity: A (simple) to F (untestable)."""
-    return next((letter for bound, letter in _RANKS if complexity <= bound), "F")
+    for bound, letter in _RANKS:
+        if complexity <= bound:
+            return letter
+    return "F"
 
 
 def complexities(tree: ast.Module) -> list[FunctionComplexity]:
+    """McCabe complexity (1 + branches: if, loops, except, case, assert, boolean operators, comprehension ifs)."""
+    facts = analyze(tree)
     out = []
-    for d in definitions(tree):
+    for d in facts.defs:
         if isinstance(d.node, _FUNCS):
-            cc = cyclomatic(d.node)
-            out.append(FunctionComplexity(qualname=d.qualname, lineno=d.node.lineno, complexity=cc, rank=rank(cc)))
+            cc = facts.complexity[id(d.node)]
+            out.append(
+                FunctionComplexity.model_construct(
+                    qualname=d.qualname, lineno=d.node.lineno, complexity=cc, rank=rank(cc)
+                )
+            )
     return out
 
 
-def _max_nesting(func: ast.AST) -> tuple[int, int]:
-    """The deepest block nesting inside a function (not nested functions) and the line where it is reached."""
-    best = (0, getattr(func, "lineno", 1))
+class _Enclosing:
+    """The innermost function around a line, in time logarithmic in the number of functions.
 
-    def walk(node: ast.AST, depth: int) -> None:
-        nonlocal best
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (*_FUNCS, ast.ClassDef, ast.Lambda)):
-                continue
-            # ``elif`` is an If nested in orelse; it is not one level deeper.
-            is_elif = (
-                isinstance(node, ast.If)
-                and isinstance(child, ast.If)
-                and len(node.orelse) == 1
-                and node.orelse[0] is child
-                and child.col_offset == node.col_offset
-            )
-            deeper = isinstance(child, _NESTING) and not is_elif
-            level = depth + 1 if deeper else depth
-            if level > best[0]:
-                best = (level, getattr(child, "lineno", best[1]))
-            walk(child, level)
+    Function spans nest (an inner one lies within its outer one), so from the last function starting at or
+    before the line, following parents reaches the innermost one containing it in at most nesting-depth steps.
+    """
 
-    walk(func, 0)
-    return best
+    def __init__(self, defs: list[_Def]) -> None:
+        funcs = sorted((d for d in defs if isinstance(d.node, _FUNCS)), key=lambda d: d.node.lineno)
+        self.starts = [d.node.lineno for d in funcs]
+        self.ends = [d.node.end_lineno or d.node.lineno for d in funcs]
+        self.names = [d.qualname for d in funcs]
+        self.parents: list[int] = []
+        stack: list[int] = []
+        for i, start in enumerate(self.starts):
+            while stack and self.ends[stack[-1]] < start:
+                stack.pop()
+            self.parents.append(stack[-1] if stack else -1)
+            stack.append(i)
 
-
-def _enclosing(defs: list[_Def], line: int) -> str | None:
-    name = None
-    for d in defs:
-        if isinstance(d.node, _FUNCS) and d.node.lineno <= line <= (d.node.end_lineno or d.node.lineno):
-            name = d.qualname  # later (inner) definitions win
-    return name
+    def __call__(self, line: int) -> str | None:
+        i = bisect.bisect_right(self.starts, line) - 1
+        while i >= 0 and self.ends[i] < line:
+            i = self.parents[i]
+        return self.names[i] if i >= 0 else None
 
 
-def _is_constant_definition(parents: dict[ast.AST, ast.AST], node: ast.AST) -> bool:
+def _is_constant_definition(parents: dict[int, ast.AST], node: ast.AST) -> bool:
     """A literal on the right of ``UPPER_CASE = ...`` (module or class level) names itself: not magic."""
-    parent = parents.get(node)
+    parent = parents.get(id(node))
     while isinstance(parent, (ast.UnaryOp, ast.Tuple, ast.List, ast.BinOp)):
-        parent = parents.get(parent)
+        parent = parents.get(id(parent))
     if isinstance(parent, ast.Assign):
         targets = parent.targets
     elif isinstance(parent, ast.AnnAssign):
@@ -277,16 +344,23 @@ def _is_constant_definition(parents: dict[ast.AST, ast.AST], node: ast.AST) -> b
 
 def detect_issues(source: str, tree: ast.Module, options: IssueOptions) -> list[Issue]:
     """Every issue of the source, sorted by line then kind."""
-    defs = definitions(tree)
+    facts = analyze(tree)
+    defs = facts.defs
+    enclosing = _Enclosing(defs)
     issues: list[Issue] = []
 
     def add(kind: IssueKind, line: int, message: str, function: str | None = None) -> None:
         if function is None:
-            function = _enclosing(defs, line)
-        issues.append(Issue(kind=kind, line=line, severity=SEVERITY[kind], message=message, function=function))
+            function = enclosing(line)
+        # Built from checked values: construct without validating (tens of thousands in a large source).
+        issues.append(
+            Issue.model_construct(kind=kind, line=line, severity=SEVERITY[kind], message=message, function=function)
+        )
 
     try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        # Only a source that mentions a marker is tokenized (the slowest pass, needed to tell comments apart).
+        tokens = tokenize.generate_tokens(io.StringIO(source).readline) if _TODO.search(source) else iter(())
+        for tok in tokens:
             if tok.type == tokenize.COMMENT and (m := _TODO.search(tok.string)):
                 add("todo", tok.start[0], f"{m.group(1)} comment: {tok.string.lstrip('#').strip()}")
     except (tokenize.TokenError, SyntaxError):  # pragma: no cover - ast.parse already accepted the source
@@ -306,7 +380,7 @@ def detect_issues(source: str, tree: ast.Module, options: IssueOptions) -> list[
             what = "class" if isinstance(node, ast.ClassDef) else "method" if d.is_method else "function"
             add("missing_docstring", node.lineno, f"{what} {d.qualname} has no docstring", d.qualname)
         if isinstance(node, _FUNCS):
-            depth, line = _max_nesting(node)
+            depth, line = facts.nesting[id(node)]
             if depth > options.max_nesting:
                 add(
                     "deep_nesting",
@@ -314,7 +388,7 @@ def detect_issues(source: str, tree: ast.Module, options: IssueOptions) -> list[
                     f"{d.qualname} nests blocks {depth} deep (limit {options.max_nesting})",
                     d.qualname,
                 )
-            cc = cyclomatic(node)
+            cc = facts.complexity[id(node)]
             if cc > options.max_complexity:
                 add(
                     "high_complexity",
@@ -323,15 +397,15 @@ def detect_issues(source: str, tree: ast.Module, options: IssueOptions) -> list[
                     d.qualname,
                 )
 
-    parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
+    parents = facts.parents
     allowed = set(options.allowed_numbers)
-    for const in ast.walk(tree):
-        if not isinstance(const, ast.Constant) or isinstance(const.value, bool):
+    for const in sorted(facts.numbers, key=lambda c: (c.lineno, c.col_offset)):
+        if _is_constant_definition(parents, const):
             continue
-        if not isinstance(const.value, (int, float, complex)) or _is_constant_definition(parents, const):
-            continue
-        parent = parents.get(const)
-        value = -const.value if isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub) else const.value
+        parent = parents.get(id(const))
+        value: Any = const.value
+        if isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub):
+            value = -value
         if value not in allowed:
             add("magic_number", const.lineno, f"magic number {value!r}: name it as a constant")
 
@@ -359,38 +433,68 @@ PRIORITY: dict[str, int] = {
 }
 
 
-def _header_ends(source: str) -> dict[int, int]:
-    """For each ``def``/``class`` keyword line, the line of the ``:`` that ends its header."""
-    ends: dict[int, int] = {}
-    start: int | None = None
-    depth = 0
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if start is None:
-            if tok.type == tokenize.NAME and tok.string in ("def", "class"):
-                start, depth = tok.start[0], 0
+def _line_starts(data: bytes) -> list[int]:
+    """Byte offset of each line's start (index 1 is line 1), splitting lines as the parser does."""
+    starts = [0, 0]
+    for match in re.finditer(rb"\r\n|\r|\n", data):
+        starts.append(match.end())
+    return starts
+
+
+def _header_colon_line(node: ast.AST, data: bytes, starts: list[int]) -> int | None:
+    """The line of the ``:`` ending a ``def``/``class`` header.
+
+    Scans the UTF-8 source forward from the end of the header's last part (arguments, defaults, return
+    annotation, bases, type parameters), skipping comments: only brackets, blanks and comments can follow it
+    before the colon. Each header's tail is scanned once, so all of them take linear time together.
+    """
+    parts: list[ast.AST] = list(getattr(node, "type_params", []) or [])
+    if isinstance(node, ast.ClassDef):
+        parts += [*node.bases, *node.keywords]
+    elif isinstance(node, _FUNCS):
+        a = node.args
+        parts += [*a.posonlyargs, *a.args, *a.kwonlyargs, *a.defaults]
+        parts += [d for d in a.kw_defaults if d is not None]
+        parts += [x for x in (a.vararg, a.kwarg, node.returns) if x is not None]
+    line, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
+    for part in parts:
+        end = (part.end_lineno or 0, part.end_col_offset or 0)  # type: ignore[attr-defined]
+        if end > (line, col):
+            line, col = end
+    if line >= len(starts):
+        return None
+    pos, size = starts[line] + col, len(data)
+    while pos < size:
+        char = data[pos]
+        if char == 0x3A:  # ":"
+            return bisect.bisect_right(starts, pos) - 1
+        if char == 0x23:  # "#": skip the comment
+            newline = data.find(b"\n", pos)
+            pos = size if newline < 0 else newline
             continue
-        if tok.type == tokenize.OP and tok.string in "([{":
-            depth += 1
-        elif tok.type == tokenize.OP and tok.string in ")]}":
-            depth -= 1
-        elif tok.type == tokenize.OP and tok.string == ":" and depth == 0:
-            ends[start] = tok.start[0]
-            start = None
-    return ends
+        pos += 1
+    return None
 
 
 def add_docstrings(source: str, tree: ast.Module) -> tuple[str, list[str]]:
-    """Insert a placeholder docstring into each function and class that lacks one (a mechanical fix)."""
-    lines = source.splitlines(keepends=True)
-    header_ends = _header_ends(source)
+    """Insert a placeholder docstring into each function and class that lacks one (a mechanical fix).
+
+    The docstring goes on its own line after the header's colon, indented as the first statement of the body;
+    a header whose colon line ends in a backslash continuation is left alone.
+    """
+    lines = re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", source)  # lines as the parser counts them
+    data = source.encode()
+    starts = _line_starts(data)
     fixes: list[tuple[int, str, str]] = []
     for d in definitions(tree):
         node = d.node
         if ast.get_docstring(node, clean=False) is not None or (node.name.startswith("__") and node.name != "__init__"):
             continue
         first = node.body[0]
-        colon_line = header_ends.get(node.lineno)
+        colon_line = _header_colon_line(node, data, starts)
         if colon_line is None or first.lineno == colon_line:  # ``def f(): return 1``: no line for a docstring
+            continue
+        if lines[colon_line - 1].rstrip().endswith("\\"):
             continue
         match = re.match(r"[ \t]*", lines[first.lineno - 1])
         indent = match.group(0) if match else ""
@@ -401,13 +505,14 @@ def add_docstrings(source: str, tree: ast.Module) -> tuple[str, list[str]]:
             text = f"{'An' if node.name[:1].lower() in 'aeiou' else 'A'} {node.name}."
             after = "\n" if lines[first.lineno - 1].strip() else ""  # PEP 257: a blank line after a class docstring
         fixes.append((colon_line, f'{indent}"""{text}"""\n{after}', d.qualname))
-    for index, line, _ in sorted(fixes, reverse=True):
-        lines.insert(index, line)
-    revised = "".join(lines)
-    try:
-        ast.parse(revised)
-    except SyntaxError:  # pragma: no cover - defensive: never hand back code that does not parse
-        return source, []
+    inserted: dict[int, list[str]] = {}
+    for index, line, _ in sorted(fixes):
+        inserted.setdefault(index, []).append(line)
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        out.append(line)
+        out.extend(inserted.get(index + 1, ()))
+    revised = "".join(out)
     return revised, [f"added a docstring to {q}" for _, _, q in sorted(fixes)]
 
 

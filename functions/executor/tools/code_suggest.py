@@ -42,7 +42,7 @@ class Output(BaseModel):
 def _suggestion(issue: _code.Issue) -> Suggestion:
     template = _code.SUGGESTION[issue.kind]
     text = template.format(function=issue.function or "this code", text=issue.message.split(":")[0])
-    return Suggestion(
+    return Suggestion.model_construct(
         line=issue.line,
         kind=issue.kind,
         priority=_code.PRIORITY[issue.kind],

@@ -77,33 +77,57 @@ class Output(BaseModel):
     sentiment: Sentiment
 
 
+_SKIPPED = ("script", "style", "noscript", "template")
+_BLOCKS = frozenset({"p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article"})
+_TAG_NAME = re.compile(r"(/?)([A-Za-z][A-Za-z0-9:-]*)")
+_SKIP_END = {name: re.compile(rf"</{name}(?=[\s/>])", re.IGNORECASE) for name in _SKIPPED}
+
+
 def _html_text(markup: str) -> str:
-    from html.parser import HTMLParser
+    """The text of HTML: tags dropped (blocks become paragraph breaks), scripts, styles and comments skipped.
 
-    class _Text(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__(convert_charrefs=True)
-            self.parts: list[str] = []
-            self._skip = 0
+    One forward scan (every search starts where the last ended), so any input takes linear time; a ``<``
+    that opens no tag, or a tag never closed by ``>``, is text.
+    """
+    import html
 
-        def handle_starttag(self, tag: str, attrs: object) -> None:
-            if tag in ("script", "style", "noscript", "template"):
-                self._skip += 1
-            elif tag in ("p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article"):
-                self.parts.append("\n\n")
-
-        def handle_endtag(self, tag: str) -> None:
-            if tag in ("script", "style", "noscript", "template") and self._skip:
-                self._skip -= 1
-
-        def handle_data(self, data: str) -> None:
-            if not self._skip:
-                self.parts.append(data)
-
-    parser = _Text()
-    parser.feed(markup)
-    parser.close()
-    return "".join(parser.parts)
+    parts: list[str] = []
+    pos, size = 0, len(markup)
+    closes = True  # whether a ``>`` may still follow: once none does, no later ``<`` opens a tag
+    while pos < size:
+        lt = markup.find("<", pos) if closes else -1
+        if lt < 0:
+            parts.append(html.unescape(markup[pos:]))
+            break
+        if markup.startswith("<!--", lt):
+            parts.append(html.unescape(markup[pos:lt]))
+            end = markup.find("-->", lt + 4)
+            pos = size if end < 0 else end + 3
+            continue
+        name = _TAG_NAME.match(markup, lt + 1)
+        is_markup = name is not None or markup.startswith(("<!", "<?"), lt)
+        gt = markup.find(">", lt + 1) if is_markup else -1
+        if gt < 0:
+            closes = closes and not is_markup
+            parts.append(html.unescape(markup[pos : lt + 1]))
+            pos = lt + 1
+            continue
+        parts.append(html.unescape(markup[pos:lt]))
+        pos = gt + 1
+        if name is None:
+            continue
+        tag = name.group(2).lower()
+        if name.group(1):
+            continue
+        if tag in _BLOCKS:
+            parts.append("\n\n")
+        elif tag in _SKIPPED and markup[gt - 1 : gt] != "/":
+            end_tag = _SKIP_END[tag].search(markup, pos)
+            if end_tag is None:
+                break
+            after = markup.find(">", end_tag.end())
+            pos = size if after < 0 else after + 1
+    return "".join(parts)
 
 
 def _sentiment(words: list[str]) -> Sentiment:

@@ -1,0 +1,83 @@
+"""Bounded tools: ``code.*`` and ``text.analyze`` on their maximum input, and how time grows with size.
+
+Each tool runs in this process (``registry.get(name).invoke``) on shapes that once took quadratic time:
+one-line functions with a magic number each (an issue per line, a function per line), and HTML made of
+unclosed tags. ``x4 ratio`` is the time for 4n divided by the time for n, measured in the same run: about 4
+for linear work, 16 for quadratic.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.common import Figure
+
+SECTION = "tools"
+MAX_SOURCE = 1_000_000
+CODE_TOOLS = ("code.extract_functions", "code.complexity", "code.detect_issues", "code.score", "code.suggest")
+
+
+def one_liners(size: int) -> str:
+    """Python source of about ``size`` characters: ``def fN(): return N+3`` lines (a missing docstring and a
+    magic number on every line)."""
+    lines, total, i = [], 0, 0
+    while True:
+        line = f"def f{i}(): return {i + 3}\n"
+        if total + len(line) > size:
+            return "".join(lines)
+        lines.append(line)
+        total += len(line)
+        i += 1
+
+
+def html_soup(size: int) -> str:
+    """``<a `` repeated: tags that never close."""
+    return ("<a " * (size // 3 + 1))[:size]
+
+
+def prose(size: int) -> str:
+    text = "The retries were good, not bad. <p>Errors are <b>clearer</b> now &amp; faster!</p> "
+    return (text * (size // len(text) + 1))[:size]
+
+
+def timed(tool: str, params: dict[str, Any], runs: int) -> float:
+    from functions.executor.tools import registry
+
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        registry.get(tool).invoke(params)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def figures(quick: bool = False) -> list[Figure]:
+    runs = 1 if quick else 3
+    small = 25_000 if quick else 62_500
+    rows: list[Figure] = []
+    cases: list[tuple[str, str, Any]] = [(tool, "source", one_liners) for tool in CODE_TOOLS]
+    cases += [("text.analyze", "text", html_soup), ("text.analyze", "text", prose)]
+    for tool, field, shape in cases:
+        extra = {"strip_html": True} if tool == "text.analyze" else {}
+        label = f"{tool} ({shape.__name__.replace('_', ' ')})"
+        n = timed(tool, {field: shape(small), **extra}, runs)
+        n4 = timed(tool, {field: shape(small * 4), **extra}, runs)
+        rows.append(
+            Figure(
+                SECTION,
+                f"{label}: x4 ratio",
+                round(n4 / n, 2) if n else 0,
+                "x",
+                f"best of {runs}: {small * 4:,} chars {n4:.3f} s / {small:,} chars {n:.3f} s "
+                "(4 = linear, 16 = quadratic)",
+            )
+        )
+        if not quick:
+            whole = timed(tool, {field: shape(MAX_SOURCE), **extra}, 1)
+            rows.append(
+                Figure(
+                    SECTION, f"{label}: 1 MB input", round(whole, 3), "s", "one call on the maximum input; target < 2 s"
+                )
+            )
+    return rows
