@@ -514,10 +514,32 @@ class LocalCloud:
         BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign,assignment]
         self._restore.append(lambda: setattr(BaseExecutionWorkerCommunication, "terminated", original))
 
+    def _install_error_name_fix(self) -> None:
+        from moto.stepfunctions.parser.asl.component.common.error_name import custom_error_name, states_error_name
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+        from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
+
+        original = custom_error_name.CustomErrorName
+
+        def error_name(error_name: str) -> Any:
+            if isinstance(error_name, str) and error_name.startswith("States."):
+                try:
+                    return states_error_name.StatesErrorName.from_name(error_name)
+                except (ValueError, KeyError):
+                    pass
+            return original(error_name=error_name)
+
+        for module in (branches_decl, iteration_worker):
+            module.CustomErrorName = error_name  # type: ignore[attr-defined]
+            self._restore.append(lambda module=module: setattr(module, "CustomErrorName", original))
+
     def _install_execution_fixes(self) -> None:
-        """Make two moto behaviours match AWS: an execution started without a name gets a UUID (moto names
-        it "None", so the second such start fails), and StopExecution makes the execution ABORTED at once
-        (moto keeps it RUNNING until the state in progress returns, e.g. a Lambda task still running)."""
+        """Make three moto behaviours match AWS: an execution started without a name gets a UUID (moto names
+        it "None", so the second such start fails), StopExecution makes the execution ABORTED at once
+        (moto keeps it RUNNING until the state in progress returns, e.g. a Lambda task still running), and a
+        Parallel branch or Map iteration failing with a ``States.*`` error fails its state with that error
+        (moto raises ``States.Runtime``: it rebuilds the name as a custom one, which may not start so)."""
+        self._install_error_name_fix()
         from moto.stepfunctions.parser.api import ExecutionStatus
         from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
         from moto.stepfunctions.parser.backend.execution import Execution

@@ -38,6 +38,14 @@ def error_type(code: str) -> type[NodeFailed]:
         return cls
 
 
+def raised_name(code: str) -> str:
+    """The Lambda error type for a recorded error code: ``States.*`` names are Step Functions' own, and a
+    function raising one fails the execution with ``States.Runtime``, so ``States.Timeout`` is raised as
+    ``stepgraph.Timeout``."""
+    return "stepgraph." + code[len("States.") :] if code.startswith("States.") else code
+
+
 def node_failure(code: str, message: str) -> NodeFailed:
-    """An exception whose type name is ``code`` and whose message is ``message``."""
-    return error_type(code)(message)
+    """An exception whose type name is ``code`` (``States.X`` becomes ``stepgraph.X``) and whose message is
+    ``message``."""
+    return error_type(raised_name(code))(message)

@@ -8,13 +8,11 @@ injected so tests run the real path against moto. The four request modes are des
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
@@ -24,6 +22,7 @@ from pydantic import ValidationError
 from functions.errors import StoreError, ToolError
 from functions.executor.binding import execution_problem
 from functions.executor.errors import NodeFailed, node_failure
+from functions.executor.sandbox import ToolTimeout, run_tool
 from functions.executor.tools.base import ToolContext
 from functions.settings import get_settings
 from functions.store.offload import DOC_BUDGET, Offloader
@@ -39,8 +38,8 @@ if TYPE_CHECKING:
 MAX_LOG_LINES = 200
 """LOG events kept per attempt; a tool that logs more gets one line saying how many were dropped."""
 MAX_LOG_CHARS = 2000
-TIMEOUT_GRACE_SECONDS = 1.0
-"""Past the Task's timeout, Step Functions has moved on: the executor records the timeout itself."""
+TIMEOUT_GRACE_SECONDS = 0.5
+"""Past the Task's timeout, Step Functions has moved on: the executor stops the tool and records the timeout."""
 
 T = TypeVar("T")
 
@@ -73,6 +72,8 @@ class Invocation:
     attempt: int
     starts: int | None = None
     """Attempts begun, as the start write returned it (saves a read when an attempt fails)."""
+    received: float = field(default_factory=time.monotonic)
+    """When the invocation arrived (``time.monotonic()``): the node's timeout counts from here."""
 
     @property
     def node(self) -> str:
@@ -100,6 +101,8 @@ def describe_error(exc: BaseException, tool: str) -> tuple[str, str]:
     """The ``(code, message)`` a failure is recorded and raised with."""
     if isinstance(exc, NodeFailed):
         return exc.code, exc.message
+    if isinstance(exc, ToolTimeout):
+        return "States.Timeout", str(exc)
     if isinstance(exc, ToolError):
         return exc.code, exc.message or str(exc)
     if isinstance(exc, DataError):
@@ -400,36 +403,14 @@ class NodeExecutor:
             attempt=inv.attempt,
             log=self._tool_log(inv, index),
         )
+        deadline = inv.received + inv.ctx.timeout_seconds + TIMEOUT_GRACE_SECONDS
         with self.span(f"## tool {inv.tool}"):
-            return self._within_timeout(inv, lambda: tool.invoke(params, context))
-
-    def _within_timeout(self, inv: Invocation, call: Callable[[], T]) -> T:
-        """Run the tool, giving up once the Task's ``TimeoutSeconds`` (plus a grace second) has passed.
-
-        By then Step Functions has raised ``States.Timeout`` for this attempt; recording that failure here
-        keeps the node record true, and a result that arrives later is never recorded as a success.
-        """
-        seconds = inv.ctx.timeout_seconds + TIMEOUT_GRACE_SECONDS
-        context = contextvars.copy_context()  # the logger's per-invocation keys follow the tool's thread
-        box: dict[str, Any] = {}
-
-        def target() -> None:
             try:
-                box["value"] = context.run(call)
-            except BaseException as exc:
-                box["error"] = exc
-
-        worker = threading.Thread(target=target, name=f"tool-{inv.node}-{inv.attempt}", daemon=True)
-        worker.start()
-        worker.join(seconds)
-        if worker.is_alive():
-            raise node_failure(
-                "States.Timeout",
-                f"{inv.tool} did not finish within the node's timeout of {inv.ctx.timeout_seconds} seconds",
-            )
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+                return run_tool(tool, params, context, deadline)
+            except ToolTimeout:
+                seconds = inv.ctx.timeout_seconds
+                unit = "second" if seconds == 1 else "seconds"
+                raise ToolTimeout(f"{inv.tool} did not finish within the node's timeout of {seconds} {unit}") from None
 
     def _tool_log(self, inv: Invocation, index: int | None) -> Callable[[str], None]:
         """``ctx.log`` for the tool: each line is a ``LOG`` event (once per line, even when redelivered)."""

@@ -39,3 +39,15 @@ class TooManyRedirects(ToolError):
     """More redirects than ``http.get`` follows."""
 
     code = "TooManyRedirects"
+
+
+class BadRedirect(ToolError):
+    """A redirect status without a usable ``Location`` header."""
+
+    code = "BadRedirect"
+
+
+class ResponseTooDeep(ToolError):
+    """The JSON body nests deeper than ``http.get`` parses (``MAX_JSON_DEPTH``)."""
+
+    code = "ResponseTooDeep"

@@ -7,6 +7,7 @@ and ``run(params, ctx)``; the registry turns it into a :class:`Tool`. See the pa
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ class ToolContext:
 
     ``attempt`` is 1-based: the Step Functions retry count (``$$.State.RetryCount``) plus one.
     ``log(message)`` records a line that the executor turns into a ``LOG`` event of the run.
+    ``deadline`` (``time.monotonic()``) is when the node's timeout ends: a tool that waits (``http.get``,
+    ``util.sleep``) stops waiting by then; see :meth:`remaining`.
     """
 
     run_id: str = ""
@@ -53,6 +56,13 @@ class ToolContext:
     attempt: int = 1
     log: Callable[[str], None] = _no_log
     settings: Settings = field(default_factory=get_settings)
+    deadline: float | None = None
+
+    def remaining(self, default: float) -> float:
+        """Seconds left before the deadline (at least 0), or ``default`` when there is none."""
+        if self.deadline is None:
+            return default
+        return max(0.0, min(default, self.deadline - time.monotonic()))
 
 
 class InvalidParams(ToolError):
@@ -102,6 +112,8 @@ class Tool:
     output_model: type[BaseModel]
     run: Callable[[Any, ToolContext], Any]
     module: str = ""
+    isolated: bool = False
+    """CPU-bound: the executor runs it in a worker process it can kill at the node's timeout."""
 
     def parse_params(self, params: Mapping[str, Any] | BaseModel | None) -> BaseModel:
         """Validate raw (resolved) params; :class:`InvalidParams` names every bad field."""

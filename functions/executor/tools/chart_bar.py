@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 NAME = "chart.bar"
 DESCRIPTION = "Build a Vega-Lite v5 bar chart spec from [{label, value}], {label: value} or [[label, value]]."
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 MAX_BARS = 1000

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 NAME = "code.complexity"
 DESCRIPTION = "Cyclomatic complexity (1 + decision points) and its A-F rank for each function of Python source."
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 
 class Params(_code.SourceParams):

@@ -15,6 +15,7 @@ NAME = "code.detect_issues"
 DESCRIPTION = (
     "Find TODO/FIXME comments, long lines, deep nesting, magic numbers, missing docstrings and complex functions."
 )
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 
 class Params(_code.SourceParams, _code.IssueOptions):

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 NAME = "code.extract_functions"
 DESCRIPTION = "List the functions and methods of Python source with line numbers, arguments and docstring presence."
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 
 class Params(_code.SourceParams):

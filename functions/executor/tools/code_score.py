@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 NAME = "code.score"
 DESCRIPTION = "Score Python source 0-10 (10: no issues); fixing any detected issue raises the score."
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 
 class Params(_code.SourceParams, _code.IssueOptions):

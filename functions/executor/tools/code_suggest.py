@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 NAME = "code.suggest"
 DESCRIPTION = "Turn review issues into prioritized suggestions and return the source with safe fixes applied."
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 
 class Params(_code.SourceParams, _code.IssueOptions):

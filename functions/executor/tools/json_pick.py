@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 NAME = "json.pick"
 DESCRIPTION = 'Pick fields out of JSON with JMESPath: {"data": ..., "fields": {"title": "title"}} -> {"title": ...}.'
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 
 class Params(StrictParams):

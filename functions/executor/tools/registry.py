@@ -107,6 +107,7 @@ def tool_from_module(module: ModuleType) -> Tool:
         output_model=output,
         run=module.run,
         module=module.__name__,
+        isolated=bool(getattr(module, "ISOLATED", False)),
     )
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 NAME = "text.analyze"
 DESCRIPTION = "Count words and sentences, list the top words as [word, count] pairs, and score sentiment."
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]\u201d\u2019]*\s+|\n\s*\n")

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 NAME = "transform"
 DESCRIPTION = 'Apply one JMESPath expression to a value: {"value": ..., "expression": "..."} -> {"result": ...}.'
+ISOLATED = True  # CPU-bound: runs in a worker process the executor kills at the node's timeout
 
 
 class Params(StrictParams):

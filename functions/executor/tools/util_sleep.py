@@ -28,5 +28,5 @@ class Output(BaseModel):
 
 def run(params: Params, ctx: ToolContext) -> Output:
     ctx.log(f"sleeping {params.seconds:g}s")
-    time.sleep(params.seconds)
+    time.sleep(ctx.remaining(params.seconds))  # past the node's timeout the executor reports States.Timeout
     return Output(slept_seconds=params.seconds)

@@ -348,3 +348,96 @@ def test_numeric_spellings_of_an_ipv4_address_get_the_same_verdict(address: ipad
     assert verdict(str(value)) == expected
     assert verdict(hex(value)) == expected
     assert verdict(f"0{value:o}") == expected
+
+
+# ---------------------------------------------------------------------------------------------- hostile servers
+
+
+def test_every_custom_header_stays_behind_on_a_cross_origin_redirect() -> None:
+    # GIVEN credential-bearing headers of every kind, and a redirect to another host
+    recorder = Recorder({"/": httpx.Response(302, headers={"Location": "http://api.example.com/next"})})
+    sent = {"X-Api-Key": "k1", "X-Auth-Token": "t1", "Private-Token": "p1", "Cookie": "c=1", "Accept": "text/plain"}
+
+    # WHEN http.get follows it
+    get("http://example.com/", recorder, headers=sent)
+
+    # THEN the first host got them all, the second only the harmless ones
+    first, second = recorder.requests
+    assert first.headers["x-api-key"] == "k1" and first.headers["cookie"] == "c=1"
+    assert second.headers["host"] == "api.example.com"
+    assert {"x-api-key", "x-auth-token", "private-token", "cookie"}.isdisjoint(second.headers)
+    assert second.headers["accept"] == "text/plain"
+
+
+def test_the_same_origin_keeps_its_headers_across_a_redirect() -> None:
+    recorder = Recorder({"/": httpx.Response(301, headers={"Location": "/moved"})})
+    get("http://example.com/", recorder, headers={"X-Api-Key": "k1"})
+    assert [r.headers.get("x-api-key") for r in recorder.requests] == ["k1", "k1"]
+
+
+@pytest.mark.parametrize("location", [None, "", "   "])
+def test_a_redirect_without_a_location_is_a_bad_redirect(location: str | None) -> None:
+    # GIVEN a 302 whose Location header is missing or empty
+    headers = {} if location is None else {"Location": location}
+    recorder = Recorder({"/": httpx.Response(302, headers=headers)})
+
+    # WHEN fetched THEN the error is named BadRedirect, not a crash
+    with pytest.raises(ToolError) as raised:
+        get("http://example.com/", recorder)
+    assert raised.value.code == "BadRedirect"
+    assert "no Location header" in raised.value.message
+
+
+def test_a_deeply_nested_json_body_is_response_too_deep() -> None:
+    # GIVEN a JSON body nested 100,000 deep (Python's parser would recurse past its limit), and one 300 deep
+    for depth in (100_000, 300):
+        body = "[" * depth + "]" * depth
+        recorder = Recorder({"/": httpx.Response(200, text=body, headers={"Content-Type": "application/json"})})
+
+        # WHEN fetched THEN the error is named ResponseTooDeep
+        with pytest.raises(ToolError) as raised:
+            get("http://example.com/", recorder)
+        assert raised.value.code == "ResponseTooDeep"
+
+
+def test_json_nested_within_the_limit_is_parsed() -> None:
+    body = "[" * 150 + "1" + "]" * 150
+    recorder = Recorder({"/": httpx.Response(200, text=body, headers={"Content-Type": "application/json"})})
+    out = get("http://example.com/", recorder)
+    value = out["json"]
+    for _ in range(150):
+        value = value[0] if isinstance(value, list) else value
+    assert value == 1
+
+
+@pytest.mark.parametrize("name", ["Content-Length", "content-length", "Transfer-Encoding", " Connection"])
+def test_a_framing_header_param_is_refused_when_the_graph_is_created(name: str) -> None:
+    # GIVEN http.get params setting a header that describes the request's framing
+    params = {"url": "https://example.com/", "headers": {name: "5"}}
+
+    # WHEN the params are validated (as graph creation does) THEN they are refused, naming the header
+    with pytest.raises(InvalidParams, match=r"set by http\.get itself"):
+        registry.get("http.get").parse_params(params)
+    model = registry.params_model("http.get")
+    assert model is not None
+    with pytest.raises(ValueError, match=name.strip()):
+        model.model_validate(params)
+
+
+def test_credentials_in_urls_are_redacted_in_the_output_and_the_log() -> None:
+    # GIVEN a URL with user info and a token in its query, redirected to another URL carrying a key
+    recorder = Recorder({"/a": httpx.Response(302, headers={"Location": "http://example.com/b?api_key=k2&page=2"})})
+    lines: list[str] = []
+    transport = httpx.MockTransport(recorder)
+    params = Params(url="http://alice:s3cret@example.com/a?token=t1&q=x")
+
+    # WHEN fetched
+    out = fetch(params, (), resolver=fake_resolver, transport=transport, log=lines.append).model_dump(by_alias=True)
+
+    # THEN the credentials reached the server but appear nowhere in the output or the log
+    assert recorder.requests[0].headers["authorization"].startswith("Basic ")
+    text = repr(out) + repr(lines)
+    for secret in ("s3cret", "alice", "t1", "k2"):
+        assert secret not in text, secret
+    assert out["url"] == "http://example.com/b?api_key=REDACTED&page=2"
+    assert out["redirects"] == [out["url"]]
