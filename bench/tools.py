@@ -1,4 +1,5 @@
-"""Bounded tools: ``code.*`` and ``text.analyze`` on their maximum input, and how time grows with size.
+"""Bounded tools: ``code.*`` and ``text.analyze`` on their maximum input, and how time grows with size; what
+running CPU-bound tools in a worker process (so a timeout can stop them) costs.
 
 Each tool runs in this process (``registry.get(name).invoke``) on shapes that once took quadratic time:
 one-line functions with a magic number each (an issue per line, a function per line), and HTML made of
@@ -52,10 +53,48 @@ def timed(tool: str, params: dict[str, Any], runs: int) -> float:
     return best
 
 
+def worker_figures(runs: int) -> list[Figure]:
+    """What running CPU-bound tools in a worker process costs: its start, then each call's round trip."""
+    import time as clock
+
+    from functions.executor import sandbox
+    from functions.executor.tools import registry
+    from functions.executor.tools.base import ToolContext
+
+    tool = registry.get("transform")
+    params = {"value": [3, 1, 2], "expression": "sort(@)"}
+    pool = sandbox.WorkerPool()
+    started = clock.perf_counter()
+    pool.run(tool.name, params, {}, lambda line: None, clock.monotonic() + 60)
+    first = clock.perf_counter() - started
+    calls = 20 * runs
+    started = clock.perf_counter()
+    for _ in range(calls):
+        pool.run(tool.name, params, {}, lambda line: None, clock.monotonic() + 60)
+    per_call = (clock.perf_counter() - started) / calls
+    started = clock.perf_counter()
+    for _ in range(calls):
+        tool.invoke(params, ToolContext())
+    in_process = (clock.perf_counter() - started) / calls
+    pool.shutdown()
+    how = "transform sort(@) on 3 numbers"
+    return [
+        Figure(SECTION, "worker process start (first CPU-bound tool of a sandbox)", round(first * 1000, 1), "ms", how),
+        Figure(
+            SECTION,
+            "CPU-bound tool call through the worker",
+            round(per_call * 1000, 2),
+            "ms",
+            f"{how}, mean of {calls}",
+        ),
+        Figure(SECTION, "the same call in process (no timeout control)", round(in_process * 1000, 2), "ms", how),
+    ]
+
+
 def figures(quick: bool = False) -> list[Figure]:
     runs = 1 if quick else 3
     small = 25_000 if quick else 62_500
-    rows: list[Figure] = []
+    rows: list[Figure] = worker_figures(runs)
     cases: list[tuple[str, str, Any]] = [(tool, "source", one_liners) for tool in CODE_TOOLS]
     cases += [("text.analyze", "text", html_soup), ("text.analyze", "text", prose)]
     for tool, field, shape in cases:
