@@ -128,3 +128,17 @@ def test_a_literal_reference_in_params_is_read_back_as_written(cloud: LocalCloud
     assert run["nodes"]["echo"]["output"] == {"value": literal}
     assert run["input"] == {"also": literal}
     assert api.get(f"/runs/{started['run_id']}").status_code == 200
+
+
+def test_an_http_get_node_setting_content_length_is_refused_at_creation(api: httpx.Client) -> None:
+    # GIVEN an http.get node whose params set the request's Content-Length
+    node = {
+        "id": "fetch",
+        "tool": "http.get",
+        "params": {"url": "https://example.com/", "headers": {"Content-Length": "5"}},
+    }
+
+    # WHEN the graph is created THEN it is refused with 422 naming the header param
+    response = api.post("/graphs", json={"name": "framing", "nodes": [node]})
+    assert response.status_code == 422, response.text
+    assert "Content-Length" in response.text and "nodes[0].params.headers" in response.text
