@@ -128,6 +128,10 @@ def parse(source: str) -> ast.Module:
         raise InvalidSource(f"source does not parse: {exc.msg} at line {exc.lineno}, column {exc.offset}") from None
     except ValueError as exc:  # e.g. null bytes
         raise InvalidSource(f"source does not parse: {exc}") from None
+    except (RecursionError, MemoryError):  # Python's parser gives up on expressions nested this deep
+        raise InvalidSource(
+            "source nests too deeply for Python's parser (an expression thousands of levels deep)"
+        ) from None
 
 
 @dataclass

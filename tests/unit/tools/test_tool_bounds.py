@@ -91,3 +91,16 @@ def test_the_analysis_of_a_deeply_nested_function_needs_no_recursion() -> None:
     facts = _code.analyze(ast.parse(source))
     assert len(facts.defs) == 90
     assert facts.defs[-1].qualname == ".".join(f"f{i}" for i in range(90))
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["x = " + "+".join(["1"] * 150_000) + "\n", "x = " + "-" * 200_000 + "1\n"],
+    ids=["long-sum", "deep-unary"],
+)
+def test_a_source_too_deep_for_the_parser_is_invalid_source(source: str) -> None:
+    # GIVEN an expression Python's parser cannot build (it recurses per level)
+    # WHEN a code tool reads it THEN the error is InvalidSource naming why, not a crash
+    for tool in ("code.detect_issues", "code.extract_functions"):
+        with pytest.raises(_code.InvalidSource, match="nests too deeply"):
+            invoke(tool, {"source": source})
