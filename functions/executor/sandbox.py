@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 MAX_IDLE_WORKERS = 4
 """Workers kept for reuse; more may run at once (the local cloud runs invocations on threads)."""
+MAX_IDLE_RSS = 256 * 1024 * 1024
+"""A worker that grew past this (a large input) is stopped rather than kept: Python rarely returns memory."""
 READ_CHUNK = 1 << 16
 
 
@@ -67,6 +69,14 @@ class Worker:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def rss(self) -> int:
+        """Resident memory in bytes (Linux ``/proc``; 0 where it cannot be read)."""
+        try:
+            with open(f"/proc/{self.pid}/statm", "rb") as stats:
+                return int(stats.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
 
     def call(
         self, tool: str, params: Any, where: Mapping[str, Any], log: Callable[[str], None], deadline: float
@@ -148,7 +158,7 @@ class WorkerPool:
 
     def _give(self, worker: Worker) -> None:
         with self._lock:
-            if worker.alive() and len(self._idle) < self.max_idle:
+            if worker.alive() and len(self._idle) < self.max_idle and worker.rss() <= MAX_IDLE_RSS:
                 self._idle.append(worker)
                 return
         worker.kill()
