@@ -13,6 +13,8 @@ from functions.errors import NotFoundError, ToolError
 from functions.executor.tools import registry
 from functions.executor.tools.base import InvalidParams, ToolContext
 from functions.executor.tools.registry import ToolRegistry, UnknownTool
+from statemachine.errors import SpecError
+from statemachine.validation import validate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -178,3 +180,39 @@ def test_the_fast_path_and_discovery_agree() -> None:
     discovered = {name: registry.get(name) for name in registry.names()}
     for name, tool in discovered.items():
         assert ToolRegistry().get(name) == tool
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "stepgraph-executor",
+        "stepgraph-executor:$LATEST",
+        "STEPGRAPH-API:prod",
+        "123456789012:function:stepgraph-events",
+        "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-executor:3",
+        "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:stepgraph-StreamFunction",
+    ],
+)
+def test_validation_refuses_a_lambda_node_naming_the_stacks_own_function(target: str) -> None:
+    # GIVEN a spec whose lambda: node names one of the stack's functions
+    spec = {"name": "g", "nodes": [{"id": "x", "tool": f"lambda:{target}", "params": {}}]}
+
+    # WHEN it is validated with the registry as catalog THEN it is refused at the node's tool
+    with pytest.raises(SpecError) as raised:
+        validate(spec, registry)
+    assert raised.value.details[0]["loc"] == "nodes[0].tool"
+    assert "own functions" in raised.value.details[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [
+        ("stepgraph-user-resize", "stepgraph-user-resize"),
+        ("arn:aws:lambda:us-east-1:123456789012:function:my-agent:7", "my-agent"),
+        ("123456789012:function:other:live", "other"),
+        ("stepgraph", "stepgraph"),
+    ],
+)
+def test_users_functions_are_not_the_stacks_own(target: str, name: str) -> None:
+    assert registry.function_name(target) == name
+    assert registry.lambda_problem(target) is None
