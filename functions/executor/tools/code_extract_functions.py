@@ -32,7 +32,7 @@ def run(params: Params, ctx: ToolContext) -> Output:
 
     tree = _code.parse(params.source)
     funcs = _code.functions(tree)
-    classes = sum(1 for node in ast.walk(tree) if isinstance(node, ast.ClassDef))
+    classes = sum(1 for d in _code.definitions(tree) if isinstance(d.node, ast.ClassDef))  # one pass, shared
     return Output(
         functions=funcs,
         function_count=len(funcs),
