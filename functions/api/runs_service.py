@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 MAX_EXECUTION_INPUT = 256 * 1024
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+MAX_WAIT_SECONDS = 25
+"""``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
 DONE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
 LLM_TOOL = "llm.converse"
 
@@ -109,6 +112,22 @@ def start_run_idempotently(
         return start_run(services, request["graph_id"], request["body"]["input"])
 
     return dict(once(request={"graph_id": graph_id, "key": key, "body": {"input": run_input}}))
+
+
+def wait_for_end(services: Services, run_id: str, seconds: float) -> Run | None:
+    """The run once it has ended, reading it (and reconciling with its execution) until ``seconds`` have
+    passed; None if it is still running then. Reads back off from 50 ms to 500 ms."""
+    deadline = time.monotonic() + seconds
+    pause = 0.05
+    while True:
+        run = get_run(services, run_id)
+        if run.status != RUNNING:
+            return run
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.5)
 
 
 def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
@@ -33,7 +34,10 @@ GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph 
     summary="Start a run of the graph's latest version",
     tags=["runs"],
     status_code=202,
-    responses=error_responses(400, 404, 409, 413, 415, 422, ok=202, description="started"),
+    responses={
+        **error_responses(400, 404, 409, 413, 415, 422, ok=202, description="started (still running after `wait`)"),
+        200: {"description": "with `wait`: the run ended within it; the run document, as GET /runs/{id}"},
+    },
 )
 def start_run(
     graph_id: GraphId,
@@ -44,13 +48,21 @@ def start_run(
             alias="Idempotency-Key", min_length=1, max_length=255, description="retries with the same key start one run"
         ),
     ] = None,
-) -> RunStarted:
+    wait: Annotated[
+        int | None,
+        Query(ge=0, le=service.MAX_WAIT_SECONDS, description="seconds to wait for the run to end (at most 25)"),
+    ] = None,
+) -> Response[RunStarted | RunDetail]:
     services = get_services()
     if idempotency_key:
         started = service.start_run_idempotently(services, graph_id, body.input, idempotency_key, router.lambda_context)
     else:
         started = service.start_run(services, graph_id, body.input)
-    return RunStarted(**started)
+    if wait:
+        ended = service.wait_for_end(services, started["run_id"], wait)
+        if ended is not None:
+            return Response(200, content_types.APPLICATION_JSON, RunDetail(**service.detail(services, ended)))
+    return Response(202, content_types.APPLICATION_JSON, RunStarted(**started))
 
 
 @router.get(
