@@ -11,12 +11,13 @@ session does not keep every write in memory; ``GetRecords`` on the local stream 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ class TableStream:
     _records: deque[dict[str, Any]] = field(default_factory=deque)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _busy: bool = False
+    _held: int = 0
     _stopping: bool = False
     _thread: threading.Thread | None = None
     _sequence: int = 0
@@ -104,6 +106,18 @@ class TableStream:
             self._thread.join(timeout)
         self.uninstall()
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Deliver nothing inside the block (records wait, in order), as a mapping that is behind would."""
+        with self._cond:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held -= 1
+                self._cond.notify_all()
+
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every record taken so far has been delivered (or set aside); False on timeout."""
         deadline = time.monotonic() + timeout
@@ -126,7 +140,7 @@ class TableStream:
 
     def _next_batch(self, *, block: bool) -> bool:
         with self._cond:
-            while not self._records:
+            while not self._records or (self._held and not self._stopping):
                 if self._stopping or not block:
                     return False
                 self._cond.wait()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from functions.live.push import ApiGatewayPoster, Outbox
 from functions.live.subscriptions import SUB_PREFIX, Subscriptions, parse_subscription
-from functions.store.events import RUN_TERMINAL_EVENTS, EventLog
+from functions.store.events import RUN_TERMINAL_EVENTS, Counter, EventLog
 from functions.store.records import parse_event
 from functions.store.runs import RunStore
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 _DESERIALIZER = TypeDeserializer()
 _FILL_ATTEMPT = ("NODE#", "ITEM#")
+MAX_CACHED_COUNTERS = 1000
 
 
 @dataclass
@@ -136,6 +138,21 @@ class StreamProcessor:
         self.subscriptions = Subscriptions(table)
         self.runs = RunStore(table)
         self.poster: Poster = poster or ApiGatewayPoster()
+        self._counters: OrderedDict[str, Counter] = OrderedDict()
+        """Counters this instance moved last (saves a read per batch; a stale one fails its conditional
+        update, and the batch is retried with a fresh read)."""
+
+    def _remember(self, run_id: str, before: Counter, appended: list[tuple[int, dict[str, Any]]]) -> None:
+        if not appended:
+            self._counters[run_id] = before
+        else:
+            terminal = before.terminal_seq
+            for _, item in appended:
+                if terminal is None and item.get("type") in RUN_TERMINAL_EVENTS:
+                    terminal = int(item["seq"])
+            self._counters[run_id] = Counter(int(appended[-1][1]["seq"]), appended[-1][0], terminal)
+        while len(self._counters) > MAX_CACHED_COUNTERS:
+            self._counters.popitem(last=False)
 
     def process(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Handle one batch; ``batchItemFailures`` names the first record of each run that failed."""
@@ -159,8 +176,10 @@ class StreamProcessor:
         return {"batchItemFailures": failures[:1]}
 
     def _process_run(self, run_id: str, changes: list[Change], outbox: Outbox) -> None:
-        counter = self.log.counter(run_id)
-        appended = self.log.append(run_id, [(c.sn, c.stamp) for c in changes if c.stamp is not None], counter)
+        counter = self._counters.pop(run_id, None) or self.log.counter(run_id)
+        stamps = [(c.sn, c.stamp) for c in changes if c.stamp is not None]
+        appended = self.log.append(run_id, stamps, counter)
+        self._remember(run_id, counter, appended)
         by_sn = {sn: item for sn, item in appended}
         live: dict[str, Subscription] = {}
         if by_sn:
