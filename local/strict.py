@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -245,6 +244,7 @@ def _enforce_payload_limits(patches: _Patches) -> None:
     original_input = CommonStateField.__dict__["_eval_state_input"]
 
     def eval_state_input(state: Any, env: Any) -> None:
+        _check_history(env)
         _check_size(env, env.states.get_input(), "input")
         original_input(state, env)
 
@@ -343,23 +343,55 @@ def _enforce_definition_rules(patches: _Patches) -> None:
 
 
 def _cap_history_events(patches: _Patches) -> None:
-    """AWS fails an execution whose history reaches 25,000 events. Every event past the cap raises
-    ``States.Runtime`` (uncatchable), which unwinds the execution to its ExecutionFailed event."""
+    """AWS fails an execution whose history reaches 25,000 events. Once an execution's history holds 24,999,
+    further events are not recorded (except the one that ends it), the next state to begin raises
+    ``States.Runtime`` (uncatchable), and the execution fails with that error and a cause naming the limit,
+    its ExecutionFailed the 25,000th event. (Raising from moto's event writer itself would strand Map workers.)
+
+    A distributed Map's children are child executions with a history each in AWS; moto gives all the children
+    of a map run one event list, which is not capped (a child, one item or batch, is far from the cap)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+        DistributedIterationComponent,
+    )
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
     from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 
     original_add = EventManager.__dict__["add_event"]
+    original_map_run = DistributedIterationComponent.__dict__["_map_run"]
+    original_set_error = Environment.__dict__["set_error"]
+
+    def map_run(component: Any, env: Any, eval_input: Any) -> None:
+        env.event_manager.strict_children_of_map_run = True
+        original_map_run(component, env, eval_input)
 
     def add_event(manager: Any, context: Any, event_type: Any, *args: Any, **kwargs: Any) -> int:
         kind = str(getattr(event_type, "value", event_type))
-        if kind not in TERMINAL_EVENTS and len(manager._history_event_list) >= MAX_HISTORY_EVENTS - 1:
-            raise _failure(
-                SimpleNamespace(next_state_name=None, event_history_context=context),
-                "States.Runtime",
-                f"The execution reached the maximum of {MAX_HISTORY_EVENTS:,} events in its history.",
-            )
+        if (
+            kind not in TERMINAL_EVENTS
+            and not getattr(manager, "strict_children_of_map_run", False)
+            and len(manager._history_event_list) >= MAX_HISTORY_EVENTS - 1
+        ):
+            manager.strict_history_full = True
+            return len(manager._history_event_list)
         return int(original_add(manager, context, event_type, *args, **kwargs))
 
+    def set_error(env: Any, error: Any) -> None:
+        if getattr(env.event_manager, "strict_history_full", False):
+            error = {"error": "States.Runtime", "cause": _history_full_cause()}
+        original_set_error(env, error)
+
     patches.replace(EventManager, "add_event", add_event)
+    patches.replace(DistributedIterationComponent, "_map_run", map_run)
+    patches.replace(Environment, "set_error", set_error)
+
+
+def _history_full_cause() -> str:
+    return f"The execution reached the maximum of {MAX_HISTORY_EVENTS:,} events in its history."
+
+
+def _check_history(env: Any) -> None:
+    if getattr(env.event_manager, "strict_history_full", False):
+        raise _failure(env, "States.Runtime", _history_full_cause())
 
 
 def _cap_inline_map_concurrency(patches: _Patches) -> None:

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from functional_support import create_machine, run_machine, start_machine, task, wait_execution
 
+from local import strict
 from local.strict import MAX_DEFINITION_BYTES, MAX_HISTORY_EVENTS, MAX_INLINE_MAP_CONCURRENCY, MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
@@ -270,6 +271,31 @@ def test_an_execution_reaching_25000_history_events_fails(cloud: LocalCloud) -> 
     events = boto3.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
     assert len(events) == MAX_HISTORY_EVENTS
     assert events[-1]["type"] == "ExecutionFailed"
+
+
+@pytest.mark.parametrize(("mode", "status"), [("INLINE", "FAILED"), ("DISTRIBUTED", "SUCCEEDED")])
+def test_a_distributed_maps_children_have_histories_of_their_own(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch, mode: str, status: str
+) -> None:
+    # GIVEN a history cap of 100 events (instead of 25,000) and a Map of 40 items of 2 Pass states each
+    monkeypatch.setattr(strict, "MAX_HISTORY_EVENTS", 100)
+    states = {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "End": True}}
+    processor = {"ProcessorConfig": {"Mode": mode, "ExecutionType": "STANDARD"}, "StartAt": "A", "States": states}
+    definition = {
+        "StartAt": "Each",
+        "States": {"Each": {"Type": "Map", "MaxConcurrency": 10, "ItemProcessor": processor, "End": True}},
+    }
+    # WHEN it runs (its iterations write 240 events)
+    described = run_machine(cloud, definition, list(range(40)), name=f"stepgraph-g_{mode.lower()}")
+    # THEN inline, they are the execution's own events and fail it; distributed, they are the child
+    # executions' (each within the cap) and the execution succeeds, as in AWS
+    assert described["status"] == status, described
+    events = boto3.client("stepfunctions").get_execution_history(executionArn=described["executionArn"])["events"]
+    if mode == "DISTRIBUTED":
+        assert json.loads(described["output"]) == list(range(40))
+    else:
+        assert (described["error"], "100 events" in described["cause"]) == ("States.Runtime", True)
+        assert (len(events), events[-1]["type"]) == (100, "ExecutionFailed")
 
 
 @pytest.mark.parametrize("max_concurrency", [0, 100])

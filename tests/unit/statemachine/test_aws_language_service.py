@@ -1,6 +1,7 @@
 """AWS's own validator (the ASL language service behind the AWS Toolkit and Workflow Studio) finds nothing wrong
 in any definition the compiler emits: the examples, the fuzz generator's accepted specs, the bench shapes and
-a 500-node graph, all checked in one ``node`` call."""
+a 500-node graph, all checked in one ``node`` call, and by the local cloud's own definition rules
+(``local.strict.definition_diagnostics``: size, reserved error names, transition targets)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from bench.common import chain, lattice, layered_dag, wide
 from bench.sizes import SIZES, shapes
 from local.asl_service import diagnostics
-from statemachine.compiler import compile_graph
+from local.strict import definition_diagnostics
+from statemachine.compiler import compile_graph, definition_json
 from statemachine.errors import SpecError
 from tests.unit.fuzz.specs import specs
 
@@ -122,6 +124,13 @@ def test_every_compiled_definition_passes_awss_asl_language_service() -> None:
     assert set(report) == set(definitions)
     found = {name: problems for name, problems in report.items() if problems}
     assert found == {}, json.dumps(found, indent=1)[:4000]
+    # AND none breaks what the language service does not check: the 1 MiB limit, States.* Fail names
+    refused = {
+        name: [p.message for p in problems]
+        for name, d in definitions.items()
+        if (problems := definition_diagnostics(definition_json(d)))
+    }
+    assert refused == {}
 
 
 def test_the_language_service_reports_what_aws_would_refuse() -> None:
