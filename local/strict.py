@@ -7,7 +7,8 @@ as AWS (DESIGN.md, "AWS-strict local cloud"; docs/local-vs-aws.md lists what rem
   262,144 bytes, else the execution fails with ``States.DataLimitExceeded``;
 - ``States.DataLimitExceeded`` and ``States.Runtime`` are neither caught nor retried (not even by ``States.ALL``);
 - a definition at most 1,048,576 bytes (CreateStateMachine/UpdateStateMachine refuse it), with no Fail state
-  whose ``Error`` starts with ``States.``;
+  whose ``Error`` starts with ``States.`` and no transition to a missing state; an execution input at most
+  262,144 bytes (StartExecution refuses it);
 - at most 25,000 history events per execution, else it fails with ``States.Runtime``;
 - an inline Map runs at most 40 iterations at once;
 - ``ValidateStateMachineDefinition`` (which moto lacks) answers with moto's parser and these definition rules.
@@ -56,8 +57,9 @@ def payload_bytes(value: Any) -> int:
 
 
 def definition_diagnostics(definition: str) -> list[Diagnostic]:
-    """What AWS refuses in ``definition`` that moto's parser lets through: its size, and Fail states with a
-    reserved (``States.``) error name."""
+    """What AWS refuses in ``definition`` that moto's parser lets through: its size, Fail states with a
+    reserved (``States.``) error name, and a ``StartAt``, ``Next``, ``Default`` or Catch target that is not a
+    state of its scope."""
     problems: list[Diagnostic] = []
     size = len(definition.encode("utf-8"))
     if size > MAX_DEFINITION_BYTES:
