@@ -21,7 +21,12 @@ NODE_STAMP := node_modules/.installed
 # The Lambda platform the functions are built for (template.yaml: python3.13 on arm64). Lambda's Python 3.13
 # runs on Amazon Linux 2023 (glibc 2.34), so manylinux 2014 and 2_28 wheels both load there.
 LAMBDA_PYTHON := 3.13
-LAMBDA_PLATFORMS := --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64
+LAMBDA_PLATFORMS ?= --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64
+# The artifacts ship bytecode, or every cold start compiles every module (/var/task is read-only, nothing is
+# cached). Only the runtime's own minor version reads it, so it is compiled by a Python 3.13: pyenv's, else
+# one on PATH (set LAMBDA_PYTHON_BIN to choose). Hash-based and unchecked: a zip keeps mtimes to 2 s only,
+# which would make timestamp-checked bytecode look stale.
+LAMBDA_PYTHON_BIN ?= $(or $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(LAMBDA_PYTHON).*/bin/python$(LAMBDA_PYTHON))),$(shell command -v python$(LAMBDA_PYTHON) 2>/dev/null))
 
 .PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv node build browser \
 	build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFunction build-LiveFunction
@@ -104,6 +109,9 @@ build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFuncti
 		--target "$(ARTIFACTS_DIR)" $(LAMBDA_PLATFORMS) --implementation cp --python-version $(LAMBDA_PYTHON) \
 		--only-binary=:all: -r "$(ARTIFACTS_DIR)/.requirements.txt"
 	rm -f "$(ARTIFACTS_DIR)/.requirements.txt"
+	@"$(LAMBDA_PYTHON_BIN)" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$(LAMBDA_PYTHON)'.split('.'))))" \
+		2>/dev/null || { echo "no Python $(LAMBDA_PYTHON) to compile the bytecode ('$(LAMBDA_PYTHON_BIN)'): pyenv install $(LAMBDA_PYTHON), or set LAMBDA_PYTHON_BIN"; exit 2; }
+	"$(LAMBDA_PYTHON_BIN)" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)"
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -418,6 +418,8 @@ class LocalCloud:
         self.env_conflicts: dict[str, set[str]] = {}
         for spec in self.functions.values():
             for key, value in spec.environment.items():
+                if key == "AWS_ENDPOINT_URL":
+                    continue  # declared for `sam local invoke`; in process, moto answers every AWS call
                 if key in env and env[key] != value:
                     self.env_conflicts.setdefault(key, {env[key]}).add(value)
                     LOG.warning("functions disagree on %s; the local cloud uses %r", key, env[key])

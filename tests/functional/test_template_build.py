@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
+PY313_MAGIC = (3571).to_bytes(2, "little") + b"\r\n"
+"""``importlib.util.MAGIC_NUMBER`` of Python 3.13."""
+
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_build_target_ships_both_packages_and_platform_wheels(tmp_path: Path) -> None:
@@ -27,10 +30,20 @@ def test_build_target_ships_both_packages_and_platform_wheels(tmp_path: Path) ->
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    # THEN the handler's packages are there, without caches
+    # THEN the handler's packages are there
     assert (artifacts / "functions" / "executor" / "handler.py").is_file()
     assert (artifacts / "statemachine" / "__init__.py").is_file()
-    assert not list(artifacts.glob("functions/**/__pycache__"))
+    # AND every module carries its bytecode for the runtime's Python (3.13), checked by hash, never by
+    # mtime (a zip keeps mtimes to 2 s, which would make Lambda ignore it and compile at each cold start)
+    sources = list(artifacts.rglob("*.py"))
+    assert len(sources) > 500
+    missing = [s for s in sources if not (s.parent / "__pycache__" / f"{s.stem}.cpython-313.pyc").is_file()]
+    assert missing == []
+    assert {p.name.split(".")[-2] for p in artifacts.rglob("*.pyc")} == {"cpython-313"}
+    handler_pyc = artifacts / "functions" / "executor" / "__pycache__" / "handler.cpython-313.pyc"
+    header = handler_pyc.read_bytes()[:16]
+    assert header[:4] == PY313_MAGIC
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source not checked
     # AND every runtime dependency, compiled ones for the Lambda platform (cp313, aarch64), not this machine
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     installed = {p.name.split("-")[0].lower().replace("_", "-") for p in artifacts.glob("*.dist-info")}
