@@ -23,6 +23,8 @@ class Settings:
     """The WebSocket API's management endpoint (``https://<api>.execute-api.<region>.amazonaws.com/<stage>``)."""
     api_key_id: str | None = None
     """The API Gateway key's id (AWS): WebSocket connections must present its value."""
+    run_retention_days: int = 30
+    """Days a run's items (run, node results, events, blobs) are kept after their last write (TTL)."""
 
     @property
     def account_id(self) -> str:
@@ -52,4 +54,5 @@ def get_settings() -> Settings:
         ws_url=env.get("STEPGRAPH_WS_URL") or None,
         ws_endpoint=env.get("STEPGRAPH_WS_ENDPOINT") or None,
         api_key_id=env.get("STEPGRAPH_API_KEY_ID") or None,
+        run_retention_days=int(env.get("STEPGRAPH_RUN_RETENTION_DAYS", "30")),
     )

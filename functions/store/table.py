@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from boto3.dynamodb.conditions import Key
@@ -19,19 +21,107 @@ _lock = threading.Lock()
 
 
 class TableHandle:
-    """Lazily creates the boto3 Table; inject ``table`` in tests or to share one."""
+    """Lazily creates the boto3 Table; inject ``table`` in tests or to share one.
+
+    Stores write through ``table``, which stamps every item of a run's partition with its expiry (see
+    :class:`ExpiringTable`): runs, node results, events and blobs all go after ``run_retention_days``.
+    """
 
     def __init__(self, table: Table | None = None) -> None:
         self._table = table
+        self._expiring: Table | None = None
 
     @property
     def table(self) -> Table:
-        if self._table is None:
+        if self._expiring is None:
             with _lock:
                 if self._table is None:
                     settings = get_settings()
                     self._table = boto3.resource("dynamodb", region_name=settings.region).Table(settings.table)
-        return self._table
+                self._expiring = ExpiringTable.wrap(self._table)
+        return self._expiring
+
+
+EXPIRES_AT = "expires_at"
+"""The table's TTL attribute (epoch seconds); DynamoDB deletes an item some time after it."""
+RUN_PREFIX = "RUN#"
+_SET_CLAUSE = re.compile(r"(?:^|(?<=\s))SET\s+", re.IGNORECASE)
+
+
+def expires_at(now: float | None = None) -> int:
+    """When a run-scoped item written now expires: ``run_retention_days`` later, in epoch seconds."""
+    return int((time.time() if now is None else now) + get_settings().run_retention_days * 86400)
+
+
+def with_expiry(item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` stamped with its expiry when it belongs to a run's partition (``pk`` ``RUN#...``)."""
+    if not str(item.get("pk", "")).startswith(RUN_PREFIX) or EXPIRES_AT in item:
+        return item
+    return {**item, EXPIRES_AT: expires_at()}
+
+
+def update_with_expiry(update: dict[str, Any]) -> dict[str, Any]:
+    """``update_item`` arguments that also set the expiry of a run-scoped item: an item expires
+    ``run_retention_days`` after it was last written, so nothing disappears under a run still writing it."""
+    expression = str(update.get("UpdateExpression", ""))
+    if not str(update.get("Key", {}).get("pk", "")).startswith(RUN_PREFIX) or EXPIRES_AT in expression:
+        return update
+    clause = f"{EXPIRES_AT} = :stepgraph_expires_at"
+    found = _SET_CLAUSE.search(expression)
+    if found:  # one SET clause at most: the expiry joins it
+        expression = f"{expression[: found.end()]}{clause}, {expression[found.end() :]}"
+    else:
+        expression = f"SET {clause} {expression}".strip()
+    values = {**update.get("ExpressionAttributeValues", {}), ":stepgraph_expires_at": expires_at()}
+    return {**update, "UpdateExpression": expression, "ExpressionAttributeValues": values}
+
+
+class ExpiringTable:
+    """A boto3 Table whose writes to a run's partition carry ``expires_at`` (the table's TTL attribute).
+
+    Every store writes through it (``TableHandle.table``), so a new kind of run-scoped item expires with
+    the run without its writer doing anything. Writes through the low-level client (``table.meta.client``)
+    are not stamped: use :func:`with_expiry` / :func:`update_with_expiry` there.
+    """
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    @classmethod
+    def wrap(cls, table: Table) -> Table:
+        return table if isinstance(table, ExpiringTable) else cast("Table", cls(table))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        return self._table.put_item(**{**kwargs, "Item": with_expiry(kwargs["Item"])})
+
+    def update_item(self, **kwargs: Any) -> Any:
+        return self._table.update_item(**update_with_expiry(kwargs))
+
+    def batch_writer(self, *args: Any, **kwargs: Any) -> _ExpiringBatch:
+        return _ExpiringBatch(self._table.batch_writer(*args, **kwargs))
+
+
+class _ExpiringBatch:
+    """``Table.batch_writer()`` whose puts carry the expiry."""
+
+    def __init__(self, batch: Any) -> None:
+        self._batch = batch
+
+    def __enter__(self) -> _ExpiringBatch:
+        self._batch.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._batch.__exit__(*exc)
+
+    def put_item(self, Item: dict[str, Any]) -> None:
+        self._batch.put_item(Item=with_expiry(Item))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
 
 
 def now_iso() -> str:
