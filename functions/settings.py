@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.literals import LogLevelType
+    from mypy_boto3_stepfunctions.type_defs import LoggingConfigurationTypeDef
+
+STATES_LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,22 @@ class Settings:
     """The API Gateway key's id (AWS): WebSocket connections must present its value."""
     run_retention_days: int = 30
     """Days a run's items (run, node results, events, blobs) are kept after their last write (TTL)."""
+    states_log_level: LogLevelType = "OFF"
+    """Execution logging of the state machines the API creates: ALL, ERROR, FATAL or OFF."""
+    states_log_group_arn: str | None = None
+    """The log group they log to (its ARN ending ``:*``, as CloudFormation's ``Arn`` attribute gives it)."""
+    tracing: bool = False
+    """X-Ray tracing of the state machines (the functions' own tracing is the template's)."""
+
+    def logging_configuration(self) -> LoggingConfigurationTypeDef:
+        """CreateStateMachine's ``loggingConfiguration``: the level, and the log group unless logging is off."""
+        if self.states_log_level == "OFF" or not self.states_log_group_arn:
+            return {"level": "OFF"}
+        return {
+            "level": self.states_log_level,
+            "includeExecutionData": False,  # runs' inputs and outputs stay in the table, not in logs
+            "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": self.states_log_group_arn}}],
+        }
 
     @property
     def account_id(self) -> str:
@@ -55,4 +78,14 @@ def get_settings() -> Settings:
         ws_endpoint=env.get("STEPGRAPH_WS_ENDPOINT") or None,
         api_key_id=env.get("STEPGRAPH_API_KEY_ID") or None,
         run_retention_days=int(env.get("STEPGRAPH_RUN_RETENTION_DAYS", "30")),
+        states_log_level=_states_log_level(env.get("STEPGRAPH_STATES_LOG_LEVEL") or "OFF"),
+        states_log_group_arn=env.get("STEPGRAPH_STATES_LOG_GROUP_ARN") or None,
+        tracing=env.get("STEPGRAPH_TRACING", "").lower() == "true",
     )
+
+
+def _states_log_level(value: str) -> LogLevelType:
+    level = value.strip().upper()
+    if level not in STATES_LOG_LEVELS:
+        raise ValueError(f"STEPGRAPH_STATES_LOG_LEVEL must be one of {', '.join(STATES_LOG_LEVELS)}, not {value!r}")
+    return cast("LogLevelType", level)

@@ -112,6 +112,8 @@ def _create_state_machine(
             definition=text,
             roleArn=settings.states_role_arn,
             type=spec.options.workflow_type,
+            loggingConfiguration=settings.logging_configuration(),
+            tracingConfiguration={"enabled": settings.tracing},
             tags=[
                 {"key": "stepgraph:graph_id", "value": graph_id},
                 {"key": "stepgraph:version", "value": str(version)},

@@ -13,11 +13,12 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions.executor.node import NodeExecutor
 from functions.settings import Settings, get_settings
+from functions.tracing import make_tracer
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -29,8 +30,9 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "stepgraph"
 
 logger = Logger(service=SERVICE)
 # Patch only botocore (the store's calls): auto-patching every supported library would import httpx,
-# requests and sqlite3 at cold start (about 100 ms) for tools that may never run.
-tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
+# requests and sqlite3 at cold start (about 100 ms) for tools that may never run. With tracing off, the
+# X-Ray SDK is not even imported.
+tracer = make_tracer(SERVICE, patch_modules=("botocore",))
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 # Node metrics go out through ``single_metric`` (own dimensions per tool), so the decorator's shared set is

@@ -20,7 +20,17 @@ NO_RESOURCE_LEVEL = {
     "states:ValidateStateMachineDefinition",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
     "cloudwatch:PutMetricData",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
 }
 
 
@@ -119,7 +129,9 @@ def test_states_role_trusts_states_in_this_account_and_invokes_only_node_functio
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "states.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
-    grants = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    policies = {p["PolicyName"]: p["PolicyDocument"]["Statement"] for p in role["Policies"]}
+    assert set(policies) == {"invoke-node-functions", "logs-and-traces"}
+    grants = policies["invoke-node-functions"]
     assert {a for s in grants for a in as_list(s["Action"])} == {"lambda:InvokeFunction"}
     resources = sorted(r for s in grants for r in as_list(s["Resource"]))
     assert resources == [
@@ -240,3 +252,18 @@ def test_the_table_is_protected_from_deletion(raw: dict[str, Any]) -> None:
     assert table["Properties"]["DeletionProtectionEnabled"] is True
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
     assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_state_machines_can_deliver_their_logs_and_traces(resolved: Template) -> None:
+    # GIVEN the role every state machine runs as
+    role = resolved.role("StatesRole")
+    (policy,) = [p for p in role["Policies"] if p["PolicyName"] == "logs-and-traces"]
+    actions = {a for s in policy["PolicyDocument"]["Statement"] for a in as_list(s["Action"])}
+    # THEN it holds what Step Functions needs to deliver execution logs to CloudWatch Logs and traces to X-Ray
+    assert {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeLogGroups"} <= actions
+    assert {"xray:PutTraceSegments", "xray:GetSamplingTargets"} <= actions
+    # AND the functions are told the level, the log group and whether to trace, from the parameters
+    env = resolved.functions()["ApiFunction"].environment
+    assert env["STEPGRAPH_STATES_LOG_LEVEL"] == "ERROR"
+    assert env["STEPGRAPH_STATES_LOG_GROUP_ARN"].endswith(":log-group:/aws/vendedlogs/states/stepgraph:*")
+    assert env["STEPGRAPH_TRACING"] == "true" and env["POWERTOOLS_TRACE_DISABLED"] == "false"
