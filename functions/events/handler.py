@@ -7,11 +7,13 @@ race with the API's reconciliation) writes nothing new. Events of executions tha
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions import runs_sync
 from functions.errors import NotFoundError
@@ -21,6 +23,23 @@ from functions.store.runs import RunStore
 
 logger = Logger(service="stepgraph-events")
 DETAIL_TYPE = "Step Functions Execution Status Change"
+FAILED_STATUSES = ("FAILED", "TIMED_OUT")
+RUNS_FAILED = "RunsFailed"
+"""The metric the stack's failed-runs alarm watches: one per run that ended FAILED or TIMED_OUT."""
+
+
+def _count_failed_run(status: str) -> None:
+    """One ``RunsFailed`` (EMF, dimensions service and stack): counted on every delivery of the event, since
+    the API may have recorded the status first; EventBridge rarely delivers an event twice."""
+    with single_metric(
+        name=RUNS_FAILED,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "stepgraph",
+        default_dimensions={"service": os.environ.get("POWERTOOLS_SERVICE_NAME") or "stepgraph"},
+    ) as metric:
+        metric.add_dimension(name="stack", value=get_settings().prefix)
+        metric.add_metadata(key="status", value=status)
 
 
 class Handler:
@@ -57,6 +76,8 @@ class Handler:
             nodes = [str(n.get("id")) for n in spec.get("nodes", []) if isinstance(n, dict)]
         except NotFoundError:
             nodes = []
+        if status in FAILED_STATUSES:
+            _count_failed_run(status)
         output = detail.get("output")
         if status == "SUCCEEDED" and output is None:  # too large for the event: ask Step Functions
             output = self.sfn.describe_execution(executionArn=detail["executionArn"]).get("output")

@@ -267,3 +267,36 @@ def test_state_machines_can_deliver_their_logs_and_traces(resolved: Template) ->
     assert env["STEPGRAPH_STATES_LOG_LEVEL"] == "ERROR"
     assert env["STEPGRAPH_STATES_LOG_GROUP_ARN"].endswith(":log-group:/aws/vendedlogs/states/stepgraph:*")
     assert env["STEPGRAPH_TRACING"] == "true" and env["POWERTOOLS_TRACE_DISABLED"] == "false"
+
+
+def test_alarms_watch_executor_errors_failed_runs_and_dead_letters(raw: dict[str, Any], resolved: Template) -> None:
+    alarms = {
+        k: resolved.resolve(v["Properties"]) for k, v in resolved.resources_of_type("AWS::CloudWatch::Alarm").items()
+    }
+    assert set(alarms) == {"ExecutorErrorsAlarm", "FailedRunsAlarm", "StatusDeadLettersAlarm"}
+    watched = {
+        k: (a["Namespace"], a["MetricName"], {d["Name"]: d["Value"] for d in a["Dimensions"]})
+        for k, a in alarms.items()
+    }
+    assert watched["ExecutorErrorsAlarm"] == ("AWS/Lambda", "Errors", {"FunctionName": "stepgraph-executor"})
+    assert watched["StatusDeadLettersAlarm"] == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"QueueName": resolved.physical_name("StatusEventsDlq")},
+    )
+    # The failed-runs alarm watches the metric the events function emits, in the functions' namespace
+    env = raw["Globals"]["Function"]["Environment"]["Variables"]
+    from functions.events.handler import RUNS_FAILED
+
+    assert watched["FailedRunsAlarm"] == (
+        env["POWERTOOLS_METRICS_NAMESPACE"],
+        RUNS_FAILED,
+        {"service": env["POWERTOOLS_SERVICE_NAME"], "stack": "stepgraph"},
+    )
+    # AND they notify the topic given as a parameter, and nothing when none is
+    assert raw["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert all(a.get("AlarmActions") is None and a.get("OKActions") is None for a in alarms.values())  # NoValue
+    with_topic = Template.load(parameters={"AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops"})
+    for logical_id in alarms:
+        props = with_topic.resolve(with_topic.resources[logical_id]["Properties"])
+        assert props["AlarmActions"] == props["OKActions"] == ["arn:aws:sns:us-east-1:123456789012:ops"]
