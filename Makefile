@@ -28,7 +28,7 @@ LAMBDA_PLATFORMS ?= --platform manylinux2014_aarch64 --platform manylinux_2_28_a
 # which would make timestamp-checked bytecode look stale.
 LAMBDA_PYTHON_BIN ?= $(or $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(LAMBDA_PYTHON).*/bin/python$(LAMBDA_PYTHON))),$(shell command -v python$(LAMBDA_PYTHON) 2>/dev/null))
 
-.PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv node build browser \
+.PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv node build browser lambda-python \
 	build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFunction build-LiveFunction
 
 $(STAMP): pyproject.toml
@@ -112,6 +112,10 @@ build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFuncti
 	@"$(LAMBDA_PYTHON_BIN)" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$(LAMBDA_PYTHON)'.split('.'))))" \
 		2>/dev/null || { echo "no Python $(LAMBDA_PYTHON) to compile the bytecode ('$(LAMBDA_PYTHON_BIN)'): pyenv install $(LAMBDA_PYTHON), or set LAMBDA_PYTHON_BIN"; exit 2; }
 	"$(LAMBDA_PYTHON_BIN)" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)"
+
+# The Python that compiles the artifacts' bytecode (bench/imports.py times the handlers with it).
+lambda-python:
+	@echo "$(LAMBDA_PYTHON_BIN)"
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache
