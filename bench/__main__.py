@@ -51,55 +51,10 @@ def _row(module: str, raw: Any) -> dict[str, Any]:
     }
 
 
-def import_rows(module: Any, quick: bool) -> list[dict[str, Any]]:
-    """Rows from ``bench/imports.py`` (``measure_all`` → ``ImportFigure``s: handler cold-import times)."""
-    runs = 3 if quick else 5
-    rows: list[dict[str, Any]] = []
-    how = (
-        f"median of {runs} fresh interpreters, `import functions.<name>.handler`, Lambda-like env, "
-        "X-Ray tracing {tracing}"
-    )
-    for fig in module.measure_all(runs=runs):
-        if fig.error:
-            rows.append(
-                _row(
-                    "imports",
-                    {"name": f"{fig.name} handler cold import", "value": "error", "how": str(fig.error)[:200]},
-                )
-            )
-            continue
-        heavy = ", ".join(f"{k} {v:.0f}" for k, v in fig.heaviest[:3])
-        rows.append(
-            _row(
-                "imports",
-                {
-                    "name": f"{fig.name} handler cold import, wall",
-                    "value": fig.median_ms,
-                    "unit": "ms",
-                    "how": how.format(tracing="on") + f"; heaviest (ms): {heavy}",
-                },
-            )
-        )
-        rows.append(
-            _row(
-                "imports",
-                {
-                    "name": f"{fig.name} handler cold import, CPU",
-                    "value": fig.cpu_median_ms,
-                    "unit": "ms",
-                    "how": how.format(tracing="on") + "; process_time",
-                },
-            )
-        )
-    return rows
-
-
 def run_module_here(name: str, quick: bool) -> list[dict[str, Any]]:
-    """Import ``bench.<name>`` and call its ``figures`` (or ``measure_all``); the rows as plain dicts."""
+    """Import ``bench.<name>`` and call its ``figures``; the rows as plain dicts."""
     module = importlib.import_module(f"bench.{name}")
     figures = getattr(module, "figures", None)
-    if figures is None and hasattr(module, "measure_all"):
-        return import_rows(module, quick)
     if figures is None:
         raise RuntimeError(f"bench/{name}.py has no figures() function")
     try:
