@@ -2,11 +2,13 @@
 
 What the compilation guarantees (quoted by the README):
 
-- One state per node, named by the node id (a ``foreach`` node is a Map state). Helper states carry the
-  node id and a suffix: ``<node>.when`` (Choice: do the node's incoming conditions hold?), ``<node>.failed``
-  (record an optional node's failure), ``<node>.item`` / ``<node>.collect`` (a foreach's per-item Task and
-  the Task that gathers the results in item order), ``<tail>.loop`` (Choice: take a loop's back-edge?),
-  ``<x>.end`` (end of a branch reached by a Choice), and one Parallel per fan-out named ``a+b+...``. A
+- One state per node, named by the node id (a ``foreach`` node is a distributed Map state). Helper states
+  carry the node id and a suffix: ``<node>.when`` (Choice: do the node's incoming conditions hold?),
+  ``<node>.failed`` (record an optional node's failure), ``<node>.plan`` / ``<node>.item`` /
+  ``<node>.collect`` (a foreach's Task that splits its list into batches, the Map's child Task that runs one
+  batch of items, and the Task that gathers the results in item order), ``<tail>.loop`` (Choice: take a
+  loop's back-edge?), ``<x>.end`` (end of a branch reached by a Choice), and one Parallel per fan-out
+  named ``a+b+...``. A
   ``lambda:`` node adds ``<node>.record``, ``<node>.check``/``<node>.missing`` (its referenced fields are
   present, else a catchable ``stepgraph.ReferenceError``) and, when not optional, ``<node>.error`` with
   the ``Fail`` states ending the run (``<node>.fail``, ``.fail-timeout``, ``.fail-reserved``).
@@ -27,9 +29,10 @@ What the compilation guarantees (quoted by the README):
   spec's worst case costs against the definition size and history limits is :mod:`statemachine.plan`.
 - State transitions per executed node: 1 for a plain node; +1 for the Choice of a node with incoming
   conditions (nodes that run exactly when the node before them did need none: that first Choice skips
-  them all); +1 per loop iteration (the back-edge Choice); +1 per Parallel; a foreach adds the Map and
-  the collect Task to one Task per item; a ``lambda:`` node adds its ``.record`` Task (and its ``.check``
-  Choice when its params hold references).
+  them all); +1 per loop iteration (the back-edge Choice); +1 per Parallel; a foreach is its plan Task,
+  the Map and the collect Task in the run's own history, plus one child execution per batch of items
+  (one Task each); a ``lambda:`` node adds its ``.record`` Task (and its ``.check`` Choice when its params
+  hold references).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from statemachine.errors import CompileError, ReferenceResolutionError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
 from statemachine.protocol import TOOL_SERVICE_RETRY, NodeContext, service_errors
 from statemachine.references import Path, has_reference, iter_references, jsonpath, parse_template
-from statemachine.spec import MAX_TOOL_TIMEOUT_SECONDS
+from statemachine.spec import EXECUTOR_TIMEOUT_SECONDS, MAX_TOOL_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from statemachine.spec import GraphSpec, Node, RetryPolicy
@@ -74,6 +77,9 @@ JOIN_OVERHEAD = 16 * 1024
 """Room kept for the ``{"d": ...}`` wrappers and the executor request around a document."""
 BRANCH_KEYS = ("results", "loops", "sd")
 """What a Parallel branch hands back to its join: the document keys a node can change (never the input)."""
+BATCH_SECONDS = 840
+"""What a ``foreach`` batch may spend on its items' worst case (the rest is room for its store writes)."""
+MAX_BATCH_ITEMS = 100
 
 
 def loop_counter(head: str) -> str:
@@ -264,15 +270,25 @@ class _Compiler:
                 if loop and inner is not loop and inner.body < loop.body
             ),
             doc_budget=self.budget,
+            **self.batching(node),
         )
 
-    def payload(self, node: Node, ctx: NodeContext, mode: str, *, item: bool = False) -> dict[str, Any]:
-        """The executor request. Only the steps that run the tool (``run``, ``item``) carry the params: the
+    def batching(self, node: Node) -> dict[str, Any]:
+        """A ``foreach`` node's batch limit: as many items as their worst case fits one executor invocation."""
+        if not node.foreach:
+            return {}
+        worst = item_worst_seconds(self.spec.timeout_for(node), self.spec.retry_for(node))
+        if worst > BATCH_SECONDS:
+            return {"batch_max": 1, "item_retries": "states"}
+        return {"batch_max": max(1, min(MAX_BATCH_ITEMS, int(BATCH_SECONDS // worst)))}
+
+    def payload(self, node: Node, ctx: NodeContext, mode: str, *, batch: bool = False) -> dict[str, Any]:
+        """The executor request. Only the steps that run the tool (``run``, ``batch``) carry the params: the
         bookkeeping steps get the context without them, so a node's params are in the definition once."""
-        text = ctx.to_json() if mode in ("run", "item") else ctx.model_copy(update={"params": {}}).to_json()
+        text = ctx.to_json() if mode in ("run", "batch") else ctx.model_copy(update={"params": {}}).to_json()
         body: dict[str, Any] = {"node": node.id, "tool": node.tool, "mode": mode, "ctx": text}
-        if item:
-            body.update({"doc.$": "$.doc", "item.$": "$.item", "index.$": "$.index"})
+        if batch:
+            body.update({"doc.$": "$.doc", "start.$": "$.start", "size.$": "$.size"})
         else:
             body["doc.$"] = "$"
         body["retry_count.$"] = "$$.State.RetryCount"
@@ -327,7 +343,8 @@ class _Compiler:
             states[entry] = {}
         catch_to = self.claim(f"{node.id}.failed") if (node.optional or node.is_lambda) else None
         if node.foreach:
-            self.emit_map(node, ctx, name, cont, states, catch_to)
+            head = self.emit_map(node, ctx, name, cont, states, catch_to)
+            entry = head if gate is True else entry
         elif node.is_lambda:
             assert catch_to is not None
             head = self.emit_lambda(node, ctx, name, cont, states, catch_to)
@@ -432,7 +449,7 @@ class _Compiler:
             "Resource": LAMBDA_INVOKE,
             "Parameters": {"FunctionName": node.tool[len("lambda:") :], "Payload": asl_payload(ctx.params)},
             "TimeoutSeconds": ctx.timeout_seconds,
-            "Retry": self.retry(ctx.retry),
+            "Retry": self.retry(ctx.retry, ctx.tool),
             "ResultSelector": {
                 "Payload.$": "$.Payload",
                 "started.$": "$$.State.EnteredTime",
@@ -463,47 +480,92 @@ class _Compiler:
         cont: Cont,
         states: dict[str, Any],
         catch_to: str | None,
-    ) -> None:
+    ) -> str:
+        """``<node>.plan`` (batches of the list) → ``<node>`` (distributed Map, a child per batch) → ``.collect``.
+
+        The Map iterates the batches' first indexes, never the items: the list may be offloaded, and neither
+        the payload nor the parent's history grows with it. Child failures are tolerated by the Map: the
+        executor records an item's final failure on the node, and ``.collect`` raises it, so the error a
+        run or a ``Catch`` sees is the item's own, in AWS and in moto alike.
+        """
         assert node.foreach is not None
-        source = parse_template(node.foreach).whole
-        assert source is not None
+        plan_name = self.claim(f"{node.id}.plan")
         item_name = self.claim(f"{node.id}.item")
         collect_name = self.claim(f"{node.id}.collect")
-        item_task = {
+        plan: dict[str, Any] = {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
-            "Parameters": self.payload(node, ctx, "item", item=True),
-            "TimeoutSeconds": ctx.timeout_seconds,
+            "Parameters": self.payload(node, ctx, "plan"),
+            "TimeoutSeconds": EXECUTOR_TIMEOUT_SECONDS,  # plan and collect read the whole list: the executor's limit
+            "Retry": self.retry(None),
+            "OutputPath": "$.Payload",
+            "Next": name,
+        }
+        worst = item_worst_seconds(ctx.timeout_seconds, ctx.retry)
+        native = ctx.item_retries == "states"
+        item_task: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": self.payload(node, ctx, "batch", batch=True),
+            "TimeoutSeconds": (
+                ctx.timeout_seconds if native else int(min(EXECUTOR_TIMEOUT_SECONDS, (ctx.batch_max or 1) * worst + 30))
+            ),
+            # the node's policy also retries a batch whose invocation crashed or timed out: it resumes after
+            # its finished items (an item's own failures are retried inside the batch, never by this rule)
             "Retry": self.retry(ctx.retry, ctx.tool),
             "OutputPath": "$.Payload",
             "End": True,
         }
         state: dict[str, Any] = {
             "Type": "Map",
-            "ItemsPath": source.jsonpath(),
-            "ItemSelector": {"doc.$": "$", "item.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+            "ItemsPath": "$.starts",
+            "ItemSelector": {"doc.$": "$.doc", "start.$": "$$.Map.Item.Value", "size.$": "$.size"},
             "MaxConcurrency": ctx.max_concurrency,
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "INLINE"},
-                "StartAt": item_name,
-                "States": {item_name: item_task},
-            },
-            "ResultPath": None,
-            "Next": collect_name,
         }
+        children: dict[str, Any] = {item_name: item_task}
+        if self.spec.options.workflow_type == "EXPRESS":
+            # Express workflows have no distributed Map (nor a history to outgrow): the batches run inline, and
+            # a batch that failed for good ends its iteration quietly, as a tolerated child would
+            processor: dict[str, Any] = {"Mode": "INLINE"}
+            lost = self.claim(f"{node.id}.lost")
+            item_task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": lost}]
+            children[lost] = {"Type": "Pass", "Result": {"ok": False}, "End": True}
+        else:
+            processor = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+            state["ToleratedFailurePercentage"] = 100.0  # a decimal: moto's grammar reads an integer as an error
+        state["ItemProcessor"] = {"ProcessorConfig": processor, "StartAt": item_name, "States": children}
+        state.update({"ResultPath": None, "OutputPath": "$.doc", "Next": collect_name})
         collect: dict[str, Any] = {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
             "Parameters": self.payload(node, ctx, "collect"),
-            "TimeoutSeconds": self.helper_timeout,
+            "TimeoutSeconds": EXECUTOR_TIMEOUT_SECONDS,
             "Retry": self.retry(None),
         }
         if catch_to:
             catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
-            state["Catch"] = catch
+            plan["Catch"] = catch
             collect["Catch"] = catch
+        states[plan_name] = plan
         states[name] = state
         states[collect_name] = self.finish(collect, cont)
+        return plan_name
+
+
+def item_worst_seconds(timeout_seconds: int, policy: RetryPolicy | None) -> float:
+    """The longest one ``foreach`` item can take: every attempt timing out, every retry waiting its longest.
+
+    Counting stops once past ``BATCH_SECONDS`` (the answer is then only "too long to batch").
+    """
+    retries = policy.max_attempts if policy is not None and policy.max_attempts else 0
+    seconds = float((retries + 1) * (timeout_seconds + 1))
+    delay = float(policy.interval_seconds or 1) if policy is not None else 0.0
+    for _ in range(retries):
+        if seconds > BATCH_SECONDS or policy is None:
+            break
+        seconds += min(delay, policy.max_delay_seconds) if policy.max_delay_seconds else delay
+        delay *= policy.backoff_rate or 1.0
+    return seconds
 
 
 def _intrinsic_string(text: str) -> str:

@@ -5,11 +5,19 @@ Each Task's ``Parameters.Payload`` is an :class:`ExecutorRequest`. ``ctx`` is th
 Step Functions. ``mode`` says which of the node's steps runs:
 
 - ``run``: run the tool once with resolved params; return ``payload.apply_result(doc, ctx, output)``.
-- ``item``: one ``foreach`` item (``item``, ``index`` set; ``doc`` is the document at the Map): run the
-  tool with ``item`` in scope, store the item's output (node record ``items``), return a small marker
-  (the Map discards it, so a long list never goes through the 256 KiB payload).
+- ``plan``: before a ``foreach`` node's Map: resolve its list (inline or offloaded), mark the node started
+  with ``items_total``, and return a :class:`BatchPlan` (``{"doc", "starts", "size"}``): the Map runs one
+  child per batch of ``size`` consecutive items, so neither the list nor the history grows with the items.
+- ``batch``: one Map child (``start``, ``size`` set; ``doc`` is the document at the Map): run the tool for
+  each item of ``list[start:start + size]`` in order, with the node's retry policy and timeout applied per
+  item, store each item's output (``ITEM#`` records), return a small marker (the Map discards it).
+  With ``ctx.item_retries == "states"`` a batch holds one item and runs one attempt: Step Functions'
+  ``Retry`` on the child Task retries it (items whose worst case would not fit one executor invocation).
+- ``item``: one ``foreach`` item given whole (``item``, ``index`` set): as ``batch`` for one item and
+  one attempt. Kept for requests compiled before batches.
 - ``collect``: after the Map: read the item outputs in index order, build the node's output list (offload
-  if large) and return ``payload.apply_result(doc, ctx, outputs)``.
+  if large) and return ``payload.apply_result(doc, ctx, outputs)``; if an item failed for good, raise
+  the error recorded for the node.
 - ``failed``: an ``optional`` node failed (the tool's error or one Step Functions raised, e.g.
   ``States.Timeout``); ``doc["failure"]`` holds Step Functions' ``{"Error", "Cause"}``. Record the node
   FAILED with that code and message unless already recorded, return ``payload.apply_failure(doc, ctx)``.
@@ -31,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from statemachine.spec import RetryPolicy  # noqa: TC001 (pydantic needs it at runtime)
 
-Mode = Literal["run", "item", "collect", "failed", "record"]
+Mode = Literal["run", "plan", "batch", "item", "collect", "failed", "record"]
 
 _TOOL_SERVICE_ERRORS: dict[str, tuple[str, ...]] = {
     "llm.converse": (
@@ -90,6 +98,12 @@ class NodeContext(BaseModel):
     """On a loop head: the counters of the loops nested in its body, zeroed each time it runs."""
     clears: list[str] = Field(default_factory=list)
     """A loop head's body nodes: their results are dropped when the head runs, so each iteration starts clean."""
+    batch_max: int | None = None
+    """On a ``foreach`` node: the most items one ``batch`` invocation may run (their worst case, every retry
+    and timeout included, fits the executor's time limit)."""
+    item_retries: Literal["executor", "states"] = "executor"
+    """On a ``foreach`` node: who retries a failed item: the executor inside its batch, or Step Functions
+    (the child Task's ``Retry``; then batches hold one item)."""
 
     def to_json(self) -> str:
         """Compact JSON, as embedded in the Task's payload."""
@@ -136,6 +150,10 @@ class ExecutorRequest(BaseModel):
     execution: str | None = None
     item: Any = None
     index: int | None = None
+    start: int | None = None
+    """``batch`` mode: the index of the batch's first item."""
+    size: int | None = None
+    """``batch`` mode: how many items a batch holds (the last one may hold fewer)."""
 
     @property
     def context(self) -> NodeContext:
@@ -166,6 +184,19 @@ def lambda_result(doc: Mapping[str, Any], node: str) -> tuple[Any, str | None, i
         return raw, None, 1
     started = raw.get("started")
     return raw["Payload"], started if isinstance(started, str) else None, int(raw.get("retry_count") or 0) + 1
+
+
+class BatchPlan(BaseModel):
+    """What ``plan`` returns: the document, and the first index of each batch of ``size`` items."""
+
+    doc: dict[str, Any]
+    starts: list[int]
+    size: int
+
+
+def batch_starts(total: int, size: int) -> list[int]:
+    """The first index of each batch of ``size`` items over ``total`` items."""
+    return list(range(0, total, max(1, size)))
 
 
 ITEM_MARKER: dict[str, Any] = {"ok": True}

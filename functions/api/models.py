@@ -155,6 +155,15 @@ class Progress(BaseModel):
     percent: int
 
 
+class OutputOmitted(BaseModel):
+    """What of an output was too large to inline in this response: its size and paths (and items' route)."""
+
+    bytes: int = Field(description="the size of what was left out")
+    fields: list[str] = Field(description="dotted paths of the output left null; `$` is the whole output")
+    reason: str
+    items_url: str | None = Field(default=None, description="a foreach node: where its item results are paged")
+
+
 class NodeView(BaseModel):
     status: NodeStatus
     attempts: int
@@ -165,8 +174,10 @@ class NodeView(BaseModel):
     output: Any = None
     error: RunError | None = None
     tool: str | None = None
+    output_omitted: OutputOmitted | None = None
     items_total: int | None = None
     items_done: int | None = None
+    items_url: str | None = Field(default=None, description="a foreach node: where its item results are paged")
 
 
 class RunSummary(BaseModel):
@@ -224,6 +235,31 @@ class EventPage(BaseModel):
         default=None,
         description="pass as `after` for the next events; null once the run ended and all its events were served",
     )
+
+
+class ItemView(BaseModel):
+    """One item of a ``foreach`` node: its record, output whole (unless ``output_omitted``)."""
+
+    index: int
+    status: NodeStatus
+    attempts: int
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: int | None = None
+    output: Any = None
+    error: RunError | None = None
+    output_omitted: OutputOmitted | None = None
+
+
+class ItemPage(BaseModel):
+    """A page of a ``foreach`` node's item results, in index order."""
+
+    node: str
+    iteration: int | None = None
+    total: int | None = Field(default=None, description="items in the node's list (null before it started)")
+    done: int = Field(description="items finished so far")
+    items: list[ItemView]
+    next: int | None = Field(default=None, description="pass as `after` for the next page; null: no more now")
 
 
 ERROR_TEXT = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -16,7 +17,8 @@ from botocore.exceptions import ClientError
 from functions import runs_sync
 from functions.api.errors import UpstreamError
 from functions.api.graphs_service import console_url_for_execution
-from functions.errors import ConflictError, PayloadTooLargeError
+from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError
+from functions.store.offload import REF_KEY, is_ref
 from functions.store.runs import RUNNING, TERMINAL, Run, new_run_id
 from functions.store.table import now_iso
 from statemachine.payload import initial_document
@@ -28,6 +30,11 @@ if TYPE_CHECKING:
     from functions.store.records import NodeRecord
 
 MAX_EXECUTION_INPUT = 256 * 1024
+OUTPUT_INLINE_MAX = 1024 * 1024
+"""Largest offloaded output ``GET /runs/{id}`` (or an items page) reads back whole."""
+RESPONSE_OUTPUT_BUDGET = 2 * 1024 * 1024
+"""Offloaded bytes one response reads back in all: with the JSON escaping of a proxy response, well under
+Lambda's 6 MB response limit (and API Gateway's 10 MB)."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_WAIT_SECONDS = 25
 """``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
@@ -234,15 +241,87 @@ def _spec_node_ids(version: GraphVersion) -> list[str]:
     return [str(n.get("id")) for n in version.spec.get("nodes", []) if isinstance(n, dict)]
 
 
+def ref_bytes(value: Any) -> int:
+    """Bytes the offloaded values inside ``value`` add when resolved (their references say; nothing is read)."""
+    if is_ref(value):
+        return int(value[REF_KEY].get("bytes") or 0)
+    if isinstance(value, dict):
+        return sum(ref_bytes(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(ref_bytes(v) for v in value)
+    return 0
+
+
+class OutputBudget:
+    """How many offloaded bytes one response may still read back whole (the rest is left out, with its size)."""
+
+    def __init__(self, total: int = RESPONSE_OUTPUT_BUDGET, each: int = OUTPUT_INLINE_MAX) -> None:
+        self.left = total
+        self.each = each
+
+    def take(
+        self, services: Services, output: Any, run_id: str, *, paged: str | None = None
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """``(output, omitted)``: each offloaded value read back whole while it fits, else null.
+
+        ``omitted`` is None when nothing was left out, else ``{"bytes", "fields", "reason"}`` (``fields``:
+        the dotted paths left null, ``$`` for the whole output) and, for a ``foreach`` node, ``items_url``.
+        """
+        left_out: list[tuple[str, int]] = []
+
+        def walk(value: Any, path: str) -> Any:
+            if services.offloader.genuine(value, run_id):
+                size = ref_bytes(value)
+                if size <= min(self.each, self.left):
+                    self.left -= size
+                    return services.offloader.resolve(value, run_id)
+                left_out.append((path or "$", size))
+                return None
+            if isinstance(value, dict):
+                return {k: walk(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            return value
+
+        if ref_bytes(output) == 0:
+            return output, None
+        resolved = walk(output, "")
+        if not left_out:
+            return resolved, None
+        omitted: dict[str, Any] = {
+            "bytes": sum(size for _, size in left_out),
+            "fields": [path for path, _ in left_out],
+            "reason": (
+                f"a run's response inlines offloaded values up to {self.each} bytes each and "
+                f"{RESPONSE_OUTPUT_BUDGET} bytes in all"
+            ),
+        }
+        if paged:
+            omitted["items_url"] = paged
+        return resolved, omitted
+
+
+def items_url(run_id: str, node: str) -> str:
+    """Where a ``foreach`` node's item results are paged."""
+    return f"/runs/{run_id}/nodes/{quote(node, safe='')}/items"
+
+
 def detail(services: Services, run: Run) -> dict[str, Any]:
-    """DESIGN.md's ``GET /runs/{id}`` shape: progress, per-node view (outputs whole), state."""
+    """DESIGN.md's ``GET /runs/{id}`` shape: progress, per-node view, state.
+
+    Outputs are returned whole while they fit the response budget (``OUTPUT_INLINE_MAX`` each,
+    ``RESPONSE_OUTPUT_BUDGET`` in all, under Lambda's 6 MB and API Gateway's 10 MB); a larger one is
+    ``null`` with ``output_omitted`` saying its size, and a ``foreach`` node's items are paged by
+    ``GET /runs/{id}/nodes/{node}/items``.
+    """
     spec_nodes = _spec_node_ids(services.graphs.version(run.graph_id, run.version))
     records: dict[str, list[NodeRecord]] = {}
     for record in services.records.list_nodes(run.run_id):
         records.setdefault(record.node, []).append(record)
     nodes: dict[str, dict[str, Any]] = {}
+    budget = OutputBudget()
     for node in spec_nodes + [n for n in records if n not in spec_nodes]:
-        nodes[node] = _node_view(services, records.get(node, []), run)
+        nodes[node] = _node_view(services, records.get(node, []), run, budget)
     done = sum(1 for n in spec_nodes if nodes[n]["status"] in DONE)
     total = len(spec_nodes)
     view = summary(run, services.settings.region)
@@ -288,7 +367,7 @@ def usage(services: Services, records: list[NodeRecord], run_id: str) -> dict[st
     }
 
 
-def _node_view(services: Services, records: list[NodeRecord], run: Run) -> dict[str, Any]:
+def _node_view(services: Services, records: list[NodeRecord], run: Run, budget: OutputBudget) -> dict[str, Any]:
     run_status = run.status
     if not records:
         if run_status == RUNNING:
@@ -317,9 +396,8 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run) -> dict[
         # settle that marks such nodes has not reached it): report how the run's end left it.
         status = "CANCELLED" if run_status == "CANCELLED" else "FAILED"
         error = error or (run.error if status == "FAILED" else None)
-    output = last.output
-    if output is not None:
-        output = services.offloader.resolve(output, run.run_id)
+    paged = items_url(run.run_id, last.node) if last.items_total is not None else None
+    output, omitted = budget.take(services, last.output, run.run_id, paged=paged)
     view: dict[str, Any] = {
         "status": status,
         "attempts": sum(r.attempts for r in records),
@@ -331,7 +409,67 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run) -> dict[
         "error": error,
         "tool": last.tool,
     }
+    if omitted is not None:
+        view["output_omitted"] = omitted
     if last.items_total is not None:
         view["items_total"] = last.items_total
         view["items_done"] = last.items_done
+        view["items_url"] = paged
     return view
+
+
+def item_page(
+    services: Services,
+    run_id: str,
+    node: str,
+    *,
+    iteration: int | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """``GET /runs/{id}/nodes/{node}/items``: a ``foreach`` node's item results in index order, a page at a time.
+
+    ``next`` is the ``after`` of the following page, null when no more item has a record now (a running
+    node's later items appear as they finish). A page stops early once its outputs reach the response
+    budget; an item output larger than ``OUTPUT_INLINE_MAX`` is null with ``output_omitted``.
+    """
+    run = services.runs.get(run_id)
+    if iteration is None:
+        iteration = services.records.latest_iteration(run_id, node)
+        if iteration is None:
+            spec_nodes = _spec_node_ids(services.graphs.version(run.graph_id, run.version))
+            if node not in spec_nodes:
+                raise NotFoundError(f"run {run_id} has no node {node!r}")
+            return {"node": node, "iteration": None, "total": None, "done": 0, "items": [], "next": None}
+    record = services.records.get_node(run_id, node, iteration)
+    if record is None:
+        raise NotFoundError(f"node {node!r} of run {run_id} has no iteration {iteration}")
+    records, more = services.records.items_page(run_id, node, iteration, after=after, limit=limit)
+    budget = OutputBudget()
+    items: list[dict[str, Any]] = []
+    for item in records:
+        if items and budget.left < ref_bytes(item.output):
+            more = True
+            break
+        output, omitted = budget.take(services, item.output, run_id)
+        view: dict[str, Any] = {
+            "index": item.index,
+            "status": item.status,
+            "attempts": item.attempts,
+            "started_at": item.started_at,
+            "finished_at": item.finished_at,
+            "duration_ms": item.duration_ms,
+            "output": output,
+            "error": item.error,
+        }
+        if omitted is not None:
+            view["output_omitted"] = omitted
+        items.append(view)
+    return {
+        "node": node,
+        "iteration": iteration,
+        "total": record.items_total,
+        "done": record.items_done or 0,
+        "items": items,
+        "next": items[-1]["index"] if more and items else None,
+    }

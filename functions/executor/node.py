@@ -9,6 +9,7 @@ injected so tests run the real path against moto. The four request modes are des
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -26,14 +27,24 @@ from functions.executor.sandbox import ToolTimeout, run_tool
 from functions.executor.tools.base import ToolContext
 from functions.settings import get_settings
 from functions.store.offload import DOC_BUDGET, Offloader
-from functions.store.records import Records
+from functions.store.records import ItemResult, Records
+from functions.store.table import now_iso
 from statemachine import payload, references
 from statemachine.errors import DataError, StepgraphError
-from statemachine.protocol import ITEM_MARKER, ExecutorRequest, NodeContext, lambda_result, service_errors
+from statemachine.protocol import (
+    ITEM_MARKER,
+    BatchPlan,
+    ExecutorRequest,
+    NodeContext,
+    batch_starts,
+    lambda_result,
+    service_errors,
+)
 
 if TYPE_CHECKING:
     from functions.executor.tools.base import Tool
     from functions.store.records import NodeRecord
+    from statemachine.spec import RetryPolicy
 
 MAX_LOG_LINES = 200
 """LOG events kept per attempt; a tool that logs more gets one line saying how many were dropped."""
@@ -41,7 +52,33 @@ MAX_LOG_CHARS = 2000
 TIMEOUT_GRACE_SECONDS = 0.5
 """Past the Task's timeout, Step Functions has moved on: the executor stops the tool and records the timeout."""
 
+MAX_BATCHES = 10_000
+"""Batches of one ``foreach`` run: their first indexes travel in the Map's input (256 KiB with the document)."""
+BATCHES_PER_LANE = 2
+"""A list is cut into at least this many batches per Map lane, so the lanes share it out evenly."""
+
 T = TypeVar("T")
+
+
+class ItemFailed(Exception):
+    """A ``foreach`` item failed for good inside a batch; its failure is already recorded on the node."""
+
+
+def batch_size(total: int, ctx: NodeContext) -> int:
+    """Items per batch: spread over the Map's lanes, at most ``ctx.batch_max`` (their worst case fits one call)."""
+    lanes = max(1, ctx.max_concurrency or 1) * BATCHES_PER_LANE
+    return max(1, min(ctx.batch_max or 1, -(-total // lanes)))
+
+
+def retry_delay(policy: RetryPolicy, attempt: int) -> float:
+    """Seconds before retry ``attempt + 1``, as Step Functions computes them (interval, backoff, cap, jitter)."""
+    delay = float(policy.interval_seconds or 1) * float(policy.backoff_rate or 1.0) ** (attempt - 1)
+    if policy.max_delay_seconds:
+        delay = min(delay, float(policy.max_delay_seconds))
+    if policy.jitter == "FULL":
+        delay = random.uniform(0, delay)
+    return delay
+
 
 MetricSink = Callable[[str, str, float, dict[str, str]], None]
 """``(name, unit, value, dimensions)``: where node metrics go (Powertools in the handler)."""
@@ -159,6 +196,10 @@ class NodeExecutor:
     def handle(self, inv: Invocation) -> Any:
         """Serve one parsed request in its mode."""
         mode = inv.request.mode
+        if mode == "plan":
+            return self.plan(inv)
+        if mode == "batch":
+            return self.run_batch(inv)
         if mode == "item":
             return self.run_item(inv)
         if mode == "collect":
@@ -267,22 +308,142 @@ class NodeExecutor:
         )
         return dict(ITEM_MARKER)
 
+    def _foreach_list(self, inv: Invocation) -> list[Any]:
+        """The node's ``foreach`` list from the request's document, read back when it was offloaded.
+
+        ``DataError`` when it is missing or not a list: a node error an ``optional`` node catches.
+        """
+        items = references.resolve(inv.ctx.foreach or "", payload.scope(inv.request.doc))
+        if self.offloader.genuine(items, inv.run_id):
+            items = self.offloader.store.get(items)
+        if not isinstance(items, list):
+            raise DataError(f"{inv.node}: foreach {inv.ctx.foreach} is {type(items).__name__}, not a list")
+        return items
+
     def _items_total(self, inv: Invocation) -> int | None:
         """How many items the node's ``foreach`` list has in the request's document (None if unreadable)."""
         if not inv.ctx.foreach:
             return None
         try:
-            items = references.resolve(inv.ctx.foreach, payload.scope(inv.request.doc))
+            return len(self._foreach_list(inv))
         except (DataError, references.ReferenceSyntaxError):
             return None
-        if self.offloader.genuine(items, inv.run_id):
-            items = self.offloader.store.get(items)
-        return len(items) if isinstance(items, list) else None
 
-    def _ensure_started(self, inv: Invocation) -> NodeRecord | None:
-        """Mark a ``foreach`` node RUNNING once (first item); the recorded node when it was already."""
+    def plan(self, inv: Invocation) -> dict[str, Any]:
+        """Before the Map: mark the node started and split its list into batches (``protocol.BatchPlan``)."""
+        try:
+            items = self._foreach_list(inv)
+        except (DataError, references.ReferenceSyntaxError) as exc:
+            code, message = describe_error(exc, inv.tool)
+            self._guard(
+                lambda: self.records.fail_node(
+                    inv.run_id, inv.node, inv.iteration, tool=inv.tool, error={"code": code, "message": message}
+                )
+            )
+            raise node_failure(code, message) from None
+        size = batch_size(len(items), inv.ctx)
+        starts = batch_starts(len(items), size)
+        if len(starts) > MAX_BATCHES:
+            message = f"{inv.node}: foreach over {len(items)} items needs {len(starts)} batches, over {MAX_BATCHES}"
+            raise node_failure(DataError.code, message)
+        node = self._guard(lambda: self._ensure_started(inv, total=len(items)))
+        if node is not None and node.terminal and node.status != "SUCCEEDED":
+            error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
+            raise node_failure(error["code"], error["message"])
+        return BatchPlan(doc=inv.request.doc, starts=starts, size=size).model_dump()
+
+    def run_batch(self, inv: Invocation) -> dict[str, Any]:
+        """One Map child: run the items ``start .. start + size - 1`` in order; their outputs go to the store."""
+        start = inv.request.start or 0
+        size = max(1, inv.request.size or 1)
+        node = self._guard(lambda: self.records.get_node(inv.run_id, inv.node, inv.iteration))
+        if node is not None and node.terminal:
+            return dict(ITEM_MARKER)  # another item failed the node (collect reports it), or it is done
+        try:
+            items = self._foreach_list(inv)
+        except (DataError, references.ReferenceSyntaxError) as exc:
+            self._fail(inv, exc, 0, attempt=(inv.ctx.retry.max_attempts or 0) + 1)
+        end = min(len(items), start + size)
+        if inv.ctx.item_retries == "states":  # one item, one attempt: the child Task's Retry retries it
+            request = inv.request.model_copy(update={"item": items[start], "index": start, "mode": "item"})
+            return self.run_item(Invocation(request, inv.ctx, inv.run_id, inv.iteration, inv.attempt))
+        # A retried batch (its Lambda failed or timed out) resumes: items already finished are not run again.
+        # The first delivery has nothing to resume, so its happy path reads nothing.
+        recorded: dict[int, NodeRecord] = {}
+        if inv.attempt > 1:
+            recorded = self._guard(
+                lambda: self.records.items_between(inv.run_id, inv.node, inv.iteration, start, end - 1)
+            )
+        finished: list[ItemResult] = []
+        try:
+            for index in range(start, end):
+                record = recorded.get(index)
+                if record is not None and record.status == "SUCCEEDED":
+                    continue
+                if record is not None and record.terminal:
+                    break  # its failure failed the node already; collect reports it
+                finished.append(self._run_batch_item(inv, index, items[index], record))
+        except ItemFailed:
+            # An item failed for good: the node is recorded FAILED with its error, which collect raises. The
+            # batch itself ends normally, so the Task's Retry (kept for crashes of the batch) does not rerun it.
+            pass
+        finally:
+            self._guard(lambda: self.records.put_succeeded_items(inv.run_id, inv.node, inv.iteration, finished))
+        return dict(ITEM_MARKER)
+
+    def _start_item(self, inv: Invocation, index: int, attempt: int) -> None:
+        self._guard(lambda: self.records.start_item(inv.run_id, inv.node, inv.iteration, index, attempt, tool=inv.tool))
+
+    def _run_batch_item(self, inv: Invocation, index: int, value: Any, record: NodeRecord | None) -> ItemResult:
+        """Run one item of a batch with the node's retry policy and timeout, as Step Functions would retry a Task."""
+        policy = inv.ctx.retry
+        attempt = record.attempts + 1 if record is not None else 1
+        first_started = record.started_at if record is not None and record.started_at else now_iso()
+        while True:
+            request = inv.request.model_copy(
+                update={"item": value, "index": index, "mode": "item", "retry_count": attempt - 1}
+            )
+            item_inv = Invocation(request, inv.ctx, inv.run_id, inv.iteration, attempt)
+            attempt_at = now_iso()
+            if attempt > 1:  # a retry is visible (RUNNING, attempt n) while it runs; first attempts are not written
+                self._start_item(inv, index, attempt)
+            started = time.perf_counter()
+            try:
+                output = self._run_tool(item_inv, self._scope(item_inv, with_item=True), index=index)
+                tool_ms = int((time.perf_counter() - started) * 1000)
+                slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, output, prefix=f"item{index:06d}")
+            except Exception as exc:
+                if attempt == 1:  # the failure is recorded on the item's record, which the first attempt skipped
+                    self._start_item(inv, index, 1)
+                try:
+                    self._fail(item_inv, exc, int((time.perf_counter() - started) * 1000), index=index, attempt=attempt)
+                except NodeFailed as failed:
+                    if attempt > (policy.max_attempts or 0):
+                        raise ItemFailed(str(failed)) from None
+                time.sleep(retry_delay(policy, attempt))
+                attempt += 1
+                continue
+            self._emit_success(item_inv, tool_ms)
+            return ItemResult(
+                index=index,
+                attempt=attempt,
+                tool=inv.tool,
+                output=slim,
+                started_at=first_started,
+                finished_at=now_iso(),
+                tool_ms=tool_ms,
+                attempt_started_at=attempt_at,
+            )
+
+    def _ensure_started(self, inv: Invocation, total: int | None = None) -> NodeRecord | None:
+        """Mark a ``foreach`` node RUNNING once (its plan); the recorded node when it was already."""
         outcome = self.records.start_attempt(
-            inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, items_total=self._items_total(inv)
+            inv.run_id,
+            inv.node,
+            inv.iteration,
+            1,
+            tool=inv.tool,
+            items_total=total if total is not None else self._items_total(inv),
         )
         return None if outcome.started else outcome.node
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from functions.errors import StoreError
 from functions.store.table import (
     TableHandle,
     condition_failed,
@@ -243,6 +244,17 @@ class Records(TableHandle):
 
     def get_node(self, run_id: str, node: str, iteration: int) -> NodeRecord | None:
         return self._get(run_id, node_sk(node, iteration))
+
+    def latest_iteration(self, run_id: str, node: str) -> int | None:
+        """The newest iteration of ``node`` that has a record in the run, or None."""
+        response = self.table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": run_pk(run_id), ":prefix": f"{NODE_PREFIX}{node}#"},
+            ScanIndexForward=False,
+            Limit=1,
+        )
+        items = response.get("Items", [])
+        return parse_node(items[0]).iteration if items else None
 
     def get_item(self, run_id: str, node: str, iteration: int, index: int) -> NodeRecord | None:
         """One ``foreach`` item's record, or None before it started."""
@@ -493,6 +505,93 @@ class Records(TableHandle):
         )
         return self._transition(update, stamp)
 
+    def put_succeeded_items(self, run_id: str, node: str, iteration: int, items: list[ItemResult]) -> None:
+        """Write finished items of one batch, 25 to a request (``BatchWriteItem``), then count them on the node.
+
+        Unconditional puts: a batch is the only writer of its items while it runs, and a redelivered batch
+        writes the same items SUCCEEDED again (``items_done_set`` counts an index once).
+        """
+        if not items:
+            return
+        pk = run_pk(run_id)
+        requests = []
+        for result in items:
+            item: dict[str, Any] = {
+                "pk": pk,
+                "sk": item_sk(node, iteration, result.index),
+                "node": node,
+                "iteration": iteration,
+                "index": result.index,
+                "tool": result.tool,
+                "status": "SUCCEEDED",
+                "attempts": result.attempt,
+                "starts": result.attempt,
+                "started_at": result.started_at,
+                "attempt_started_at": result.attempt_started_at or result.started_at,
+                "finished_at": result.finished_at,
+                "output_json": _json(result.output),
+                "tool_ms": result.tool_ms,
+            }
+            duration = _ms_between(result.started_at, result.finished_at)
+            if duration is not None:
+                item["duration_ms"] = duration
+            requests.append({"PutRequest": {"Item": item}})
+        client = self.table.meta.client
+        for chunk in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table.name: requests[chunk : chunk + 25]}
+            for _ in range(8):
+                response = client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+            else:
+                raise StoreError(f"DynamoDB left {len(pending.get(self.table.name, []))} item records unwritten")
+        self.count_items(run_id, node, iteration, [r.index for r in items])
+
+    def items_between(self, run_id: str, node: str, iteration: int, first: int, last: int) -> dict[int, NodeRecord]:
+        """The item records with index ``first``..``last`` (inclusive) that exist, by index (strongly consistent)."""
+        found: dict[int, NodeRecord] = {}
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
+            "ExpressionAttributeValues": {
+                ":pk": run_pk(run_id),
+                ":a": item_sk(node, iteration, first),
+                ":b": item_sk(node, iteration, last),
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.table.query(**kwargs)
+            for raw in response.get("Items", []):
+                record = parse_node(raw)
+                if record.index is not None:
+                    found[record.index] = record
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def items_page(
+        self, run_id: str, node: str, iteration: int, *, after: int | None, limit: int
+    ) -> tuple[list[NodeRecord], bool]:
+        """Up to ``limit`` item records with an index above ``after``, in index order; True when more follow."""
+        prefix = f"{ITEM_PREFIX}{node}#{iteration:04d}#"
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": prefix},
+            "Limit": limit + 1,  # one more than asked: whether a next page exists is known now, not a page later
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {"pk": run_pk(run_id), "sk": item_sk(node, iteration, after)}
+        records: list[NodeRecord] = []
+        while len(records) <= limit:
+            response = self.table.query(**kwargs)
+            records.extend(parse_node(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            kwargs["Limit"] = limit + 1 - len(records)
+        return records[:limit], len(records) > limit
+
     def list_items(self, run_id: str, node: str, iteration: int) -> list[NodeRecord]:
         """The item records of a ``foreach`` node run, in index order (strongly consistent)."""
         records: list[NodeRecord] = []
@@ -612,6 +711,20 @@ class Records(TableHandle):
             return Outcome(done=False, node=parse_node(old) if old else None)
         attributes = response.get("Attributes")
         return Outcome(done=True, node=parse_node(attributes) if attributes else None)
+
+
+@dataclass
+class ItemResult:
+    """One finished ``foreach`` item of a batch, as ``put_succeeded_items`` writes it."""
+
+    index: int
+    attempt: int
+    tool: str
+    output: Any
+    started_at: str
+    finished_at: str
+    tool_ms: int
+    attempt_started_at: str | None = None
 
 
 def _add_set(expression: str, clause: str) -> str:

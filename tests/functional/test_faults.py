@@ -180,14 +180,19 @@ def crash_after_the_tool(
     armed = threading.local()
 
     def on_write(params: dict[str, Any], **_: Any) -> None:
-        # the write that records the tool's output (a node's or an item's success)
-        if getattr(armed, "on", False) and "output_json" in str(_body(params).get("UpdateExpression", "")):
+        # the write that records the tool's output (a node's success, or a batch of items')
+        body = _body(params)
+        if getattr(armed, "on", False) and (
+            "output_json" in str(body.get("UpdateExpression", "")) or "RequestItems" in body
+        ):
             raise _Killed
 
     hook("before-call.dynamodb.UpdateItem", on_write)
+    hook("before-call.dynamodb.BatchWriteItem", on_write)
 
     def wrapper(real: Callable[[Any, Any], Any], event: Any, context: Any) -> Any:
-        targeted = index is None or (isinstance(event, dict) and event.get("index") == index)
+        # a foreach item runs in the batch that starts at it (batches hold one item each for short lists)
+        targeted = index is None or (isinstance(event, dict) and index in (event.get("index"), event.get("start")))
         armed.on = node_of(event) == node and targeted and len(crashes) < times
         try:
             return real(event, context)

@@ -130,7 +130,7 @@ def test_states_role_trusts_states_in_this_account_and_invokes_only_node_functio
     assert trust["Principal"] == {"Service": "states.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     policies = {p["PolicyName"]: p["PolicyDocument"]["Statement"] for p in role["Policies"]}
-    assert set(policies) == {"invoke-node-functions", "logs-and-traces"}
+    assert set(policies) == {"invoke-node-functions", "logs-and-traces", "run-distributed-map-children"}
     grants = policies["invoke-node-functions"]
     assert {a for s in grants for a in as_list(s["Action"])} == {"lambda:InvokeFunction"}
     resources = sorted(r for s in grants for r in as_list(s["Resource"]))
@@ -139,6 +139,15 @@ def test_states_role_trusts_states_in_this_account_and_invokes_only_node_functio
         "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-executor:*",
         "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-user-*",
     ]
+    # AND a foreach's distributed Map may start, watch and stop child executions of the stack's own machines only
+    children = policies["run-distributed-map-children"]
+    others = {a: as_list(s["Resource"]) for s in children for a in as_list(s["Action"])}
+    prefix = "arn:aws:states:us-east-1:123456789012"
+    assert others == {
+        "states:StartExecution": [f"{prefix}:stateMachine:stepgraph-g_*"],
+        "states:DescribeExecution": [f"{prefix}:execution:stepgraph-g_*/*"],
+        "states:StopExecution": [f"{prefix}:execution:stepgraph-g_*/*"],
+    }
 
 
 def test_api_function_rights_are_scoped_to_the_stack(resolved: Template) -> None:

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from functions.api import runs_service as service
 from functions.api.models import (
     EventPage,
+    ItemPage,
     RunDetail,
     RunList,
     RunListItem,
@@ -118,6 +119,31 @@ def get_events(
         if terminal is not None and last >= terminal:
             following = None
     return EventPage(events=events, next=following)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/runs/<run_id>/nodes/<node>/items",
+    summary="A foreach node's item results, paged in index order",
+    tags=["runs"],
+    responses=error_responses(404),
+)
+def get_items(
+    run_id: RunId,
+    node: Annotated[str, Path(min_length=1, max_length=64, description="a node id of the run's graph")],
+    after: Annotated[
+        int | None, Query(ge=0, description="the `next` of the previous page: items after this index")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    iteration: Annotated[
+        int | None, Query(ge=1, description="which run of a node in a loop (default: the latest)")
+    ] = None,
+) -> ItemPage:
+    """Each item's status, attempts, timings, output and error. `GET /runs/{id}` inlines a node's output
+    only while it is small; a long list of item results is read here instead. Follow `next` until it is
+    null; while the node runs, items appear as they finish."""
+    services = get_services()
+    page = service.item_page(services, run_id, node, iteration=iteration, after=after, limit=limit)
+    return ItemPage(**page)
 
 
 @router.post(

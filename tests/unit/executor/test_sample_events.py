@@ -44,9 +44,11 @@ def invoke(event: dict[str, Any]) -> Any:
 def test_every_sample_is_an_executor_request() -> None:
     names = sorted(p.stem for p in EVENTS.glob("executor-*.json"))
     assert names == [
+        "executor-batch",
         "executor-collect",
         "executor-failed",
         "executor-item",
+        "executor-plan",
         "executor-record",
         "executor-retry",
         "executor-run",
@@ -73,6 +75,13 @@ def test_item_and_collect_samples_make_a_foreach_output(records: Records) -> Non
     item = sample("item")
     for index, value in enumerate(item["doc"]["input"]["items"]):
         assert invoke(item | {"index": index, "item": value}) == {"ok": True}
+    assert invoke(sample("collect"))["results"]["each"] == [{"value": "a"}, {"value": "b"}, {"value": "c"}]
+
+
+def test_plan_batch_and_collect_samples_make_a_foreach_output(records: Records) -> None:
+    plan = invoke(sample("plan"))
+    assert (plan["starts"], plan["size"]) == ([0, 1, 2], 1)  # 3 items over 4 lanes: one item per batch
+    assert invoke(sample("batch")) == {"ok": True}  # the sample's batch holds all three items
     assert invoke(sample("collect"))["results"]["each"] == [{"value": "a"}, {"value": "b"}, {"value": "c"}]
 
 

@@ -20,7 +20,7 @@ from moto import mock_aws
 from local import strict
 from local.lambdas import LambdaDispatcher
 from statemachine import payload, references
-from statemachine.protocol import ExecutorRequest, lambda_result
+from statemachine.protocol import ExecutorRequest, batch_starts, lambda_result
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -51,9 +51,21 @@ class Stub:
         if req.mode == "record":
             output, _started, _attempts = lambda_result(req.doc, req.node)
             return payload.apply_result(req.doc, ctx, output)
+        if req.mode == "plan":
+            items = references.resolve(ctx.foreach, payload.scope(req.doc))
+            size = ctx.batch_max or 1
+            return {"doc": req.doc, "starts": batch_starts(len(items), size), "size": size}
         if req.mode == "collect":
             items = references.resolve(ctx.foreach, payload.scope(req.doc))
             return payload.apply_result(req.doc, ctx, [self.items[(req.node, i)] for i in range(len(items))])
+        if req.mode == "batch":
+            items = references.resolve(ctx.foreach, payload.scope(req.doc))
+            start = req.start or 0
+            for index in range(start, min(len(items), start + (req.size or 1))):
+                params = references.resolve(ctx.params, payload.scope(req.doc, items[index], with_item=True))
+                with self.lock:
+                    self.items[(req.node, index)] = params
+            return {"ok": True}
         scope = payload.scope(req.doc, req.item, with_item=req.mode == "item")
         params = references.resolve(ctx.params, scope)
         if ctx.tool == "util.fail" and req.attempt <= int(params.get("failures", 1)):

@@ -151,30 +151,69 @@ def test_bounded_loop_is_a_choice_back_to_the_head() -> None:
     assert (check.in_loop, check.clears, check.loop_counter) == (True, [], None)
 
 
-def test_foreach_is_a_map_with_max_concurrency_then_a_collect_task() -> None:
+def test_foreach_plans_batches_then_a_distributed_map_of_them_then_a_collect_task() -> None:
     spec = {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, max_concurrency=3)]}
     assert states(spec) == {
+        "each.plan": task("each", "plan", **nxt("each")),
         "each": {
             "Type": "Map",
-            "ItemsPath": "$.input.items",
-            "ItemSelector": {"doc.$": "$", "item.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+            "ItemsPath": "$.starts",
+            "ItemSelector": {"doc.$": "$.doc", "start.$": "$$.Map.Item.Value", "size.$": "$.size"},
             "MaxConcurrency": 3,
+            "ToleratedFailurePercentage": 100.0,
             "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "INLINE"},
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
                 "StartAt": "each.item",
-                "States": {"each.item": task("each", "item", **END)},
+                "States": {"each.item": task("each", "batch", timeout=13 * 61 + 30, **END)},
             },
             "ResultPath": None,
+            "OutputPath": "$.doc",
             "Next": "each.collect",
         },
         "each.collect": task("each", "collect", **END),
     }
-    payload = compiled(spec)["States"]["each"]["ItemProcessor"]["States"]["each.item"]["Parameters"]["Payload"]
-    assert {k: payload[k] for k in ("doc.$", "item.$", "index.$")} == {
+    definition = compiled(spec)
+    payload = definition["States"]["each"]["ItemProcessor"]["States"]["each.item"]["Parameters"]["Payload"]
+    assert {k: payload[k] for k in ("doc.$", "start.$", "size.$")} == {
         "doc.$": "$.doc",
-        "item.$": "$.item",
-        "index.$": "$.index",
+        "start.$": "$.start",
+        "size.$": "$.size",
     }
+    # AND a batch holds as many items as their worst case (60 s timeout + 1 s grace each) fits in 840 s
+    ctx = NodeContext.from_json(payload["ctx"])
+    assert (ctx.batch_max, ctx.item_retries) == (13, "executor")
+
+
+def test_foreach_items_too_slow_to_batch_are_retried_by_step_functions_one_per_child() -> None:
+    # GIVEN items whose worst case (3 attempts of 300 s) does not fit one executor invocation
+    retry = {"max_attempts": 2, "interval_seconds": 5}
+    spec = {
+        "nodes": [
+            echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, timeout_seconds=300, retry=retry)
+        ]
+    }
+    child = states(spec, keep_retry=True)["each"]["ItemProcessor"]["States"]["each.item"]
+    # THEN each child runs one item per attempt, with the node's timeout and retry policy on the Task
+    assert child["TimeoutSeconds"] == 300
+    assert child["Retry"][1]["ErrorEquals"] == ["States.ALL"]
+    assert child["Retry"][1]["MaxAttempts"] == 2
+    ctx = NodeContext.from_json(compiled(spec)["States"]["each.plan"]["Parameters"]["Payload"]["ctx"])
+    assert (ctx.batch_max, ctx.item_retries) == (1, "states")
+
+
+def test_an_express_foreach_runs_its_batches_in_an_inline_map_whose_lost_batches_end_quietly() -> None:
+    # GIVEN an EXPRESS graph (Step Functions has no distributed Map there)
+    spec = {
+        "nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"})],
+        "options": {"workflow_type": "EXPRESS"},
+    }
+    each = states(spec)["each"]
+    # THEN the batches run inline, and a batch that failed for good ends as a Pass (collect reports it)
+    assert each["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert "ToleratedFailurePercentage" not in each
+    children = each["ItemProcessor"]["States"]
+    assert children["each.item"]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "each.lost"}]
+    assert children["each.lost"] == {"Type": "Pass", "Result": {"ok": False}, "End": True}
 
 
 def test_foreach_concurrency_never_exceeds_the_graph_cap() -> None:
@@ -388,7 +427,7 @@ def test_a_foreach_beside_other_branches_shares_the_cap_instead_of_serialising_t
     }
     par = states(spec)["each+a+b"]
     # THEN the three run side by side and the Map takes what the other two leave: 4 items at once
-    assert [b["StartAt"] for b in par["Branches"]] == ["each", "a", "b"]
+    assert [b["StartAt"] for b in par["Branches"]] == ["each.plan", "a", "b"]
     assert par["Branches"][0]["States"]["each"]["MaxConcurrency"] == 4
 
 
