@@ -375,6 +375,7 @@ class NodeExecutor:
                 lambda: self.records.items_between(inv.run_id, inv.node, inv.iteration, start, end - 1)
             )
         finished: list[ItemResult] = []
+        done_before = sum(1 for r in recorded.values() if r.status == "SUCCEEDED")
         try:
             for index in range(start, end):
                 record = recorded.get(index)
@@ -389,6 +390,8 @@ class NodeExecutor:
             pass
         finally:
             self._guard(lambda: self.records.put_succeeded_items(inv.run_id, inv.node, inv.iteration, finished))
+        done = done_before + len(finished)
+        self._guard(lambda: self.records.count_batch(inv.run_id, inv.node, inv.iteration, start, done))
         return dict(ITEM_MARKER)
 
     def _start_item(self, inv: Invocation, index: int, attempt: int) -> None:
@@ -468,7 +471,7 @@ class NodeExecutor:
             )
         outputs = [item.output for item in done]
         attempt = max([item.attempts for item in done] + [node.attempts if node else 1])
-        self._guard(lambda: self.records.count_items(inv.run_id, inv.node, inv.iteration, range(len(done))))
+        self._guard(lambda: self.records.set_items_done(inv.run_id, inv.node, inv.iteration, len(done)))
         try:
             slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, outputs, prefix="items")
             doc = self._apply(inv, outputs, slim)

@@ -160,11 +160,18 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
         output=json.loads(item["output_json"]) if "output_json" in item else None,
         error=json.loads(item["error_json"]) if "error_json" in item else None,
         items_total=_int(item.get("items_total")),
-        items_done=len(item["items_done_set"]) if "items_done_set" in item else None,
+        items_done=_items_done(item),
         failed_attempt=_int(item.get("failed_attempt")),
         index=_int(item.get("index")),
         starts=int(item.get("starts", 0)),
     )
+
+
+def _items_done(item: dict[str, Any]) -> int | None:
+    """Finished items of a foreach node: counted per batch (``items_done``) or per item (``items_done_set``)."""
+    if "items_done" not in item and "items_done_set" not in item:
+        return None
+    return max(int(item.get("items_done") or 0), len(item.get("items_done_set") or ()))
 
 
 def parse_event(item: dict[str, Any]) -> dict[str, Any]:
@@ -506,10 +513,10 @@ class Records(TableHandle):
         return self._transition(update, stamp)
 
     def put_succeeded_items(self, run_id: str, node: str, iteration: int, items: list[ItemResult]) -> None:
-        """Write finished items of one batch, 25 to a request (``BatchWriteItem``), then count them on the node.
+        """Write finished items of one batch, 25 to a request (``BatchWriteItem``).
 
         Unconditional puts: a batch is the only writer of its items while it runs, and a redelivered batch
-        writes the same items SUCCEEDED again (``items_done_set`` counts an index once).
+        writes the same items SUCCEEDED again. The caller counts them (``count_batch``).
         """
         if not items:
             return
@@ -546,7 +553,34 @@ class Records(TableHandle):
                     break
             else:
                 raise StoreError(f"DynamoDB left {len(pending.get(self.table.name, []))} item records unwritten")
-        self.count_items(run_id, node, iteration, [r.index for r in items])
+
+    def count_batch(self, run_id: str, node: str, iteration: int, start: int, done: int) -> None:
+        """Add a batch's ``done`` finished items to the node's ``items_done``, once per batch (``batches_done``).
+
+        A set of batch starts, not of item indexes: the node item stays small whatever the list's length.
+        """
+        try:
+            self.table.update_item(
+                Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+                UpdateExpression="ADD batches_done :batch, items_done :done",
+                ConditionExpression="attribute_exists(pk) AND NOT contains(batches_done, :start)",
+                ExpressionAttributeValues={":batch": {f"{start:06d}"}, ":done": done, ":start": f"{start:06d}"},
+            )
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
+
+    def set_items_done(self, run_id: str, node: str, iteration: int, done: int) -> None:
+        """Record that all ``done`` items of the node have finished (its ``collect``)."""
+        conditional_update(
+            self.table,
+            {
+                "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+                "UpdateExpression": "SET items_done = :done",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": {":done": done},
+            },
+        )
 
     def items_between(self, run_id: str, node: str, iteration: int, first: int, last: int) -> dict[int, NodeRecord]:
         """The item records with index ``first``..``last`` (inclusive) that exist, by index (strongly consistent)."""

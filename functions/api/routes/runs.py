@@ -131,7 +131,7 @@ def get_items(
     run_id: RunId,
     node: Annotated[str, Path(min_length=1, max_length=64, description="a node id of the run's graph")],
     after: Annotated[
-        int | None, Query(ge=0, description="the `next` of the previous page: items after this index")
+        int | None, Query(ge=0, le=999_999, description="the `next` of the previous page: items after this index")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     iteration: Annotated[

@@ -154,7 +154,7 @@ def test_bounded_loop_is_a_choice_back_to_the_head() -> None:
 def test_foreach_plans_batches_then_a_distributed_map_of_them_then_a_collect_task() -> None:
     spec = {"nodes": [echo("each", foreach="{{ input.items }}", params={"v": "{{ item }}"}, max_concurrency=3)]}
     assert states(spec) == {
-        "each.plan": task("each", "plan", **nxt("each")),
+        "each.plan": task("each", "plan", timeout=900, **nxt("each")),
         "each": {
             "Type": "Map",
             "ItemsPath": "$.starts",
@@ -170,7 +170,7 @@ def test_foreach_plans_batches_then_a_distributed_map_of_them_then_a_collect_tas
             "OutputPath": "$.doc",
             "Next": "each.collect",
         },
-        "each.collect": task("each", "collect", **END),
+        "each.collect": task("each", "collect", timeout=900, **END),
     }
     definition = compiled(spec)
     payload = definition["States"]["each"]["ItemProcessor"]["States"]["each.item"]["Parameters"]["Payload"]
