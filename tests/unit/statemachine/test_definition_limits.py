@@ -39,8 +39,9 @@ def test_a_spec_near_the_body_limit_compiles_well_under_the_definition_limit(kin
     assert len(json.dumps({"name": "t", **spec})) > 240_000
     # WHEN compiled
     size = len(definition_json(compiled(spec)).encode())
-    # THEN the definition is far from AWS's 1 MiB (the params are stored once per node, not per helper)
-    assert size < 0.8 * MIB, size
+    # THEN the definition stays under AWS's 1 MiB (the params are stored once per node, not per helper); a
+    # foreach is four Tasks and a Map (plan, batch, collect, failure), about 1 KB more per node than the rest
+    assert size < (0.95 if kind == "foreach" else 0.8) * MIB, size
 
 
 def test_only_the_step_that_runs_the_tool_carries_the_params() -> None:
@@ -48,7 +49,7 @@ def test_only_the_step_that_runs_the_tool_carries_the_params() -> None:
     spec = {"nodes": [{"id": "each", "tool": "util.echo", "foreach": "{{ input.items }}", "optional": True,
                        "params": {"marker": "find-me-once", "v": "{{ item }}"}}]}  # fmt: skip
     text = definition_json(compiled(spec))
-    # THEN the params appear once: in the per-item Task, not in collect or the failure recorder
+    # THEN the params appear once: in the batch Task, not in plan, collect or the failure recorder
     assert text.count("find-me-once") == 1
 
 
