@@ -421,6 +421,8 @@ class NodeExecutor:
                 try:
                     self._fail(item_inv, exc, int((time.perf_counter() - started) * 1000), index=index, attempt=attempt)
                 except NodeFailed as failed:
+                    if failed.code in service_errors(inv.tool):
+                        raise  # the service was unavailable: Step Functions retries the batch, which resumes here
                     if attempt > (policy.max_attempts or 0):
                         raise ItemFailed(str(failed)) from None
                 time.sleep(retry_delay(policy, attempt))
