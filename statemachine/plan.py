@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from statemachine.errors import LimitError
+from statemachine.protocol import batch_size
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -367,7 +368,7 @@ class _Scope:
             return span
         if kind == "Map":
             item = _Scope(state["ItemProcessor"], self.items).span()
-            n = -(-self.items // _items_per_iteration(state["ItemProcessor"]))
+            n = -(-self.items // _items_per_iteration(state["ItemProcessor"], self.items))
             config = state["ItemProcessor"].get("ProcessorConfig", {})
             if config.get("Mode") == "DISTRIBUTED":  # items run as child executions, with histories of their own
                 extra = Tally(events=DISTRIBUTED_MAP_EVENTS)
@@ -379,17 +380,19 @@ class _Scope:
         return Span(base, base)
 
 
-def _items_per_iteration(processor: dict[str, Any]) -> int:
-    """How many list items one Map iteration handles: the ``batch_max`` of its executor Task's context, else 1."""
+def _items_per_iteration(processor: dict[str, Any], items: int) -> int:
+    """How many of ``items`` list items one Map iteration handles: the executor's batch size for its Task's
+    context (``protocol.batch_size``: ``batch_max``, spread over ``max_concurrency`` lanes), else 1."""
     for state in processor.get("States", {}).values():
         payload = (state.get("Parameters") or {}).get("Payload")
         if isinstance(payload, dict) and isinstance(payload.get("ctx"), str):
             try:
-                batch = json.loads(payload["ctx"]).get("batch_max")
+                ctx = json.loads(payload["ctx"])
+                batch, lanes = ctx.get("batch_max"), ctx.get("max_concurrency")
             except (ValueError, AttributeError):
                 continue
             if isinstance(batch, int) and batch > 1:
-                return batch
+                return batch_size(items, batch, lanes if isinstance(lanes, int) else None)
     return 1
 
 

@@ -194,6 +194,18 @@ class BatchPlan(BaseModel):
     size: int
 
 
+BATCHES_PER_LANE = 2
+"""A list is cut into at least this many batches per Map lane (``max_concurrency``), so the lanes share it."""
+
+
+def batch_size(total: int, batch_max: int | None, lanes: int | None) -> int:
+    """Items per batch of a ``foreach`` over ``total`` items: spread over the Map's lanes, at most ``batch_max``
+    (as many as their worst case fits one executor invocation). The executor's ``plan`` and the plan of a
+    graph (:mod:`statemachine.plan`) both count batches with it."""
+    spread = max(1, lanes or 1) * BATCHES_PER_LANE
+    return max(1, min(batch_max or 1, -(-total // spread)))
+
+
 def batch_starts(total: int, size: int) -> list[int]:
     """The first index of each batch of ``size`` items over ``total`` items."""
     return list(range(0, total, max(1, size)))

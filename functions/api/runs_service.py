@@ -452,9 +452,12 @@ def item_page(
             more = True
             break
         output, omitted = budget.take(services, item.output, run_id)
+        status = item.status
+        if status == "RUNNING" and run.status in TERMINAL:  # an attempt the run's end cut off, as _node_view says
+            status = "CANCELLED" if run.status == "CANCELLED" else "FAILED"
         view: dict[str, Any] = {
             "index": item.index,
-            "status": item.status,
+            "status": status,
             "attempts": item.attempts,
             "started_at": item.started_at,
             "finished_at": item.finished_at,

@@ -36,6 +36,7 @@ from statemachine.protocol import (
     BatchPlan,
     ExecutorRequest,
     NodeContext,
+    batch_size,
     batch_starts,
     lambda_result,
     service_errors,
@@ -54,20 +55,12 @@ TIMEOUT_GRACE_SECONDS = 0.5
 
 MAX_BATCHES = 10_000
 """Batches of one ``foreach`` run: their first indexes travel in the Map's input (256 KiB with the document)."""
-BATCHES_PER_LANE = 2
-"""A list is cut into at least this many batches per Map lane, so the lanes share it out evenly."""
 
 T = TypeVar("T")
 
 
 class ItemFailed(Exception):
     """A ``foreach`` item failed for good inside a batch; its failure is already recorded on the node."""
-
-
-def batch_size(total: int, ctx: NodeContext) -> int:
-    """Items per batch: spread over the Map's lanes, at most ``ctx.batch_max`` (their worst case fits one call)."""
-    lanes = max(1, ctx.max_concurrency or 1) * BATCHES_PER_LANE
-    return max(1, min(ctx.batch_max or 1, -(-total // lanes)))
 
 
 def retry_delay(policy: RetryPolicy, attempt: int) -> float:
@@ -341,7 +334,7 @@ class NodeExecutor:
                 )
             )
             raise node_failure(code, message) from None
-        size = batch_size(len(items), inv.ctx)
+        size = batch_size(len(items), inv.ctx.batch_max, inv.ctx.max_concurrency)
         starts = batch_starts(len(items), size)
         if len(starts) > MAX_BATCHES:
             message = f"{inv.node}: foreach over {len(items)} items needs {len(starts)} batches, over {MAX_BATCHES}"

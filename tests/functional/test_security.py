@@ -31,7 +31,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PUBLIC_PATHS = {"/health", "/docs", "/openapi.json"}
-SAMPLE_PATH_VALUES = {"graph_id": "g_000000000000", "run_id": "r_0000000000000000", "name": "util.echo"}
+SAMPLE_PATH_VALUES = {
+    "graph_id": "g_000000000000",
+    "run_id": "r_0000000000000000",
+    "name": "util.echo",
+    "node": "each",
+}
 
 
 # ---------------------------------------------------------------------------------------------- the API key
