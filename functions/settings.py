@@ -39,6 +39,8 @@ class Settings:
     tracing: bool = False
     """X-Ray tracing of the state machines (the functions' own tracing is the template's)."""
 
+    tool_role_arn: str = "arn:aws:iam::123456789012:role/stepgraph-tools"
+    tool_memory_mb: int = 256
     def logging_configuration(self) -> LoggingConfigurationTypeDef:
         """CreateStateMachine's ``loggingConfiguration``: the level, and the log group unless logging is off."""
         if self.states_log_level == "OFF" or not self.states_log_group_arn:
@@ -81,6 +83,8 @@ def get_settings() -> Settings:
         states_log_level=_states_log_level(env.get("STEPGRAPH_STATES_LOG_LEVEL") or "OFF"),
         states_log_group_arn=env.get("STEPGRAPH_STATES_LOG_GROUP_ARN") or None,
         tracing=env.get("STEPGRAPH_TRACING", "").lower() == "true",
+        tool_role_arn=env.get("STEPGRAPH_TOOL_ROLE_ARN", "arn:aws:iam::123456789012:role/stepgraph-tools"),
+        tool_memory_mb=int(env.get("STEPGRAPH_TOOL_MEMORY_MB", "256")),
     )
 
 

@@ -37,7 +37,7 @@ from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern
 from local.wsapi import LocalWebSockets
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
     from types import TracebackType
 
@@ -301,9 +301,11 @@ class LocalCloud:
             _clear_settings_cache()
             self._create_table()
             self._create_states_role()
+            self._create_role("ToolRole")
             for spec in self.functions.values():
                 self.dispatcher.add_function(spec)
             self.dispatcher.passthrough = self._exists_in_moto_lambda
+            self.dispatcher.sandboxed = self._registered_tool
             self.dispatcher.install()
             self.bedrock.install()
             self._install_status_change_rule()
@@ -447,9 +449,12 @@ class LocalCloud:
             )
 
     def _create_states_role(self) -> None:
-        props = self.template.role("StatesRole")
+        self._create_role("StatesRole")
+
+    def _create_role(self, logical_id: str) -> None:
+        props = self.template.role(logical_id)
         iam = boto3.client("iam", region_name=self.region)
-        name = self.template.physical_name("StatesRole")
+        name = self.template.physical_name(logical_id)
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
         for policy in props.get("Policies", []):
             iam.put_role_policy(
@@ -498,6 +503,27 @@ class LocalCloud:
         except Exception:
             return False
         return True
+
+    def _registered_tool(self, function_name: str) -> Callable[[bytes], tuple[str | None, bytes]] | None:
+        """A runner for a registered tool's function (``<prefix>-tool-*`` in moto): its zip, sandboxed."""
+        from moto.awslambda_simple.models import lambda_simple_backends
+
+        from local.toolbox import run_zip
+
+        name, _, qualifier = function_name.split(":function:")[-1].partition(":")
+        if not name.startswith(f"{self.environment.get('STEPGRAPH_PREFIX', 'stepgraph')}-tool-"):
+            return None
+        try:
+            fn = lambda_simple_backends[self.account_id][self.region].get_function(name, qualifier or None)
+        except Exception:
+            return None
+        code, timeout, memory = bytes(fn.code_bytes), float(fn.timeout), int(fn.memory_size)
+
+        def run(body: bytes) -> tuple[str | None, bytes]:
+            outcome = run_zip(code, body, timeout=timeout, memory_mb=memory)
+            return ("Unhandled" if outcome.error_type else None), outcome.payload()
+
+        return run
 
     def _install_status_change_rule(self) -> None:
         """Hook moto's execution end (the worker's ``terminated``) to publish the status-change event."""

@@ -123,6 +123,9 @@ class LambdaDispatcher:
         # Names of functions created in moto's own Lambda backend (e.g. by a test with create_function);
         # calls to those are left to moto. Any other unknown name is ResourceNotFoundException, as in AWS.
         self.passthrough: Callable[[str], bool] = lambda name: False
+        # Registered tools' functions (created in moto by the API): a runner taking the request body and
+        # answering (FunctionError or None, payload) from the function's zip run in a sandboxed process.
+        self.sandboxed: Callable[[str], Callable[[bytes], tuple[str | None, bytes]] | None] = lambda name: None
         # Called with (request_signer, function name) before an Invoke is answered; may raise (IAM audit).
         self.on_invoke: Callable[[Any, str], None] | None = None
         # Fault injection: (function name, request body) -> an error code Lambda answers instead of running
@@ -292,6 +295,12 @@ class LambdaDispatcher:
             self.on_invoke(request_signer, function_name)
         fn = self.resolve(function_name)
         if fn is None:
+            runner = self.sandboxed(function_name)
+            if runner is not None:
+                raw = params.get("body") or b""
+                raw = raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else raw.read()
+                function_error, payload = runner(raw)
+                return _response(200, function_error, payload, str(uuid.uuid4()))
             if self.passthrough(function_name):
                 return None
             return _client_error(

@@ -224,6 +224,7 @@ class _Checker:
             return
         model = self.catalog.params_model(node.tool)
         if model is None:
+            self.check_schema_params(i, node, params)
             return
         try:
             model.model_validate(params)
@@ -233,6 +234,21 @@ class _Checker:
                 if _under_whole_reference(params, loc):
                     continue
                 self.add(_loc(("nodes", i, "params", *loc)), f"{node.tool}: {err['msg']}", node=node.id)
+
+    def check_schema_params(self, i: int, node: Node, params: dict[str, Any]) -> None:
+        """A registered tool's params against its JSON Schema (a catalog with ``params_schema(name)`` gives it)."""
+        lookup = getattr(self.catalog, "params_schema", None)
+        schema = lookup(node.tool) if lookup is not None else None
+        if schema is None:
+            return
+        from jsonschema import Draft202012Validator
+
+        for err in sorted(Draft202012Validator(schema).iter_errors(params), key=lambda e: list(e.absolute_path)):
+            loc = tuple(err.absolute_path)
+            structural = err.validator in ("required", "additionalProperties")
+            if _under_whole_reference(params, loc) or (not structural and _holds_template(err.instance)):
+                continue
+            self.add(_loc(("nodes", i, "params", *loc)), f"{node.tool}: {err.message}", node=node.id)
 
     def check_conditions(self) -> bool:
         ok = True
@@ -393,6 +409,17 @@ class _Checker:
                 f"(add an edge {root} -> {node.id} or a path to it)",
                 node=node.id,
             )
+
+
+def _holds_template(value: Any) -> bool:
+    """True when a value holds a reference somewhere: its final shape is known only at run time."""
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, Mapping):
+        return any(_holds_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_template(v) for v in value)
+    return False
 
 
 def _under_whole_reference(params: Any, loc: tuple[Any, ...]) -> bool:

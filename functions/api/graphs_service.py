@@ -25,16 +25,50 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from functions.api.services import Services
+    from functions.store.tools import ToolVersion
     from statemachine.plan import Plan
     from statemachine.spec import GraphSpec
 
 
-def validate(spec: dict[str, Any]) -> GraphSpec:
-    """The checked spec; ``SpecError`` (422) with details otherwise."""
+def validate(spec: dict[str, Any], services: Services | None = None) -> GraphSpec:
+    """The checked spec; ``SpecError`` (422) with details otherwise.
+
+    With ``services``, nodes may name registered tools: their params are checked against the tools' JSON
+    Schemas, and the spec returned calls each tool's latest published function version directly
+    (``lambda:<function ARN>:<version>``), so the graph keeps running that version until it is updated.
+    """
     from functions.executor.tools import registry
     from statemachine.validation import validate as validate_spec
 
-    return validate_spec(spec, registry)
+    registered = registered_tools(services, spec) if services is not None else []
+    if not registered:
+        return validate_spec(spec, registry)
+    from functions.api.tools_service import Catalog
+
+    validate_spec(spec, Catalog(registered))
+    by_name = {v.name: v for v in registered}
+    settings = services.settings if services is not None else None
+    assert settings is not None
+    nodes = []
+    for node in spec["nodes"]:
+        found = by_name.get(str(node.get("tool"))) if isinstance(node, dict) else None
+        if found is not None:
+            arn = f"arn:aws:lambda:{settings.region}:{settings.account_id}:function:{found.qualified_name}"
+            node = {**node, "tool": f"lambda:{arn}"}
+        nodes.append(node)
+    return validate_spec({**spec, "nodes": nodes}, registry)
+
+
+def registered_tools(services: Services, spec: Any) -> list[ToolVersion]:
+    """The latest versions of the registered tools the spec's nodes name."""
+    from functions.executor.tools import registry
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("nodes"), list):
+        return []
+    builtin = set(registry.names())
+    names = {n.get("tool") for n in spec["nodes"] if isinstance(n, dict)}
+    wanted = sorted(n for n in names if isinstance(n, str) and n not in builtin and not n.startswith("lambda:"))
+    return [v for v in (services.tools.find(n) for n in wanted) if v is not None]
 
 
 def compile_definition(spec: GraphSpec, executor_arn: str) -> dict[str, Any]:
@@ -147,7 +181,7 @@ def _publish(
     services: Services, graph_id: str, number: int, raw: dict[str, Any], record: Callable[[GraphVersion], Any]
 ) -> GraphVersion:
     """Validate, compile, create version ``number``'s state machine and record it (undone if recording fails)."""
-    spec = validate(raw)
+    spec = validate(raw, services)
     definition = compile_definition(spec, services.settings.executor_arn)
     plan = plan_of(spec, definition)
     plan.check()  # a graph AWS could not run is refused (422) before anything is created
@@ -168,6 +202,8 @@ def _publish(
     except Exception:
         _delete_state_machine(services, arn)
         raise
+    for tool in registered_tools(services, raw):
+        services.tools.mark_used(tool.name, graph_id)
     return version
 
 
@@ -200,7 +236,7 @@ def plan_for_version(services: Services, version: GraphVersion) -> dict[str, Any
     """The version's stored plan (computed again for versions published before plans were stored)."""
     if version.plan is not None:
         return version.plan
-    spec = validate(version.spec)
+    spec = validate(version.spec, services)
     return plan_of(spec, compile_definition(spec, services.settings.executor_arn)).to_dict()
 
 

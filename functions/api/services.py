@@ -13,10 +13,12 @@ from functions.store.graphs import GraphStore
 from functions.store.offload import BlobStore, Offloader
 from functions.store.records import Records
 from functions.store.runs import RunStore
+from functions.store.tools import ToolStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_lambda.client import LambdaClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
 
@@ -46,6 +48,15 @@ class Services:
         if self._sfn is None:
             self._sfn = boto3.client("stepfunctions", region_name=self.settings.region)
         return self._sfn
+
+    @cached_property
+    def lambda_(self) -> LambdaClient:
+        """Creates, versions and deletes registered tools' functions."""
+        return boto3.client("lambda", region_name=self.settings.region)
+
+    @cached_property
+    def tools(self) -> ToolStore:
+        return ToolStore(self.table)
 
     @cached_property
     def graphs(self) -> GraphStore:

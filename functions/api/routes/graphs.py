@@ -73,7 +73,7 @@ def _created(version: Any) -> GraphCreated:
 def validate_graph(spec: Annotated[SpecDraft, Body()]) -> ValidationResult:
     raw = _raw_body()
     try:
-        checked = service.validate(raw)
+        checked = service.validate(raw, get_services())
     except SpecError as exc:
         details = exc.details or [{"loc": "", "message": exc.message}]
         return ValidationResult(valid=False, errors=details)

@@ -1,0 +1,169 @@
+"""Registered tools: a head (``TOOL#<name>``/``TOOL``) listed on ``gsi1`` under ``TOOLS``, one item per
+published version (``VERSION#<n>``: the function version it runs, its schema and timeout) and one
+``USEDBY#<graph_id>`` item per graph that was created or updated with it (what ``DELETE`` checks)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from functions.errors import ConflictError, NotFoundError, StoreError
+from functions.store.table import TableHandle, version_sk
+
+ALL_TOOLS = "TOOLS"
+
+
+def tool_pk(name: str) -> str:
+    return f"TOOL#{name}"
+
+
+@dataclass(frozen=True)
+class ToolVersion:
+    """One published version of a registered tool."""
+
+    name: str
+    version: int
+    function_name: str
+    function_version: str
+    description: str
+    params_schema: dict[str, Any]
+    timeout_seconds: int
+    source_sha256: str
+    created_at: str
+
+    @property
+    def qualified_name(self) -> str:
+        """What a graph's Task invokes: this version of the function, never ``$LATEST``."""
+        return f"{self.function_name}:{self.function_version}"
+
+    def item(self) -> dict[str, Any]:
+        return {
+            "pk": tool_pk(self.name),
+            "sk": version_sk(self.version),
+            "name": self.name,
+            "version": self.version,
+            "function_name": self.function_name,
+            "function_version": self.function_version,
+            "description": self.description,
+            "params_schema_json": json.dumps(self.params_schema),
+            "timeout_seconds": self.timeout_seconds,
+            "source_sha256": self.source_sha256,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ToolVersion:
+        return cls(
+            name=str(item["name"]),
+            version=int(item["version"]),
+            function_name=str(item["function_name"]),
+            function_version=str(item["function_version"]),
+            description=str(item.get("description", "")),
+            params_schema=json.loads(str(item["params_schema_json"])),
+            timeout_seconds=int(item["timeout_seconds"]),
+            source_sha256=str(item.get("source_sha256", "")),
+            created_at=str(item["created_at"]),
+        )
+
+
+class ToolStore(TableHandle):
+    """Reads and writes registered tools' items."""
+
+    def head_item(self, version: ToolVersion) -> dict[str, Any]:
+        return {
+            **version.item(),
+            "sk": "TOOL",
+            "latest_version": version.version,
+            "gsi1pk": ALL_TOOLS,
+            "gsi1sk": version.name,
+        }
+
+    def create(self, version: ToolVersion) -> None:
+        """Record version 1 and the head; 409 when the name is taken (a concurrent registration won)."""
+        self._write(version.item(), "attribute_not_exists(pk)", {}, f"tool {version.name!r} already exists")
+        try:
+            self._write(self.head_item(version), "attribute_not_exists(pk)", {}, "")
+        except ConflictError:
+            self.table.delete_item(Key={"pk": tool_pk(version.name), "sk": version_sk(version.version)})
+            raise ConflictError(f"tool {version.name!r} already exists") from None
+
+    def add_version(self, version: ToolVersion) -> None:
+        """Record the next version and move the head to it; 409 if another update got there first."""
+        self._write(version.item(), "attribute_not_exists(pk)", {}, f"tool {version.name!r} changed meanwhile")
+        self._write(
+            self.head_item(version),
+            "latest_version = :prev",
+            {":prev": version.version - 1},
+            f"tool {version.name!r} changed meanwhile",
+        )
+
+    def _write(self, item: dict[str, Any], condition: str, values: dict[str, Any], conflict: str) -> None:
+        kwargs: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self.table.put_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(conflict) from exc
+            raise StoreError(f"DynamoDB write failed: {exc.response['Error'].get('Code')}") from exc
+
+    def find(self, name: str) -> ToolVersion | None:
+        """The latest version of a registered tool, or None."""
+        item = self.table.get_item(Key={"pk": tool_pk(name), "sk": "TOOL"}, ConsistentRead=True).get("Item")
+        return ToolVersion.from_item(item) if item else None
+
+    def get(self, name: str) -> ToolVersion:
+        found = self.find(name)
+        if found is None:
+            raise NotFoundError(f"no registered tool {name!r}")
+        return found
+
+    def _query(self, name: str, prefix: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(tool_pk(name)) & Key("sk").begins_with(prefix),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.table.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def versions(self, name: str) -> list[ToolVersion]:
+        """Every version, oldest first."""
+        return [ToolVersion.from_item(i) for i in self._query(name, "VERSION#")]
+
+    def list_latest(self) -> list[ToolVersion]:
+        """Every registered tool's latest version, by name."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(ALL_TOOLS)}
+        while True:
+            page = self.table.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = [
+            self.find(str(i["pk"])[len("TOOL#") :]) if "latest_version" not in i else ToolVersion.from_item(i)
+            for i in items
+        ]
+        return sorted((v for v in found if v is not None), key=lambda v: v.name)
+
+    def mark_used(self, name: str, graph_id: str) -> None:
+        self.table.put_item(Item={"pk": tool_pk(name), "sk": f"USEDBY#{graph_id}", "graph_id": graph_id})
+
+    def users(self, name: str) -> list[str]:
+        """Ids of the graphs created or updated with the tool (deleted ones included: the caller checks)."""
+        return [str(i["graph_id"]) for i in self._query(name, "USEDBY#")]
+
+    def delete(self, name: str) -> None:
+        """Remove every item of the tool."""
+        for item in self._query(name, ""):
+            self.table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
