@@ -949,10 +949,60 @@ def cmd_tools_list(api: Api, out: Output, args: argparse.Namespace) -> int:
         return EXIT_OK
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("tool", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("version", justify="right")
     table.add_column("description")
     for tool in items_of(body, "tools"):
-        table.add_row(str(tool.get("name", "")), escape(str(tool.get("description", ""))))
+        version = str(tool["version"]) if tool.get("kind") == "registered" and tool.get("version") else ""
+        table.add_row(
+            str(tool.get("name", "")),
+            str(tool.get("kind", "builtin")),
+            version,
+            escape(str(tool.get("description", ""))),
+        )
     out.out.print(table)
+    return EXIT_OK
+
+
+def _tool_body(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The registration body from the command line: the source file, the schema file, the settings."""
+    with open(args.file, encoding="utf-8") as handle:
+        source = handle.read()
+    body: dict[str, Any] = {"name": args.name, "source": source, "description": args.description or ""}
+    if args.schema:
+        body["params_schema"], _ = read_json_file(args.schema)
+    if args.timeout is not None:
+        body["timeout_seconds"] = args.timeout
+    return body, source
+
+
+def cmd_tools_register(api: Api, out: Output, args: argparse.Namespace) -> int:
+    body, _source = _tool_body(args)
+    try:
+        if args.command == "update":
+            done = api.request("PUT", f"/tools/{args.name}", json=body)
+        else:
+            done = api.post("/tools", json=body)
+    except ApiError as error:
+        out.api_error(error, args.file, None)
+        return EXIT_FAILED if error.status in (409, 413, 422) else EXIT_API
+    if not out.for_scripts(done, f"{done['name']} {done['version']}"):
+        verb = "published" if args.command == "update" else "registered"
+        out.out.print(f"[green]{verb}[/] {done['name']} version {done['version']} (its own sandboxed function)")
+        out.out.print(f'  use it in a node: {{"id": "...", "tool": "{done["name"]}", "params": {{...}}}}')
+    return EXIT_OK
+
+
+def cmd_tools_delete(api: Api, out: Output, args: argparse.Namespace) -> int:
+    try:
+        body = api.request("DELETE", f"/tools/{args.name}")
+    except ApiError as error:
+        out.api_error(error, None, None)
+        return EXIT_FAILED if error.status == 409 else EXIT_API
+    if out.as_json:
+        out.json(body)
+    else:
+        out.out.print(f"[magenta]deleted[/] {args.name}")
     return EXIT_OK
 
 
@@ -1129,9 +1179,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.set_defaults(func=cmd_runs_cancel)
 
-    tools = groups.add_parser("tools", help="the built-in tools").add_subparsers(dest="command", required=True)
-    p = tools.add_parser("list", parents=[common], help="tool names and descriptions")
+    tools = groups.add_parser("tools", help="built-in and registered tools").add_subparsers(
+        dest="command", required=True
+    )
+    p = tools.add_parser("list", parents=[common], help="tool names, kinds, versions and descriptions")
     p.set_defaults(func=cmd_tools_list)
+    for command, helptext in (
+        ("register", "register a Python file defining run(params) as a tool (its own sandboxed function)"),
+        ("update", "publish a new version of a registered tool from a Python file"),
+    ):
+        p = tools.add_parser(command, parents=[common], help=helptext)
+        p.add_argument("file", help="Python source defining run(params) -> JSON value")
+        p.add_argument("--name", required=True, help="the tool's name, like acme.slugify")
+        p.add_argument("--schema", metavar="FILE", help="JSON Schema file of the params (default: any object)")
+        p.add_argument("--description", help="what the tool does")
+        p.add_argument("--timeout", type=int, metavar="SECONDS", help="the tool's timeout (default 30)")
+        p.set_defaults(func=cmd_tools_register)
+    p = tools.add_parser("delete", parents=[common], help="delete a registered tool (refused while graphs use it)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_tools_delete)
     p = tools.add_parser("markdown", parents=[common], help="the tool reference as Markdown, from the local registry")
     p.add_argument("--write", metavar="FILE", help="replace the generated block in FILE (e.g. README.md)")
     p.set_defaults(func=cmd_tools_markdown)

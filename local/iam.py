@@ -179,7 +179,10 @@ def _actions_and_resources(
         return found
     if service == "lambda":
         name = str(params.get("FunctionName", ""))
-        return [("lambda:InvokeFunction" if operation == "Invoke" else action, _lambda_arn(name, region, account))]
+        calls = [("lambda:InvokeFunction" if operation == "Invoke" else action, _lambda_arn(name, region, account))]
+        if operation == "CreateFunction" and params.get("Role"):
+            calls.append(("iam:PassRole", str(params["Role"])))
+        return calls
     if service == "bedrock" and operation in ("Converse", "ConverseStream"):
         model = str(params.get("modelId", ""))
         arn = model if model.startswith("arn:") else f"arn:aws:bedrock:{region}::foundation-model/{model}"

@@ -123,12 +123,12 @@ class ToolStore(TableHandle):
             raise NotFoundError(f"no registered tool {name!r}")
         return found
 
-    def _query(self, name: str, prefix: str) -> list[dict[str, Any]]:
+    def _query(self, name: str, prefix: str | None) -> list[dict[str, Any]]:
+        condition: Any = Key("pk").eq(tool_pk(name))
+        if prefix:
+            condition = condition & Key("sk").begins_with(prefix)
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(tool_pk(name)) & Key("sk").begins_with(prefix),
-            "ConsistentRead": True,
-        }
+        kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
         while True:
             page = self.table.query(**kwargs)
             items.extend(page.get("Items", []))
@@ -164,6 +164,7 @@ class ToolStore(TableHandle):
         return [str(i["graph_id"]) for i in self._query(name, "USEDBY#")]
 
     def delete(self, name: str) -> None:
-        """Remove every item of the tool."""
-        for item in self._query(name, ""):
+        """Remove every item of the tool, the head first (it is gone for readers at once)."""
+        self.table.delete_item(Key={"pk": tool_pk(name), "sk": "TOOL"})
+        for item in self._query(name, None):
             self.table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
-from tests.functional.functional_support import run_graph
+from tests.functional.functional_support import run_graph, wait_for_run
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import httpx
 
     from local.cloud import LocalCloud
@@ -50,6 +54,9 @@ def test_a_registered_tool_runs_in_a_graph_and_is_listed(cloud: LocalCloud, api:
     # AND it is its own Lambda function under the stack's prefix, with no environment of ours
     config = boto3.client("lambda").get_function_configuration(FunctionName="stepgraph-tool-acme_slugify")
     assert not config.get("Environment", {}).get("Variables")
+    # AND every call made (the API creating the function, the state machine invoking it) was within the
+    # template's IAM policies
+    assert cloud.iam.denials == []
 
 
 def test_an_exception_fails_the_node_with_its_class_name(cloud: LocalCloud, api: httpx.Client) -> None:
@@ -96,3 +103,120 @@ def test_a_taken_name_is_a_conflict(api: httpx.Client) -> None:
     assert register(api, "acme.slugify", SLUGIFY).status_code == 201
     again = register(api, "acme.slugify", SLUGIFY)
     assert again.status_code == 409
+
+
+def run_tool(api: httpx.Client, name: str, source: str, **extra: Any) -> dict[str, Any]:
+    """Register ``source`` as ``name`` and run a one-node graph of it; the node's record."""
+    created = register(api, name, source, {"type": "object"}, **extra)
+    assert created.status_code == 201, created.text
+    run = run_graph(api, graph(name, {}), timeout=90)
+    return dict(run["nodes"]["t"])
+
+
+def test_locally_a_tool_sees_no_secret_in_its_environment(cloud: LocalCloud, api: httpx.Client) -> None:
+    # GIVEN the local cloud's API key and AWS credentials in the environment of the process running it
+    assert os.environ.get("STEPGRAPH_API_KEY") and os.environ.get("AWS_SECRET_ACCESS_KEY")
+    # WHEN a tool returns its environment and its working directory
+    source = "import os\n\ndef run(params):\n    return {'env': dict(os.environ), 'cwd': os.getcwd()}\n"
+    node = run_tool(api, "acme.env", source)
+    # THEN it saw neither, and ran in a scratch directory of its own
+    seen = node["output"]["env"]
+    assert not [k for k in seen if k.startswith(("AWS_", "STEPGRAPH_"))], seen
+    assert os.environ["STEPGRAPH_API_KEY"] not in json.dumps(seen)
+    assert node["output"]["cwd"] != os.getcwd()
+    assert "stepgraph-tool-" in node["output"]["cwd"]
+
+
+def test_locally_an_endless_loop_is_stopped_at_its_timeout(api: httpx.Client) -> None:
+    node = run_tool(api, "acme.spin", "def run(params):\n    while True:\n        pass\n", timeout_seconds=1)
+    assert node["status"] == "FAILED"
+    assert node["error"]["code"] == "ToolTimeout"
+
+
+def test_locally_a_tool_that_ignores_its_timeout_is_killed(api: httpx.Client) -> None:
+    source = (
+        "import time\n\ndef run(params):\n    while True:\n"
+        "        try:\n            time.sleep(60)\n        except BaseException:\n            pass\n"
+    )
+    node = run_tool(api, "acme.stubborn", source, timeout_seconds=1)
+    assert node["status"] == "FAILED"
+    assert node["error"]["code"] == "Sandbox.Timedout"
+
+
+def test_locally_allocating_past_the_memory_limit_fails_the_node_with_a_clear_code(api: httpx.Client) -> None:
+    source = "def run(params):\n    hoard = []\n    while True:\n        hoard.append(bytearray(32 * 1024 * 1024))\n"
+    node = run_tool(api, "acme.hoard", source)
+    assert node["status"] == "FAILED"
+    assert node["error"]["code"] == "MemoryLimitExceeded"
+
+
+def test_locally_a_missing_import_fails_with_the_import_error(api: httpx.Client) -> None:
+    node = run_tool(api, "acme.imports", "import no_such_module_for_stepgraph\n\ndef run(params):\n    return 1\n")
+    assert node["status"] == "FAILED"
+    assert node["error"]["code"] == "ModuleNotFoundError"
+    assert "no_such_module_for_stepgraph" in node["error"]["message"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="the sandbox drops to nobody only as root")
+def test_locally_a_tool_cannot_write_outside_its_scratch_directory(api: httpx.Client, tmp_path: Path) -> None:
+    target = tmp_path / "written-by-a-tool"
+    source = f"def run(params):\n    open('scratch.txt', 'w').write('ok')\n    open({str(target)!r}, 'w').write('x')\n"
+    node = run_tool(api, "acme.writer", source)
+    assert node["error"]["code"] == "PermissionError"
+    assert not target.exists()
+
+
+def test_a_graph_runs_the_tool_version_it_was_created_with_until_updated(api: httpx.Client) -> None:
+    # GIVEN a graph created with version 1 of a tool
+    assert register(api, "acme.ver", "def run(params):\n    return {'v': 1}\n", {"type": "object"}).status_code == 201
+    spec = graph("acme.ver", {})
+    graph_id = api.post("/graphs", json=spec).json()["graph_id"]
+    # WHEN version 2 is published
+    body = {"params_schema": {"type": "object"}, "source": "def run(params):\n    return {'v': 2}\n"}
+    published = api.put("/tools/acme.ver", json=body)
+    assert published.status_code == 200, published.text
+    assert published.json() == {"name": "acme.ver", "version": 2, "kind": "registered"}
+    # THEN the graph still runs version 1, until the graph is updated
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+    assert wait_for_run(api, run_id, 60)["nodes"]["t"]["output"] == {"v": 1}
+    assert api.put(f"/graphs/{graph_id}", json=spec).status_code == 200
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+    assert wait_for_run(api, run_id, 60)["nodes"]["t"]["output"] == {"v": 2}
+    listed = api.get("/tools/acme.ver").json()
+    assert [v["version"] for v in listed["versions"]] == [1, 2]
+
+
+def test_deleting_a_tool_a_graph_uses_is_refused_naming_the_graph(api: httpx.Client) -> None:
+    assert register(api, "acme.slugify", SLUGIFY).status_code == 201
+    graph_id = api.post("/graphs", json=graph("acme.slugify", {"text": "x"})).json()["graph_id"]
+    refused = api.delete("/tools/acme.slugify")
+    assert refused.status_code == 409
+    assert graph_id in refused.text
+    # once the graph is deleted, the tool and its function go
+    assert api.delete(f"/graphs/{graph_id}").status_code == 200
+    assert api.delete("/tools/acme.slugify").status_code == 200
+    assert api.get("/tools/acme.slugify").status_code == 404
+    functions = boto3.client("lambda").list_functions()["Functions"]
+    assert [f["FunctionName"] for f in functions if "-tool-" in f["FunctionName"]] == []
+    assert api.delete("/tools/util.echo").status_code == 409
+
+
+def test_the_cli_registers_and_lists_a_tool(
+    api: httpx.Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from local import cli
+
+    source, schema = tmp_path / "slugify.py", tmp_path / "slugify.schema.json"
+    source.write_text(SLUGIFY)
+    schema.write_text(json.dumps(SCHEMA))
+    code = cli.main(["tools", "register", str(source), "--name", "acme.slugify", "--schema", str(schema)], client=api)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "registered acme.slugify version 1" in out
+    assert cli.main(["tools", "list"], client=api) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if "acme.slugify" in line]
+    assert listed and "registered" in listed[0] and "1" in listed[0]
+    broken = tmp_path / "broken.py"
+    broken.write_text("def run(params):\n    return (\n")
+    assert cli.main(["tools", "register", str(broken), "--name", "acme.broken"], client=api) == 1
+    assert "line 2" in capsys.readouterr().err

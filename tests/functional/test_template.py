@@ -137,6 +137,7 @@ def test_states_role_trusts_states_in_this_account_and_invokes_only_node_functio
     assert resources == [
         "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-executor",
         "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-executor:*",
+        "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-tool-*:*",
         "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-user-*",
     ]
     # AND a foreach's distributed Map may start, watch and stop child executions of the stack's own machines only
@@ -148,6 +149,36 @@ def test_states_role_trusts_states_in_this_account_and_invokes_only_node_functio
         "states:DescribeExecution": [f"{prefix}:execution:stepgraph-g_*/*"],
         "states:StopExecution": [f"{prefix}:execution:stepgraph-g_*/*"],
     }
+
+
+def test_registered_tools_role_may_only_write_their_logs(resolved: Template) -> None:
+    # GIVEN the role every registered tool's function runs with
+    role = resolved.role("ToolRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    grants = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    # THEN it may write logs, only to the tools' own log groups, and nothing else
+    assert {a for s in grants for a in as_list(s["Action"])} == {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    groups = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/stepgraph-tool-*"
+    assert sorted(r for s in grants for r in as_list(s["Resource"])) == [groups, f"{groups}:*"]
+
+
+def test_api_rights_over_tool_functions_are_scoped_to_their_names_and_role(resolved: Template) -> None:
+    api = resolved.resolve(resolved.resources["ApiFunction"]["Properties"]["Policies"])
+    by_sid = {s["Sid"]: s for p in api for s in p["Statement"]}
+    functions = "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-tool-*"
+    assert by_sid["RegisteredToolFunctions"]["Resource"] == [functions, f"{functions}:*"]
+    assert "lambda:CreateFunction" in by_sid["RegisteredToolFunctions"]["Action"]
+    lambda_grants = [s for s in by_sid.values() if any(a.startswith("lambda:") for a in as_list(s["Action"]))]
+    assert [s["Sid"] for s in lambda_grants] == ["RegisteredToolFunctions"]
+    assert by_sid["PassToolRole"]["Resource"] == resolved.arn("ToolRole")
+    assert by_sid["PassToolRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    passes = [s for s in by_sid.values() if "iam:PassRole" in as_list(s["Action"])]
+    assert sorted(s["Sid"] for s in passes) == ["PassStatesRole", "PassToolRole"]
 
 
 def test_api_function_rights_are_scoped_to_the_stack(resolved: Template) -> None:
