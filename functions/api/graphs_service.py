@@ -43,20 +43,21 @@ def validate(spec: dict[str, Any], services: Services | None = None) -> GraphSpe
     registered = registered_tools(services, spec) if services is not None else []
     if not registered:
         return validate_spec(spec, registry)
-    from functions.api.tools_service import Catalog
+    from functions.api.tools_service import Catalog, CompiledCatalog
 
     validate_spec(spec, Catalog(registered))
     by_name = {v.name: v for v in registered}
     settings = services.settings if services is not None else None
     assert settings is not None
-    nodes = []
+    nodes, targets = [], set()
     for node in spec["nodes"]:
         found = by_name.get(str(node.get("tool"))) if isinstance(node, dict) else None
         if found is not None:
             arn = f"arn:aws:lambda:{settings.region}:{settings.account_id}:function:{found.qualified_name}"
             node = {**node, "tool": f"lambda:{arn}"}
+            targets.add(arn)
         nodes.append(node)
-    return validate_spec({**spec, "nodes": nodes}, registry)
+    return validate_spec({**spec, "nodes": nodes}, CompiledCatalog(targets))
 
 
 def registered_tools(services: Services, spec: Any) -> list[ToolVersion]:

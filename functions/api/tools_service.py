@@ -289,3 +289,27 @@ class Catalog:
     def params_schema(self, name: str) -> dict[str, Any] | None:
         found = self.registered.get(name)
         return found.params_schema if found else None
+
+    def lambda_problem(self, target: str) -> str | None:
+        """A user's ``lambda:`` node may not name the stack's functions, registered tools' ones included."""
+        return self._builtin.lambda_problem(target)
+
+
+class CompiledCatalog:
+    """The catalog for the spec as compiled, where registered tools' nodes call their function versions:
+    the built-in registry, allowing exactly those versions as ``lambda:`` targets."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        from functions.executor.tools import registry
+
+        self._builtin = registry
+        self.allowed = allowed
+
+    def names(self) -> list[str]:
+        return list(self._builtin.names())
+
+    def params_model(self, name: str) -> Any:
+        return self._builtin.params_model(name)
+
+    def lambda_problem(self, target: str) -> str | None:
+        return None if target in self.allowed else self._builtin.lambda_problem(target)
