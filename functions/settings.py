@@ -41,6 +41,7 @@ class Settings:
 
     tool_role_arn: str = "arn:aws:iam::123456789012:role/stepgraph-tools"
     tool_memory_mb: int = 256
+
     def logging_configuration(self) -> LoggingConfigurationTypeDef:
         """CreateStateMachine's ``loggingConfiguration``: the level, and the log group unless logging is off."""
         if self.states_log_level == "OFF" or not self.states_log_group_arn:
