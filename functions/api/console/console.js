@@ -249,7 +249,7 @@
 
   // The plan (DESIGN "The plan of a graph"): ranges are {min, max}; known fields get their words and units.
   const PLAN_FIELDS = {
-    estimated_cost_usd: ["cost of a run", (v) => `$${v}`],
+    estimated_cost_usd: ["cost of a run", (v) => `$${v >= 1 ? v.toFixed(2) : Number(v).toPrecision(2)}`],
     transitions: ["state transitions", String],
     lambda_invocations: ["Lambda invocations", String],
     history_events_max: ["history events, at most", (v) => `${v} (AWS's limit: 25,000)`],
