@@ -485,3 +485,22 @@ def test_without_a_usable_websocket_the_run_view_polls(live_origin: tuple[LocalC
         page.wait_for_selector('#event-log tr[data-type="RUN_SUCCEEDED"]')
         _node(page, "nap", "SUCCEEDED")
         assert [r for r in browser.requests if "/events" in r.url]
+
+
+def test_a_run_with_a_model_step_shows_what_the_model_used(
+    api: Any, cloud: LocalCloud, origin: str, browser: Browser
+) -> None:
+    # GIVEN a run of a graph whose one node asks the (local stand-in) model, finished
+    spec = {"name": "ask", "nodes": [{"id": "ask", "tool": "llm.converse", "params": {"prompt": "Hi"}}], "edges": []}
+    graph_id = api.post("/graphs", json=spec).json()["graph_id"]
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+    usage = wait_for_run(api, run_id, cloud=cloud)["usage"]
+    assert usage["llm_calls"] == 1
+
+    # WHEN its page is opened THEN it says how many calls and tokens the run's model steps used
+    page = browser.page
+    page.goto(f"{origin}/console#/runs/{run_id}")
+    browser.enter_key(cloud.api_key or "")
+    page.wait_for_selector("#view dt:has-text('model use')")
+    said = page.inner_text("#view dl.facts")
+    assert f"1 llm.converse calls, {usage['input_tokens']} tokens in, {usage['output_tokens']} out, about $" in said

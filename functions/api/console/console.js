@@ -464,6 +464,7 @@
         facts([
           ["graph", el("a", { href: `#/graphs/${run.graph_id}` }, graphName)], ["version", `v${run.version}`],
           ["started", when(run.started_at)], ["finished", when(run.finished_at)], ["progress", progressBar(run.progress)],
+          ["model use", run.usage && run.usage.llm_calls ? `${run.usage.llm_calls} llm.converse calls, ${run.usage.input_tokens} tokens in, ${run.usage.output_tokens} out, about ${PLAN_FIELDS.estimated_cost_usd[1](run.usage.estimated_cost_usd)}` : null],
           ["Step Functions", IN_AWS ? el("a", { href: run.console_url, target: "_blank", rel: "noreferrer", id: "console-link" }, "open this execution in the AWS console") : null],
         ]),
         run.error ? el("div", { class: "error", id: "run-error", role: "alert" }, el("strong", {}, run.error.code), `: ${run.error.message}`) : "");
