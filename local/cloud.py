@@ -381,6 +381,10 @@ class LocalCloud:
             raise RuntimeError("the template has no WebSocket API (LiveFunction)")
         self.websockets.host, self.websockets.port = host, port
         self.websockets.start()
+        if not self.environment.get("STEPGRAPH_WS_URL"):  # the console's live events (GET /console)
+            self.environment["STEPGRAPH_WS_URL"] = self.websockets.url
+            self._set_env({"STEPGRAPH_WS_URL": self.websockets.url})
+            _clear_settings_cache()
         return self.websockets.url
 
     def register(self, name: str, handler: Handler, *, timeout: float = 3, memory: int = 128) -> LocalFunction:
@@ -430,6 +434,9 @@ class LocalCloud:
                 env[key] = value
         if self.api_key:
             env["STEPGRAPH_API_KEY"] = self.api_key
+        # The template's WebSocket API URL is an AWS host; locally there is one only once serve_websockets runs.
+        if "STEPGRAPH_WS_URL" in env:
+            env["STEPGRAPH_WS_URL"] = ""
         env.update(extra)
         return env
 

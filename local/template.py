@@ -520,6 +520,7 @@ SAM_LOCAL_ENV_PATH = ROOT / "local" / "sam-local-env.json"
 # From a SAM container, the host's loopback: Docker Desktop's name (on Linux add
 # `--add-host host.docker.internal:host-gateway`, or use `--docker-network host` and 127.0.0.1).
 SAM_LOCAL_ENDPOINT = "http://host.docker.internal:5000"
+LOCAL_WS_URL = "ws://127.0.0.1:3001/"
 
 
 def sam_local_env(
@@ -533,6 +534,8 @@ def sam_local_env(
         env = dict(sorted(spec.environment.items()))
         env["STEPGRAPH_API_KEY"] = "local-dev-key"
         env["AWS_ENDPOINT_URL"] = endpoint_url
+        if "STEPGRAPH_WS_URL" in env:  # as a browser on the host reaches make dev's WebSocket API
+            env["STEPGRAPH_WS_URL"] = LOCAL_WS_URL
         out[logical_id] = env
     return out
 

@@ -26,7 +26,7 @@ from local.cloud import LocalCloud
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from playwright.sync_api import BrowserContext, Page, Request, Route, WebSocketRoute
+    from playwright.sync_api import BrowserContext, Page, Request, Route
 
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -412,62 +412,38 @@ def live_origin() -> Iterator[tuple[LocalCloud, str]]:
 
 
 def test_a_running_run_follows_events_pushed_over_the_websocket(
-    live_origin: tuple[LocalCloud, str], browser: Browser
+    cloud: LocalCloud, origin: str, browser: Browser
 ) -> None:
     from playwright.sync_api import expect
 
-    live_cloud, origin = live_origin
-    # GIVEN a running run
-    with live_cloud.client(api_key=live_cloud.api_key) as api:
+    # GIVEN the stack's WebSocket API served (as make dev does), and a running run
+    socket = cloud.serve_websockets()
+    with cloud.client(api_key=cloud.api_key) as api:
         graph_id = api.post("/graphs", json=SLOW_PAIR).json()["graph_id"]
         run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"name": "x"}}).json()["run_id"]
-
-        # AND the stack's WebSocket API, answering a subscription with numbered events (DESIGN "Live events")
-        sockets: list[WebSocketRoute] = []
-        subscriptions: list[dict[str, Any]] = []
-
-        def on_message(ws: WebSocketRoute, message: str | bytes) -> None:
-            subscriptions.append(json.loads(message))
-            for seq, (kind, node) in enumerate(
-                [
-                    ("RUN_STARTED", None),
-                    ("NODE_STARTED", "greet"),
-                    ("NODE_SUCCEEDED", "greet"),
-                    ("NODE_STARTED", "nap"),
-                ],
-                start=1,
-            ):
-                event = {"seq": seq, "at": "2026-11-30T06:00:00Z", "type": kind, "node": node, "message": "pushed"}
-                ws.send(json.dumps({"type": "event", "run_id": run_id, "event": event}))
-
-        def on_socket(ws: WebSocketRoute) -> None:
-            sockets.append(ws)
-            ws.on_message(lambda message: on_message(ws, message))
-
+        sockets: list[str] = []
         page = browser.page
-        page.route_web_socket(f"{SOCKET}**", on_socket)
+        page.on("websocket", lambda ws: sockets.append(ws.url))
 
         # WHEN its page is opened
         page.goto(f"{origin}/console#/runs/{run_id}")
-        browser.enter_key(live_cloud.api_key or "")
+        browser.enter_key(cloud.api_key or "")
 
-        # THEN it subscribes with the key, shows the pushed events, and colours the nodes from them
-        rows = page.locator("#event-log tbody tr")
-        expect(rows).to_have_count(4)
-        assert subscriptions == [{"action": "subscribe", "run_id": run_id, "after": 0}]
-        assert f"api_key={live_cloud.api_key}" in sockets[0].url
-        assert rows.evaluate_all("rs => rs.map(r => r.dataset.seq)") == ["1", "2", "3", "4"]
-        assert "live" in page.inner_text("#event-log >> xpath=../..")
-        _node(page, "greet", "SUCCEEDED")
-
-        # WHEN the run ends and the socket says so
-        wait_for_run(api, run_id)
-        sockets[0].send(json.dumps({"type": "run", "run_id": run_id, "status": "SUCCEEDED", "error": None}))
-
-        # THEN the page shows the run's end, having never polled the event log
-        page.wait_for_selector('#run-status[data-status="SUCCEEDED"]')
+        # THEN the nodes turn succeeded and the log reaches the run's end, all pushed: the log is never polled
+        _node(page, "nap", "RUNNING")
         _node(page, "nap", "SUCCEEDED")
+        page.wait_for_selector('#run-status[data-status="SUCCEEDED"]')
+        wait_for_run(api, run_id, cloud=cloud)
+        log = api.get(f"/runs/{run_id}/events", params={"limit": 1000}).json()["events"]
+        rows = page.locator("#event-log tbody tr")
+        expect(rows).to_have_count(len(log))
+        seqs = rows.evaluate_all("rs => rs.map(r => Number(r.dataset.seq))")
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert "live" in page.inner_text("#event-log >> xpath=../..")
         assert [r.url for r in browser.requests if "/events" in r.url] == []
+        # AND the one connection outside the API's origin is the stack's WebSocket API, with the key
+        assert len(sockets) == 1 and sockets[0].startswith(socket) and f"api_key={cloud.api_key}" in sockets[0]
+        assert browser.off_origin(origin) == []
 
 
 def test_without_a_usable_websocket_the_run_view_polls(live_origin: tuple[LocalCloud, str], browser: Browser) -> None:
