@@ -20,9 +20,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from statemachine.references import Path
+from statemachine.references import MAX_PATH_PARTS, Path
 
 Rule = dict[str, Any]
+
+MAX_CONDITION_CHARS = 2000
+"""A condition is at most this long: parsing and compiling it stay bounded whatever a caller sends."""
+MAX_CONDITION_TERMS = 64
+"""Comparisons, bare paths and ``exists()`` in one condition (each becomes several Choice rules)."""
+MAX_CONDITION_NESTING = 32
+"""``and``/``or``/``not`` nested at most this deep."""
 
 
 class ConditionError(ValueError):
@@ -154,14 +161,49 @@ def parse(text: str, *, allow_item: bool = False) -> Condition:
     """Parse a condition; raises :class:`ConditionError` with the position of anything outside the grammar."""
     if not text or not text.strip():
         raise ConditionError("empty condition")
+    if len(text) > MAX_CONDITION_CHARS:
+        raise ConditionError(
+            f"the condition is {len(text)} characters long; a condition has at most {MAX_CONDITION_CHARS}"
+        )
     source, renamed = _protect_hyphens(text.strip())
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ConditionError(f"not a valid expression: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
+    except (RecursionError, MemoryError):  # Python's own parser gives up on very deep nesting
+        raise ConditionError(
+            f"nested too deeply (and/or/not nest at most {MAX_CONDITION_NESTING} deep, "
+            f"paths have at most {MAX_PATH_PARTS} parts)"
+        ) from None
+    _check_shape(tree.body)
     parser = _Parser(renamed, allow_item)
     cond = parser.cond(tree.body)
     return Condition(text, cond, parser.paths)
+
+
+def _check_shape(root: ast.expr) -> None:
+    """Bound the tree before the recursive walk: nesting of and/or/not, terms, path length (one iterative pass)."""
+    terms = 0
+    stack: list[tuple[ast.AST, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.BoolOp) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)):
+            if depth >= MAX_CONDITION_NESTING:
+                raise _Parser.fail(node, f"and/or/not nested more than {MAX_CONDITION_NESTING} deep")
+            children = node.values if isinstance(node, ast.BoolOp) else [node.operand]
+            stack.extend((child, depth + 1) for child in reversed(children))
+            continue
+        terms += len(node.ops) if isinstance(node, ast.Compare) else 1
+        if terms > MAX_CONDITION_TERMS:
+            raise _Parser.fail(node, f"more than {MAX_CONDITION_TERMS} comparisons and tests in one condition")
+        for sub in ast.walk(node):
+            length = 0
+            cur: ast.AST = sub
+            while isinstance(cur, ast.Attribute | ast.Subscript):
+                length += 1
+                cur = cur.value
+            if length > MAX_PATH_PARTS:
+                raise _Parser.fail(sub, f"a path has at most {MAX_PATH_PARTS} parts (this one has {length})")
 
 
 class _Parser:

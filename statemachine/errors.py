@@ -28,6 +28,15 @@ class LimitError(SpecError):
         self.status = status
 
 
+class JsonInputError(StepgraphError):
+    """Text that is not JSON stepgraph can take (``NaN``, a lone surrogate, a syntax error): answered 400."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
 class CompileError(StepgraphError):
     """The compiler produced a definition that failed its structural check: a bug, never bad input."""
 

@@ -16,7 +16,9 @@ from typing import Any
 from statemachine.errors import ReferenceResolutionError
 
 ROOTS = ("input", "state", "item")
-_REF = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+MAX_PATH_PARTS = 64
+"""A path has at most this many ``.field``/``[n]`` parts: no value it reads is deeper (the API's JSON depth limit)."""
+MAX_PATH_CHARS = 1024
 _IDENT = r"[A-Za-z_][A-Za-z0-9_-]*"
 _PATH = re.compile(rf"^(?P<root>{_IDENT})(?P<rest>(?:\.{_IDENT}|\[\d+\])*)$")
 _PART = re.compile(rf"\.(?P<field>{_IDENT})|\[(?P<index>\d+)\]")
@@ -83,6 +85,8 @@ def jsonpath(parts: tuple[str | int, ...]) -> str:
 def parse_path(text: str) -> Path:
     """Parse a bare path (``fetch.items[0]``); raises :class:`ReferenceSyntaxError`."""
     stripped = text.strip()
+    if len(stripped) > MAX_PATH_CHARS:
+        raise ReferenceSyntaxError(f"path of {len(stripped)} characters; a path has at most {MAX_PATH_CHARS}")
     match = _PATH.match(stripped)
     if not match:
         raise ReferenceSyntaxError(
@@ -91,6 +95,10 @@ def parse_path(text: str) -> Path:
     parts: list[str | int] = []
     for part in _PART.finditer(match.group("rest")):
         parts.append(int(part.group("index")) if part.group("index") is not None else part.group("field"))
+        if len(parts) > MAX_PATH_PARTS:
+            raise ReferenceSyntaxError(
+                f"path {stripped[:40]}... is more than {MAX_PATH_PARTS} parts deep; a path has at most {MAX_PATH_PARTS}"
+            )
     return Path(match.group("root"), tuple(parts))
 
 
@@ -114,22 +122,25 @@ class Template:
 
 
 def parse_template(text: str) -> Template:
-    """Split a string into text and references; raises :class:`ReferenceSyntaxError` on a malformed one."""
+    """Split a string into text and references; raises :class:`ReferenceSyntaxError` on a malformed one.
+
+    One left-to-right pass (each ``{{`` is closed by the first ``}}`` after it), so time is linear in the text.
+    """
     pieces: list[str | Path] = []
     pos = 0
-    for match in _REF.finditer(text):
-        if match.start() > pos:
-            pieces.append(text[pos : match.start()])
+    while (start := text.find("{{", pos)) != -1:
+        end = text.find("}}", start + 2)
+        if end == -1:
+            raise ReferenceSyntaxError("unclosed '{{': a reference ends with '}}'", start)
+        if start > pos:
+            pieces.append(text[pos:start])
         try:
-            pieces.append(parse_path(match.group(1)))
+            pieces.append(parse_path(text[start + 2 : end]))
         except ReferenceSyntaxError as exc:
-            raise ReferenceSyntaxError(exc.message, match.start()) from None
-        pos = match.end()
-    rest = text[pos:]
-    if "{{" in rest:
-        raise ReferenceSyntaxError("unclosed '{{': a reference ends with '}}'", pos + rest.index("{{"))
-    if rest:
-        pieces.append(rest)
+            raise ReferenceSyntaxError(exc.message, start) from None
+        pos = end + 2
+    if pos < len(text):
+        pieces.append(text[pos:])
     return Template(tuple(pieces))
 
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from statemachine import conditions
-from statemachine.errors import LimitError, SpecError
+from statemachine import conditions, jsonlimits
+from statemachine.errors import JsonInputError, LimitError, SpecError
 from statemachine.graph import GraphModel, find_cycle, map_reference
 from statemachine.references import ReferenceSyntaxError, iter_references, parse_path, parse_template
 from statemachine.spec import (
@@ -71,6 +71,10 @@ def validate(
     """The validated spec; raises :class:`SpecError` / :class:`LimitError` with every problem found."""
     if not isinstance(spec_dict, Mapping):
         raise SpecError("the graph spec must be a JSON object", [{"loc": "", "message": "expected an object"}])
+    try:
+        jsonlimits.check(spec_dict)  # bounded depth and numbers: every check below may recurse safely
+    except JsonInputError as exc:
+        raise SpecError(exc.message, exc.details) from None
     nodes_raw, edges_raw = spec_dict.get("nodes"), spec_dict.get("edges")
     if isinstance(nodes_raw, list) and len(nodes_raw) > max_nodes:
         raise LimitError(
@@ -258,9 +262,10 @@ class _Checker:
             try:
                 conditions.parse(edge.when)
             except conditions.ConditionError as exc:
+                shown = edge.when if len(edge.when) <= 80 else edge.when[:77] + "..."
                 self.add(
                     f"edges[{j}].when",
-                    f"condition {edge.when!r}: {exc.message}",
+                    f"condition {shown!r}: {exc.message}",
                     edge=edge.key,
                     position={"line": exc.line, "col": exc.col},
                 )

@@ -20,11 +20,14 @@ from functions.api.errors import UnsupportedMediaTypeError
 from functions.api.routes import console, graphs, health, runs, tools
 from functions.errors import BadRequestError, PayloadTooLargeError, UnauthorizedError
 from functions.settings import get_settings
+from statemachine import jsonlimits
+from statemachine.errors import JsonInputError, LimitError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 
 MAX_BODY_BYTES = 256 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DOCS_PATH = "/docs"
 PUBLIC_PATHS = frozenset({"/health", DOCS_PATH, "/openapi.json", "/console"})
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
@@ -33,7 +36,8 @@ API_VERSION = "1.0.0"
 
 
 def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, Any]]:
-    """Checks made before routing: the API key (when configured), a JSON body of at most 256 KiB.
+    """Checks made before routing: the API key (when configured), a JSON body of at most 256 KiB within
+    the limits of ``statemachine.jsonlimits`` (depth, numbers, valid Unicode).
 
     Returns the refusal, if any, and the event to route, its body base64-decoded when API Gateway
     encoded it (so the resolver always sees text).
@@ -68,6 +72,12 @@ def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, 
         except UnicodeDecodeError:
             return BadRequestError("the request body is not UTF-8 JSON"), event
         event = {**event, "body": text, "isBase64Encoded": False}
+    if str(event.get("httpMethod") or "").upper() not in BODY_METHODS:
+        return None, event  # no route of these reads a body
+    try:  # strict and bounded: NaN, lone surrogates, huge numbers or deep nesting never reach a route
+        jsonlimits.loads(event["body"])
+    except (JsonInputError, LimitError) as exc:
+        return exc, event
     return None, event
 
 

@@ -31,7 +31,7 @@ from functions.errors import (
     StoreError,
     UnauthorizedError,
 )
-from statemachine.errors import LimitError, SpecError, StepgraphError
+from statemachine.errors import JsonInputError, LimitError, SpecError, StepgraphError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -55,6 +55,7 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
     (ConflictError, 409, "conflict"),
     (PayloadTooLargeError, 413, "payload_too_large"),
     (BadRequestError, 400, "bad_request"),
+    (JsonInputError, 400, "malformed_json"),
     (LimitError, 422, "limit_exceeded"),
     (SpecError, 422, "invalid_spec"),
 ]

@@ -263,13 +263,14 @@ class ItemPage(BaseModel):
 
 
 ERROR_TEXT = {
-    400: "malformed request (not JSON, or a cursor this API did not return)",
+    400: "malformed request (not JSON; NaN, Infinity or a lone surrogate; a cursor this API did not return)",
     401: "missing or wrong API key",
     404: "unknown id",
     409: "conflict with the current state",
-    413: "request body over 256 KiB",
+    413: "request body over 256 KiB, or run input over 128,000 bytes",
     415: "request body that is not JSON",
-    422: "invalid input; details name the node, edge or field",
+    422: "invalid input, or JSON over a limit (nesting 64 deep, integers of 100 digits, finite numbers); "
+    "details name the node, edge or field",
 }
 
 

@@ -21,6 +21,7 @@ from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError
 from functions.store.offload import REF_KEY, is_ref
 from functions.store.runs import RUNNING, TERMINAL, Run, new_run_id
 from functions.store.table import now_iso
+from statemachine import jsonlimits
 from statemachine.payload import initial_document
 from statemachine.spec import GraphSpec
 
@@ -35,6 +36,10 @@ OUTPUT_INLINE_MAX = 1024 * 1024
 RESPONSE_OUTPUT_BUDGET = 2 * 1024 * 1024
 """Offloaded bytes one response reads back in all: with the JSON escaping of a proxy response, well under
 Lambda's 6 MB response limit (and API Gateway's 10 MB)."""
+MAX_RUN_INPUT_BYTES = 128_000
+"""A run's input, as compact JSON with non-ASCII characters escaped. The execution input holds it twice
+(``input``, and ``state``, which starts as the input) within Step Functions' 256 KiB, as does the run's item
+within DynamoDB's 400 KB."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_WAIT_SECONDS = 25
 """``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
@@ -53,6 +58,14 @@ def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> d
     head = services.graphs.get(graph_id)
     version = services.graphs.version(graph_id, head.latest_version)
     spec = GraphSpec.model_validate(version.spec)
+    jsonlimits.check(run_input, "input")
+    size = len(json.dumps(run_input, separators=(",", ":")))
+    if size > MAX_RUN_INPUT_BYTES:
+        raise PayloadTooLargeError(
+            f"the run input is {size} bytes as compact JSON, over the limit of {MAX_RUN_INPUT_BYTES} bytes "
+            "(the execution input holds it twice, as input and as the starting state, within Step Functions' "
+            "256 KiB); pass large data by reference (e.g. a URL) instead"
+        )
     run_id = new_run_id()
     document = initial_document(spec, {"run_id": run_id, "graph_id": graph_id, "version": version.version}, run_input)
     encoded = json.dumps(document, separators=(",", ":"))

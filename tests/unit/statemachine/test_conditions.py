@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statemachine.conditions import ConditionError, parse
+from statemachine.conditions import (
+    MAX_CONDITION_CHARS,
+    MAX_CONDITION_NESTING,
+    MAX_CONDITION_TERMS,
+    ConditionError,
+    parse,
+)
+from statemachine.references import MAX_PATH_PARTS
 
 A = "$.results.a.x"
 
@@ -145,3 +154,28 @@ def test_any_text_either_parses_to_rules_or_fails_with_a_condition_error(text: s
     except ConditionError:
         return
     assert isinstance(cond.choice_rule(), dict | bool)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (" and ".join(["input.x"] * 10_000), f"characters long; a condition has at most {MAX_CONDITION_CHARS}"),
+        ("not " * 1000 + "input.x", "characters long"),
+        (" or ".join(["input.x == 1"] * (MAX_CONDITION_TERMS + 1)), f"more than {MAX_CONDITION_TERMS} comparisons"),
+        ("not " * (MAX_CONDITION_NESTING + 1) + "input.x", f"nested more than {MAX_CONDITION_NESTING} deep"),
+        ("(" * 40 + "input.x" + " and input.y)" * 40, f"nested more than {MAX_CONDITION_NESTING} deep"),
+        ("input" + ".a" * (MAX_PATH_PARTS + 1) + " == 1", f"a path has at most {MAX_PATH_PARTS} parts"),
+        ("input" + "[0]" * 600, f"a path has at most {MAX_PATH_PARTS} parts (this one has 600)"),
+        ("(" * 300 + "input.x" + ")" * 300, "too many nested parentheses"),
+    ],
+    ids=["10000-and", "1000-not", "terms", "nesting", "nested-parens", "path-parts", "path-index", "parens"],
+)
+def test_pathological_conditions_are_condition_errors_naming_the_limit(text: str, message: str) -> None:
+    with pytest.raises(ConditionError, match=re.escape(message)):
+        parse(text)
+
+
+def test_conditions_at_the_limits_parse() -> None:
+    assert parse(" or ".join(["input.x == 1"] * MAX_CONDITION_TERMS)).choice_rule()
+    assert parse("not " * MAX_CONDITION_NESTING + "input.x").choice_rule()
+    assert parse("input" + ".a" * MAX_PATH_PARTS + " == 1").paths[0].parts == ("a",) * MAX_PATH_PARTS

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from statemachine.errors import ReferenceResolutionError
 from statemachine.references import (
+    MAX_PATH_PARTS,
     Path,
     ReferenceSyntaxError,
     get_field,
@@ -84,3 +87,29 @@ def test_get_field_reads_dotted_paths_inside_an_output() -> None:
     out = {"a": {"b": [10, 20]}}
     assert get_field(out, "a.b[1]") == 20
     assert get_field(out, "") == out
+
+
+def test_unclosed_braces_are_found_in_one_pass_at_the_first_unclosed_one() -> None:
+    # 32,000 unclosed '{{' (quadratic for the old lazy regex scan): the first one is reported
+    with pytest.raises(ReferenceSyntaxError, match=re.escape("unclosed '{{'")) as first:
+        parse_template("{{" * 32_000)
+    assert first.value.offset == 0
+    with pytest.raises(ReferenceSyntaxError, match=re.escape("unclosed '{{'")) as later:
+        parse_template("a {{ input.x }} b {{ c")
+    assert later.value.offset == 18
+
+
+def test_each_reference_closes_at_the_first_closing_braces() -> None:
+    template = parse_template("{{ input.a }}}} and {{ state.b }}")
+    assert template.pieces == (Path("input", ("a",)), "}} and ", Path("state", ("b",)))
+    with pytest.raises(ReferenceSyntaxError, match="malformed path") as nested:
+        parse_template("x {{ input.{{ state.b }} }}")
+    assert nested.value.offset == 2
+
+
+def test_paths_have_a_part_limit_and_a_length_limit() -> None:
+    assert len(parse_path("input" + ".a" * MAX_PATH_PARTS).parts) == MAX_PATH_PARTS
+    with pytest.raises(ReferenceSyntaxError, match=f"more than {MAX_PATH_PARTS} parts deep"):
+        parse_path("input" + "[0]" * (MAX_PATH_PARTS + 1))
+    with pytest.raises(ReferenceSyntaxError, match="path of 10005 characters; a path has at most 1024"):
+        parse_template("{{ input" + ".a" * 5000 + " }}")

@@ -1,0 +1,86 @@
+"""Strict JSON intake: what is refused, with which error and where, and that nothing recurses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from statemachine.errors import JsonInputError, LimitError
+from statemachine.jsonlimits import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, check, loads
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_ordinary_json_parses_to_the_same_value() -> None:
+    text = '{"a": [1, -2.5, "é", "\\ud83d\\ude00", true, null, {"b": 1e300}], "n": -0}'
+    assert loads(text) == {"a": [1, -2.5, "é", "\U0001f600", True, None, {"b": 1e300}], "n": 0}
+
+
+def test_depth_up_to_the_limit_is_accepted_and_one_more_is_a_limit_error() -> None:
+    assert loads(nested(MAX_JSON_DEPTH)) is not None
+    with pytest.raises(LimitError, match=f"nest at most {MAX_JSON_DEPTH} deep") as over:
+        loads(nested(MAX_JSON_DEPTH + 1))
+    assert over.value.status == 422
+
+
+@pytest.mark.parametrize("depth", [1000, 100_000])
+def test_depth_beyond_the_parsers_recursion_limit_is_the_same_limit_error(depth: int) -> None:
+    with pytest.raises(LimitError, match="objects and lists nest at most"):
+        loads(nested(depth))
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinities_are_not_json(token: str) -> None:
+    with pytest.raises(JsonInputError, match=f"{token} is not a JSON number"):
+        loads(f'{{"x": {token}}}')
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e400", "1" + "0" * 400 + ".0"])
+def test_numbers_beyond_a_double_are_limit_errors(text: str) -> None:
+    with pytest.raises(LimitError, match="out of range; numbers must fit a 64-bit float"):
+        loads(f"[{text}]")
+
+
+def test_integers_have_a_digit_limit_below_pythons_own() -> None:
+    assert loads("-" + "9" * MAX_INTEGER_DIGITS) == -int("9" * MAX_INTEGER_DIGITS)
+    with pytest.raises(LimitError, match=f"an integer of 5000 digits; integers have at most {MAX_INTEGER_DIGITS}"):
+        loads("9" * 5000)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [('["\\ud800"]', "[0]"), ('{"k": {"x": "a\\udfff"}}', "k.x"), ('{"\\udc00": 1}', "a key")],
+)
+def test_lone_surrogates_are_refused_with_their_place(text: str, where: str) -> None:
+    with pytest.raises(JsonInputError, match="strings must be valid Unicode") as refused:
+        loads(text)
+    assert refused.value.details[0]["loc"] == where
+
+
+def test_syntax_errors_name_line_and_column() -> None:
+    with pytest.raises(JsonInputError, match=r"not valid JSON: Expecting value \(line 2, column 6\)"):
+        loads("[1,\n  2, ]")
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        ({"a": float("nan")}, LimitError, "at a is not finite"),
+        ([10**MAX_INTEGER_DIGITS], LimitError, f"at \\[0\\] has more than {MAX_INTEGER_DIGITS} digits"),
+        ({"s": "\udc80"}, JsonInputError, "lone surrogate"),
+    ],
+)
+def test_check_applies_the_same_limits_to_python_values(value: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        check(value)
+
+
+def test_check_walks_a_value_far_deeper_than_the_recursion_limit_without_recursing() -> None:
+    value: Any = []
+    for _ in range(50_000):
+        value = [value]
+    with pytest.raises(LimitError, match="nested deeper than 64"):
+        check(value)
