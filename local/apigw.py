@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -50,17 +50,19 @@ class ApiGatewayShim:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"].upper()
-        path = unquote(environ.get("PATH_INFO", "") or "/") or "/"
+        try:
+            path = request_path(environ)
+        except UnicodeDecodeError:
+            return _refuse(start_response, 400, "Bad Request: the path is not UTF-8")
         route, path_params = self._route(method, path)
         if route is None:
             # API Gateway's answer for a resource/method that does not exist (with a key it says 403 too).
             return _reply(start_response, 403, {"content-type": "application/json"},
                           b'{"message":"Missing Authentication Token"}')  # fmt: skip
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY_BYTES:
-            return _reply(start_response, 413, {"content-type": "application/json"},
-                          b'{"message":"Request Too Long"}')  # fmt: skip
-        body = environ["wsgi.input"].read(length) if length else b""
+        try:
+            body = read_body(environ, MAX_BODY_BYTES)
+        except BadRequestBody as exc:
+            return _refuse(start_response, exc.status, exc.message)
         event = self.build_event(environ, method, path, route, path_params, body)
         function = self.function_names[route.function]
         result = self.dispatcher.invoke(function, event)
@@ -190,6 +192,68 @@ class ApiGatewayShim:
         pairs.append(("Content-Length", str(len(data))))
         start_response(f"{status} {_REASONS.get(status, 'Unknown')}", pairs)
         return [data]
+
+
+class BadRequestBody(Exception):
+    """A request whose body cannot be read as sent (answered before the function is invoked)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def request_path(environ: WSGIEnvironment) -> str:
+    """The request path, percent-decoded once, as UTF-8 (``UnicodeDecodeError`` when it is not UTF-8).
+
+    Read from the raw request target when the server gives it (werkzeug's ``RAW_URI``): ``PATH_INFO`` is
+    already decoded, with bytes that are not UTF-8 silently replaced. Otherwise ``PATH_INFO`` holds the
+    decoded bytes as latin-1 text (PEP 3333), or text already (some test transports).
+    """
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw_uri:
+        target = urlsplit(raw_uri).path if "://" in raw_uri else raw_uri.split("?", 1)[0]
+        return unquote_to_bytes(target).decode("utf-8") or "/"
+    raw = environ.get("PATH_INFO", "") or "/"
+    try:
+        return raw.encode("latin-1").decode("utf-8") or "/"
+    except UnicodeEncodeError:
+        return raw
+
+
+def read_body(environ: WSGIEnvironment, limit: int) -> bytes:
+    """The request body: ``Content-Length`` bytes, or a chunked body to its end; at most ``limit`` bytes.
+
+    Raises :class:`BadRequestBody` for a malformed or negative ``Content-Length`` (400) or a body over the
+    limit (413), without reading what the client sent.
+    """
+    stream = environ["wsgi.input"]
+    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if declared:
+        if not declared.isdigit():  # "abc", "-1", "+5", "1.0": never trusted, never waited on
+            raise BadRequestBody(400, f"Bad Request: malformed Content-Length {declared[:40]!r}")
+        length = int(declared)
+        if length > limit:
+            raise BadRequestBody(413, "Request Too Long")
+        return bytes(stream.read(length)) if length else b""
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # no length and no chunked framing: no body
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(64 * 1024, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(bytes(chunk))
+        size += len(chunk)
+        if size > limit:
+            raise BadRequestBody(413, "Request Too Long")
+
+
+def _refuse(start_response: StartResponse, status: int, message: str) -> Iterable[bytes]:
+    """An API Gateway style error before the function runs; the connection closes (its body may be unread)."""
+    body = json.dumps({"message": message}).encode()
+    return _reply(start_response, status, {"content-type": "application/json", "Connection": "close"}, body)
 
 
 def _header_name(key: str) -> str:

@@ -28,6 +28,9 @@ from local.cloud import DEFAULT_API_KEY, LocalCloud
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from wsgiref.types import WSGIApplication
+
+    from werkzeug.serving import BaseWSGIServer
 
 LOG = logging.getLogger("local.server")
 SHUTDOWN_LIMIT_SECONDS = 15.0
@@ -47,6 +50,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--fixtures-port", type=int, default=8765, help="fixture server port (0: any)")
     parser.add_argument("--no-fixtures", action="store_true", help="do not start the examples' fixture server")
     return parser.parse_args(argv)
+
+
+def api_server(app: WSGIApplication, host: str, port: int) -> BaseWSGIServer:
+    """The HTTP server in front of the API Gateway shim: a thread per request, so requests run concurrently
+    as they would on several Lambda instances (the API handler is safe to run on threads)."""
+    return make_server(host, port, app, threaded=True)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -85,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(moto_server.stop)
 
         ws_url = cloud.serve_websockets(args.host, args.ws_port)
-        api_server = make_server(args.host, args.port, cloud.app, threaded=True)
-        stack.callback(api_server.server_close)
+        server = api_server(cloud.app, args.host, args.port)
+        stack.callback(server.server_close)
 
         api_url = f"http://{args.host}:{args.port}"
         aws_url = f"http://{args.host}:{args.aws_port}"
@@ -113,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         print("\n".join(lines), flush=True)
         with contextlib.suppress(KeyboardInterrupt):  # werkzeug's loop returns on Ctrl-C; this covers the rest
-            api_server.serve_forever()
+            server.serve_forever()
         print("\nstopping...", file=sys.stderr, flush=True)
         # Stopping is bounded (handlers get a grace period); should it ever hang, say where and exit.
         faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_SECONDS, exit=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,32 @@ TITLE = "stepgraph"
 API_VERSION = "1.0.0"
 
 
+def _lower_media_type(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    media_type, sep, params = value.partition(";")
+    return media_type.strip().lower() + sep + params
+
+
+def _with_lowercase_media_type(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The event with its Content-Type media type in lower case: media types are case-insensitive (RFC 9110),
+    and Powertools' body validation compares them as written."""
+    changed: dict[str, Any] = {}
+    for field in ("headers", "multiValueHeaders"):
+        headers = event.get(field)
+        if not isinstance(headers, Mapping):
+            continue
+        fixed = {
+            key: ([_lower_media_type(v) for v in value] if isinstance(value, list) else _lower_media_type(value))
+            if str(key).lower() == "content-type"
+            else value
+            for key, value in headers.items()
+        }
+        if fixed != headers:
+            changed[field] = fixed
+    return {**event, **changed} if changed else event
+
+
 def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, Any]]:
     """Checks made before routing: the API key (when configured), a JSON body of at most 256 KiB within
     the limits of ``statemachine.jsonlimits`` (depth, numbers, valid Unicode).
@@ -57,6 +84,7 @@ def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, 
     if content_type != "application/json":
         message = f"the request body must be JSON (Content-Type: application/json), not {content_type!r}"
         return UnsupportedMediaTypeError(message), event
+    event = _with_lowercase_media_type(event)
     if not isinstance(body, str):
         return BadRequestError("the request body must be text"), event
     try:
@@ -81,8 +109,51 @@ def preflight(event: Mapping[str, Any]) -> tuple[Exception | None, Mapping[str, 
     return None, event
 
 
+class _RequestState(threading.local):
+    """What the resolver knows about the request it is routing, one per thread."""
+
+    def __init__(self) -> None:
+        self.event: Any = None
+        self.lambda_context: Any = None
+        self.context: dict[str, Any] = {}
+
+
 class StepgraphResolver(APIGatewayRestResolver):
-    """The Powertools REST resolver with the pre-routing checks of ``preflight`` and CORS (``cors.py``)."""
+    """The Powertools REST resolver with the pre-routing checks of ``preflight`` and CORS (``cors.py``), safe to
+    call from threads.
+
+    Powertools keeps the request being routed on the resolver (and ``current_event`` on ``BaseRouter`` itself):
+    two requests routed at once would read each other's event, path parameters and body. Here that state is
+    per thread, so concurrent invocations (the local cloud's threads) are independent, as Lambda instances are.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._request = _RequestState()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def current_event(self) -> Any:
+        return self._request.event
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        self._request.event = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return self._request.lambda_context
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._request.lambda_context = value
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return self._request.context
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self._request.context = value
 
     _docs_enabled = False
 
@@ -91,10 +162,14 @@ class StepgraphResolver(APIGatewayRestResolver):
         if isinstance(event, Mapping) and str(event.get("httpMethod") or "").upper() == "OPTIONS":
             return preflight_response(event, origins)
         refused, event = preflight(event)
-        if refused is None and event.get("path") == DOCS_PATH and not self._docs_enabled:
+        if refused is not None:
+            return with_cors(errors.proxy_response(refused), event, origins)
+        if event.get("path") == DOCS_PATH and not self._docs_enabled:
             self.enable_docs()
-        response = errors.proxy_response(refused) if refused is not None else super().resolve(event, context)
-        return with_cors(response, event, origins)
+        # Powertools also sets the class-wide BaseRouter.current_event; nothing here reads that one.
+        self.current_event = self._to_proxy_event(dict(event))
+        self.lambda_context = context
+        return with_cors(super().resolve(event, context), event, origins)
 
     def enable_docs(self) -> None:
         """Swagger UI at ``/docs``, registered on its first request: it builds Powertools' OpenAPI models,

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 
+_clients_lock = threading.RLock()
+"""boto3 sessions are not thread-safe while making clients: concurrent first requests (the local cloud serves
+them on threads) make them one at a time."""
+
+
 class Services:
     """Everything that talks to AWS; pass ``table``/``sfn`` to inject, else defaults are made on first use."""
 
@@ -34,20 +39,23 @@ class Services:
 
     @cached_property
     def table(self) -> Table:
-        if self._table is None:
-            self._table = boto3.resource("dynamodb", region_name=self.settings.region).Table(self.settings.table)
-        return self._table
+        with _clients_lock:
+            if self._table is None:
+                self._table = boto3.resource("dynamodb", region_name=self.settings.region).Table(self.settings.table)
+            return self._table
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         """A low-level client (typed attribute values), as Powertools Idempotency expects."""
-        return boto3.client("dynamodb", region_name=self.settings.region)
+        with _clients_lock:
+            return boto3.client("dynamodb", region_name=self.settings.region)
 
     @cached_property
     def sfn(self) -> SFNClient:
-        if self._sfn is None:
-            self._sfn = boto3.client("stepfunctions", region_name=self.settings.region)
-        return self._sfn
+        with _clients_lock:
+            if self._sfn is None:
+                self._sfn = boto3.client("stepfunctions", region_name=self.settings.region)
+            return self._sfn
 
     @cached_property
     def lambda_(self) -> LambdaClient:
