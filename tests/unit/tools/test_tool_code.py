@@ -236,3 +236,48 @@ def test_code_tools_refuse_source_that_does_not_parse() -> None:
         with pytest.raises(ToolError, match="line 2") as info:
             invoke(tool, {"source": "x = 1\ndef f(:\n    pass\n"})
         assert info.value.code == "InvalidSource"
+
+
+def test_score_of_a_fixed_source_is_exactly_its_formula() -> None:
+    """GIVEN the cart module WHEN scored THEN quality_score is 10 * size / (size + penalty), to the hundredth."""
+    out = invoke("code.score", {"source": CART})
+    # size: 6 definitions (Cart, __init__, total, fetch, inner, classify) + 30 code lines / 40
+    # penalty: 4 missing docstrings * 1 + 1 TODO * 0.5 + 1 deep nesting * 2 + 7 magic numbers * 0.5 + 1 long line * 0.25
+    assert out["size"] == 6.75
+    assert out["penalty"] == 10.25
+    assert out["breakdown"] == {
+        "deep_nesting": 2.0,
+        "long_line": 0.25,
+        "magic_number": 3.5,
+        "missing_docstring": 4.0,
+        "todo": 0.5,
+    }
+    assert out["quality_score"] == 3.97  # 67.5 / 17 = 3.9705...
+    assert out["grade"] == "F"
+    assert (out["function_count"], out["average_complexity"], out["max_complexity"]) == (5, 3.4, 8)
+
+
+@pytest.mark.parametrize(
+    ("size", "todos", "score", "grade"),
+    [
+        (10, 0, 10.0, "A"),
+        (18, 4, 9.0, "A"),  # 180 / (18 + 2)
+        (18, 5, 8.78, "B"),  # 180 / 20.5
+        (10, 5, 8.0, "B"),  # 100 / (10 + 2.5)
+        (10, 6, 7.69, "C"),  # 100 / 13
+        (14, 12, 7.0, "C"),  # 140 / (14 + 6)
+        (14, 13, 6.83, "D"),  # 140 / 20.5
+        (10, 20, 5.0, "D"),  # 100 / (10 + 10)
+        (10, 21, 4.88, "F"),  # 100 / 20.5
+    ],
+)
+def test_grade_boundaries_are_9_8_7_and_5(size: int, todos: int, score: float, grade: str) -> None:
+    """GIVEN a one-function module of a chosen size with a chosen number of TODOs (0.5 each) WHEN scored
+    THEN the score lands on and beside every grade boundary (A >= 9, B >= 8, C >= 7, D >= 5, else F)."""
+    lines = 40 * (size - 1)  # size = 1 function + code lines / 40
+    body = "".join(f"    x = x  # TODO {i}\n" for i in range(todos))
+    padding = "".join(f"    y{i} = x\n" for i in range(lines - 3 - todos))
+    source = 'def f(x):\n    """Do it."""\n' + body + padding + "    return x\n"
+    out = invoke("code.score", {"source": source})
+    assert (out["size"], out["penalty"]) == (size, todos * 0.5)
+    assert (out["quality_score"], out["grade"]) == (score, grade)
