@@ -15,6 +15,7 @@ when it is ``true``, a non-zero number or a non-empty string. ``"text" in path``
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -158,7 +159,15 @@ def _protect_hyphens(text: str) -> tuple[str, dict[str, str]]:
 
 
 def parse(text: str, *, allow_item: bool = False) -> Condition:
-    """Parse a condition; raises :class:`ConditionError` with the position of anything outside the grammar."""
+    """Parse a condition; raises :class:`ConditionError` with the position of anything outside the grammar.
+
+    Validation and compiling parse each edge's condition more than once: the parsed form is cached.
+    """
+    return _parse(text, allow_item)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str, allow_item: bool) -> Condition:
     if not text or not text.strip():
         raise ConditionError("empty condition")
     if len(text) > MAX_CONDITION_CHARS:
@@ -182,9 +191,9 @@ def parse(text: str, *, allow_item: bool = False) -> Condition:
 
 
 def _check_shape(root: ast.expr) -> None:
-    """Bound the tree before the recursive walk: nesting of and/or/not, terms, path length (one iterative pass)."""
+    """Bound the tree before the recursive walk: nesting of and/or/not and the number of terms (iterative)."""
     terms = 0
-    stack: list[tuple[ast.AST, int]] = [(root, 0)]
+    stack: list[tuple[ast.expr, int]] = [(root, 0)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, ast.BoolOp) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)):
@@ -196,14 +205,6 @@ def _check_shape(root: ast.expr) -> None:
         terms += len(node.ops) if isinstance(node, ast.Compare) else 1
         if terms > MAX_CONDITION_TERMS:
             raise _Parser.fail(node, f"more than {MAX_CONDITION_TERMS} comparisons and tests in one condition")
-        for sub in ast.walk(node):
-            length = 0
-            cur: ast.AST = sub
-            while isinstance(cur, ast.Attribute | ast.Subscript):
-                length += 1
-                cur = cur.value
-            if length > MAX_PATH_PARTS:
-                raise _Parser.fail(sub, f"a path has at most {MAX_PATH_PARTS} parts (this one has {length})")
 
 
 class _Parser:
@@ -301,6 +302,8 @@ class _Parser:
                 root = self.renamed.get(cur.id, cur.id)
                 if root == "item" and not self.allow_item:
                     raise self.fail(cur, "'item' is only available inside foreach params")
+                if len(parts) > MAX_PATH_PARTS:
+                    raise self.fail(node, f"a path has at most {MAX_PATH_PARTS} parts (this one has {len(parts)})")
                 path = Path(root, tuple(reversed(parts)))
                 self.paths.append(path)
                 return path

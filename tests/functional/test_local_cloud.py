@@ -318,7 +318,7 @@ def test_many_executions_deliver_every_event_exactly_once(cloud: LocalCloud) -> 
 
 
 def test_only_one_local_cloud_at_a_time(cloud: LocalCloud) -> None:
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="another LocalCloud is running in this process"):
         LocalCloud().start()
     # and the running one is untouched
     assert boto3.client("dynamodb").describe_table(TableName=cloud.table_name)["Table"]["TableName"] == cloud.table_name

@@ -33,7 +33,7 @@ def test_two_publishers_of_the_same_version_number_one_wins(aws: Services) -> No
 
     # WHEN two updates both read version 1 and publish version 2
     aws.graphs.add_version(version("g_000000000001", 2, name="first"))
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match="graph g_000000000001 changed while version 2 was being published"):
         aws.graphs.add_version(version("g_000000000001", 2, name="second"))
 
     # THEN version 2 is the first writer's and the head points at it
@@ -51,7 +51,7 @@ def test_a_publish_that_died_between_its_writes_is_finished_by_the_next(aws: Ser
     assert [v["version"] for v in client.get("/graphs/g_000000000002").json()["versions"]] == [1]
 
     # WHEN the next publisher tries version 2
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match="graph g_000000000002 changed while version 2 was being published"):
         aws.graphs.add_version(version("g_000000000002", 2, name="next"))
 
     # THEN the stalled version is completed, and a retry publishes version 3

@@ -80,7 +80,7 @@ def test_logs_are_json_with_run_node_attempt_and_the_traceback(
     executor: NodeExecutor, capsys: pytest.CaptureFixture[str], log_stream: io.StringIO
 ) -> None:
     # GIVEN a node whose tool raises
-    with pytest.raises(NodeFailed):
+    with pytest.raises(NodeFailed, match="injected failure"):
         handler.lambda_handler(
             request("boom", "util.fail", {"failures": 1, "error": "Flaky"}, retries=2, retry_count=0),
             _context(),

@@ -43,6 +43,34 @@ CONDITIONS_OUTSIDE_GRAMMAR = [
 ]
 
 
+def _nested(depth: int, leaf: Any = "bottom") -> Any:
+    """``leaf`` inside ``depth`` levels of alternating lists and objects."""
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def _deep_value(max_depth: int) -> st.SearchStrategy[Any]:
+    """Deep and large values: nesting up to ``max_depth``, long strings, big and odd numbers."""
+    return st.one_of(
+        st.integers(1, max_depth).map(_nested),
+        st.integers(0, 4000).map(lambda n: "x" * n),
+        st.integers(-(10**40), 10**40),
+        st.floats(allow_nan=False, allow_infinity=False),
+    )
+
+
+def _hostile_value() -> st.SearchStrategy[Any]:
+    """Values over the intake limits: too deep, integers of too many digits, unclosed references."""
+    return st.one_of(
+        _deep_value(90),
+        st.integers(95, 130).map(lambda digits: 10**digits),
+        st.integers(1, 3000).map(lambda n: "{{" * n),
+        st.integers(60, 80).map(lambda n: "{{ input" + ".a" * n + " }}"),
+    )
+
+
 def _path(roots: list[str]) -> st.SearchStrategy[str]:
     parts = st.lists(
         st.one_of(st.sampled_from(FIELDS).map(lambda f: f".{f}"), st.integers(0, 3).map(lambda i: f"[{i}]")), max_size=3
@@ -80,7 +108,14 @@ def _condition(roots: list[str], grammar_only: bool = False) -> st.SearchStrateg
     )
     if grammar_only:
         return compound
-    return st.one_of(compound, compound, compound, st.sampled_from(CONDITIONS_OUTSIDE_GRAMMAR), st.text(max_size=12))
+    oversized = st.one_of(  # over the length, term, nesting or path limits, or close to them
+        st.integers(1, 120).map(lambda n: " and ".join(["input.v == 1"] * n)),
+        st.integers(1, 300).map(lambda n: "not " * n + "input.v"),
+        st.integers(1, 90).map(lambda n: "input" + ".a" * n + " == 1"),
+    )
+    return st.one_of(
+        compound, compound, compound, st.sampled_from(CONDITIONS_OUTSIDE_GRAMMAR), st.text(max_size=12), oversized
+    )
 
 
 def _retry() -> st.SearchStrategy[dict[str, Any] | None]:
@@ -123,10 +158,11 @@ def _node(draw: st.DrawFn, node_id: str, ids: list[str], sloppy: bool) -> dict[s
         text = st.one_of(st.just("a calm, happy text"), _reference(roots), st.integers())
         node["params"] = {"text": draw(text if sloppy else st.just("a calm, happy text"))}
     else:
+        large = _hostile_value() if sloppy else _deep_value(40)
         node["params"] = draw(
             st.dictionaries(
                 st.sampled_from(FIELDS),
-                st.one_of(st.integers(0, 9), st.text(max_size=5), _reference(roots)),
+                st.one_of(st.integers(0, 9), st.text(max_size=5), _reference(roots), large),
                 max_size=3,
             )
         )

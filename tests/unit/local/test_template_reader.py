@@ -115,7 +115,7 @@ def test_short_tags_are_read_in_long_form(tmp_path: Path) -> None:
 
 
 def test_unsupported_intrinsic_is_an_error(template: Template) -> None:
-    with pytest.raises(TemplateError):
+    with pytest.raises(TemplateError, match="Fn::ImportValue is not supported locally"):
         template.resolve({"Fn::ImportValue": "x"})
 
 

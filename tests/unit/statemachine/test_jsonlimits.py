@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statemachine.errors import JsonInputError, LimitError
 from statemachine.jsonlimits import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, check, loads
@@ -84,3 +88,40 @@ def test_check_walks_a_value_far_deeper_than_the_recursion_limit_without_recursi
         value = [value]
     with pytest.raises(LimitError, match="nested deeper than 64"):
         check(value)
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**120), 10**120),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=20),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=4)),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, depth=st.integers(0, 200), wrap=st.sampled_from(["[", '{"k":']))
+def test_any_json_text_parses_as_json_does_or_is_refused_with_a_named_limit(value: Any, depth: int, wrap: str) -> None:
+    # GIVEN generated JSON, wrapped up to 200 levels deep, with integers well past the digit limit
+    close = "]" if wrap == "[" else "}"
+    text = wrap * depth + json.dumps(value) + close * depth
+    # WHEN it is read strictly
+    try:
+        parsed = loads(text)
+    except LimitError as exc:
+        # THEN a refusal names the depth or number limit
+        assert "nest at most" in exc.message or "digits" in exc.message, exc.message
+        return
+    # THEN what is accepted is exactly what json reads
+    assert parsed == json.loads(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(alphabet='[]{}":,0123456789.eE+-tnulfaseINaNy\\ud800 ', max_size=200))
+def test_any_text_is_json_or_a_json_input_or_limit_error(text: str) -> None:
+    with contextlib.suppress(JsonInputError, LimitError):
+        loads(text)

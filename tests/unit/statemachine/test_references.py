@@ -66,7 +66,7 @@ def test_missing_values_fail_with_a_clear_message(template: str, message: str) -
 
 @pytest.mark.parametrize("text", ["{{ }}", "{{ a..b }}", "{{ 1abc }}", "{{ a[x] }}", "x {{ a", "{{ a b }}"])
 def test_malformed_references_are_rejected_with_their_offset(text: str) -> None:
-    with pytest.raises(ReferenceSyntaxError) as info:
+    with pytest.raises(ReferenceSyntaxError, match=r"^(malformed path|unclosed '\{\{')") as info:
         parse_template(text)
     assert info.value.offset == text.index("{{")
 

@@ -172,7 +172,7 @@ def test_chart_bar_sorts_limits_and_turns_horizontal() -> None:
 
 def test_chart_bar_rejects_non_numeric_values() -> None:
     """GIVEN a bar whose value is text WHEN validated THEN InvalidParams."""
-    with pytest.raises(InvalidParams):
+    with pytest.raises(InvalidParams, match=r"^chart\.bar: invalid params: series"):
         invoke("chart.bar", {"series": [["a", "lots"]]})
 
 

@@ -35,7 +35,7 @@ def test_sleep_sleeps_fractions_of_a_second_and_logs() -> None:
 @pytest.mark.parametrize("seconds", [-0.1, 901, "x"])
 def test_sleep_is_bounded(seconds: object) -> None:
     """GIVEN a negative, too long or non-numeric duration WHEN run THEN InvalidParams, no sleep."""
-    with pytest.raises(InvalidParams):
+    with pytest.raises(InvalidParams, match=r"^util\.sleep: invalid params: seconds: Input should be"):
         registry.get("util.sleep").invoke({"seconds": seconds}, ToolContext())
 
 
@@ -63,12 +63,13 @@ def test_fail_defaults_report_the_succeeding_attempt() -> None:
 
 def test_fail_with_a_large_count_always_fails() -> None:
     """GIVEN failures larger than any retry policy WHEN attempt 10 runs THEN it still fails."""
-    with pytest.raises(ToolError):
+    with pytest.raises(ToolError, match=r"attempt 10 of 1000 failing") as info:
         registry.get("util.fail").invoke({"failures": 1000, "error": "Always"}, ToolContext(attempt=10))
+    assert info.value.code == "Always"
 
 
 @pytest.mark.parametrize("code", ["States.Timeout", "States.ALL", "has space", "", "9lives"])
 def test_fail_refuses_error_names_step_functions_reserves_or_cannot_match(code: str) -> None:
     """GIVEN a reserved or malformed error name WHEN validated THEN InvalidParams."""
-    with pytest.raises(InvalidParams):
+    with pytest.raises(InvalidParams, match=r"^util\.fail: invalid params: error: "):
         registry.get("util.fail").invoke({"error": code}, ToolContext())
