@@ -87,6 +87,7 @@ def test_fifty_runs_started_at_once_all_succeed_with_every_record_and_event_once
     while pending and time.monotonic() < deadline:
         for run_id in sorted(pending):
             body = api.get(f"/runs/{run_id}").json()
+            assert "status" in body, body  # an error answer fails at once, saying which
             if body["status"] in TERMINAL:
                 runs[run_id] = body
                 pending.discard(run_id)
