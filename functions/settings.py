@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_stepfunctions.literals import LogLevelType
     from mypy_boto3_stepfunctions.type_defs import LoggingConfigurationTypeDef
 
@@ -94,3 +97,25 @@ def _states_log_level(value: str) -> LogLevelType:
     if level not in STATES_LOG_LEVELS:
         raise ValueError(f"STEPGRAPH_STATES_LOG_LEVEL must be one of {', '.join(STATES_LOG_LEVELS)}, not {value!r}")
     return cast("LogLevelType", level)
+
+
+T = TypeVar("T")
+
+
+class PerSettings(Generic[T]):
+    """A process-wide object made on first use, and made again once the settings were re-read (a new local
+    cloud or table): a handler's lazily built service, with no AWS client at import time."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._built_for: Settings | None = None
+
+    def get(self) -> T:
+        settings = get_settings()
+        with self._lock:
+            if self._value is None or self._built_for is not settings:
+                self._value = self._factory()
+                self._built_for = settings
+            return self._value

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.errors import NotFoundError
 from functions.live.push import ApiGatewayPoster, GoneError
 from functions.live.subscriptions import Subscriptions
-from functions.settings import Settings, get_settings
+from functions.settings import PerSettings, Settings, get_settings
 from functions.store.runs import RunStore
 
 logger = Logger(service="stepgraph-live")
@@ -179,19 +179,12 @@ def _header(event: dict[str, Any], name: str) -> str | None:
     return None
 
 
-_lock = threading.Lock()
-_handler: WebSocketHandler | None = None
-_built_for: Settings | None = None
+_handler: PerSettings[WebSocketHandler] = PerSettings(WebSocketHandler)
 
 
 def get_handler() -> WebSocketHandler:
-    global _handler, _built_for
-    settings = get_settings()
-    with _lock:
-        if _handler is None or _built_for is not settings:
-            _handler = WebSocketHandler()
-            _built_for = settings
-        return _handler
+    """The handler of this process, made on first use and again when the settings were re-read."""
+    return _handler.get()
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -113,3 +113,22 @@ def start_run(api: httpx.Client, spec: dict[str, Any], run_input: Any = None) ->
 def run_graph(api: httpx.Client, spec: dict[str, Any], run_input: Any = None, timeout: float = 60.0) -> dict[str, Any]:
     """Create a graph, run it, and return the run once it has ended."""
     return wait_for_run(api, start_run(api, spec, run_input), timeout)
+
+
+def echo(node_id: str, **params: Any) -> dict[str, Any]:
+    """A ``util.echo`` node of a spec."""
+    return {"id": node_id, "tool": "util.echo", "params": params}
+
+
+def history(execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution, as GetExecutionHistory pages them."""
+    sfn = boto3.client("stepfunctions")
+    events: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        more = {"nextToken": token} if token else {}
+        page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000, **more)
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            return events

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import functional_support
+from functional_support import echo, history
 
 if TYPE_CHECKING:
     import httpx
@@ -13,24 +13,6 @@ if TYPE_CHECKING:
     from local.cloud import LocalCloud
 
 PAYLOAD_LIMIT = 256 * 1024
-
-
-def echo(node_id: str, **params: Any) -> dict[str, Any]:
-    return {"id": node_id, "tool": "util.echo", "params": params}
-
-
-def history(execution_arn: str) -> list[dict[str, Any]]:
-    """Every event of an execution, as GetExecutionHistory pages them."""
-    sfn = boto3.client("stepfunctions")
-    events: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        more = {"nextToken": token} if token else {}
-        page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000, **more)
-        events += page["events"]
-        token = page.get("nextToken")
-        if not token:
-            return events
 
 
 def exited_outputs(events: list[dict[str, Any]]) -> list[tuple[str, int]]:

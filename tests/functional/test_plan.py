@@ -7,26 +7,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import functional_support
 import pytest
+from functional_support import echo, history
 
 if TYPE_CHECKING:
     import httpx
-
-
-def echo(node_id: str, **params: Any) -> dict[str, Any]:
-    return {"id": node_id, "tool": "util.echo", "params": params}
-
-
-def history(execution_arn: str) -> list[dict[str, Any]]:
-    sfn = boto3.client("stepfunctions")
-    events: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        more = {"nextToken": token} if token else {}
-        page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000, **more)
-        events += page["events"]
-        token = page.get("nextToken")
-        if not token:
-            return events
 
 
 def child_counts(execution_arn: str, definition: dict[str, Any]) -> int:
