@@ -111,3 +111,29 @@ def test_a_required_lambda_node_missing_a_param_field_fails_the_run_with_the_ref
     assert run["status"] == "FAILED", run
     assert run["nodes"]["mine"]["error"]["code"] == "stepgraph.ReferenceError"
     assert run["error"]["code"] == "stepgraph.ReferenceError", run["error"]
+
+
+def test_an_optional_foreach_over_a_missing_list_fails_catchably_and_the_run_goes_on(api: httpx.Client) -> None:
+    # GIVEN an optional foreach over a list the run input does not have, and a node after it
+    spec = {
+        "name": "missing-list",
+        "nodes": [
+            {
+                "id": "each",
+                "tool": "util.echo",
+                "foreach": "{{ input.items }}",
+                "optional": True,
+                "params": {"v": "{{ item }}"},
+            },
+            echo("after", got="{{ each }}"),
+        ],
+        "edges": [{"from": "each", "to": "after"}],
+    }
+    # WHEN it runs
+    run = functional_support.run_graph(api, spec, {"other": 1})
+    # THEN the foreach failed with a node error a Catch takes on AWS (not the uncatchable States.Runtime, which
+    # the strict local cloud never lets a Catch take), and the run went on with its output null
+    assert run["status"] == "SUCCEEDED", run
+    assert run["nodes"]["each"]["status"] == "FAILED"
+    assert run["nodes"]["each"]["error"]["code"].startswith("stepgraph.")
+    assert run["nodes"]["after"]["output"] == {"got": None}
