@@ -137,3 +137,20 @@ def test_an_optional_foreach_over_a_missing_list_fails_catchably_and_the_run_goe
     assert run["nodes"]["each"]["status"] == "FAILED"
     assert run["nodes"]["each"]["error"]["code"].startswith("stepgraph.")
     assert run["nodes"]["after"]["output"] == {"got": None}
+
+
+def test_the_largest_input_the_api_accepts_joins_a_ten_branch_fan_out_of_copies(api: httpx.Client) -> None:
+    # GIVEN ten branches that each output the whole run input, and an input just under what the API accepts
+    from functions.api.runs_service import MAX_RUN_INPUT_BYTES
+
+    spec = {
+        "name": "copies",
+        "nodes": [*(echo(f"n{i}", i=i, v="{{ input.blob }}") for i in range(10)), echo("j", done=True)],
+        "edges": [{"from": f"n{i}", "to": "j"} for i in range(10)],
+    }
+    blob = "x" * (MAX_RUN_INPUT_BYTES - 100)
+    # WHEN it runs under the strict local cloud (256 KiB per state input, output and Parallel result)
+    run = functional_support.run_graph(api, spec, {"blob": blob})
+    # THEN the join fits and the run succeeds, each branch's copy intact
+    assert run["status"] == "SUCCEEDED", (run["status"], run["error"])
+    assert all(run["nodes"][f"n{i}"]["output"]["v"] == blob for i in range(10))
