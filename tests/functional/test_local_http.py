@@ -78,10 +78,10 @@ def test_health_and_other_requests_answer_while_validations_are_in_flight(
     release = threading.Event()
     real_validate = graphs_service.validate
 
-    def held_validate(spec: dict[str, Any]) -> Any:
+    def held_validate(*args: Any, **kwargs: Any) -> Any:
         arrived.release()
         release.wait(WAIT)
-        return real_validate(spec)
+        return real_validate(*args, **kwargs)
 
     monkeypatch.setattr(graphs_service, "validate", held_validate)
     answers: dict[str, httpx.Response] = {}
