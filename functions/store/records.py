@@ -32,6 +32,7 @@ from functions.store.table import (
     node_sk,
     now_iso,
     run_pk,
+    with_expiry,
 )
 
 if TYPE_CHECKING:
@@ -542,7 +543,7 @@ class Records(TableHandle):
             duration = _ms_between(result.started_at, result.finished_at)
             if duration is not None:
                 item["duration_ms"] = duration
-            requests.append({"PutRequest": {"Item": item}})
+            requests.append({"PutRequest": {"Item": with_expiry(item)}})
         client = self.table.meta.client
         for chunk in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.table.name: requests[chunk : chunk + 25]}
