@@ -14,6 +14,8 @@ from tests.unit.table_stream import STREAM_SPEC, attach, detach
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from functions.store.records import Records
+
 TABLE = "stepgraph-unit"
 
 
@@ -67,3 +69,17 @@ def table(aws_env: None) -> Iterator[Any]:
             yield created
         finally:
             detach()
+
+
+@pytest.fixture
+def records(table: Any) -> Iterator[Records]:
+    """The handler's executor bound to the unit table (tests that need other options define their own)."""
+    from functions.executor import handler
+    from functions.executor.node import NodeExecutor
+    from functions.store.offload import BlobStore, Offloader
+    from functions.store.records import Records
+
+    recs = Records(table)
+    handler.set_executor(NodeExecutor(records=recs, offloader=Offloader(BlobStore(table)), logger=handler.logger))
+    yield recs
+    handler.set_executor(None)

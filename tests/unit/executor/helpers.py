@@ -82,3 +82,10 @@ def numbered(records: Records, run_id: str = RUN) -> list[dict[str, Any]]:
     """The run's events once the stream function has numbered every write so far."""
     pump()
     return records.list_events(run_id, limit=1000).events
+
+
+def invoke(event: dict[str, Any]) -> Any:
+    """The executor's Lambda handler, called as Lambda would."""
+    from functions.executor import handler
+
+    return handler.lambda_handler(event, FakeContext())

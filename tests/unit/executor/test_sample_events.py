@@ -8,17 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from functions.executor import handler
 from functions.executor.errors import NodeFailed
-from functions.executor.node import NodeExecutor
-from functions.store.offload import BlobStore, Offloader
-from functions.store.records import Records
 from statemachine.protocol import ExecutorRequest
 
-from .helpers import FakeContext
+from .helpers import invoke
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from functions.store.records import Records
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -27,18 +23,6 @@ EVENTS = Path(__file__).resolve().parents[3] / "events"
 
 def sample(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"executor-{name}.json").read_text())
-
-
-@pytest.fixture
-def records(table: Any) -> Iterator[Records]:
-    recs = Records(table)
-    handler.set_executor(NodeExecutor(records=recs, offloader=Offloader(BlobStore(table)), logger=handler.logger))
-    yield recs
-    handler.set_executor(None)
-
-
-def invoke(event: dict[str, Any]) -> Any:
-    return handler.lambda_handler(event, FakeContext())
 
 
 def test_every_sample_is_an_executor_request() -> None:

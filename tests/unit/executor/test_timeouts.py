@@ -6,38 +6,23 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from functions.executor import handler, sandbox
+from functions.executor import sandbox
 from functions.executor.errors import NodeFailed
-from functions.executor.node import NodeExecutor
-from functions.store.offload import BlobStore, Offloader
-from functions.store.records import Records
 
-from .helpers import RUN, FakeContext, request
+from .helpers import RUN, invoke, request
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from functions.store.records import Records
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 # Each ``[*].[@, @][]`` doubles the list: 22 of them take minutes of CPU.
 EXPONENTIAL = " | ".join(["[*].[@, @][]"] * 22)
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@pytest.fixture
-def records(table: Any) -> Iterator[Records]:
-    recs = Records(table)
-    handler.set_executor(NodeExecutor(records=recs, offloader=Offloader(BlobStore(table)), logger=handler.logger))
-    yield recs
-    handler.set_executor(None)
-
-
-def invoke(event: dict[str, Any]) -> Any:
-    return handler.lambda_handler(event, FakeContext())
 
 
 def children() -> dict[int, float]:
