@@ -43,14 +43,22 @@ def prose(size: int) -> str:
 
 
 def timed(tool: str, params: dict[str, Any], runs: int) -> float:
+    """Best wall time of ``runs`` calls."""
+    return timed_both(tool, params, runs)[0]
+
+
+def timed_both(tool: str, params: dict[str, Any], runs: int) -> tuple[float, float]:
+    """Best wall time and best CPU time (this process) of ``runs`` calls: on a shared, loaded machine the wall
+    time includes waiting for a core, the CPU time does not."""
     from functions.executor.tools import registry
 
-    best = float("inf")
+    best_wall = best_cpu = float("inf")
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         registry.get(tool).invoke(params)
-        best = min(best, time.perf_counter() - started)
-    return best
+        best_wall = min(best_wall, time.perf_counter() - started)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return best_wall, best_cpu
 
 
 def worker_figures(runs: int) -> list[Figure]:
@@ -116,16 +124,16 @@ def figures(quick: bool = False) -> list[Figure]:
             if field == "source" and tool == CODE_TOOLS[0]:
                 import ast
 
+                from functions.executor.tools import _code
+
                 source = shape(MAX_SOURCE)
                 started = time.perf_counter()
-                ast.parse(source)
+                with _code.gc_paused():
+                    ast.parse(source)
                 floor = time.perf_counter() - started
-                how = "Python's own parse of the 1 MB source every code.* tool starts with (the floor, now)"
+                how = "Python's own parse of the 1 MB source every code.* tool starts with (the floor; GC paused)"
                 rows.append(Figure(SECTION, "ast.parse of the 1 MB source", round(floor, 3), "s", how))
-            whole = timed(tool, {field: shape(MAX_SOURCE), **extra}, 1)
-            rows.append(
-                Figure(
-                    SECTION, f"{label}: 1 MB input", round(whole, 3), "s", "one call on the maximum input; target < 2 s"
-                )
-            )
+            whole, cpu = timed_both(tool, {field: shape(MAX_SOURCE), **extra}, runs)
+            how = f"best of {runs} calls on the maximum input, wall time (CPU time {cpu:.3f} s); target < 2 s"
+            rows.append(Figure(SECTION, f"{label}: 1 MB input", round(whole, 3), "s", how))
     return rows

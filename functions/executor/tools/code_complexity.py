@@ -27,6 +27,7 @@ class Output(BaseModel):
     total_complexity: int
 
 
+@_code.gc_paused()
 def run(params: Params, ctx: ToolContext) -> Output:
     funcs = _code.complexities(_code.parse(params.source))
     values = [f.complexity for f in funcs]

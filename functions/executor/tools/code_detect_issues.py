@@ -28,6 +28,7 @@ class Output(BaseModel):
     counts: dict[str, int] = Field(description="Issues per kind.")
 
 
+@_code.gc_paused()
 def run(params: Params, ctx: ToolContext) -> Output:
     issues = _code.detect_issues(params.source, _code.parse(params.source), params)
     counts: dict[str, int] = {}

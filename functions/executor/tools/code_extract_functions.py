@@ -27,6 +27,7 @@ class Output(BaseModel):
     line_count: int
 
 
+@_code.gc_paused()
 def run(params: Params, ctx: ToolContext) -> Output:
     import ast
 

@@ -42,6 +42,7 @@ def _grade(score: float) -> Literal["A", "B", "C", "D", "F"]:
     return "D" if score >= 5 else "F"
 
 
+@_code.gc_paused()
 def run(params: Params, ctx: ToolContext) -> Output:
     tree = _code.parse(params.source)
     issues = _code.detect_issues(params.source, tree, params)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -40,22 +40,29 @@ class Output(BaseModel):
     fixes_applied: list[str]
 
 
-def _suggestion(issue: _code.Issue) -> Suggestion:
+def _suggestion(issue: _code.Issue) -> dict[str, Any]:
+    """The suggestion for one issue, as a dict: ``Output`` builds the models (in pydantic-core, tens of thousands
+    at once for a large source)."""
     template = _code.SUGGESTION[issue.kind]
     text = template.format(function=issue.function or "this code", text=issue.message.split(":")[0])
-    return Suggestion.model_construct(
-        line=issue.line,
-        kind=issue.kind,
-        priority=_code.PRIORITY[issue.kind],
-        function=issue.function,
-        suggestion=f"line {issue.line}: {text} ({issue.message})",
-    )
+    return {
+        "line": issue.line,
+        "kind": issue.kind,
+        "priority": _code.PRIORITY[issue.kind],
+        "function": issue.function,
+        "suggestion": f"line {issue.line}: {text} ({issue.message})",
+    }
 
 
+def _urgency(suggestion: dict[str, Any]) -> tuple[int, int, str]:
+    return suggestion["priority"], suggestion["line"], suggestion["kind"]
+
+
+@_code.gc_paused()
 def run(params: Params, ctx: ToolContext) -> Output:
     tree = _code.parse(params.source)
     issues = params.issues if params.issues is not None else _code.detect_issues(params.source, tree, params)
-    suggestions = sorted((_suggestion(i) for i in issues), key=lambda s: (s.priority, s.line, s.kind))
+    suggestions = sorted(map(_suggestion, issues), key=_urgency)
     revised, fixes = params.source, list[str]()
     if params.apply_fixes:
         revised, fixes = _code.add_docstrings(revised, tree)
@@ -64,6 +71,11 @@ def run(params: Params, ctx: ToolContext) -> Output:
             fixes.append(f"removed trailing whitespace on {stripped} line{'s' if stripped != 1 else ''}")
     if fixes:
         ctx.log(f"applied {len(fixes)} fix(es)")
-    return Output(
-        suggestions=suggestions, suggestion_count=len(suggestions), revised_source=revised, fixes_applied=fixes
+    return Output.model_validate(
+        {
+            "suggestions": suggestions,
+            "suggestion_count": len(suggestions),
+            "revised_source": revised,
+            "fixes_applied": fixes,
+        }
     )

@@ -104,3 +104,84 @@ def test_a_source_too_deep_for_the_parser_is_invalid_source(source: str) -> None
     for tool in ("code.detect_issues", "code.extract_functions"):
         with pytest.raises(_code.InvalidSource, match="nests too deeply"):
             invoke(tool, {"source": source})
+
+
+NESTED_DEFINITIONS = """
+import contextlib
+
+
+class Outer:
+    if True:
+        def in_if(self): ...
+    else:
+        class Alt:
+            def deep(self): ...
+    try:
+        def in_try(self): ...
+    except ValueError:
+        def in_except(self): ...
+    finally:
+        def in_finally(self): ...
+
+
+def top():
+    for _ in ():
+        async def in_loop(): ...
+    with contextlib.suppress(Exception):
+        def in_with(): ...
+    match 1:
+        case 1:
+            class InCase:
+                def method(self): ...
+    while False:
+        def in_while(): ...
+    else:
+        def in_while_else(): ...
+    handler = lambda: None  # noqa: E731 - a lambda is no definition
+"""
+
+
+def test_definitions_walk_only_statements_and_find_what_the_full_analysis_finds() -> None:
+    # GIVEN definitions in every kind of block, in classes and functions
+    # WHEN they are found by the statement walk and by the full analysis (separate trees: the analysis is cached)
+    quick = _code.definitions(ast.parse(NESTED_DEFINITIONS))
+    full = _code.analyze(ast.parse(NESTED_DEFINITIONS)).defs
+
+    # THEN both list the same definitions, qualnames and methods, in source order
+    def shape(defs: list[Any]) -> list[tuple[str, int, bool]]:
+        return [(d.qualname, d.node.lineno, d.is_method) for d in defs]
+
+    assert shape(quick) == shape(full)
+    assert [q for q, _, _ in shape(quick)] == [
+        "Outer",
+        "Outer.in_if",
+        "Outer.Alt",
+        "Outer.Alt.deep",
+        "Outer.in_try",
+        "Outer.in_except",
+        "Outer.in_finally",
+        "top",
+        "top.in_loop",
+        "top.in_with",
+        "top.InCase",
+        "top.InCase.method",
+        "top.in_while",
+        "top.in_while_else",
+    ]
+    assert [d.is_method for d in quick][:3] == [False, True, False]
+
+
+def test_code_tools_leave_the_garbage_collector_as_they_found_it() -> None:
+    # GIVEN the collector on, and then off
+    import gc
+
+    tool = registry.get("code.score")
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            # WHEN a code tool runs (the collector is paused while it builds and walks the tree)
+            tool.invoke({"source": "def f():\n    return 1\n"})
+            # THEN the collector is back as it was
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
