@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from functional_support import start_run, wait_for_run
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 if TYPE_CHECKING:
@@ -159,8 +159,9 @@ def test_an_oversized_frame_closes_that_connection_only(cloud: LocalCloud, api: 
     run_id = start_run(api, spec(echo("a")))
     with open_socket(ws_url, cloud.api_key) as big, open_socket(ws_url, cloud.api_key) as other:
         big.send("x" * (200 * 1024))
-        with pytest.raises(Exception):  # noqa: B017 - the server closes it (1009: message too big)
+        with pytest.raises(ConnectionClosed) as closed:
             big.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # the server's "message too big"
         assert follow(other, run_id)[-1]["type"] == "run"
 
 

@@ -297,5 +297,5 @@ def test_https_connects_to_the_pinned_address_and_verifies_the_original_name(tls
             Params(url=f"https://pinned.test:{port}/"), ("pinned.test",), resolver=pinned_resolver, transport=untrusted
         )
     assert info.value.code == "HttpConnectionError"
-    with pytest.raises(BlockedAddress):  # not listed: the same loopback server is refused
+    with pytest.raises(BlockedAddress, match=r"refused pinned\.test \(resolves to 127\.0\.0\.1\)"):  # not listed
         fetch(Params(url=f"https://pinned.test:{port}/"), (), resolver=pinned_resolver, transport=trusted)

@@ -130,7 +130,7 @@ def test_a_redelivered_success_returns_the_recorded_result_without_new_events(re
 
 def test_a_redelivered_final_failure_raises_the_same_error_without_new_events(records: Records) -> None:
     event = request("boom", "util.fail", {"failures": 5, "error": "Nope"})
-    with pytest.raises(NodeFailed):
+    with pytest.raises(NodeFailed, match=r"injected failure \(attempt 1 of 5 failing\)"):
         invoke(event)
     before = event_types(records)
     with pytest.raises(NodeFailed) as raised:
@@ -247,7 +247,7 @@ def test_a_foreach_item_that_fails_for_good_fails_the_node(records: Records) -> 
     invoke(foreach_request("item", doc, index=0, item=1, params={"failures": 0}, tool="util.fail", retries=1))
 
     # WHEN item 1 fails on both attempts
-    with pytest.raises(NodeFailed):
+    with pytest.raises(NodeFailed, match=r"attempt 1 of 5 failing"):
         invoke(foreach_request("item", doc, index=1, item=2, params=params, tool="util.fail", retries=1))
     with pytest.raises(NodeFailed) as raised:
         invoke(foreach_request("item", doc, index=1, item=2, params=params, tool="util.fail", retries=1, retry_count=1))
@@ -284,7 +284,7 @@ def test_a_caught_failure_of_an_optional_node_is_recorded_once_and_the_run_goes_
 
 
 def test_a_caught_failure_already_recorded_by_the_executor_is_not_recorded_twice(records: Records) -> None:
-    with pytest.raises(NodeFailed):
+    with pytest.raises(NodeFailed, match=r"injected failure \(attempt 1 of 1 failing\)"):
         invoke(request("opt", "util.fail", {"failures": 1, "error": "Flaky"}, optional=True))
     cause = json.dumps({"errorType": "Flaky", "errorMessage": "injected failure"})
     doc = document(failure={"Error": "Flaky", "Cause": cause})
@@ -421,9 +421,9 @@ def test_the_default_executor_follows_the_settings(aws_env: None, monkeypatch: p
 
 def test_a_stale_attempt_is_not_run_again(records: Records) -> None:
     # GIVEN attempt 2 of a node already started (attempt 1 failed)
-    with pytest.raises(NodeFailed):
+    with pytest.raises(NodeFailed, match=r"attempt 1 of 5 failing"):
         invoke(request("n", "util.fail", {"failures": 5, "error": "E"}, retries=3))
-    with pytest.raises(NodeFailed):
+    with pytest.raises(NodeFailed, match=r"attempt 2 of 5 failing"):
         invoke(request("n", "util.fail", {"failures": 5, "error": "E"}, retries=3, retry_count=1))
     before = event_types(records)
 
