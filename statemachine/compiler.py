@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from statemachine import conditions
 from statemachine.errors import CompileError, ReferenceResolutionError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
-from statemachine.protocol import TOOL_SERVICE_RETRY, NodeContext, service_errors
+from statemachine.protocol import CACHE_DOC_KEY, TOOL_SERVICE_RETRY, NodeContext, service_errors
 from statemachine.references import Path, has_reference, iter_references, jsonpath, parse_template
 from statemachine.spec import EXECUTOR_TIMEOUT_SECONDS, MAX_TOOL_TIMEOUT_SECONDS
 
@@ -270,6 +270,7 @@ class _Compiler:
                 if loop and inner is not loop and inner.body < loop.body
             ),
             doc_budget=self.budget,
+            cache_ttl=node.cache.ttl_seconds if node.cache else None,
             **self.batching(node),
         )
 
@@ -285,7 +286,7 @@ class _Compiler:
     def payload(self, node: Node, ctx: NodeContext, mode: str, *, batch: bool = False) -> dict[str, Any]:
         """The executor request. Only the steps that run the tool (``run``, ``batch``) carry the params: the
         bookkeeping steps get the context without them, so a node's params are in the definition once."""
-        text = ctx.to_json() if mode in ("run", "batch") else ctx.model_copy(update={"params": {}}).to_json()
+        text = ctx.to_json() if mode in ("run", "batch", "lookup") else ctx.model_copy(update={"params": {}}).to_json()
         body: dict[str, Any] = {"node": node.id, "tool": node.tool, "mode": mode, "ctx": text}
         if batch:
             body.update({"doc.$": "$.doc", "start.$": "$.start", "size.$": "$.size"})
@@ -443,6 +444,12 @@ class _Compiler:
                 "ResultPath": "$.failure",
                 "Next": catch_to,
             }
+        if ctx.cache_ttl:
+            lookup = self.emit_lookup(node, ctx, name, cont, states)
+            if paths:
+                states[head]["Default"] = lookup
+            else:
+                head = lookup
         record_name = self.claim(f"{node.id}.record")
         task: dict[str, Any] = {
             "Type": "Task",
@@ -471,6 +478,41 @@ class _Compiler:
             cont,
         )
         return head
+
+    def emit_lookup(self, node: Node, ctx: NodeContext, name: str, cont: Cont, states: dict[str, Any]) -> str:
+        """A cached ``lambda:`` node: ``<node>.cache`` (the executor's ``lookup``) and the Choice ``<node>.hit``,
+        which runs the function (``name``) only on a miss; a hit already recorded the node and applied its output.
+
+        The lookup carries the params (in the definition a second time, beside the Task's own): it resolves them
+        as the Task would to compute the cache key.
+        """
+        lookup, choice = self.claim(f"{node.id}.cache"), self.claim(f"{node.id}.hit")
+        states[lookup] = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": self.payload(node, ctx, "lookup"),
+            "TimeoutSeconds": self.helper_timeout,
+            "Retry": self.retry(None),
+            "OutputPath": "$.Payload",
+            "Next": choice,
+        }
+        hit = cont.next
+        if hit is None:
+            hit = self.claim(f"{node.id}.cached")
+            states[hit] = self.finish_pass(cont)
+        states[choice] = {
+            "Type": "Choice",
+            "Choices": [{"Variable": jsonpath((CACHE_DOC_KEY, node.id)), "IsPresent": True, "Next": name}],
+            "Default": hit,
+        }
+        return lookup
+
+    @staticmethod
+    def finish_pass(cont: Cont) -> dict[str, Any]:
+        """A Pass ending a scope with the document as it is (wrapped as ``{"d": ...}`` at a branch end)."""
+        if cont.wrap:
+            return {"Type": "Pass", "Parameters": {"d": {f"{k}.$": f"$.{k}" for k in BRANCH_KEYS}}, "End": True}
+        return {"Type": "Pass", "End": True}
 
     def emit_map(
         self,

@@ -22,6 +22,18 @@ if TYPE_CHECKING:
     from statemachine.spec import GraphSpec
 
 DOC_KEYS = ("run", "input", "state", "results", "loops", "sd")
+CACHE_KEYS = "cache"
+"""A cached ``lambda:`` node's cache key between its lookup and its record (``{node: key}``; the protocol's
+``CACHE_DOC_KEY``): dropped when the node ends."""
+
+
+def _ended(doc: Mapping[str, Any], node: str) -> dict[str, Any]:
+    """``doc`` without what lives only while a node runs: a caught ``failure`` and the node's cache key."""
+    new = {key: value for key, value in doc.items() if key not in ("failure", CACHE_KEYS)}
+    pending = {k: v for k, v in (doc.get(CACHE_KEYS) or {}).items() if k != node}
+    if pending:
+        new[CACHE_KEYS] = pending
+    return new
 
 
 def initial_document(spec: GraphSpec, run: Mapping[str, Any], input: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,7 +114,7 @@ def _count(new: dict[str, Any], doc: Mapping[str, Any], ctx: NodeContext) -> Non
 
 def apply_result(doc: Mapping[str, Any], ctx: NodeContext, output: Any) -> dict[str, Any]:
     """The document after ``ctx.node`` finished with ``output`` (already offloaded where needed)."""
-    new = {key: value for key, value in doc.items() if key != "failure"}
+    new = _ended(doc, ctx.node)
     new["results"] = _cleared(doc, ctx) | {ctx.node: output}
     _count(new, doc, ctx)
     updates = state_updates(ctx, output)
@@ -114,7 +126,7 @@ def apply_result(doc: Mapping[str, Any], ctx: NodeContext, output: Any) -> dict[
 
 def apply_failure(doc: Mapping[str, Any], ctx: NodeContext) -> dict[str, Any]:
     """The document after an ``optional`` node failed: its output is ``null``, the run goes on."""
-    new = {key: value for key, value in doc.items() if key != "failure"}
+    new = _ended(doc, ctx.node)
     new["results"] = _cleared(doc, ctx) | {ctx.node: None}
     _count(new, doc, ctx)
     return new

@@ -23,6 +23,10 @@ Step Functions. ``mode`` says which of the node's steps runs:
   FAILED with that code and message unless already recorded, return ``payload.apply_failure(doc, ctx)``.
   For a ``lambda:`` node that is not optional the Task discards the return value and the run fails with
   the function's own error.
+- ``lookup``: before a cached ``lambda:`` node's Task (``ctx`` carries the params): resolve the params as the
+  Task will and look the output up in the cache. A hit records the node SUCCEEDED (``cached``) and returns
+  ``payload.apply_result(doc, ctx, output)``; a miss returns the document with the cache key at
+  ``doc[CACHE_DOC_KEY][node]``, which the Choice after it tests and ``record`` uses.
 - ``record``: after a ``lambda:<name>`` node's Task invoked the user's function directly,
   ``doc["results"][node]`` is ``{"Payload": output, "started": <ISO time the Task was entered>,
   "retry_count": n}``: record the node SUCCEEDED (attempts ``n + 1``), offload, and return
@@ -37,9 +41,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from statemachine import payload
 from statemachine.spec import RetryPolicy  # noqa: TC001 (pydantic needs it at runtime)
 
-Mode = Literal["run", "plan", "batch", "item", "collect", "failed", "record"]
+Mode = Literal["run", "plan", "batch", "item", "collect", "failed", "record", "lookup"]
+
+CACHE_DOC_KEY = payload.CACHE_KEYS
+"""Document key where a cached ``lambda:`` node's ``lookup`` leaves its cache key on a miss (``{node: key}``):
+the Choice after it runs the function when the key is there, and ``record`` (or ``failed``) removes it."""
 
 _TOOL_SERVICE_ERRORS: dict[str, tuple[str, ...]] = {
     "llm.converse": (
@@ -101,6 +110,8 @@ class NodeContext(BaseModel):
     batch_max: int | None = None
     """On a ``foreach`` node: the most items one ``batch`` invocation may run (their worst case, every retry
     and timeout included, fits the executor's time limit)."""
+    cache_ttl: int | None = None
+    """``cache.ttl_seconds``: reuse an output of the same tool version and resolved params this recent."""
     item_retries: Literal["executor", "states"] = "executor"
     """On a ``foreach`` node: who retries a failed item: the executor inside its batch, or Step Functions
     (the child Task's ``Retry``; then batches hold one item)."""

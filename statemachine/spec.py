@@ -32,6 +32,11 @@ EXECUTOR_MARGIN_SECONDS = 10
 MAX_TOOL_TIMEOUT_SECONDS = EXECUTOR_TIMEOUT_SECONDS - EXECUTOR_MARGIN_SECONDS
 """The longest timeout a built-in tool node may have: a longer one would be cut by the executor's own timeout."""
 
+MAX_CACHE_TTL_SECONDS = 30 * 86400
+"""The longest a node may reuse a cached output (30 days, the default run retention: entries go with their run)."""
+HUMAN_TOOL_PREFIX = "human."
+"""Tools that wait for a person (``human.approval``, ``human.input``): their answers are never cached."""
+
 Jitter = Literal["FULL", "NONE"]
 WorkflowType = Literal["STANDARD", "EXPRESS"]
 
@@ -61,6 +66,13 @@ class RetryPolicy(_Model):
 RETRY_DEFAULTS = RetryPolicy(max_attempts=0, interval_seconds=1, backoff_rate=2.0, jitter="NONE")
 
 
+class CachePolicy(_Model):
+    """``cache`` on a node: reuse the output of an earlier run of the same tool version with the same resolved
+    params, if it finished at most ``ttl_seconds`` ago (strict: a whole number of seconds, no other keys)."""
+
+    ttl_seconds: int = Field(ge=1, le=MAX_CACHE_TTL_SECONDS, strict=True)
+
+
 class Options(_Model):
     """Graph-wide options."""
 
@@ -82,6 +94,7 @@ class Node(_Model):
     foreach: str | None = None
     max_concurrency: int | None = Field(default=None, ge=0, le=1000)
     update_state: bool | dict[str, str] = False
+    cache: CachePolicy | None = None
 
     @property
     def is_lambda(self) -> bool:

@@ -18,6 +18,7 @@ from statemachine.graph import GraphModel, find_cycle, map_reference
 from statemachine.references import ReferenceSyntaxError, iter_references, parse_path, parse_template
 from statemachine.spec import (
     EXECUTOR_TIMEOUT_SECONDS,
+    HUMAN_TOOL_PREFIX,
     MAX_BODY_BYTES,
     MAX_EDGES,
     MAX_NODES,
@@ -143,6 +144,7 @@ class _Checker:
                 self.add(f"nodes[{i}].id", f"{node.id!r} is reserved for references; choose another id", node=node.id)
             self.check_tool(i, node)
             self.check_timeout(i, node)
+            self.check_cache(i, node)
             if node.foreach and node.update_state is True:
                 self.add(
                     f"nodes[{i}].update_state",
@@ -208,6 +210,23 @@ class _Checker:
         if node.tool not in names:
             self.add(
                 f"nodes[{i}].tool", f"unknown tool {node.tool!r}; known tools: {', '.join(sorted(names))}", node=node.id
+            )
+
+    def check_cache(self, i: int, node: Node) -> None:
+        """``cache`` needs a tool whose output is a function of its version and params, with a known version."""
+        if node.cache is None:
+            return
+        loc = f"nodes[{i}].cache"
+        if node.tool.startswith(HUMAN_TOOL_PREFIX):
+            self.add(loc, f"{node.tool} waits for a person: its answers are never cached (remove cache)", node=node.id)
+        elif node.foreach is not None:
+            self.add(loc, "cache is not supported on foreach nodes (cache the tool each item calls)", node=node.id)
+        elif node.is_lambda and published_version(node.tool[len("lambda:") :]) is None:
+            self.add(
+                loc,
+                "cache on a lambda: node needs a published version (a function ARN ending in :<version>) "
+                "or a registered tool: $LATEST and aliases can change under the cache",
+                node=node.id,
             )
 
     def check_timeout(self, i: int, node: Node) -> None:
@@ -414,6 +433,20 @@ class _Checker:
                 f"(add an edge {root} -> {node.id} or a path to it)",
                 node=node.id,
             )
+
+
+def published_version(target: str) -> str | None:
+    """The version a Lambda ``FunctionName`` pins (``name:7``, ``...:function:name:7``), or None for ``$LATEST``
+    and aliases, whose code may change: only a published version is immutable."""
+    parts = [p.strip() for p in target.strip().split(":")]
+    lowered = [p.lower() for p in parts]
+    if "function" in lowered[:-1]:
+        rest = parts[lowered.index("function") + 1 :]
+    elif lowered[0] == "arn":
+        rest = parts[6:]
+    else:
+        rest = parts
+    return rest[1] if len(rest) == 2 and rest[1].isdigit() else None
 
 
 def _holds_template(value: Any) -> bool:

@@ -174,6 +174,10 @@ class NodeView(BaseModel):
     output: Any = None
     error: RunError | None = None
     tool: str | None = None
+    cached: bool = Field(default=False, description="the output was reused from an earlier run (the node's cache)")
+    cached_from: dict[str, Any] | None = Field(
+        default=None, description="when cached: the result reused, {run_id, node, iteration, finished_at}"
+    )
     output_omitted: OutputOmitted | None = None
     items_total: int | None = None
     items_done: int | None = None
@@ -218,6 +222,8 @@ class RunList(BaseModel):
 
 
 class Event(BaseModel):
+    """One event of a run; failure events add ``error``, a NODE_SUCCEEDED served from the cache ``cached: true``."""
+
     model_config = ConfigDict(extra="allow")
 
     seq: int = Field(description="1, 2, 3... in the order the run's events happened, no gaps")

@@ -421,7 +421,10 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run, budget: 
         "output": output,
         "error": error,
         "tool": last.tool,
+        "cached": last.cached,
     }
+    if last.cached_from is not None:
+        view["cached_from"] = last.cached_from
     if omitted is not None:
         view["output_omitted"] = omitted
     if last.items_total is not None:

@@ -22,16 +22,19 @@ from pydantic import ValidationError
 
 from functions.errors import StoreError, ToolError
 from functions.executor.binding import execution_problem
+from functions.executor.cache import node_key
 from functions.executor.errors import NodeFailed, node_failure
 from functions.executor.sandbox import ToolTimeout, run_tool
 from functions.executor.tools.base import ToolContext
 from functions.settings import get_settings
+from functions.store.cache import NodeCache
 from functions.store.offload import DOC_BUDGET, Offloader
 from functions.store.records import ItemResult, Records
 from functions.store.table import now_iso
 from statemachine import payload, references
 from statemachine.errors import DataError, StepgraphError
 from statemachine.protocol import (
+    CACHE_DOC_KEY,
     ITEM_MARKER,
     BatchPlan,
     ExecutorRequest,
@@ -44,6 +47,7 @@ from statemachine.protocol import (
 
 if TYPE_CHECKING:
     from functions.executor.tools.base import Tool
+    from functions.store.cache import CachedOutput
     from functions.store.records import NodeRecord
     from statemachine.spec import RetryPolicy
 
@@ -159,8 +163,10 @@ class NodeExecutor:
         logger: logging.Logger | Any | None = None,
         metric: MetricSink | None = None,
         span: Span | None = None,
+        cache: NodeCache | None = None,
     ) -> None:
         self.records = records or Records()
+        self._cache = cache
         self.offloader = offloader or Offloader()
         if tools is None:
             from functions.executor.tools import registry
@@ -170,6 +176,13 @@ class NodeExecutor:
         self.log = logger or logging.getLogger(__name__)
         self.metric = metric or _no_metrics
         self.span = span or _no_span
+
+    @property
+    def cache(self) -> NodeCache:
+        """Where cached outputs are looked up (the records' table unless injected), made on first use."""
+        if self._cache is None:
+            self._cache = NodeCache(self.records.table)
+        return self._cache
 
     # -- entry --------------------------------------------------------------------------------
 
@@ -201,6 +214,8 @@ class NodeExecutor:
             return self.record_caught_failure(inv)
         if mode == "record":
             return self.record_lambda_result(inv)
+        if mode == "lookup":
+            return self.lookup(inv)
         return self.run_node(inv)
 
     # -- run ----------------------------------------------------------------------------------
@@ -217,16 +232,87 @@ class NodeExecutor:
                 return replay
         elif outcome.node is not None:
             inv.starts = outcome.node.starts
+        try:
+            scope = self._scope(inv)
+        except Exception as exc:
+            self._fail(inv, exc, 0)
+        key = self._cache_key(inv, scope) if inv.ctx.cache_ttl else None
+        found = self._cached(inv, key)
+        reused = self._reuse(inv, found) if found is not None else None
+        if reused is not None:
+            return reused
         started = time.perf_counter()
         try:
-            output = self._run_tool(inv, self._scope(inv))
+            output = self._run_tool(inv, scope)
             tool_ms = int((time.perf_counter() - started) * 1000)
             slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths)
             doc = self._apply(inv, output, slim)
         except Exception as exc:
             self._fail(inv, exc, int((time.perf_counter() - started) * 1000))
         self._emit_success(inv, tool_ms)
-        return self._succeed(inv, doc, inv.attempt, output=slim, tool_ms=tool_ms)
+        return self._succeed(inv, doc, inv.attempt, output=slim, tool_ms=tool_ms, cache_key=key)
+
+    # -- cache --------------------------------------------------------------------------------
+
+    def _cache_key(self, inv: Invocation, scope: dict[str, Any]) -> str | None:
+        """The node's cache key for the params as resolved now; None when they do not resolve or parse (the
+        call then fails or runs as it would uncached, and its output is not cached)."""
+        try:
+            params = references.resolve(inv.ctx.params, scope)
+            tool = None if inv.tool.startswith("lambda:") else self.tools.get(inv.tool)
+            return node_key(inv.tool, params, tool)
+        except Exception as exc:
+            self.log.info("no cache key: %s", exc)
+            return None
+
+    def _cached(self, inv: Invocation, key: str | None) -> CachedOutput | None:
+        """The newest output of ``key`` within the node's ``ttl_seconds``: one read. A failing lookup is a miss."""
+        if not key or not inv.ctx.cache_ttl:
+            return None
+        try:
+            found = self.cache.lookup(key, inv.ctx.cache_ttl)
+        except Exception:
+            self.log.warning("cache lookup failed; running the tool", exc_info=True)
+            return None
+        self.metric("NodeCacheHits" if found is not None else "NodeCacheMisses", "Count", 1, {"tool": inv.tool})
+        return found
+
+    def _reuse(self, inv: Invocation, found: CachedOutput) -> dict[str, Any] | None:
+        """Record the node SUCCEEDED with ``found``'s output (``cached``) and return the new document.
+
+        Offloaded fields are references signed for the run that made them: they are read back and stored
+        again under this run, which is never handed another run's reference. None (run the tool) when they
+        cannot be read back any more.
+        """
+        try:
+            output = self.offloader.resolve(found.output, found.run_id)
+            slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths)
+            doc = self._apply(inv, output, slim)
+        except Exception:
+            self.log.warning("cached output of %s unreadable; running the tool", found.run_id, exc_info=True)
+            return None
+        return self._succeed(inv, doc, inv.attempt, output=slim, cached_from=found.origin())
+
+    def lookup(self, inv: Invocation) -> dict[str, Any]:
+        """Before a cached ``lambda:`` node's Task: on a hit, the node is recorded and its document returned; on
+        a miss, the document with the key at ``doc[CACHE_DOC_KEY][node]`` (the Choice after runs the function,
+        ``record`` indexes its output under the key). A miss writes nothing."""
+        key = self._cache_key(inv, self._scope(inv))
+        found = self._cached(inv, key)
+        if found is not None:
+            outcome = self._guard(
+                lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool)
+            )
+            if not outcome.started and outcome.node is not None and outcome.node.terminal:
+                replay = self._replay(inv, outcome.node)
+                if replay is not None:
+                    return replay
+            reused = self._reuse(inv, found)
+            if reused is not None:
+                return reused
+        doc = dict(inv.request.doc)
+        doc[CACHE_DOC_KEY] = {**(doc.get(CACHE_DOC_KEY) or {}), inv.node: key or ""}
+        return doc
 
     def _succeed(self, inv: Invocation, doc: dict[str, Any], attempt: int, **record: Any) -> dict[str, Any]:
         """Record the node SUCCEEDED and return ``doc``; if another delivery finished first, answer as it did."""
@@ -511,7 +597,8 @@ class NodeExecutor:
             doc = self._apply(inv, output, slim)
         except Exception as exc:
             self._fail(inv, exc, 0, attempt=attempts)
-        return self._succeed(inv, doc, attempts, output=slim)
+        key = (inv.request.doc.get(CACHE_DOC_KEY) or {}).get(inv.node) if inv.ctx.cache_ttl else None
+        return self._succeed(inv, doc, attempts, output=slim, cache_key=key if isinstance(key, str) else None)
 
     # -- pieces -------------------------------------------------------------------------------
 

@@ -121,6 +121,7 @@ def event_message(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
             "attempt": event.get("attempt"),
             "message": event.get("message", ""),
             **({"error": event["error"]} if "error" in event else {}),
+            **({"cached": True} if event.get("cached") else {}),
         },
     }
 

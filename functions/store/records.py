@@ -24,6 +24,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from functions.errors import StoreError
+from functions.store.cache import cache_pk, cache_sk
 from functions.store.table import (
     TableHandle,
     condition_failed,
@@ -36,7 +37,7 @@ from functions.store.table import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from mypy_boto3_dynamodb.service_resource import Table
 
@@ -73,6 +74,10 @@ class NodeRecord:
     index: int | None = None
     starts: int = 0
     """Attempts the executor began (Step Functions' retry count also counts throttled invokes, which never ran)."""
+    cached: bool = False
+    """The output was reused from an earlier run (``cache``), not made by running the tool."""
+    cached_from: dict[str, Any] | None = None
+    """Which result it was reused from: ``{run_id, node, iteration, finished_at}``."""
 
     @property
     def terminal(self) -> bool:
@@ -165,6 +170,8 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
         failed_attempt=_int(item.get("failed_attempt")),
         index=_int(item.get("index")),
         starts=int(item.get("starts", 0)),
+        cached=bool(item.get("cached", False)),
+        cached_from=json.loads(item["cached_from_json"]) if "cached_from_json" in item else None,
     )
 
 
@@ -189,6 +196,8 @@ def parse_event(item: dict[str, Any]) -> dict[str, Any]:
         event["iteration"] = int(item["iteration"])
     if "error_json" in item:
         event["error"] = json.loads(item["error_json"])
+    if item.get("cached"):
+        event["cached"] = True
     return event
 
 
@@ -327,16 +336,34 @@ class Records(TableHandle):
         output: Any,
         tool_ms: int | None = None,
         message: str = "",
+        cache_key: str | None = None,
+        cached_from: Mapping[str, Any] | None = None,
     ) -> Outcome:
         """Mark the node SUCCEEDED with its (possibly referenced) output, stamping ``NODE_SUCCEEDED``.
 
         Not done when the node was already terminal (a redelivered invocation finished first) or a later
         attempt has started since (this one is stale: Step Functions no longer waits for it); the
-        outcome then carries the item as it stands.
+        outcome then carries the item as it stands. ``cache_key``: the tool ran for a node with ``cache``, so
+        the same write makes this result the key's newest cache entry (``functions.store.cache``).
+        ``cached_from``: the output was reused from that earlier result (``cached``; the event says so).
         """
         at = now_iso()
         sk = node_sk(node, iteration)
         update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at)
+        values = update["ExpressionAttributeValues"]
+        if cache_key:
+            update["UpdateExpression"] = _add_set(update["UpdateExpression"], "gsi1pk = :cpk, gsi1sk = :csk")
+            values.update({":cpk": cache_pk(cache_key), ":csk": cache_sk(at, run_id)})
+        if cached_from is not None:
+            update["UpdateExpression"] = _add_set(
+                update["UpdateExpression"], "cached = :cached, cached_from_json = :cf"
+            )
+            values.update({":cached": True, ":cf": _json(dict(cached_from))})
+            origin = cached_from.get("run_id")
+            message = (
+                message
+                or f"{node} succeeded from the cache (the output of run {origin}, {cached_from.get('finished_at')})"
+            )
         stamp = event_stamp(
             sk,
             "NODE_SUCCEEDED",
@@ -346,6 +373,7 @@ class Records(TableHandle):
             node=node,
             attempt=attempt,
             iteration=iteration,
+            cached=True if cached_from is not None else None,
         )
         return self._transition(update, stamp)
 

@@ -77,13 +77,33 @@ CONSTRUCTS: dict[str, Any] = {
             }
             for i in range(5)
         ),
+        *(
+            {
+                "id": f"kept{i}",
+                "tool": "lambda:stepgraph-user-fn:7",
+                "params": {"v": "{{ root.v }}"} if i else {"v": 1},
+                "cache": {"ttl_seconds": 60},
+                "optional": bool(i),
+            }
+            for i in range(2)
+        ),
         {"id": "head", "tool": "util.echo"},
         {"id": "tail", "tool": "util.echo"},
-        {"id": "after", "tool": "util.echo", "params": {"r": "{{ root.v }}"}},
+        {"id": "after", "tool": "util.echo", "params": {"r": "{{ root.v }}"}, "cache": {"ttl_seconds": 60}},
+        {
+            "id": "mid",
+            "tool": "lambda:stepgraph-user-fn:7",
+            "params": {"r": "{{ after.r }}"},
+            "cache": {"ttl_seconds": 9},
+        },
+        {"id": "last", "tool": "lambda:stepgraph-user-fn:7", "cache": {"ttl_seconds": 9}},
     ],
     "edges": [
         *({"from": "root", "to": f"each{i}"} for i in range(5)),
         *({"from": "root", "to": f"mine{i}"} for i in range(5)),
+        *({"from": "root", "to": f"kept{i}"} for i in range(2)),
+        {"from": "after", "to": "mid"},
+        {"from": "mid", "to": "last"},
         {"from": "root", "to": "head", "when": "root.v == 1"},
         {"from": "head", "to": "tail"},
         {"from": "tail", "to": "head", "max_iterations": 3},
