@@ -11,7 +11,9 @@ What the compilation guarantees (quoted by the README):
   named ``a+b+...``. A
   ``lambda:`` node adds ``<node>.record``, ``<node>.check``/``<node>.missing`` (its referenced fields are
   present, else a catchable ``stepgraph.ReferenceError``) and, when not optional, ``<node>.error`` with
-  the ``Fail`` states ending the run (``<node>.fail``, ``.fail-timeout``, ``.fail-reserved``).
+  the ``Fail`` states ending the run (``<node>.fail``, ``.fail-timeout``, ``.fail-reserved``). A cached
+  ``lambda:`` node adds ``<node>.cache`` (the executor looks its output up), ``<node>.hit`` (a Choice running
+  the function only on a miss) and, at the end of a scope, ``<node>.cached`` (a Pass).
 - Dependencies: a node starts only after every node it depends on has finished or been skipped. For
   series-parallel graphs (chains, fan-out/fan-in, diamonds, any nesting of them) nothing else delays it,
   so the run takes its critical path; for other shapes the non-series-parallel parts are cut at level

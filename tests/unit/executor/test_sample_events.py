@@ -32,6 +32,7 @@ def test_every_sample_is_an_executor_request() -> None:
         "executor-collect",
         "executor-failed",
         "executor-item",
+        "executor-lookup",
         "executor-plan",
         "executor-record",
         "executor-retry",
@@ -81,3 +82,23 @@ def test_record_sample_records_the_user_function_output(records: Records) -> Non
     assert doc["results"]["agent"] == {"answer": "because"}
     node = records.get_node(doc["run"]["run_id"], "agent", 1)
     assert node is not None and node.status == "SUCCEEDED" and node.tool == "lambda:stepgraph-user-agent"
+
+
+def test_lookup_sample_misses_then_hits_once_the_function_output_is_recorded(records: Records) -> None:
+    # GIVEN a cached lambda: node's lookup, before any output was recorded: a miss, leaving the key
+    lookup = sample("lookup")
+    missed = invoke(lookup)
+    key = missed["cache"]["agent"]
+    assert len(key) == 64 and missed["results"] == {}
+    # WHEN the function's output is recorded with that key (the Task ran, then <node>.record)
+    ran = missed | {"results": {"agent": {"Payload": {"answer": "because"}, "retry_count": 0}}}
+    recorded = invoke(lookup | {"mode": "record", "doc": ran})
+    assert recorded["results"]["agent"] == {"answer": "because"} and "cache" not in recorded
+    # THEN another run's lookup of the same call is a hit: the node is recorded, cached, and the key is gone
+    other = "r_0123456789abcde2"
+    doc = lookup["doc"] | {"run": {**lookup["doc"]["run"], "run_id": other}}
+    execution = lookup["execution"].rsplit(":", 1)[0] + f":{other}"
+    hit = invoke(lookup | {"doc": doc, "execution": execution})
+    assert hit["results"]["agent"] == {"answer": "because"} and "cache" not in hit
+    node = records.get_node(other, "agent", 1)
+    assert node is not None and node.status == "SUCCEEDED" and node.cached
