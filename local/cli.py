@@ -402,7 +402,7 @@ class RunView:
             table.add_row(
                 name,
                 self.tools.get(name, ""),
-                f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+                f"[{STATUS_STYLE.get(status, '')}]{status}[/]" + (" (cached)" if node.get("cached") else ""),
                 str(node.get("attempts", "")) if node.get("attempts") else "",
                 str(node.get("iterations", "")) if node.get("attempts") else "",
                 *(items if with_items else []),

@@ -354,13 +354,15 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
 
 
 def usage(services: Services, records: list[NodeRecord], run_id: str) -> dict[str, Any]:
-    """DESIGN.md's run ``usage``: model calls, tokens, and their cost by the price table (``llm.converse``)."""
+    """DESIGN.md's run ``usage``: model calls, tokens, and their cost by the price table (``llm.converse``).
+
+    An output reused from the cache (``cached``) called no model in this run: it is not counted."""
     from functions.executor.tools import _models
 
     calls = input_tokens = output_tokens = 0
     cost = 0.0
     for record in records:
-        if record.status != "SUCCEEDED" or record.output is None:
+        if record.status != "SUCCEEDED" or record.output is None or record.cached:
             continue
         output = services.offloader.resolve(record.output, run_id)
         for one in output if isinstance(output, list) else [output]:

@@ -118,6 +118,8 @@ def test_a_second_run_reuses_the_output_without_running_the_tool(
     succeeded = [e for e in events_of(api, cloud, second["run_id"]) if e["type"] == "NODE_SUCCEEDED"]
     assert len(succeeded) == 1 and succeeded[0]["cached"] is True, succeeded
     assert "from the cache" in succeeded[0]["message"]
+    # AND every request the functions made (the lookup's Query on the index too) is within the template's IAM
+    assert cloud.iam.denials == []
     first_events = [e for e in events_of(api, cloud, first["run_id"]) if e["type"] == "NODE_SUCCEEDED"]
     assert "cached" not in first_events[0]
 
@@ -333,3 +335,20 @@ def test_a_malformed_cache_is_422(api: httpx.Client, cache: Any) -> None:
     refused = api.post("/graphs", json=spec)
     assert refused.status_code == 422, refused.text
     assert any(d["loc"].startswith("nodes[0].cache") for d in refused.json()["error"]["details"]), refused.text
+
+
+def test_a_cached_model_answer_costs_nothing_in_the_run_that_reuses_it(api: httpx.Client) -> None:
+    # GIVEN a cached llm.converse node (the local cloud's stand-in model answers), run once
+    spec = {
+        "name": "cached-model",
+        "nodes": [{"id": "ask", "tool": "llm.converse", "params": {"prompt": "Say hi"}, "cache": {"ttl_seconds": 600}}],
+    }
+    first = run_graph(api, spec)
+    assert first["status"] == "SUCCEEDED", first
+    assert first["usage"]["llm_calls"] == 1
+    # WHEN it runs again
+    second = run_graph(api, spec)
+    # THEN the answer is reused, and the second run's usage counts no model call and no cost
+    assert second["nodes"]["ask"]["cached"] is True
+    assert second["nodes"]["ask"]["output"] == first["nodes"]["ask"]["output"]
+    assert second["usage"] == {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0, "estimated_cost_usd": 0.0}

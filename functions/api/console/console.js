@@ -425,7 +425,8 @@
     return el("div", { "data-node": id },
       el("h3", {}, `Node ${id} `, badge(node.status)),
       facts([["tool", node.tool], ["attempts", String(node.attempts)], ["iterations", String(node.iterations)],
-        ["items", items], ["started", when(node.started_at)], ["finished", when(node.finished_at)],
+        ["items", items], ["cached", node.cached && node.cached_from ? `output reused from run ${node.cached_from.run_id}` : null],
+        ["started", when(node.started_at)], ["finished", when(node.finished_at)],
         ["duration", node.duration_ms !== null && node.duration_ms !== undefined ? `${node.duration_ms} ms` : null]]),
       node.error ? el("div", { class: "error node-error", role: "alert" }, el("strong", {}, node.error.code), `: ${node.error.message}`) : null,
       node.output !== null && node.output !== undefined ? [el("h3", {}, "Output"), pre(node.output)] : null);
