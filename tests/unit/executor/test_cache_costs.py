@@ -106,3 +106,29 @@ def test_a_hit_served_from_the_cache_is_not_itself_an_entry(table: Any) -> None:
     # 70 s after the output was made, a 60 s window finds nothing: the hit did not make the output younger
     ex.handle(ex.parse(run_request("r_00000000000000a3", ttl=60)))
     assert not Records(table).get_node("r_00000000000000a3", "n", 1).cached  # type: ignore[union-attr]
+
+
+def test_a_reused_offloaded_output_is_stored_again_and_a_lost_one_runs_the_tool(table: Any) -> None:
+    clock = Clock()
+    ex = executor(table, clock)
+    big = {"failures": 0, "output": {"text": "x" * 20_000}}
+    ex.handle(ex.parse(run_request("r_00000000000000a1", ttl=60, params=big)))
+    # a hit: the output's reference is made again for the run that reuses it, and reads back whole
+    second = ex.handle(ex.parse(run_request("r_00000000000000a2", ttl=60, params=big)))
+    assert Records(table).get_node("r_00000000000000a2", "n", 1).cached  # type: ignore[union-attr]
+    ref = second["results"]["n"]["text"]["$stepgraph_ref"]
+    assert ref["run_id"] == "r_00000000000000a2"
+    assert ex.offloader.resolve(second["results"]["n"], "r_00000000000000a2") == big["output"]
+    # once the stored values of both runs are gone (their runs expired), a lookup still finds the newest entry,
+    # cannot read it back, and runs the tool instead of failing
+    for run_id in ("r_00000000000000a1", "r_00000000000000a2"):
+        blobs = table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :b)",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":b": "BLOB#"},
+        )["Items"]
+        for item in blobs:
+            table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    third = ex.handle(ex.parse(run_request("r_00000000000000a3", ttl=60, params=big)))
+    record = Records(table).get_node("r_00000000000000a3", "n", 1)
+    assert record is not None and record.status == "SUCCEEDED" and not record.cached
+    assert ex.offloader.resolve(third["results"]["n"], "r_00000000000000a3") == big["output"]
