@@ -352,3 +352,35 @@ def test_a_cached_model_answer_costs_nothing_in_the_run_that_reuses_it(api: http
     assert second["nodes"]["ask"]["cached"] is True
     assert second["nodes"]["ask"]["output"] == first["nodes"]["ask"]["output"]
     assert second["usage"] == {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0, "estimated_cost_usd": 0.0}
+
+
+def test_the_executor_makes_one_read_more_for_a_cached_node_and_none_for_the_others(
+    cloud: LocalCloud, api: httpx.Client
+) -> None:
+    # GIVEN a graph of a plain node then a cached one, with every DynamoDB request of the executor counted
+    spec = {
+        "name": "costs",
+        "nodes": [
+            {"id": "plain", "tool": "util.echo", "params": {"v": 1}},
+            {"id": "kept", "tool": "util.echo", "params": {"v": "{{ plain.v }}"}, "cache": {"ttl_seconds": 600}},
+        ],
+        "edges": [{"from": "plain", "to": "kept"}],
+    }
+    created = api.post("/graphs", json=spec).json()
+
+    def executor_requests(cached: bool) -> list[str]:
+        before = len(cloud.iam.calls)
+        started = api.post(f"/graphs/{created['graph_id']}/runs", json={"input": {}}).json()
+        run = wait_for_run(api, started["run_id"], cloud=cloud)
+        assert run["status"] == "SUCCEEDED", run
+        assert run["nodes"]["kept"]["cached"] is cached
+        calls = cloud.iam.calls[before:]
+        return sorted(c.action for c in calls if c.principal == "ExecutorFunction" and c.action.startswith("dynamodb:"))
+
+    # WHEN it runs twice (a miss, then a hit)
+    miss, hit = executor_requests(cached=False), executor_requests(cached=True)
+
+    # THEN each node is its two writes, and the cached one adds one Query on the index, hit or miss
+    expected = ["dynamodb:Query"] + ["dynamodb:UpdateItem"] * 4
+    assert miss == expected
+    assert hit == expected
