@@ -384,3 +384,25 @@ def test_the_executor_makes_one_read_more_for_a_cached_node_and_none_for_the_oth
     expected = ["dynamodb:Query"] + ["dynamodb:UpdateItem"] * 4
     assert miss == expected
     assert hit == expected
+
+
+def test_a_websocket_subscriber_is_told_the_output_was_cached(cloud: LocalCloud, api: httpx.Client) -> None:
+    from websockets.sync.client import connect
+
+    # GIVEN two runs of a cached node, the second reusing the first's output
+    spec = {
+        "name": "live-cache",
+        "nodes": [{"id": "e", "tool": "util.echo", "params": {"v": 1}, "cache": {"ttl_seconds": 60}}],
+    }
+    run_graph(api, spec)
+    second = run_graph(api, spec)
+    assert second["nodes"]["e"]["cached"] is True
+    # WHEN a client subscribes to the second run over the WebSocket API
+    frames: list[dict[str, Any]] = []
+    with connect(cloud.serve_websockets(), additional_headers={"x-api-key": cloud.api_key}, open_timeout=10) as socket:
+        socket.send(json.dumps({"action": "subscribe", "run_id": second["run_id"], "after": 0}))
+        while not frames or frames[-1]["type"] not in ("run", "error"):
+            frames.append(json.loads(socket.recv(timeout=30)))
+    # THEN the node's NODE_SUCCEEDED frame says cached, and no other frame does
+    events = [f["event"] for f in frames if f["type"] == "event"]
+    assert [e["type"] for e in events if e.get("cached")] == ["NODE_SUCCEEDED"], events
