@@ -29,7 +29,7 @@ LAMBDA_PLATFORMS ?= --platform manylinux2014_aarch64 --platform manylinux_2_28_a
 LAMBDA_PYTHON_BIN ?= $(or $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(LAMBDA_PYTHON).*/bin/python$(LAMBDA_PYTHON))),$(shell command -v python$(LAMBDA_PYTHON) 2>/dev/null))
 
 .PHONY: dev test unit functional lint validate typecheck bench clean venv sam-venv node build browser lambda-python \
-	build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFunction build-LiveFunction
+	build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFunction build-LiveFunction build-ScheduleFunction
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -98,7 +98,7 @@ bench: $(STAMP)
 build: $(SAM_STAMP)
 	$(SAM) build --template $(TEMPLATE)
 
-build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFunction build-LiveFunction:
+build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFunction build-LiveFunction build-ScheduleFunction:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)"; exit 2; }
 	mkdir -p "$(ARTIFACTS_DIR)"
 	cp -R functions statemachine "$(ARTIFACTS_DIR)/"

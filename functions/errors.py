@@ -13,6 +13,7 @@ __all__ = [
     "LimitError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ScheduleError",
     "SpecError",
     "StepgraphError",
     "StoreError",
@@ -40,6 +41,11 @@ class UnauthorizedError(StepgraphError):
 
 class PayloadTooLargeError(StepgraphError):
     """The body is over its limit (413)."""
+
+
+class ScheduleError(SpecError):
+    """A schedule's expression or time zone is not one EventBridge Scheduler takes (422); ``details`` name the
+    field and the column of the problem."""
 
 
 class StoreError(StepgraphError):

@@ -45,6 +45,13 @@ class Settings:
     tool_role_arn: str = "arn:aws:iam::123456789012:role/stepgraph-tools"
     tool_memory_mb: int = 256
 
+    schedule_group: str = "stepgraph"
+    """The stack's EventBridge Scheduler schedule group (every schedule the API makes is in it)."""
+    schedule_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:stepgraph-schedules"
+    """The function schedules invoke (it starts the run)."""
+    scheduler_role_arn: str = "arn:aws:iam::123456789012:role/stepgraph-scheduler"
+    """The role EventBridge Scheduler invokes it as."""
+
     def logging_configuration(self) -> LoggingConfigurationTypeDef:
         """CreateStateMachine's ``loggingConfiguration``: the level, and the log group unless logging is off."""
         if self.states_log_level == "OFF" or not self.states_log_group_arn:
@@ -89,6 +96,13 @@ def get_settings() -> Settings:
         tracing=env.get("STEPGRAPH_TRACING", "").lower() == "true",
         tool_role_arn=env.get("STEPGRAPH_TOOL_ROLE_ARN", "arn:aws:iam::123456789012:role/stepgraph-tools"),
         tool_memory_mb=int(env.get("STEPGRAPH_TOOL_MEMORY_MB", "256")),
+        schedule_group=env.get("STEPGRAPH_SCHEDULE_GROUP") or env.get("STEPGRAPH_PREFIX", "stepgraph"),
+        schedule_function_arn=env.get(
+            "STEPGRAPH_SCHEDULE_FUNCTION_ARN", f"arn:aws:lambda:{region}:123456789012:function:stepgraph-schedules"
+        ),
+        scheduler_role_arn=env.get(
+            "STEPGRAPH_SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/stepgraph-scheduler"
+        ),
     )
 
 

@@ -940,6 +940,64 @@ def cmd_runs_cancel(api: Api, out: Output, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schedules_create(api: Api, out: Output, args: argparse.Namespace) -> int:
+    payload = parse_input(args.input)
+    body = {"expression": args.expression, "input": payload, "timezone": args.timezone}
+    try:
+        created = api.post(f"/graphs/{args.graph}/schedules", json=body)
+    except ApiError as error:
+        out.err.print(f"[bold red]error[/] {error.code} (HTTP {error.status}): {escape(error.message)}")
+        for detail in error.details:
+            position = detail.get("position") if isinstance(detail, dict) else None
+            if isinstance(position, dict) and detail.get("loc") == "expression":
+                field = f"{detail['field']}, " if detail.get("field") else ""
+                out.err.print(f"  expression ({field}col {position.get('col')}): {escape(str(detail['message']))}")
+                out.err.print(f"    {escape(args.expression)}")
+                out.err.print("    " + " " * (int(position.get("col") or 1) - 1) + "^")
+            else:
+                out.details([detail], None, None)
+        return EXIT_API
+    if not out.for_scripts(created, created["schedule_id"]):
+        out.out.print(
+            f"[green]scheduled[/] {created['schedule_id']}: {escape(created['expression'])} ({created['timezone']})"
+        )
+        out.out.print(f"  next run at {created.get('next_run_at') or 'never'}")
+    return EXIT_OK
+
+
+def cmd_schedules_list(api: Api, out: Output, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    body = api.get(f"/graphs/{args.graph}/schedules")
+    if out.as_json:
+        out.json(body)
+        return EXIT_OK
+    schedules = items_of(body, "schedules")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("schedule_id", "expression", "timezone", "next_run_at", "input"):
+        table.add_column(column, no_wrap=True)
+    for schedule in schedules:
+        table.add_row(
+            str(schedule.get("schedule_id", "")),
+            escape(str(schedule.get("expression", ""))),
+            str(schedule.get("timezone", "")),
+            str(schedule.get("next_run_at") or "never"),
+            escape(json.dumps(abbreviate(schedule.get("input"), text=40))),
+        )
+    hint = f"[dim]no schedules: stepgraph schedules create {args.graph} --expression 'rate(1 hour)'[/]"
+    out.out.print(table if schedules else hint)
+    return EXIT_OK
+
+
+def cmd_schedules_delete(api: Api, out: Output, args: argparse.Namespace) -> int:
+    body = api.request("DELETE", f"/graphs/{args.graph}/schedules/{args.schedule}")
+    if out.as_json:
+        out.json(body)
+    else:
+        out.out.print(f"[magenta]deleted[/] schedule {args.schedule} of {args.graph}")
+    return EXIT_OK
+
+
 def cmd_tools_list(api: Api, out: Output, args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -1119,7 +1177,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 run failed or spec invalid, 2 usage, 3 API error or unreachable.",
         parents=[common],
     )
-    groups = parser.add_subparsers(dest="group", metavar="{graphs,runs,tools}", required=True)
+    groups = parser.add_subparsers(dest="group", metavar="{graphs,runs,schedules,tools}", required=True)
 
     graphs = groups.add_parser("graphs", help="create, validate, list and draw graphs").add_subparsers(
         dest="command", required=True
@@ -1178,6 +1236,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = runs.add_parser("cancel", parents=[common], help="stop a running run")
     p.add_argument("run")
     p.set_defaults(func=cmd_runs_cancel)
+
+    schedules = groups.add_parser("schedules", help="start a graph's runs on a timetable").add_subparsers(
+        dest="command", required=True
+    )
+    p = schedules.add_parser(
+        "create", parents=[common], help="run a graph on rate(...), cron(...) or at(...) (EventBridge Scheduler syntax)"
+    )
+    p.add_argument("graph")
+    p.add_argument("--expression", required=True, help="e.g. 'rate(5 minutes)', 'cron(0 9 ? * MON-FRI *)'")
+    p.add_argument("--input", help="the input of every run it starts: JSON, or @file.json")
+    p.add_argument("--timezone", default="UTC", help="IANA time zone the expression is read in (default UTC)")
+    p.set_defaults(func=cmd_schedules_create)
+    p = schedules.add_parser("list", parents=[common], help="a graph's schedules and their next run times")
+    p.add_argument("graph")
+    p.set_defaults(func=cmd_schedules_list)
+    p = schedules.add_parser("delete", parents=[common], help="delete a schedule (its runs are kept)")
+    p.add_argument("graph")
+    p.add_argument("schedule")
+    p.set_defaults(func=cmd_schedules_delete)
 
     tools = groups.add_parser("tools", help="built-in and registered tools").add_subparsers(
         dest="command", required=True

@@ -32,6 +32,7 @@ from local.apigw import ApiGatewayShim
 from local.bedrock import StandInModel
 from local.iam import IamAudit
 from local.lambdas import InvokeResult, LambdaDispatcher
+from local.scheduler import LocalScheduler
 from local.streams import TableStream
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
 from local.wsapi import LocalWebSockets
@@ -260,6 +261,10 @@ class LocalCloud:
             raise ValueError(f"iam must be 'audit', 'enforce' or 'off', not {iam!r}")
         self.iam = IamAudit(self.template, enforce=iam == "enforce")
         self._iam_mode = iam
+        # EventBridge Scheduler: moto stores the schedules, this fires them (tests tick it; make dev starts it).
+        self.scheduler = LocalScheduler(
+            self.dispatcher, self.account_id, region, iam=None if iam == "off" else self.iam
+        )
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._restore: list[Any] = []
@@ -302,6 +307,7 @@ class LocalCloud:
             self._create_table()
             self._create_states_role()
             self._create_role("ToolRole")
+            self._create_schedule_groups()
             for spec in self.functions.values():
                 self.dispatcher.add_function(spec)
             self.dispatcher.passthrough = self._exists_in_moto_lambda
@@ -328,6 +334,7 @@ class LocalCloud:
             # Executions and handlers left running would otherwise go on after the mock stops, writing to
             # the next LocalCloud's backends (or trying the network). Abort them and let handlers return.
             self._stopping = True
+            self.scheduler.stop()
             self._abort_running_executions()
             deadline = time.monotonic() + self.shutdown_grace
             if not self.dispatcher.wait_idle(self.shutdown_grace):
@@ -454,6 +461,17 @@ class LocalCloud:
                 TableName=self.table_spec.name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": self.table_spec.ttl_attribute},
             )
+
+    def _create_schedule_groups(self) -> None:
+        """The template's EventBridge Scheduler groups and the role schedules invoke as (in moto)."""
+        groups = self.template.resources_of_type("AWS::Scheduler::ScheduleGroup")
+        if not groups:
+            return
+        scheduler = boto3.client("scheduler", region_name=self.region)
+        for logical_id in groups:
+            scheduler.create_schedule_group(Name=self.template.physical_name(logical_id))
+        if "SchedulerRole" in self.template.resources:
+            self._create_role("SchedulerRole")
 
     def _create_states_role(self) -> None:
         self._create_role("StatesRole")

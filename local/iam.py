@@ -30,6 +30,8 @@ current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("c
 # moto's ASL interpreter makes its service calls with this access key (moto.stepfunctions.parser boto_client_for).
 _INTERPRETER_ACCESS_KEY = "ak"
 STATES_PRINCIPAL = "StatesRole"
+SCHEDULER_PRINCIPAL = "SchedulerRole"
+"""EventBridge Scheduler's role: the local scheduler checks its invokes of the schedule function."""
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,12 @@ class IamAudit:
         for logical_id, spec in template.functions().items():
             self._function_ids[spec.name] = logical_id
             self._statements[logical_id] = _function_statements(template, logical_id)
-        if STATES_PRINCIPAL in template.resources:
-            role = template.role(STATES_PRINCIPAL)
-            self._statements[STATES_PRINCIPAL] = [
-                s for p in role.get("Policies", []) for s in _as_list(p["PolicyDocument"]["Statement"])
-            ]
+        for principal in (STATES_PRINCIPAL, SCHEDULER_PRINCIPAL):  # roles whose calls the local cloud makes
+            if principal in template.resources:
+                role = template.role(principal)
+                self._statements[principal] = [
+                    s for p in role.get("Policies", []) for s in _as_list(p["PolicyDocument"]["Statement"])
+                ]
 
     @property
     def denials(self) -> list[Call]:
@@ -182,6 +185,13 @@ def _actions_and_resources(
         calls = [("lambda:InvokeFunction" if operation == "Invoke" else action, _lambda_arn(name, region, account))]
         if operation == "CreateFunction" and params.get("Role"):
             calls.append(("iam:PassRole", str(params["Role"])))
+        return calls
+    if service == "scheduler" and params.get("Name"):
+        group = str(params.get("GroupName") or "default")
+        calls = [(action, f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{params['Name']}")]
+        role = (params.get("Target") or {}).get("RoleArn")
+        if operation in ("CreateSchedule", "UpdateSchedule") and role:
+            calls.append(("iam:PassRole", str(role)))
         return calls
     if service == "bedrock" and operation in ("Converse", "ConverseStream"):
         model = str(params.get("modelId", ""))

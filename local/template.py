@@ -23,7 +23,7 @@ LOCAL_REGION = "us-east-1"
 LOCAL_STACK_NAME = "stepgraph"
 
 # Physical names locally for resources the template leaves unnamed (CloudFormation would generate them).
-DEFAULT_LOCAL_NAMES = {"Table": "{stack}-local", "StatesRole": "{stack}-states"}
+DEFAULT_LOCAL_NAMES = {"Table": "{stack}-local", "StatesRole": "{stack}-states", "SchedulerRole": "{stack}-scheduler"}
 
 _NAME_PROPERTIES = ("FunctionName", "TableName", "RoleName", "QueueName", "Name", "LogGroupName")
 

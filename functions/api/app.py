@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from functions.api import errors
 from functions.api.cors import header, preflight_response, with_cors
 from functions.api.errors import UnsupportedMediaTypeError
-from functions.api.routes import console, graphs, health, runs, tools
+from functions.api.routes import console, graphs, health, runs, schedules, tools
 from functions.errors import BadRequestError, PayloadTooLargeError, UnauthorizedError
 from functions.settings import get_settings
 from statemachine import jsonlimits
@@ -182,7 +182,7 @@ class StepgraphResolver(APIGatewayRestResolver):
 
 app = StepgraphResolver(enable_validation=True)
 errors.register(app)
-for module in (health, tools, graphs, runs, console):
+for module in (health, tools, graphs, runs, schedules, console):
     app.include_router(module.router)
 
 

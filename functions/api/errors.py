@@ -28,6 +28,7 @@ from functions.errors import (
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
+    ScheduleError,
     StoreError,
     UnauthorizedError,
 )
@@ -57,6 +58,7 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
     (BadRequestError, 400, "bad_request"),
     (JsonInputError, 400, "malformed_json"),
     (LimitError, 422, "limit_exceeded"),
+    (ScheduleError, 422, "invalid_schedule"),
     (SpecError, 422, "invalid_spec"),
 ]
 

@@ -209,12 +209,13 @@ def _publish(
 
 
 def delete_graph(services: Services, graph_id: str) -> GraphHead:
-    """Hide the graph, cancel its running runs, then delete its state machines.
+    """Hide the graph, cancel its running runs, delete its schedules, then delete its state machines.
 
     Step Functions would end a deleted machine's executions at their next state transition (FAILED,
     ``States.Runtime``) and leave one in a Wait state or a long task running; cancelling first ends them
     CANCELLED, recorded, at once.
     """
+    from functions.api import schedules_service
     from functions.api.runs_service import cancel_run
 
     head = services.graphs.get(graph_id)
@@ -228,6 +229,7 @@ def delete_graph(services: Services, graph_id: str) -> GraphHead:
                 cancel_run(services, run.run_id)
         if cursor is None:
             break
+    schedules_service.delete_all(services, graph_id)  # before the machines: no fire finds one gone
     for version in versions:
         _delete_state_machine(services, version.state_machine_arn)
     return head

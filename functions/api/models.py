@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -133,6 +133,23 @@ class StartRun(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
+class ApiTrigger(BaseModel):
+    """The run was started through the API (``POST /graphs/{id}/runs``)."""
+
+    type: Literal["api"] = "api"
+
+
+class ScheduleTrigger(BaseModel):
+    """The run was started by a schedule, for one of its fire times."""
+
+    type: Literal["schedule"] = "schedule"
+    schedule_id: str
+    scheduled_time: str = Field(description="the fire time (UTC) the schedule started the run for")
+
+
+Trigger = Annotated[ApiTrigger | ScheduleTrigger, Field(discriminator="type")]
+
+
 class RunStarted(BaseModel):
     run_id: str
     graph_id: str
@@ -140,6 +157,7 @@ class RunStarted(BaseModel):
     execution_arn: str
     status: RunStatus
     console_url: str
+    trigger: Trigger = Field(default_factory=ApiTrigger)
 
 
 class RunError(BaseModel):
@@ -194,6 +212,7 @@ class RunSummary(BaseModel):
     started_at: str
     finished_at: str | None = None
     error: RunError | None = None
+    trigger: Trigger = Field(default_factory=ApiTrigger)
 
 
 class RunListItem(RunSummary):
@@ -287,3 +306,38 @@ def error_responses(*codes: int, ok: int = 200, description: str = "success") ->
     for code in sorted({401, 422, *codes}):
         responses[code] = {"description": ERROR_TEXT[code], "content": {"application/json": {"model": ErrorBody}}}
     return responses
+
+
+class CreateSchedule(BaseModel):
+    """Body of ``POST /graphs/{id}/schedules``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expression: str = Field(
+        min_length=1,
+        max_length=256,
+        description="EventBridge Scheduler syntax: rate(5 minutes), cron(0 9 ? * MON-FRI *) or at(2027-01-01T09:00:00)",
+    )
+    input: dict[str, Any] = Field(default_factory=dict, description="the input of every run it starts")
+    timezone: str = Field(default="UTC", min_length=1, max_length=50, description="an IANA time zone name")
+
+
+class ScheduleView(BaseModel):
+    schedule_id: str
+    graph_id: str
+    expression: str
+    timezone: str
+    input: dict[str, Any]
+    state: Literal["ENABLED", "DISABLED"]
+    created_at: str
+    next_run_at: str | None = Field(description="the next fire time (UTC); null when it will not fire again")
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleView]
+
+
+class ScheduleDeleted(BaseModel):
+    graph_id: str
+    schedule_id: str
+    deleted: bool = True

@@ -53,11 +53,8 @@ def execution_arn_for(state_machine_arn: str, name: str) -> str:
     return ":".join([*parts[:5], "execution", parts[6], name])
 
 
-def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
-    """Record a run of the graph's latest version and start its execution (named by the run id)."""
-    head = services.graphs.get(graph_id)
-    version = services.graphs.version(graph_id, head.latest_version)
-    spec = GraphSpec.model_validate(version.spec)
+def check_run_input(run_input: dict[str, Any]) -> None:
+    """A run's input within the limits every start applies (JSON limits, ``MAX_RUN_INPUT_BYTES``)."""
     jsonlimits.check(run_input, "input")
     size = len(json.dumps(run_input, separators=(",", ":")))
     if size > MAX_RUN_INPUT_BYTES:
@@ -66,6 +63,17 @@ def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> d
             "(the execution input holds it twice, as input and as the starting state, within Step Functions' "
             "256 KiB); pass large data by reference (e.g. a URL) instead"
         )
+
+
+def start_run(
+    services: Services, graph_id: str, run_input: dict[str, Any], *, trigger: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Record a run of the graph's latest version and start its execution (named by the run id); ``trigger``
+    says what started it (the API when None)."""
+    head = services.graphs.get(graph_id)
+    version = services.graphs.version(graph_id, head.latest_version)
+    spec = GraphSpec.model_validate(version.spec)
+    check_run_input(run_input)
     run_id = new_run_id()
     document = initial_document(spec, {"run_id": run_id, "graph_id": graph_id, "version": version.version}, run_input)
     encoded = json.dumps(document, separators=(",", ":"))
@@ -83,6 +91,7 @@ def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> d
         execution_arn=execution_arn,
         started_at=now_iso(),
         input=run_input,
+        trigger=trigger or {"type": "api"},
     )
     services.runs.create(run)
     try:
@@ -101,13 +110,22 @@ def start_run(services: Services, graph_id: str, run_input: dict[str, Any]) -> d
         "execution_arn": execution_arn,
         "status": RUNNING,
         "console_url": console_url_for_execution(execution_arn, services.settings.region),
+        "trigger": run.trigger,
     }
 
 
 def start_run_idempotently(
-    services: Services, graph_id: str, run_input: dict[str, Any], key: str, lambda_context: Any = None
+    services: Services,
+    graph_id: str,
+    run_input: dict[str, Any],
+    key: str,
+    lambda_context: Any = None,
+    *,
+    trigger: dict[str, Any] | None = None,
+    key_prefix: str = "start_run",
 ) -> dict[str, Any]:
-    """``start_run`` once per (graph, Idempotency-Key); a retry gets the first answer, another body a 422."""
+    """``start_run`` once per (graph, Idempotency-Key); a retry gets the first answer, another body a 422.
+    ``key_prefix`` keeps other callers' keys (a schedule's fire times) apart from the API's."""
     persistence = DynamoDBPersistenceLayer(
         table_name=services.settings.table,
         key_attr="pk",
@@ -126,10 +144,10 @@ def start_run_idempotently(
         config.register_lambda_context(lambda_context)
 
     @idempotent_function(
-        data_keyword_argument="request", persistence_store=persistence, config=config, key_prefix="start_run"
+        data_keyword_argument="request", persistence_store=persistence, config=config, key_prefix=key_prefix
     )
     def once(request: dict[str, Any]) -> dict[str, Any]:
-        return start_run(services, request["graph_id"], request["body"]["input"])
+        return start_run(services, request["graph_id"], request["body"]["input"], trigger=trigger)
 
     return dict(once(request={"graph_id": graph_id, "key": key, "body": {"input": run_input}}))
 
@@ -218,6 +236,7 @@ def summary(run: Run, region: str) -> dict[str, Any]:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "error": run.error,
+        "trigger": run.trigger,
     }
 
 

@@ -13,12 +13,14 @@ from functions.store.graphs import GraphStore
 from functions.store.offload import BlobStore, Offloader
 from functions.store.records import Records
 from functions.store.runs import RunStore
+from functions.store.schedules import ScheduleStore
 from functions.store.tools import ToolStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_lambda.client import LambdaClient
+    from mypy_boto3_scheduler.client import EventBridgeSchedulerClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
 
@@ -61,6 +63,16 @@ class Services:
     def lambda_(self) -> LambdaClient:
         """Creates, versions and deletes registered tools' functions."""
         return boto3.client("lambda", region_name=self.settings.region)
+
+    @cached_property
+    def scheduler(self) -> EventBridgeSchedulerClient:
+        """Creates and deletes the stack's EventBridge Scheduler schedules."""
+        with _clients_lock:
+            return boto3.client("scheduler", region_name=self.settings.region)
+
+    @cached_property
+    def schedules(self) -> ScheduleStore:
+        return ScheduleStore(self.table)
 
     @cached_property
     def tools(self) -> ToolStore:

@@ -48,6 +48,7 @@ RUN_EVENT = {
     "TIMED_OUT": "RUN_TIMED_OUT",
 }
 ALL_RUNS = "RUNS"
+API_TRIGGER = {"type": "api"}
 MAX_PAGES_READ = 10
 """Index pages one listing request reads at most to fill a status-filtered page."""
 
@@ -115,6 +116,8 @@ class Run:
     state: Any = None
     finished_at: str | None = None
     error: dict[str, Any] | None = None
+    trigger: dict[str, Any] = field(default_factory=lambda: dict(API_TRIGGER))
+    """What started the run: ``{"type": "api"}`` or ``{"type": "schedule", "schedule_id", "scheduled_time"}``."""
 
     @property
     def terminal(self) -> bool:
@@ -133,6 +136,7 @@ class Run:
             state=from_json(item.get("state_json")),
             finished_at=item.get("finished_at"),
             error=from_json(item.get("error_json")),
+            trigger=from_json(item.get("trigger_json"), dict(API_TRIGGER)),
         )
 
 
@@ -168,6 +172,7 @@ class RunStore:
                 "gsi1pk": graph_runs_key(run.graph_id),
                 "gsi1sk": f"{run.started_at}#{run.run_id}",
                 "last_event_json": json.dumps(started),
+                "trigger_json": json.dumps(run.trigger),
             }
         )
         listing = {

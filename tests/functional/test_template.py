@@ -178,7 +178,7 @@ def test_api_rights_over_tool_functions_are_scoped_to_their_names_and_role(resol
     assert by_sid["PassToolRole"]["Resource"] == resolved.arn("ToolRole")
     assert by_sid["PassToolRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
     passes = [s for s in by_sid.values() if "iam:PassRole" in as_list(s["Action"])]
-    assert sorted(s["Sid"] for s in passes) == ["PassStatesRole", "PassToolRole"]
+    assert sorted(s["Sid"] for s in passes) == ["PassSchedulerRole", "PassStatesRole", "PassToolRole"]
 
 
 def test_api_function_rights_are_scoped_to_the_stack(resolved: Template) -> None:
@@ -222,7 +222,14 @@ def test_functions_are_python_313_on_arm64_built_by_makefile(raw: dict[str, Any]
         variables
     )
     functions = {k: v for k, v in raw["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
-    assert set(functions) == {"ApiFunction", "ExecutorFunction", "EventsFunction", "StreamFunction", "LiveFunction"}
+    assert set(functions) == {
+        "ApiFunction",
+        "ExecutorFunction",
+        "EventsFunction",
+        "StreamFunction",
+        "LiveFunction",
+        "ScheduleFunction",
+    }
     makefile = (ROOT / "Makefile").read_text()
     for logical_id, fn in functions.items():
         assert fn["Metadata"] == {"BuildMethod": "makefile"}
@@ -260,9 +267,10 @@ def test_keyless_routes_are_the_paths_the_api_function_leaves_open(resolved: Tem
 
 # boto3 methods that make a call besides the one named after its action (the resource's batch writer).
 _ALSO_CALLED_AS = {"BatchWriteItem": ("batch_writer(",)}
-# Calls made by libraries the functions use, not by our code: Powertools Idempotency (the API's run starts)
-# reads, writes, updates and deletes its records.
-_LIBRARY_CALLS = {"ApiFunction": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}}
+# Calls made by libraries the functions use, not by our code: Powertools Idempotency (the API's and the schedule
+# function's run starts) reads, writes, updates and deletes its records.
+_IDEMPOTENCY_CALLS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+_LIBRARY_CALLS = {"ApiFunction": _IDEMPOTENCY_CALLS, "ScheduleFunction": _IDEMPOTENCY_CALLS}
 
 
 def _snake(action: str) -> str:
@@ -270,13 +278,13 @@ def _snake(action: str) -> str:
 
 
 def test_every_granted_action_is_one_the_code_calls(raw: dict[str, Any]) -> None:
-    # GIVEN every DynamoDB and Step Functions action the functions are granted
+    # GIVEN every DynamoDB, Step Functions and EventBridge Scheduler action the functions are granted
     source = "\n".join(p.read_text() for p in (ROOT / "functions").rglob("*.py"))
     unused = []
     for logical_id, statement in statements(raw):
         for action in as_list(statement["Action"]):
             service, name = action.split(":")
-            if service not in ("dynamodb", "states") or logical_id == "StatesRole":
+            if service not in ("dynamodb", "states", "scheduler") or logical_id == "StatesRole":
                 continue
             if action in _LIBRARY_CALLS.get(logical_id, set()) or action == "states:TagResource":
                 continue  # TagResource: CreateStateMachine with tags needs it
@@ -340,3 +348,47 @@ def test_alarms_watch_executor_errors_failed_runs_and_dead_letters(raw: dict[str
     for logical_id in alarms:
         props = with_topic.resolve(with_topic.resources[logical_id]["Properties"])
         assert props["AlarmActions"] == props["OKActions"] == ["arn:aws:sns:us-east-1:123456789012:ops"]
+
+
+def test_schedules_are_scoped_to_the_stacks_group_and_may_only_invoke_the_schedule_function(
+    resolved: Template,
+) -> None:
+    # GIVEN the role EventBridge Scheduler delivers fires as
+    role = resolved.role("SchedulerRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    group = "arn:aws:scheduler:us-east-1:123456789012:schedule/stepgraph/*"
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": group},
+    }
+    grants = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    # THEN it may invoke the stack's schedule function and nothing else
+    assert {a for s in grants for a in as_list(s["Action"])} == {"lambda:InvokeFunction"}
+    function = resolved.arn("ScheduleFunction")
+    assert sorted(r for s in grants for r in as_list(s["Resource"])) == [function, f"{function}:*"]
+    # AND the API creates and deletes schedules only in the stack's group, passing only that role to Scheduler
+    api = resolved.resolve(resolved.resources["ApiFunction"]["Properties"]["Policies"])
+    by_sid = {s["Sid"]: s for p in api for s in p["Statement"]}
+    assert by_sid["Schedules"]["Action"] == ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
+    assert by_sid["Schedules"]["Resource"] == group
+    assert resolved.resolve({"Ref": "ScheduleGroup"}) == "stepgraph"
+    assert by_sid["PassSchedulerRole"]["Resource"] == resolved.arn("SchedulerRole")
+    assert by_sid["PassSchedulerRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+    # AND the schedule function reads and writes the table and starts executions of the stack's machines only
+    own = resolved.resolve(resolved.resources["ScheduleFunction"]["Properties"]["Policies"])
+    statements_by_sid = {s["Sid"]: s for p in own for s in p["Statement"]}
+    assert set(statements_by_sid) == {"Table", "StartRuns"}
+    assert statements_by_sid["Table"]["Resource"] == resolved.arn("Table")
+    assert statements_by_sid["StartRuns"] == {
+        "Sid": "StartRuns",
+        "Effect": "Allow",
+        "Action": "states:StartExecution",
+        "Resource": "arn:aws:states:us-east-1:123456789012:stateMachine:stepgraph-g_*",
+    }
+    env = resolved.functions()["ApiFunction"].environment
+    assert env["STEPGRAPH_SCHEDULE_FUNCTION_ARN"] == function
+    assert env["STEPGRAPH_SCHEDULER_ROLE_ARN"] == resolved.arn("SchedulerRole")
+    assert env["STEPGRAPH_SCHEDULE_GROUP"] == "stepgraph"

@@ -22,13 +22,14 @@ def template() -> Template:
 def test_the_functions_with_handlers_and_their_own_timeouts(template: Template) -> None:
     # GIVEN the project's template WHEN its functions are read
     functions = template.functions()
-    # THEN the API, executor, events, stream and WebSocket functions are there with the handlers SAM deploys
+    # THEN the API, executor, events, stream, WebSocket and schedule functions are there with the handlers SAM deploys
     assert {f: s.handler for f, s in functions.items()} == {
         "ApiFunction": "functions.api.handler.lambda_handler",
         "ExecutorFunction": "functions.executor.handler.lambda_handler",
         "EventsFunction": "functions.events.handler.lambda_handler",
         "StreamFunction": "functions.live.stream_handler.lambda_handler",
         "LiveFunction": "functions.live.ws.lambda_handler",
+        "ScheduleFunction": "functions.schedules.handler.lambda_handler",
     }
     assert functions["ApiFunction"].timeout == 29  # API Gateway's integration limit
     assert functions["ExecutorFunction"].name == "stepgraph-executor"
