@@ -4,6 +4,7 @@
 - the local cloud's AWS endpoint (moto's server, sharing the in-process backends) on http://127.0.0.1:5000,
   so ``aws --endpoint-url http://127.0.0.1:5000 stepfunctions list-state-machines`` shows the stack;
 - the WebSocket API (live run events) on ws://127.0.0.1:3001/ (``STEPGRAPH_WS_PORT``);
+- the local scheduler's thread, which fires the stack's schedules (EventBridge Scheduler) on time;
 - the examples' fixture server on http://127.0.0.1:8765, allowed through ``STEPGRAPH_HTTP_ALLOW_HOSTS``.
 
 The API key is ``local-dev-key`` unless ``STEPGRAPH_API_KEY`` is set. The console is at /console;
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(moto_server.stop)
 
         ws_url = cloud.serve_websockets(args.host, args.ws_port)
+        cloud.scheduler.start()  # EventBridge Scheduler: fire the schedules moto stores, on time
+        stack.callback(cloud.scheduler.stop)
         server = api_server(cloud.app, args.host, args.port)
         stack.callback(server.server_close)
 
@@ -105,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  API          {api_url}   (x-api-key: {api_key}; Swagger UI at {api_url}/docs)",
             f"  console      {api_url}/console   (in a browser; it asks for the key)",
             f"  WebSocket    {ws_url}    (live run events; ?api_key={api_key} or header x-api-key)",
-            f"  AWS endpoint {aws_url}   (DynamoDB table {cloud.table_name}, Step Functions, IAM)",
+            f"  AWS endpoint {aws_url}   (DynamoDB table {cloud.table_name}, Step Functions, IAM, Scheduler)",
+            "  schedules    fired on time by the local scheduler (stepgraph schedules create GRAPH --expression ...)",
         ]
         if fixtures_url:
             lines.append(f"  fixtures     {fixtures_url}   (allowed for http.get)")

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -78,6 +79,22 @@ def test_the_dev_server_serves_the_api_and_the_aws_endpoint() -> None:
             assert time.monotonic() < deadline, "execution did not finish"
             time.sleep(0.05)
         assert described["error"] == "Lambda.ResourceNotFoundException"
+        # AND its scheduler fires a schedule on time, by the real clock: a one-time schedule three seconds ahead
+        api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"x-api-key": "k-test"}, timeout=10)
+        spec = {"name": "tick", "nodes": [{"id": "a", "tool": "util.echo", "params": {"v": 1}}]}
+        graph_id = api.post("/graphs", json=spec).json()["graph_id"]
+        when = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%S")
+        created = api.post(f"/graphs/{graph_id}/schedules", json={"expression": f"at({when})"})
+        assert created.status_code == 201, created.text
+        deadline = time.monotonic() + 20
+        while not (runs := api.get("/runs", params={"graph_id": graph_id}).json()["runs"]):
+            assert time.monotonic() < deadline, "the schedule did not fire"
+            time.sleep(0.1)
+        assert runs[0]["trigger"] == {
+            "type": "schedule",
+            "schedule_id": created.json()["schedule_id"],
+            "scheduled_time": f"{when}Z",
+        }
     finally:
         proc.send_signal(signal.SIGINT)
         try:

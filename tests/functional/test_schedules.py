@@ -352,3 +352,16 @@ def test_the_sample_fire_event_starts_a_run_when_its_ids_exist(api: httpx.Client
         "started": False,
         "reason": "not a schedule event (graph_id, schedule_id, scheduled_time)",
     }
+
+
+def test_a_schedule_starts_the_latest_version_of_an_updated_graph(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a schedule made on version 1, then version 2 published
+    graph_id = create_graph(api)
+    schedule = create_schedule(api, graph_id, expression="rate(1 minute)", input={"message": "v"})
+    updated = {**ECHO, "nodes": [{"id": "say", "tool": "util.echo", "params": {"message": "v2 {{ input.message }}"}}]}
+    assert api.put(f"/graphs/{graph_id}", json=updated).json()["version"] == 2
+    # WHEN it fires THEN the run is of version 2
+    cloud.scheduler.tick(parse(schedule["next_run_at"]) + timedelta(seconds=1))
+    (run,) = runs_of(api, graph_id)
+    assert run["version"] == 2
+    assert wait_for_run(api, run["run_id"], cloud=cloud)["nodes"]["say"]["output"] == {"message": "v2 v"}

@@ -82,6 +82,8 @@ def stack() -> Iterator[None]:
             settings=get_settings(), table=create_table(), sfn=boto3.client("stepfunctions", region_name="us-east-1")
         )
         use_services(services)
+        # The stack's EventBridge Scheduler group, which every deployed stack has (POST /graphs/{id}/schedules).
+        boto3.client("scheduler", region_name="us-east-1").create_schedule_group(Name=get_settings().schedule_group)
         KNOWN["graph_id"] = seed_graph(services, succeed())
         KNOWN["run_id"] = start_through_handler(KNOWN["graph_id"])
         try:
