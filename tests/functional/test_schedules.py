@@ -365,3 +365,15 @@ def test_a_schedule_starts_the_latest_version_of_an_updated_graph(api: httpx.Cli
     (run,) = runs_of(api, graph_id)
     assert run["version"] == 2
     assert wait_for_run(api, run["run_id"], cloud=cloud)["nodes"]["say"]["output"] == {"message": "v2 v"}
+
+
+def test_the_openapi_document_describes_the_schedule_routes(api: httpx.Client, cloud: LocalCloud) -> None:
+    document = api.get("/openapi.json").json()
+    paths = document["paths"]
+    assert set(paths["/graphs/{graph_id}/schedules"]) == {"get", "post"}
+    assert set(paths["/graphs/{graph_id}/schedules/{schedule_id}"]) == {"delete"}
+    created = paths["/graphs/{graph_id}/schedules"]["post"]
+    assert {"201", "404", "413", "422"} <= set(created["responses"])
+    body = document["components"]["schemas"]["CreateSchedule"]
+    assert set(body["properties"]) == {"expression", "input", "timezone"}
+    assert "ScheduleTrigger" in document["components"]["schemas"]
