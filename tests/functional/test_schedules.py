@@ -377,3 +377,32 @@ def test_the_openapi_document_describes_the_schedule_routes(api: httpx.Client, c
     body = document["components"]["schemas"]["CreateSchedule"]
     assert set(body["properties"]) == {"expression", "input", "timezone"}
     assert "ScheduleTrigger" in document["components"]["schemas"]
+
+
+def test_concurrent_creates_never_pass_the_cap_and_concurrent_deletes_free_one_slot_each(
+    api: httpx.Client, cloud: LocalCloud
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from functions.api.schedules_service import MAX_SCHEDULES_PER_GRAPH
+
+    graph_id = create_graph(api)
+    # WHEN more creates than the cap arrive at once
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(
+            pool.map(
+                lambda i: api.post(f"/graphs/{graph_id}/schedules", json={"expression": f"cron({i} 9 * * ? *)"}),
+                range(MAX_SCHEDULES_PER_GRAPH + 5),
+            )
+        )
+    # THEN exactly the cap succeed, the rest are refused, and Scheduler holds exactly those
+    assert sorted(r.status_code for r in codes) == [201] * MAX_SCHEDULES_PER_GRAPH + [422] * 5
+    listed = api.get(f"/graphs/{graph_id}/schedules").json()["schedules"]
+    assert len(listed) == len(aws_schedules()) == MAX_SCHEDULES_PER_GRAPH
+    # WHEN the same schedule is deleted twice at once THEN one delete wins, the other is 404, one slot is freed
+    victim = listed[0]["schedule_id"]
+    with ThreadPoolExecutor(2) as pool:
+        deletes = list(pool.map(lambda _: api.delete(f"/graphs/{graph_id}/schedules/{victim}"), range(2)))
+    assert sorted(r.status_code for r in deletes) == [200, 404]
+    create_schedule(api, graph_id, expression="rate(1 hour)")
+    assert api.post(f"/graphs/{graph_id}/schedules", json={"expression": "rate(2 hours)"}).status_code == 422
