@@ -358,9 +358,12 @@ def test_schedules_are_scoped_to_the_stacks_group_and_may_only_invoke_the_schedu
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     group = "arn:aws:scheduler:us-east-1:123456789012:schedule/stepgraph/*"
+    # (the source of an assumption is the schedule group, as Scheduler's confused-deputy guidance says)
     assert trust["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": "123456789012"},
-        "ArnLike": {"aws:SourceArn": group},
+        "StringEquals": {
+            "aws:SourceAccount": "123456789012",
+            "aws:SourceArn": "arn:aws:scheduler:us-east-1:123456789012:schedule-group/stepgraph",
+        }
     }
     grants = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     # THEN it may invoke the stack's schedule function and nothing else
