@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from statemachine import conditions
 from statemachine.errors import CompileError, ReferenceResolutionError
-from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes
+from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes, first_node
 from statemachine.protocol import CACHE_DOC_KEY, TOOL_SERVICE_RETRY, NodeContext, service_errors
 from statemachine.references import Path, has_reference, iter_references, jsonpath, parse_template
 from statemachine.spec import EXECUTOR_TIMEOUT_SECONDS, MAX_TOOL_TIMEOUT_SECONDS
@@ -197,7 +197,7 @@ class _Compiler:
 
     def emit_parallel(self, block: ParB, cont: Cont, states: dict[str, Any]) -> str:
         assert 1 < len(block.branches) <= MAX_BRANCHES
-        firsts = [block_nodes(b)[0] for b in block.branches]
+        firsts = [first_node(b) for b in block.branches]
         name = self.claim("+".join(firsts))
         branches = []
         contents: list[set[str]] = []

@@ -21,6 +21,7 @@ decomposition of the dependency DAG (loop back-edges removed, each loop body col
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -276,7 +277,9 @@ class GraphModel:
                 built.append(LoopB(unit, self._level(set(unit.body), inner)))
             else:
                 built.append(unit)
-        rank = [min(self.order[n] for n in members if unit_of[n] == i) for i in range(len(units))]
+        rank = [len(self.order)] * len(units)
+        for n in members:
+            rank[unit_of[n]] = min(rank[unit_of[n]], self.order[n])
         return _Decomposer(built, deps, rank, self).run()
 
     def width(self, block: Block) -> int:
@@ -390,6 +393,9 @@ class _Decomposer:
         for a, b in sorted(deps):
             self.succ[a].append(b)
             self.pred[b].append(a)
+        self.neighbours = [s + p for s, p in zip(self.succ, self.pred, strict=True)]
+        self.measured: dict[int, tuple[Block, int, int]] = {}
+        """``id(block)`` -> (the block, kept so its id stays its own; width; size): each block measured once."""
         # topological order with depth, ties by spec rank
         depth = [0] * n
         indeg = [len(p) for p in self.pred]
@@ -425,8 +431,9 @@ class _Decomposer:
         if len(groups) > 1:
             return self.parallel([self.split(g) for g in groups])
         # Candidate splits are level boundaries (depth counted inside ``members``): every exact split is one,
-        # and cutting elsewhere would serialise nodes of the same level. Take the first exact split, else
-        # the boundary that adds the fewest ordering pairs.
+        # and cutting elsewhere would serialise nodes of the same level. Cut at every exact split at once (a
+        # chain becomes its nodes in one pass, not one recursion per node), else at the boundary that adds the
+        # fewest ordering pairs.
         inside = set(members)
         depth: dict[int, int] = {}
         for m in members:  # members are in topological order
@@ -436,6 +443,7 @@ class _Decomposer:
         for m in members:
             mask |= 1 << m
         best_k, best_cost = 1, None
+        exact: list[int] = []
         p_mask, r_mask, pairs = 0, mask, 0
         for k, x in enumerate(ordered[:-1], start=1):
             r_mask &= ~(1 << x)
@@ -445,15 +453,14 @@ class _Decomposer:
             if depth[ordered[k]] == depth[x]:
                 continue  # not a level boundary
             cost = k * (len(members) - k) - pairs
-            if best_cost is None or cost < best_cost:
+            if cost == 0:
+                exact.append(k)
+            elif not exact and (best_cost is None or cost < best_cost):
                 best_k, best_cost = k, cost
-                if cost == 0:
-                    break
-        members = ordered
-        first = self.split(members[:best_k])
-        rest = self.split(members[best_k:])
+        cuts = [0, *(exact or [best_k]), len(ordered)]
         items: list[Block] = []
-        for part in (first, rest):
+        for start, end in itertools.pairwise(cuts):
+            part = self.split(ordered[start:end])
             items.extend(part.items if isinstance(part, SeqB) else [part])
         return SeqB(items)
 
@@ -470,18 +477,35 @@ class _Decomposer:
             while todo:
                 cur = todo.pop()
                 group.append(cur)
-                for nxt in self.succ[cur] + self.pred[cur]:
+                for nxt in self.neighbours[cur]:
                     if nxt in inside and nxt not in seen:
                         seen.add(nxt)
                         todo.append(nxt)
             groups.append(sorted(group, key=self.position.__getitem__))
         return groups
 
+    def measure(self, block: Block) -> tuple[int, int]:
+        """The block's width (``GraphModel.width``) and size (nodes on its longest path), each block once."""
+        known = self.measured.get(id(block))
+        if known is not None:
+            return known[1], known[2]
+        if isinstance(block, TaskB):
+            width, size = self.model.width(block), 1
+        elif isinstance(block, LoopB):
+            width, size = self.measure(block.body)
+        elif isinstance(block, SeqB):
+            parts = [self.measure(b) for b in block.items]
+            width, size = max(w for w, _ in parts), sum(z for _, z in parts)
+        else:
+            parts = [self.measure(b) for b in block.branches]
+            width, size = sum(w for w, _ in parts), max(z for _, z in parts)
+        self.measured[id(block)] = (block, width, size)
+        return width, size
+
     def parallel(self, branches: list[Block]) -> Block:
         cap = self.model.spec.options.max_concurrency
         lanes: list[list[Block]] = [[b] for b in branches]
-        widths = [self.model.width(b) for b in branches]
-        sizes = [_size(b) for b in branches]
+        widths, sizes = [self.measure(b)[0] for b in branches], [self.measure(b)[1] for b in branches]
         # first lower the concurrency of foreach branches (their items share the cap), then pack lanes
         excess = sum(widths) - cap
         for i in sorted(range(len(branches)), key=lambda i: -widths[i]):
@@ -493,15 +517,21 @@ class _Decomposer:
                 excess -= widths[i] - lowered
                 self.model.map_caps[branch.node] = lowered
                 widths[i] = lowered
-        while len(lanes) > 1 and sum(widths) > cap:
-            # merge the two lanes that are narrowest (then shortest): the width sum drops by the smaller one
-            ranked = sorted(range(len(lanes)), key=lambda i: (widths[i], sizes[i], i))
-            a, b = sorted(ranked[:2])
-            lanes[a] = lanes[a] + lanes[b]
-            widths[a] = max(widths[a], widths[b])
-            sizes[a] += sizes[b]
-            del lanes[b], widths[b], sizes[b]
-        blocks: list[Block] = [lane[0] if len(lane) == 1 else SeqB(_flatten(lane)) for lane in lanes]
+                self.measured[id(branch)] = (branch, lowered, sizes[i])
+        # Merge the two lanes that are narrowest (then shortest, then first): the width sum drops by the
+        # smaller one. A heap keyed by (width, size, slot); a merged lane keeps the earlier slot.
+        live = dict(enumerate(lanes))
+        heap = [(widths[i], sizes[i], i) for i in live]
+        heapq.heapify(heap)
+        total = sum(widths)
+        while len(live) > 1 and total > cap:
+            wx, sx, x = heapq.heappop(heap)
+            wy, sy, y = heapq.heappop(heap)
+            a, b = min(x, y), max(x, y)
+            live[a].extend(live.pop(b))
+            total -= min(wx, wy)
+            heapq.heappush(heap, (max(wx, wy), sx + sy, a))
+        blocks: list[Block] = [lane[0] if len(lane) == 1 else SeqB(_flatten(lane)) for _, lane in sorted(live.items())]
         if len(blocks) == 1:
             return blocks[0]
         return _group(blocks)
@@ -523,14 +553,14 @@ def _group(blocks: list[Block]) -> ParB:
     return _group([chunk[0] if len(chunk) == 1 else _group(chunk) for chunk in chunks])
 
 
-def _size(block: Block) -> int:
-    if isinstance(block, TaskB):
-        return 1
-    if isinstance(block, LoopB):
-        return _size(block.body)
-    if isinstance(block, SeqB):
-        return sum(_size(b) for b in block.items)
-    return max(_size(b) for b in block.branches)
+def first_node(block: Block) -> str:
+    """The node a block starts with (the first of :func:`block_nodes`, without listing the others)."""
+    while not isinstance(block, TaskB):
+        if isinstance(block, LoopB):
+            block = block.body
+        else:
+            block = (block.items if isinstance(block, SeqB) else block.branches)[0]
+    return block.node
 
 
 def block_nodes(block: Block) -> list[str]:

@@ -59,8 +59,7 @@ class RetryPolicy(_Model):
 
     def merged_over(self, base: RetryPolicy) -> RetryPolicy:
         """This policy with its unset fields taken from ``base``."""
-        mine = self.model_dump(exclude_none=True)
-        return RetryPolicy(**{**base.model_dump(exclude_none=True), **mine})
+        return base.model_copy(update=self.model_dump(exclude_none=True))  # both validated: no need to again
 
 
 RETRY_DEFAULTS = RetryPolicy(max_attempts=0, interval_seconds=1, backoff_rate=2.0, jitter="NONE")

@@ -7,6 +7,7 @@ problem found, as ``{"loc", "node"?, "edge"?, "position"?, "message"}``.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,7 +29,7 @@ from statemachine.spec import (
 )
 
 if TYPE_CHECKING:
-    from statemachine.spec import Node
+    from statemachine.spec import Edge, Node
 
 Detail = dict[str, Any]
 
@@ -186,8 +187,12 @@ class _Checker:
         for edge, message in model.loop_problems():
             self.add(f"edges[{self.edge_index(edge)}]", message, edge=edge.key)
         self.check_condition_roots(model)
+        mapped: dict[str, list[tuple[int, Edge]]] = defaultdict(list)
+        for j, edge in enumerate(spec.edges):
+            if edge.map:
+                mapped[edge.to].append((j, edge))
         for i, node in enumerate(spec.nodes):
-            self.check_references(i, node, model)
+            self.check_references(i, node, model, mapped.get(node.id, []))
         return self.details
 
     def edge_index(self, edge: Any) -> int:
@@ -311,12 +316,11 @@ class _Checker:
                         edge=edge.key,
                     )
 
-    def check_references(self, i: int, node: Node, model: GraphModel) -> None:
+    def check_references(self, i: int, node: Node, model: GraphModel, mapped: list[tuple[int, Edge]]) -> None:
+        """The node's references (params, edge maps into it, foreach, update_state) name nodes upstream of it."""
         upstream = model.ancestors[node.id]
-        for j, edge in enumerate(self.spec.edges):
-            if edge.to != node.id or not edge.map:
-                continue
-            for param, out_path in edge.map.items():
+        for j, edge in mapped:
+            for param, out_path in (edge.map or {}).items():
                 if param in node.params:
                     self.add(
                         f"edges[{j}].map.{param}",
