@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 NOT_MODULES = {"__init__", "__main__", "common"}
 # Pure figures first, the local-cloud ones last; modules not named here run in between, by name.
 FIRST = ("sizes",)
-LAST = ("runs", "badinput", "scale")
-MODULE_TIMEOUTS = {"scale": 1800.0}
+LAST = ("runs", "badinput", "history", "scale")
+MODULE_TIMEOUTS = {"scale": 1800.0, "history": 1200.0}
 """Modules that need longer than ``--timeout`` (the 10,000-item foreach)."""
 
 
