@@ -293,21 +293,33 @@ class NodeExecutor:
             return None
         return self._succeed(inv, doc, inv.attempt, output=slim, cached_from=found.origin())
 
+    def _reuse_recorded(self, inv: Invocation, found: CachedOutput) -> dict[str, Any] | None:
+        """A ``lookup`` hit: mark the node started (its Task was never entered), then reuse ``found``."""
+        outcome = self._guard(lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool))
+        if not outcome.started and outcome.node is not None and outcome.node.terminal:
+            replay = self._replay(inv, outcome.node)
+            if replay is not None:
+                return replay
+        return self._reuse(inv, found)
+
     def lookup(self, inv: Invocation) -> dict[str, Any]:
         """Before a cached ``lambda:`` node's Task: on a hit, the node is recorded and its document returned; on
         a miss, the document with the key at ``doc[CACHE_DOC_KEY][node]`` (the Choice after runs the function,
-        ``record`` indexes its output under the key). A miss writes nothing."""
-        key = self._cache_key(inv, self._scope(inv))
+        ``record`` indexes its output under the key). A miss writes nothing.
+
+        It never fails the run: anything going wrong here (the store, a param that does not resolve) is a miss,
+        and the function's own Task, with its Retry and Catch, decides what happens next."""
+        try:
+            key = self._cache_key(inv, self._scope(inv))
+        except Exception:
+            self.log.warning("cache lookup: params unreadable; running the function", exc_info=True)
+            key = None
         found = self._cached(inv, key)
         if found is not None:
-            outcome = self._guard(
-                lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool)
-            )
-            if not outcome.started and outcome.node is not None and outcome.node.terminal:
-                replay = self._replay(inv, outcome.node)
-                if replay is not None:
-                    return replay
-            reused = self._reuse(inv, found)
+            try:
+                reused = self._reuse_recorded(inv, found)
+            except NodeFailed:
+                reused = None  # the store failed while recording the hit: the function runs and records instead
             if reused is not None:
                 return reused
         doc = dict(inv.request.doc)

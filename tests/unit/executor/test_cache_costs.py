@@ -132,3 +132,22 @@ def test_a_reused_offloaded_output_is_stored_again_and_a_lost_one_runs_the_tool(
     record = Records(table).get_node("r_00000000000000a3", "n", 1)
     assert record is not None and record.status == "SUCCEEDED" and not record.cached
     assert ex.offloader.resolve(third["results"]["n"], "r_00000000000000a3") == big["output"]
+
+
+def test_a_lookup_whose_store_fails_is_a_miss_never_a_failed_run(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    ex = executor(table, Clock())
+    event = run_request("r_00000000000000a1", ttl=60) | {"mode": "lookup", "tool": "lambda:stepgraph-user-f:2"}
+    event["ctx"] = event["ctx"].replace('"util.fail"', '"lambda:stepgraph-user-f:2"')
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "Query"
+        )
+
+    monkeypatch.setattr(ex.cache, "lookup", throttled)
+    doc = ex.handle(ex.parse(event))
+    # the Choice after the lookup finds the node's key, so the function runs (and its Task's Retry and Catch apply)
+    assert "n" in doc["cache"] and doc["results"] == {}
+    assert Records(table).get_node("r_00000000000000a1", "n", 1) is None  # a miss writes nothing
