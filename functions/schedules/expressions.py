@@ -4,7 +4,7 @@ way AWS checks them and evaluated in the schedule's time zone.
 Cron fields are translated to croniter's syntax and evaluated by croniter (its ``L``, ``W``, ``#`` and year field
 are AWS's). What croniter cannot say (which field, which character) is found here: each field is checked on its
 own, characters first, then by croniter alone in an otherwise neutral expression, so a 422 names the field and
-the column of the problem.
+the column of the problem. croniter (and dateutil under it) is imported on first use, not at the API's cold start.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Literal
-
-from croniter import CroniterBadDateError, CroniterError, croniter
 
 from functions.errors import ScheduleError
 
@@ -69,6 +67,8 @@ class Expression:
         if self.at is not None:
             return self.at if self.at > after else None
         assert self.cron is not None
+        from croniter import CroniterBadDateError, croniter
+
         try:
             moment = croniter(self.cron, after.astimezone(_zone(self.timezone))).get_next(datetime)
         except CroniterBadDateError:
@@ -196,6 +196,8 @@ def _cron(text: str, timezone: str) -> Expression:
 
 
 def _valid(fields: list[str] | tuple[str, ...]) -> bool:
+    from croniter import CroniterError, croniter
+
     minute, hour, dom, month, dow, year = fields
     try:
         croniter(f"{minute} {hour} {dom} {month} {dow} 0 {year}", datetime(2000, 1, 1, tzinfo=UTC))
