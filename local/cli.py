@@ -620,6 +620,12 @@ def print_run_result(output: Output, run: dict[str, Any]) -> None:
     status = run.get("status", "")
     finished = f"{run.get('run_id')} {status}"
     output.out.print(f"[{STATUS_STYLE.get(status, 'bold')}]{escape(finished)}[/]")
+    trigger = run.get("trigger") or {}
+    if trigger.get("type") == "schedule":
+        output.out.print(
+            f"[dim]started by schedule {escape(str(trigger.get('schedule_id')))} "
+            f"for {escape(str(trigger.get('scheduled_time')))}[/]"
+        )
     error = run.get("error")
     if error:
         output.out.print(f"[red]error[/] {escape(str(error.get('code')))}: {escape(str(error.get('message')))}")

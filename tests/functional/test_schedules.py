@@ -326,6 +326,16 @@ def test_the_cli_creates_lists_and_deletes_schedules(
     assert cli.main(["schedules", "delete", graph_id, schedule_id.group(0)], client=api) == 0
     assert "deleted" in capsys.readouterr().out
     assert api.get(f"/graphs/{graph_id}/schedules").json()["schedules"] == []
+    # AND `runs show` of a scheduled run says which schedule and fire started it
+    other = create_schedule(api, graph_id, expression="rate(1 minute)", input={"message": "shown"})
+    cloud.scheduler.tick(parse(other["next_run_at"]) + timedelta(seconds=1))
+    (fire,) = cloud.scheduler.fires
+    assert fire.result is not None
+    run_id = fire.result.json()["run_id"]
+    wait_for_run(api, run_id, cloud=cloud)
+    assert cli.main(["runs", "show", run_id], client=api) == 0
+    shown = capsys.readouterr().out
+    assert f"started by schedule {other['schedule_id']} for {fire.scheduled_time:%Y-%m-%dT%H:%M:%SZ}" in shown
 
 
 def test_the_sample_fire_event_starts_a_run_when_its_ids_exist(api: httpx.Client, cloud: LocalCloud) -> None:
