@@ -56,7 +56,8 @@ def test_a_run_still_going_after_the_wait_answers_202_then(api: httpx.Client) ->
     # THEN it answers 202 as without wait, once the second has passed
     assert answer.status_code == 202, answer.text
     assert answer.json()["status"] == "RUNNING"
-    assert set(answer.json()) == {"run_id", "graph_id", "version", "execution_arn", "status", "console_url"}
+    assert set(answer.json()) == {"run_id", "graph_id", "version", "execution_arn", "status", "console_url", "trigger"}
+    assert answer.json()["trigger"] == {"type": "api"}
     assert waited >= 1.0
 
 
