@@ -36,6 +36,7 @@ SAMPLE_PATH_VALUES = {
     "run_id": "r_0000000000000000",
     "name": "util.echo",
     "node": "each",
+    "schedule_id": "s_000000000000",
 }
 
 
