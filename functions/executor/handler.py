@@ -14,13 +14,14 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from functions.executor.node import NodeExecutor
 from functions.settings import Settings, get_settings
 from functions.tracing import make_tracer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from contextlib import AbstractContextManager
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -44,16 +45,21 @@ _executor: NodeExecutor | None = None
 _built_for: Settings | None = None
 
 
-def emit_metric(name: str, unit: str, value: float, dimensions: dict[str, str]) -> None:
-    """One EMF metric with its own dimensions (``single_metric`` is safe when invocations overlap locally)."""
-    with single_metric(
-        name=name,
-        unit=MetricUnit(unit),
-        value=value,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE, **dimensions},
-    ):
-        pass
+def emit_metric(name: str, unit: str, value: float | Sequence[float], dimensions: dict[str, str]) -> None:
+    """One EMF metric with its own dimensions, in a metrics object of its own (invocations overlap locally).
+
+    Several values (a ``foreach`` batch's item durations) go in one document (EMF keeps up to 100 values per
+    metric; Powertools starts another document past that), not one log line per value.
+    """
+    values = [value] if isinstance(value, int | float) else list(value)
+    if not values:
+        return
+    metric = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    for key, dimension in dimensions.items():
+        metric.add_dimension(name=key, value=dimension)
+    for one in values:
+        metric.add_metric(name=name, unit=MetricUnit(unit), value=one)
+    metric.flush_metrics()
 
 
 def trace_span(name: str) -> AbstractContextManager[Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,8 +77,8 @@ def retry_delay(policy: RetryPolicy, attempt: int) -> float:
     return delay
 
 
-MetricSink = Callable[[str, str, float, dict[str, str]], None]
-"""``(name, unit, value, dimensions)``: where node metrics go (Powertools in the handler)."""
+MetricSink = Callable[[str, str, float | Sequence[float], dict[str, str]], None]
+"""``(name, unit, value or values, dimensions)``: where node metrics go (Powertools in the handler)."""
 Span = Callable[[str], AbstractContextManager[Any]]
 """``span(name)``: a context manager timing one step (an X-Ray subsegment in the handler)."""
 
@@ -91,7 +91,7 @@ class ToolSource(Protocol):
     def get(self, name: str) -> Tool: ...
 
 
-def _no_metrics(name: str, unit: str, value: float, dimensions: dict[str, str]) -> None:
+def _no_metrics(name: str, unit: str, value: float | Sequence[float], dimensions: dict[str, str]) -> None:
     """Default metric sink: drop."""
 
 
@@ -481,6 +481,8 @@ class NodeExecutor:
             pass
         finally:
             self._guard(lambda: self.records.put_succeeded_items(inv.run_id, inv.node, inv.iteration, finished))
+            if finished:  # one metric document for the batch's items
+                self.metric("NodeDuration", "Milliseconds", [r.tool_ms for r in finished], {"tool": inv.tool})
         done = done_before + len(finished)
         self._guard(lambda: self.records.count_batch(inv.run_id, inv.node, inv.iteration, start, done))
         return dict(ITEM_MARKER)
@@ -519,7 +521,6 @@ class NodeExecutor:
                 time.sleep(retry_delay(policy, attempt))
                 attempt += 1
                 continue
-            self._emit_success(item_inv, tool_ms)
             return ItemResult(
                 index=index,
                 attempt=attempt,

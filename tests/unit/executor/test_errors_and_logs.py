@@ -116,3 +116,18 @@ def _context() -> Any:
     from .helpers import FakeContext
 
     return FakeContext()
+
+
+def test_a_batch_of_durations_is_one_metric_document(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the item durations of a foreach batch
+    durations = [float(i) for i in range(130)]
+
+    # WHEN they are emitted together
+    handler.emit_metric("NodeDuration", "Milliseconds", durations, {"tool": "util.echo"})
+
+    # THEN they take two EMF documents (EMF holds 100 values a metric), not 130 log lines, and none is lost
+    emf = [line for line in json_lines(capsys.readouterr().out) if "_aws" in line]
+    assert len(emf) == 2
+    values = [v for line in emf for v in line["NodeDuration"]]
+    assert sorted(values) == durations
+    assert all(line["tool"] == "util.echo" for line in emf)
