@@ -224,8 +224,6 @@ class _Checker:
         loc = f"nodes[{i}].cache"
         if node.tool.startswith(HUMAN_TOOL_PREFIX):
             self.add(loc, f"{node.tool} waits for a person: its answers are never cached (remove cache)", node=node.id)
-        elif node.foreach is not None:
-            self.add(loc, "cache is not supported on foreach nodes (cache the tool each item calls)", node=node.id)
         elif node.is_lambda and published_version(node.tool[len("lambda:") :]) is None:
             self.add(
                 loc,

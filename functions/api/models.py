@@ -199,6 +199,7 @@ class NodeView(BaseModel):
     output_omitted: OutputOmitted | None = None
     items_total: int | None = None
     items_done: int | None = None
+    items_cached: int | None = Field(default=None, description="a cached foreach node: items whose output was reused")
     items_url: str | None = Field(default=None, description="a foreach node: where its item results are paged")
 
 
@@ -273,6 +274,7 @@ class ItemView(BaseModel):
     duration_ms: int | None = None
     output: Any = None
     error: RunError | None = None
+    cached: bool = Field(default=False, description="the item's output was reused from an earlier run")
     output_omitted: OutputOmitted | None = None
 
 

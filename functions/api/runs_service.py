@@ -375,7 +375,8 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
 def usage(services: Services, records: list[NodeRecord], run_id: str) -> dict[str, Any]:
     """DESIGN.md's run ``usage``: model calls, tokens, and their cost by the price table (``llm.converse``).
 
-    An output reused from the cache (``cached``) called no model in this run: it is not counted."""
+    An output reused from the cache (``cached``, or a ``foreach`` item's) called no model in this run: it is not
+    counted."""
     from functions.executor.tools import _models
 
     calls = input_tokens = output_tokens = 0
@@ -384,7 +385,12 @@ def usage(services: Services, records: list[NodeRecord], run_id: str) -> dict[st
         if record.status != "SUCCEEDED" or record.output is None or record.cached:
             continue
         output = services.offloader.resolve(record.output, run_id)
-        for one in output if isinstance(output, list) else [output]:
+        outputs = output if isinstance(output, list) else [output]
+        if record.items_cached:  # a foreach whose reused items called no model: count the others only
+            items = services.records.list_items(run_id, record.node, record.iteration)
+            reused = {item.index for item in items if item.cached}
+            outputs = [one for index, one in enumerate(outputs) if index not in reused]
+        for one in outputs:
             spent = one.get("usage") if isinstance(one, dict) else None
             if not isinstance(spent, dict):
                 continue
@@ -451,6 +457,8 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run, budget: 
     if last.items_total is not None:
         view["items_total"] = last.items_total
         view["items_done"] = last.items_done
+        if last.items_cached is not None:
+            view["items_cached"] = last.items_cached
         view["items_url"] = paged
     return view
 
@@ -501,6 +509,7 @@ def item_page(
             "duration_ms": item.duration_ms,
             "output": output,
             "error": item.error,
+            "cached": item.cached,
         }
         if omitted is not None:
             view["output_omitted"] = omitted

@@ -384,6 +384,17 @@ class NodeExecutor:
                 return dict(ITEM_MARKER)
             error = outcome.node.error or {"code": "stepgraph.NodeFailed", "message": "item failed"}
             raise node_failure(error["code"], error["message"])
+        key: str | None = None
+        if inv.ctx.cache_ttl:
+            reused, key = self._cached_item(inv, index, inv.request.item, inv.attempt)
+            if reused is not None:
+                output, origin = reused
+                self._guard(
+                    lambda: self.records.succeed_item(
+                        inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=output, cached_from=origin
+                    )
+                )
+                return dict(ITEM_MARKER)
         started = time.perf_counter()
         try:
             output = self._run_tool(inv, self._scope(inv, with_item=True), index=index)
@@ -394,7 +405,7 @@ class NodeExecutor:
         self._emit_success(inv, tool_ms)
         self._guard(
             lambda: self.records.succeed_item(
-                inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=slim, tool_ms=tool_ms
+                inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=slim, tool_ms=tool_ms, cache_key=key
             )
         )
         return dict(ITEM_MARKER)
@@ -495,6 +506,21 @@ class NodeExecutor:
         policy = inv.ctx.retry
         attempt = record.attempts + 1 if record is not None else 1
         first_started = record.started_at if record is not None and record.started_at else now_iso()
+        key: str | None = None
+        if inv.ctx.cache_ttl:
+            reused, key = self._cached_item(inv, index, value, attempt)
+            if reused is not None:
+                return ItemResult(
+                    index=index,
+                    attempt=attempt,
+                    tool=inv.tool,
+                    output=reused[0],
+                    started_at=first_started,
+                    finished_at=now_iso(),
+                    tool_ms=None,
+                    attempt_started_at=first_started,
+                    cached_from=reused[1],
+                )
         while True:
             request = inv.request.model_copy(
                 update={"item": value, "index": index, "mode": "item", "retry_count": attempt - 1}
@@ -530,7 +556,33 @@ class NodeExecutor:
                 finished_at=now_iso(),
                 tool_ms=tool_ms,
                 attempt_started_at=attempt_at,
+                cache_key=key,
             )
+
+    def _cached_item(
+        self, inv: Invocation, index: int, value: Any, attempt: int
+    ) -> tuple[tuple[Any, dict[str, Any]] | None, str | None]:
+        """A cached ``foreach`` item: ``((output as this run stores it, origin) or None, key)``, one read.
+
+        Its params are resolved with the item, as the tool would get them; a miss leaves the key for its success.
+        """
+        request = inv.request.model_copy(update={"item": value, "index": index, "mode": "item"})
+        item_inv = Invocation(request, inv.ctx, inv.run_id, inv.iteration, attempt)
+        try:
+            key = self._cache_key(item_inv, self._scope(item_inv, with_item=True))
+        except Exception:
+            self.log.warning("cache: item %s params unreadable; running the tool", index, exc_info=True)
+            return None, None
+        found = self._cached(item_inv, key)
+        if found is None:
+            return None, key
+        try:
+            output = self.offloader.resolve(found.output, found.run_id)
+            slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, output, prefix=f"item{index:06d}")
+        except Exception:
+            self.log.warning("cached output of %s unreadable; running the tool", found.run_id, exc_info=True)
+            return None, key
+        return (slim, found.origin()), key
 
     def _ensure_started(self, inv: Invocation, total: int | None = None) -> NodeRecord | None:
         """Mark a ``foreach`` node RUNNING once (its plan); the recorded node when it was already."""
@@ -571,7 +623,17 @@ class NodeExecutor:
             doc = self._apply(inv, outputs, slim)
         except Exception as exc:
             self._fail(inv, exc, 0, attempt=attempt)
-        return self._succeed(inv, doc, attempt, output=slim, message=f"{inv.node} succeeded ({len(outputs)} items)")
+        reused = sum(1 for item in done if item.cached)
+        counted = f", {reused} from the cache" if reused else ""
+        return self._succeed(
+            inv,
+            doc,
+            attempt,
+            output=slim,
+            message=f"{inv.node} succeeded ({len(outputs)} items{counted})",
+            items_cached=reused if inv.ctx.cache_ttl else None,
+            cached=bool(outputs) and reused == len(outputs),
+        )
 
     # -- optional node failed -----------------------------------------------------------------
 

@@ -78,6 +78,8 @@ class NodeRecord:
     """The output was reused from an earlier run (``cache``), not made by running the tool."""
     cached_from: dict[str, Any] | None = None
     """Which result it was reused from: ``{run_id, node, iteration, finished_at}``."""
+    items_cached: int | None = None
+    """A cached ``foreach`` node: how many of its items were reused."""
 
     @property
     def terminal(self) -> bool:
@@ -172,6 +174,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
         starts=int(item.get("starts", 0)),
         cached=bool(item.get("cached", False)),
         cached_from=json.loads(item["cached_from_json"]) if "cached_from_json" in item else None,
+        items_cached=_int(item.get("items_cached")),
     )
 
 
@@ -338,6 +341,8 @@ class Records(TableHandle):
         message: str = "",
         cache_key: str | None = None,
         cached_from: Mapping[str, Any] | None = None,
+        items_cached: int | None = None,
+        cached: bool = False,
     ) -> Outcome:
         """Mark the node SUCCEEDED with its (possibly referenced) output, stamping ``NODE_SUCCEEDED``.
 
@@ -346,24 +351,23 @@ class Records(TableHandle):
         outcome then carries the item as it stands. ``cache_key``: the tool ran for a node with ``cache``, so
         the same write makes this result the key's newest cache entry (``functions.store.cache``).
         ``cached_from``: the output was reused from that earlier result (``cached``; the event says so).
+        A cached ``foreach`` node records how many of its items were reused (``items_cached``); ``cached``
+        when all were.
         """
         at = now_iso()
         sk = node_sk(node, iteration)
         update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at)
-        values = update["ExpressionAttributeValues"]
-        if cache_key:
-            update["UpdateExpression"] = _add_set(update["UpdateExpression"], "gsi1pk = :cpk, gsi1sk = :csk")
-            values.update({":cpk": cache_pk(cache_key), ":csk": cache_sk(at, run_id)})
+        _cache_fields(update, run_id, at, cache_key, cached_from)
+        cached = cached or cached_from is not None
+        if items_cached is not None:
+            update["UpdateExpression"] = _add_set(update["UpdateExpression"], "items_cached = :ic")
+            update["ExpressionAttributeValues"][":ic"] = items_cached
+        if cached and cached_from is None:
+            update["UpdateExpression"] = _add_set(update["UpdateExpression"], "cached = :on")
+            update["ExpressionAttributeValues"][":on"] = True
         if cached_from is not None:
-            update["UpdateExpression"] = _add_set(
-                update["UpdateExpression"], "cached = :cached, cached_from_json = :cf"
-            )
-            values.update({":cached": True, ":cf": _json(dict(cached_from))})
-            origin = cached_from.get("run_id")
-            message = (
-                message
-                or f"{node} succeeded from the cache (the output of run {origin}, {cached_from.get('finished_at')})"
-            )
+            origin, made = cached_from.get("run_id"), cached_from.get("finished_at")
+            message = message or f"{node} succeeded from the cache (the output of run {origin}, made {made})"
         stamp = event_stamp(
             sk,
             "NODE_SUCCEEDED",
@@ -373,7 +377,7 @@ class Records(TableHandle):
             node=node,
             attempt=attempt,
             iteration=iteration,
-            cached=True if cached_from is not None else None,
+            cached=True if cached else None,
         )
         return self._transition(update, stamp)
 
@@ -481,11 +485,15 @@ class Records(TableHandle):
         *,
         output: Any,
         tool_ms: int | None = None,
+        cache_key: str | None = None,
+        cached_from: Mapping[str, Any] | None = None,
     ) -> Outcome:
-        """Mark an item SUCCEEDED with its output and count it in the node's ``items_done`` (once per index)."""
+        """Mark an item SUCCEEDED with its output and count it in the node's ``items_done`` (once per index).
+        ``cache_key`` / ``cached_from`` as for :meth:`succeed_attempt`."""
         at = now_iso()
         sk = item_sk(node, iteration, index)
         update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at)
+        _cache_fields(update, run_id, at, cache_key, cached_from)
         outcome = self._write(update)
         if outcome.done or (outcome.node is not None and outcome.node.status == "SUCCEEDED"):
             self.count_items(run_id, node, iteration, [index])
@@ -566,8 +574,13 @@ class Records(TableHandle):
                 "attempt_started_at": result.attempt_started_at or result.started_at,
                 "finished_at": result.finished_at,
                 "output_json": _json(result.output),
-                "tool_ms": result.tool_ms,
             }
+            if result.tool_ms is not None:
+                item["tool_ms"] = result.tool_ms
+            if result.cache_key:
+                item.update(gsi1pk=cache_pk(result.cache_key), gsi1sk=cache_sk(result.finished_at, run_id))
+            if result.cached_from is not None:
+                item.update(cached=True, cached_from_json=_json(result.cached_from))
             duration = _ms_between(result.started_at, result.finished_at)
             if duration is not None:
                 item["duration_ms"] = duration
@@ -786,8 +799,25 @@ class ItemResult:
     output: Any
     started_at: str
     finished_at: str
-    tool_ms: int
+    tool_ms: int | None
     attempt_started_at: str | None = None
+    cache_key: str | None = None
+    """The tool ran for a cached node: the item's record becomes an entry of this key."""
+    cached_from: dict[str, Any] | None = None
+    """The output was reused from this earlier result (the tool did not run)."""
+
+
+def _cache_fields(
+    update: dict[str, Any], run_id: str, at: str, cache_key: str | None, cached_from: Mapping[str, Any] | None
+) -> None:
+    """Add to a success write: the index keys making it a cache entry, or the marks of a reused output."""
+    values = update["ExpressionAttributeValues"]
+    if cache_key:
+        update["UpdateExpression"] = _add_set(update["UpdateExpression"], "gsi1pk = :cpk, gsi1sk = :csk")
+        values.update({":cpk": cache_pk(cache_key), ":csk": cache_sk(at, run_id)})
+    if cached_from is not None:
+        update["UpdateExpression"] = _add_set(update["UpdateExpression"], "cached = :on, cached_from_json = :cf")
+        values.update({":on": True, ":cf": _json(dict(cached_from))})
 
 
 def _add_set(expression: str, clause: str) -> str:

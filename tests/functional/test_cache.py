@@ -306,7 +306,6 @@ def test_a_registered_tool_is_cached_per_published_version(api: httpx.Client) ->
     [
         ({"tool": "human.approval", "params": {"prompt": "ok?"}}, "nodes[0].cache", "never cached"),
         ({"tool": "lambda:stepgraph-user-agent", "params": {}}, "nodes[0].cache", "published version"),
-        ({"tool": "util.echo", "foreach": "{{ input.items }}"}, "nodes[0].cache", "foreach"),
     ],
 )
 def test_cache_is_refused_where_it_cannot_hold(api: httpx.Client, node: dict[str, Any], loc: str, words: str) -> None:
@@ -406,3 +405,73 @@ def test_a_websocket_subscriber_is_told_the_output_was_cached(cloud: LocalCloud,
     # THEN the node's NODE_SUCCEEDED frame says cached, and no other frame does
     events = [f["event"] for f in frames if f["type"] == "event"]
     assert [e["type"] for e in events if e.get("cached")] == ["NODE_SUCCEEDED"], events
+
+
+@pytest.mark.parametrize("timeout", [None, 850], ids=["items-in-batches", "one-item-per-child-retried-by-states"])
+def test_a_foreach_node_reuses_each_items_output_one_by_one(
+    cloud: LocalCloud, api: httpx.Client, server: Counter, timeout: int | None
+) -> None:
+    # GIVEN a cached foreach node fetching each URL of the input, run over /a and /b (items too long for a batch
+    # run one per child execution, retried by Step Functions: another path through the executor)
+    node: dict[str, Any] = {
+        "id": "each",
+        "tool": "http.get",
+        "foreach": "{{ input.urls }}",
+        "params": {"url": "{{ item }}"},
+        "cache": {"ttl_seconds": 600},
+    }
+    if timeout:
+        node["timeout_seconds"] = timeout
+    spec = {"name": "cached-foreach", "nodes": [node]}
+    graph_id = api.post("/graphs", json=spec).json()["graph_id"]
+
+    def run(*paths: str) -> dict[str, Any]:
+        urls = [f"{server.base}{p}" for p in paths]
+        started = api.post(f"/graphs/{graph_id}/runs", json={"input": {"urls": urls}}).json()
+        return wait_for_run(api, started["run_id"], cloud=cloud)
+
+    first = run("/a", "/b")
+    # WHEN it runs over /a, /b and /c, then over /b and /a
+    second = run("/a", "/b", "/c")
+    third = run("/b", "/a")
+
+    # THEN only /c was fetched again; each item's output is the one first made for its URL
+    assert sorted(server.hits) == ["/a", "/b", "/c"]  # items run in parallel lanes
+    assert [r["status"] for r in (first, second, third)] == ["SUCCEEDED"] * 3
+    paths = [[o["json"]["path"] for o in r["nodes"]["each"]["output"]] for r in (first, second, third)]
+    assert paths == [["/a", "/b"], ["/a", "/b", "/c"], ["/b", "/a"]]
+    assert third["nodes"]["each"]["output"][1] == first["nodes"]["each"]["output"][0]
+    # AND the node says how many items were reused: cached only when all were, as its event says
+    assert (second["nodes"]["each"]["items_cached"], second["nodes"]["each"]["cached"]) == (2, False)
+    assert (third["nodes"]["each"]["items_cached"], third["nodes"]["each"]["cached"]) == (2, True)
+    items = api.get(f"/runs/{second['run_id']}/nodes/each/items").json()["items"]
+    assert [i["cached"] for i in items] == [True, True, False]
+    succeeded = [e for e in events_of(api, cloud, third["run_id"]) if e["type"] == "NODE_SUCCEEDED"]
+    assert succeeded[0].get("cached") is True and "2 from the cache" in succeeded[0]["message"]
+
+
+def test_a_foreach_of_model_calls_counts_only_the_answers_it_did_not_reuse(api: httpx.Client) -> None:
+    spec = {
+        "name": "cached-model-foreach",
+        "nodes": [
+            {
+                "id": "ask",
+                "tool": "llm.converse",
+                "foreach": "{{ input.prompts }}",
+                "params": {"prompt": "{{ item }}"},
+                "cache": {"ttl_seconds": 600},
+            }
+        ],
+    }
+    graph_id = api.post("/graphs", json=spec).json()["graph_id"]
+
+    def run(*prompts: str) -> dict[str, Any]:
+        started = api.post(f"/graphs/{graph_id}/runs", json={"input": {"prompts": list(prompts)}}).json()
+        return wait_for_run(api, started["run_id"])
+
+    first = run("Say hi", "Say bye")
+    second = run("Say hi", "Say bye", "Say more")
+    assert first["usage"]["llm_calls"] == 2
+    assert second["nodes"]["ask"]["items_cached"] == 2
+    assert second["usage"]["llm_calls"] == 1
+    assert second["usage"]["output_tokens"] == second["nodes"]["ask"]["output"][2]["usage"]["output_tokens"]
