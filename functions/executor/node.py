@@ -492,8 +492,9 @@ class NodeExecutor:
             pass
         finally:
             self._guard(lambda: self.records.put_succeeded_items(inv.run_id, inv.node, inv.iteration, finished))
-            if finished:  # one metric document for the batch's items
-                self.metric("NodeDuration", "Milliseconds", [r.tool_ms for r in finished], {"tool": inv.tool})
+            ran = [r.tool_ms for r in finished if r.tool_ms is not None]  # items reused from the cache did not run
+            if ran:  # one metric document for the batch's items
+                self.metric("NodeDuration", "Milliseconds", ran, {"tool": inv.tool})
         done = done_before + len(finished)
         self._guard(lambda: self.records.count_batch(inv.run_id, inv.node, inv.iteration, start, done))
         return dict(ITEM_MARKER)
