@@ -17,15 +17,18 @@ import queue
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from rich.console import Console, RenderableType
+    from tenacity.wait import wait_base
 
 DEFAULT_API = "http://127.0.0.1:3000"
 DEFAULT_API_KEY = "local-dev-key"
@@ -97,15 +100,54 @@ class ApiError(Exception):
         return cls(response.status_code, response.reason_phrase or "HTTPError", text)
 
 
-class Api:
-    """A thin client of the stepgraph HTTP API: JSON in, JSON (or text) out, errors as ``ApiError``."""
+THROTTLED = 429
+UNAVAILABLE = {502, 503, 504}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
-    def __init__(self, client: httpx.Client) -> None:
+
+class _TryAgain(Exception):
+    """An answer worth retrying (throttled, or the service briefly unavailable)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class Api:
+    """A thin client of the stepgraph HTTP API: JSON in, JSON (or text) out, errors as ``ApiError``.
+
+    Throttling (429) and connections that never reached the API are retried with full-jitter exponential
+    backoff; 502/503/504 and read timeouts only for requests that are safe to repeat (reads, or writes that
+    carry an ``Idempotency-Key``), so a retry never does a write twice.
+    """
+
+    def __init__(self, client: httpx.Client, *, attempts: int = 4, wait: wait_base | None = None) -> None:
         self.client = client
+        self.attempts = attempts
+        self.wait = wait if wait is not None else wait_random_exponential(multiplier=0.25, max=8)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
+        headers = kwargs.get("headers") or {}
+        repeatable = method.upper() in SAFE_METHODS or any(k.lower() == "idempotency-key" for k in headers)
+        retried: tuple[type[BaseException], ...] = (_TryAgain, httpx.ConnectError)
+        if repeatable:
+            retried += (httpx.ReadTimeout, httpx.RemoteProtocolError)
+
+        def send() -> httpx.Response:
             response = self.client.request(method, path, **kwargs)
+            if response.status_code == THROTTLED or (repeatable and response.status_code in UNAVAILABLE):
+                raise _TryAgain(response)
+            return response
+
+        try:
+            response = Retrying(
+                stop=stop_after_attempt(self.attempts),
+                wait=self.wait,
+                retry=retry_if_exception_type(retried),
+                reraise=True,
+            )(send)
+        except _TryAgain as exc:
+            response = exc.response
         except httpx.TransportError as exc:
             raise CliError(
                 f"cannot reach the API at {self.client.base_url}: {exc}. Is the local stack running (`make dev`)? "
@@ -850,7 +892,8 @@ def cmd_runs_start(api: Api, out: Output, args: argparse.Namespace) -> int:
         graph_id = resolve_graph(api, out, args.graph)
     except ApiError:
         return EXIT_API
-    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    # A key of its own when none is given: the client's retries then start one run.
+    headers = {"Idempotency-Key": args.idempotency_key or f"cli-{uuid.uuid4()}"}
     started = api.post(f"/graphs/{graph_id}/runs", json={"input": payload}, headers=headers)
     if not args.wait:
         if not out.for_scripts(started, started["run_id"]):
