@@ -20,7 +20,6 @@ from statemachine.references import ReferenceSyntaxError, iter_references, parse
 from statemachine.spec import (
     EXECUTOR_TIMEOUT_SECONDS,
     HUMAN_TOOL_PREFIX,
-    MAX_BODY_BYTES,
     MAX_EDGES,
     MAX_NODES,
     MAX_TOOL_TIMEOUT_SECONDS,
@@ -44,16 +43,6 @@ class ToolCatalog(Protocol):
     def names(self) -> Iterable[str]: ...
 
     def params_model(self, name: str) -> type[BaseModel] | None: ...
-
-
-def check_body_size(size: int, limit: int = MAX_BODY_BYTES) -> None:
-    """Raise a 413 :class:`LimitError` when a spec body is over the byte limit."""
-    if size > limit:
-        raise LimitError(
-            f"the spec body is {size} bytes; the limit is {limit} bytes",
-            [{"loc": "body", "message": f"spec body over {limit} bytes ({size})"}],
-            status=413,
-        )
 
 
 def _loc(parts: Iterable[str | int]) -> str:

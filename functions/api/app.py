@@ -23,11 +23,11 @@ from functions.errors import BadRequestError, PayloadTooLargeError, Unauthorized
 from functions.settings import get_settings
 from statemachine import jsonlimits
 from statemachine.errors import JsonInputError, LimitError
+from statemachine.spec import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 
-MAX_BODY_BYTES = 256 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DOCS_PATH = "/docs"
 PUBLIC_PATHS = frozenset({"/health", DOCS_PATH, "/openapi.json", "/console"})

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, HttpUrl
 
 from statemachine.errors import LimitError, SpecError
-from statemachine.validation import check_body_size, validate
+from statemachine.validation import validate
 
 
 class FetchParams(BaseModel):
@@ -201,13 +201,6 @@ def test_node_and_edge_count_limits_are_422_naming_the_limit() -> None:
     assert "limit is 500" in info.value.message
     with pytest.raises(LimitError, match="limit is 3"):
         validate({"name": "e", "nodes": [echo("a")], "edges": [{"from": "a", "to": "a"}] * 4}, max_edges=3)
-
-
-def test_body_size_limit_is_413() -> None:
-    check_body_size(256 * 1024)
-    with pytest.raises(LimitError) as info:
-        check_body_size(256 * 1024 + 1)
-    assert info.value.status == 413
 
 
 def test_not_an_object() -> None:
