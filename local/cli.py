@@ -1,7 +1,7 @@
 """The ``stepgraph`` command line: create and validate graphs, start runs and watch them live.
 
-It talks to the HTTP API only (the local stack by default, a deployed stack with ``--api``), so it works the
-same against both. ``main(argv, client=...)`` takes an injected ``httpx.Client`` so tests run it in-process.
+It is a client of the HTTP API (the local stack by default, a deployed stack with ``--api``), so it works the
+same against both; only pictures (``graphs diagram --svg/--html``) are drawn here, from the spec the API serves. ``main(argv, client=...)`` takes an injected ``httpx.Client`` so tests run it in-process.
 
 Exit codes, for scripts: 0 success; 1 the run did not succeed or the spec is invalid; 2 bad usage or a local
 file/JSON problem; 3 the API answered with an error or could not be reached; 130 interrupted.
@@ -851,7 +851,7 @@ def diagram_of(api: Api, graph: str) -> tuple[str, dict[str, Any]]:
         return str(result.get("diagram") or ""), spec
     body = api.get(f"/graphs/{graph}/diagram")
     if isinstance(body, dict):
-        body = body.get("diagram") or body.get("mermaid") or ""
+        body = body.get("diagram") or ""
     return str(body), {}
 
 

@@ -1,9 +1,10 @@
 """One node invocation: resolve inputs, run the tool, record the attempt, return the new document.
 
 :class:`NodeExecutor` takes its collaborators (records, offloader, tool registry, logger, metric sink)
-injected so tests run the real path against moto. The four request modes are described in
-``statemachine.protocol``: ``run``, ``item`` (one ``foreach`` item), ``collect`` (after the Map),
-``failed`` (a caught failure) and ``record`` (after a ``lambda:`` node's Task called the user's function).
+injected so tests run the real path against moto. Each request names its mode (``statemachine.protocol``
+describes them all; :meth:`NodeExecutor.handle` dispatches): ``run`` a plain node, ``plan``/``batch``/``item``/
+``collect`` the steps of a ``foreach``, ``failed`` a caught failure, ``record`` after a ``lambda:`` node's
+Task called the user's function, ``lookup`` a cached ``lambda:`` node's cache read.
 """
 
 from __future__ import annotations
