@@ -1,7 +1,8 @@
 """The ``stepgraph`` command line: create and validate graphs, start runs and watch them live.
 
 It is a client of the HTTP API (the local stack by default, a deployed stack with ``--api``), so it works the
-same against both; only pictures (``graphs diagram --svg/--html``) are drawn here, from the spec the API serves. ``main(argv, client=...)`` takes an injected ``httpx.Client`` so tests run it in-process.
+same against both; only pictures (``graphs diagram --svg/--html``) are drawn here, from the spec the API serves.
+``main(argv, client=...)`` takes an injected ``httpx.Client`` so tests run it in-process.
 
 Exit codes, for scripts: 0 success; 1 the run did not succeed or the spec is invalid; 2 bad usage or a local
 file/JSON problem; 3 the API answered with an error or could not be reached; 130 interrupted.
