@@ -104,8 +104,11 @@ class Cont:
 
 
 class _Compiler:
-    def __init__(self, spec: GraphSpec, model: GraphModel, executor_arn: str, budget: int) -> None:
+    def __init__(
+        self, spec: GraphSpec, model: GraphModel, executor_arn: str, budget: int, map_caps: dict[str, int]
+    ) -> None:
         self.budget = budget
+        self.map_caps = map_caps
         self.spec = spec
         self.model = model
         self.arn = executor_arn
@@ -261,7 +264,7 @@ class _Compiler:
             optional=node.optional,
             update_state=node.update_state,
             foreach=node.foreach,
-            max_concurrency=self.model.map_concurrency(node) if node.foreach else None,
+            max_concurrency=self.model.map_concurrency(node, self.map_caps) if node.foreach else None,
             in_loop=node.id in self.looped,
             inline_paths=self.inline.get(node.id, []),
             clears=sorted(loop.body - {node.id}, key=self.model.order.__getitem__) if loop else [],
@@ -702,8 +705,9 @@ def _targets(state: dict[str, Any]) -> list[str]:
 def compile_graph(spec: GraphSpec, *, executor_arn: str, comment: str | None = None) -> dict[str, Any]:
     """The ASL definition of a validated spec; raises :class:`CompileError` if the output fails its check."""
     model = GraphModel.build(spec)
-    blocks = model.blocks()
-    compiler = _Compiler(spec, model, executor_arn, doc_budget(model.join_width(blocks)))
+    decomposed = model.decompose()
+    blocks = decomposed.block
+    compiler = _Compiler(spec, model, executor_arn, doc_budget(model.join_width(blocks)), decomposed.map_caps)
     states: dict[str, Any] = {}
     entry = compiler.emit(blocks, Cont(), states)
     definition = {

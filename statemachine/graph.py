@@ -30,6 +30,8 @@ from statemachine import conditions
 from statemachine.references import Path, iter_references, parse_template
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from statemachine.spec import Edge, GraphSpec, Node
 
 MAX_BRANCHES = 10
@@ -88,6 +90,15 @@ Block = TaskB | LoopB | SeqB | ParB
 
 
 @dataclass
+class Decomposition:
+    """The block tree of a graph and the Map caps its fan-outs need (what the compiler emits from)."""
+
+    block: Block
+    map_caps: dict[str, int]
+    """Foreach nodes whose concurrency a fan-out lowered to share ``options.max_concurrency``."""
+
+
+@dataclass
 class GraphModel:
     """A valid spec, analysed. Build it with :meth:`build` after validation."""
 
@@ -101,10 +112,8 @@ class GraphModel:
     topo: list[str]
     ancestors: dict[str, set[str]]
     loops: list[Loop] = field(default_factory=list)
-    edge_conditions: dict[int, conditions.Condition] = field(default_factory=dict)
-    _edge_index: dict[int, int] = field(default_factory=dict, repr=False)
-    map_caps: dict[str, int] = field(default_factory=dict)
-    """Foreach nodes whose concurrency a fan-out lowered to fit ``options.max_concurrency``."""
+    edge_conditions: dict[str, conditions.Condition] = field(default_factory=dict)
+    """``edge.key`` (``a->b``: validation refuses duplicate edges) -> its parsed ``when``."""
 
     @classmethod
     def build(cls, spec: GraphSpec) -> GraphModel:
@@ -128,9 +137,9 @@ class GraphModel:
                 acc |= ancestors[edge.from_]
             ancestors[node] = acc
         model = cls(spec, nodes, order, forward, back, parents, children, topo, ancestors)
-        for index, edge in enumerate(spec.edges):
+        for edge in spec.edges:
             if edge.when:
-                model.edge_conditions[index] = conditions.parse(edge.when)
+                model.edge_conditions[edge.key] = conditions.parse(edge.when)
         model._find_loops()
         return model
 
@@ -141,10 +150,7 @@ class GraphModel:
 
     def condition_of(self, edge: Edge) -> conditions.Condition | None:
         """The parsed ``when`` of an edge of this spec."""
-        if not self._edge_index:
-            self._edge_index.update({id(e): i for i, e in enumerate(self.spec.edges)})
-        index = self._edge_index.get(id(edge))
-        return None if index is None else self.edge_conditions.get(index)
+        return self.edge_conditions.get(edge.key)
 
     def _find_loops(self) -> None:
         for index, edge in enumerate(self.back):
@@ -248,13 +254,13 @@ class GraphModel:
 
     # ---- decomposition ---------------------------------------------------------------------------------
 
-    def blocks(self) -> Block:
-        """The block tree of the whole graph (see the module docstring)."""
+    def decompose(self) -> Decomposition:
+        """The block tree of the whole graph (see the module docstring), with the Map caps it needs."""
         top = [loop for loop in self.loops if loop.parent is None]
-        members = set(self.nodes)
-        return self._level(members, top)
+        caps: dict[str, int] = {}
+        return Decomposition(self._level(set(self.nodes), top, caps), caps)
 
-    def _level(self, members: set[str], child_loops: list[Loop]) -> Block:
+    def _level(self, members: set[str], child_loops: list[Loop], caps: dict[str, int]) -> Block:
         unit_of: dict[str, int] = {}
         units: list[TaskB | Loop] = []
         for loop in sorted(child_loops, key=lambda lp: self.order[lp.head]):
@@ -274,24 +280,13 @@ class GraphModel:
         for unit in units:
             if isinstance(unit, Loop):
                 inner = [lp for lp in self.loops if lp.parent is unit]
-                built.append(LoopB(unit, self._level(set(unit.body), inner)))
+                built.append(LoopB(unit, self._level(set(unit.body), inner, caps)))
             else:
                 built.append(unit)
         rank = [len(self.order)] * len(units)
         for n in members:
             rank[unit_of[n]] = min(rank[unit_of[n]], self.order[n])
-        return _Decomposer(built, deps, rank, self).run()
-
-    def width(self, block: Block) -> int:
-        """How many nodes the block may run at once."""
-        if isinstance(block, TaskB):
-            node = self.nodes[block.node]
-            return self.map_concurrency(node) if node.foreach else 1
-        if isinstance(block, LoopB):
-            return self.width(block.body)
-        if isinstance(block, SeqB):
-            return max(self.width(b) for b in block.items)
-        return sum(self.width(b) for b in block.branches)
+        return _Decomposer(built, deps, rank, self, caps).run()
 
     def join_width(self, block: Block) -> int:
         """Most branch documents one Parallel result can hold (nested joins included)."""
@@ -303,10 +298,12 @@ class GraphModel:
             return max(self.join_width(b) for b in block.items)
         return sum(self.join_width(b) for b in block.branches)
 
-    def map_concurrency(self, node: Node) -> int:
-        """A foreach Map's MaxConcurrency: its own, within the graph's cap, its share of a fan-out and AWS's 40."""
+    def map_concurrency(self, node: Node, caps: Mapping[str, int] | None = None) -> int:
+        """A foreach Map's MaxConcurrency: its own, within the graph's cap, its share of a fan-out (``caps``,
+        from :meth:`decompose`) and AWS's 40."""
         cap = self.spec.options.max_concurrency
-        return min(node.max_concurrency or cap, cap, self.map_caps.get(node.id, cap), INLINE_MAP_MAX_CONCURRENCY)
+        shared = (caps or {}).get(node.id, cap)
+        return min(node.max_concurrency or cap, cap, shared, INLINE_MAP_MAX_CONCURRENCY)
 
 
 def relative_text(parts: tuple[str | int, ...]) -> str:
@@ -384,9 +381,13 @@ def find_cycle(nodes: list[str], edges: list[Edge]) -> list[str] | None:
 class _Decomposer:
     """Series-parallel decomposition of units with dependency pairs (indexes into ``units``)."""
 
-    def __init__(self, units: list[Block], deps: set[tuple[int, int]], rank: list[int], model: GraphModel) -> None:
+    def __init__(
+        self, units: list[Block], deps: set[tuple[int, int]], rank: list[int], model: GraphModel, caps: dict[str, int]
+    ) -> None:
         self.units = units
         self.model = model
+        self.caps = caps
+        """Foreach nodes whose concurrency a fan-out lowered to fit ``options.max_concurrency`` (filled here)."""
         n = len(units)
         self.succ: list[list[int]] = [[] for _ in range(n)]
         self.pred: list[list[int]] = [[] for _ in range(n)]
@@ -490,7 +491,8 @@ class _Decomposer:
         if known is not None:
             return known[1], known[2]
         if isinstance(block, TaskB):
-            width, size = self.model.width(block), 1
+            node = self.model.nodes[block.node]
+            width, size = (self.model.map_concurrency(node, self.caps) if node.foreach else 1), 1
         elif isinstance(block, LoopB):
             width, size = self.measure(block.body)
         elif isinstance(block, SeqB):
@@ -515,7 +517,7 @@ class _Decomposer:
             if isinstance(branch, TaskB) and self.model.nodes[branch.node].foreach and widths[i] > 1:
                 lowered = max(1, widths[i] - excess)
                 excess -= widths[i] - lowered
-                self.model.map_caps[branch.node] = lowered
+                self.caps[branch.node] = lowered
                 widths[i] = lowered
                 self.measured[id(branch)] = (branch, lowered, sizes[i])
         # Merge the two lanes that are narrowest (then shortest, then first): the width sum drops by the

@@ -285,7 +285,7 @@ class _Checker:
 
     def check_condition_roots(self, model: GraphModel) -> None:
         for j, edge in enumerate(self.spec.edges):
-            cond = model.edge_conditions.get(j)
+            cond = model.condition_of(edge)
             if cond is None:
                 continue
             allowed = {edge.from_} | model.ancestors[edge.from_]
