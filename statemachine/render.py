@@ -13,7 +13,15 @@ import html
 import itertools
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from statemachine.graph import GraphModel
+from statemachine.spec import GraphSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from statemachine.spec import Edge, Node
 
 CHAR_W, LINE_H, LABEL_LINE_H = 7.4, 17.0, 15.0
 NODE_PAD_X, NODE_PAD_Y, MIN_NODE_W = 14.0, 8.0, 96.0
@@ -36,7 +44,7 @@ class Box:
     id: str
     lines: list[str] = field(default_factory=list)
     dummy: bool = False
-    node: dict[str, Any] = field(default_factory=dict)
+    node: Node | None = None
     layer: int = 0
     x: float = 0.0
     y: float = 0.0
@@ -68,35 +76,32 @@ class Label:
         return len(self.lines) * LABEL_LINE_H + 6
 
 
-def node_lines(node: dict[str, Any]) -> list[str]:
-    lines = [str(node.get("id", "")), str(node.get("tool", ""))]
+def node_lines(node: Node) -> list[str]:
+    lines = [node.id, node.tool]
     notes = []
-    if node.get("foreach"):
-        each = str(node["foreach"]).replace("{{", "").replace("}}", "").strip()
-        limit = node.get("max_concurrency")
+    if node.foreach:
+        each = node.foreach.replace("{{", "").replace("}}", "").strip()
+        limit = node.max_concurrency
         notes.append(f"for each {each}" + (f", {limit} at once" if limit else ""))
-    if node.get("optional"):
+    if node.optional:
         notes.append("optional")
-    if node.get("update_state"):
+    if node.update_state:
         notes.append("updates state")
-    if node.get("timeout_seconds"):
-        notes.append(f"timeout {node['timeout_seconds']} s")
-    retry = node.get("retry") or {}
-    if retry.get("max_attempts"):
-        notes.append(f"retries {retry['max_attempts']}")
+    if node.timeout_seconds:
+        notes.append(f"timeout {node.timeout_seconds} s")
+    if node.retry is not None and node.retry.max_attempts:
+        notes.append(f"retries {node.retry.max_attempts}")
     for note in notes:
         lines.extend(wrap(note, 36))
     return lines
 
 
-def edge_label(edge: dict[str, Any]) -> list[str]:
+def edge_label(edge: Edge) -> list[str]:
     lines: list[str] = []
-    if edge.get("when"):
-        lines.extend(wrap(str(edge["when"])))
-    for param, path in (edge.get("map") or {}).items():
-        lines.append(
-            f"{param} ← {edge.get('from')}.{path}" if path not in ("", ".") else f"{param} ← {edge.get('from')}"
-        )
+    if edge.when:
+        lines.extend(wrap(edge.when))
+    for param, path in (edge.map or {}).items():
+        lines.append(f"{param} ← {edge.from_}.{path}" if path not in ("", ".") else f"{param} ← {edge.from_}")
     return lines
 
 
@@ -104,51 +109,34 @@ def edge_label(edge: dict[str, Any]) -> list[str]:
 class Layout:
     boxes: dict[str, Box]
     layers: list[list[str]]
-    chains: list[tuple[dict[str, Any], list[str]]]  # forward edge and the boxes it passes through
-    labels: list[tuple[Label, dict[str, Any]]]
-    loops: list[dict[str, Any]]
+    chains: list[tuple[Edge, list[str]]]  # forward edge and the boxes it passes through
+    labels: list[tuple[Label, Edge]]
+    loops: list[Edge]
     width: float = 0.0
     height: float = 0.0
 
 
-def layout(spec: dict[str, Any]) -> Layout:
-    """Place the nodes of a spec: layers top to bottom, room for conditions above their target."""
-    nodes = [n for n in spec.get("nodes", []) if isinstance(n, dict) and n.get("id")]
-    ids = [str(n["id"]) for n in nodes]
-    known = set(ids)
-    edges = [
-        e for e in spec.get("edges", []) if isinstance(e, dict) and e.get("from") in known and e.get("to") in known
-    ]
-    forward = [e for e in edges if not e.get("max_iterations")]
-    loops = [e for e in edges if e.get("max_iterations")]
+def layout(model: GraphModel) -> Layout:
+    """Place the nodes of a graph: layers top to bottom, room for conditions above their target."""
+    nodes = model.spec.nodes
+    forward, loops = model.forward, model.back
 
-    # Layers: longest path from the roots over forward edges (Kahn's order; leftovers of a cycle stay at 0).
-    parents: dict[str, list[str]] = {i: [] for i in ids}
-    children: dict[str, list[str]] = {i: [] for i in ids}
-    for edge in forward:
-        parents[edge["to"]].append(edge["from"])
-        children[edge["from"]].append(edge["to"])
-    layer = dict.fromkeys(ids, 0)
-    indegree = {i: len(parents[i]) for i in ids}
-    ready = [i for i in ids if indegree[i] == 0]
-    while ready:
-        current = ready.pop(0)
-        for child in children[current]:
-            layer[child] = max(layer[child], layer[current] + 1)
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
+    # Layers: the longest path from the roots over forward edges, in the model's topological order.
+    layer = dict.fromkeys(model.topo, 0)
+    for node_id in model.topo:
+        for edge in model.children[node_id]:
+            layer[edge.to] = max(layer[edge.to], layer[node_id] + 1)
 
-    boxes = {str(n["id"]): Box(str(n["id"]), node_lines(n), node=n, layer=layer[str(n["id"])]) for n in nodes}
-    chains: list[tuple[dict[str, Any], list[str]]] = []
+    boxes = {n.id: Box(n.id, node_lines(n), node=n, layer=layer[n.id]) for n in nodes}
+    chains: list[tuple[Edge, list[str]]] = []
     for index, edge in enumerate(forward):
-        source, target = edge["from"], edge["to"]
-        path = [source]
-        for step in range(layer[source] + 1, layer[target]):
+        start, end = edge.from_, edge.to
+        path = [start]
+        for step in range(layer[start] + 1, layer[end]):
             dummy = f"~{index}.{step}"
             boxes[dummy] = Box(dummy, dummy=True, layer=step)
             path.append(dummy)
-        path.append(target)
+        path.append(end)
         chains.append((edge, path))
 
     depth = max((b.layer for b in boxes.values()), default=0) + 1
@@ -158,14 +146,14 @@ def layout(spec: dict[str, Any]) -> Layout:
     _order(layers, chains)
 
     # Sizes; each labelled edge's label sits in the gap above its target, so the target's slot fits it.
-    labels: list[tuple[Label, dict[str, Any]]] = []
+    labels: list[tuple[Label, Edge]] = []
     above: dict[str, list[Label]] = {}
     for edge, _ in chains:
         lines = edge_label(edge)
         if lines:
             label = Label(lines)
             labels.append((label, edge))
-            above.setdefault(edge["to"], []).append(label)
+            above.setdefault(edge.to, []).append(label)
     for box in boxes.values():
         if box.dummy:
             box.width, box.height, box.slot = 8.0, 0.0, 8.0 + H_GAP / 2
@@ -204,7 +192,7 @@ def layout(spec: dict[str, Any]) -> Layout:
     return result
 
 
-def parents_of(chains: list[tuple[dict[str, Any], list[str]]]) -> dict[str, list[str]]:
+def parents_of(chains: list[tuple[Edge, list[str]]]) -> dict[str, list[str]]:
     """Each box's neighbours one layer up, along the drawn chains."""
     up: dict[str, list[str]] = {}
     for _, path in chains:
@@ -213,7 +201,7 @@ def parents_of(chains: list[tuple[dict[str, Any], list[str]]]) -> dict[str, list
     return up
 
 
-def _order(layers: list[list[str]], chains: list[tuple[dict[str, Any], list[str]]]) -> None:
+def _order(layers: list[list[str]], chains: list[tuple[Edge, list[str]]]) -> None:
     """Barycentre sweeps down and up, to reduce crossings; ties keep the spec's order."""
     up = parents_of(chains)
     down: dict[str, list[str]] = {}
@@ -274,9 +262,9 @@ def _separate(row: list[str], boxes: dict[str, Box]) -> None:
         boxes[left].x = min(boxes[left].x, most)
 
 
-def loop_text(edge: dict[str, Any]) -> list[str]:
-    head = f"loop, at most {edge['max_iterations']} times"
-    return [head + (" while" if edge.get("when") else ""), *(wrap(str(edge["when"]), 34) if edge.get("when") else [])]
+def loop_text(edge: Edge) -> list[str]:
+    head = f"loop, at most {edge.max_iterations} times"
+    return [head + (" while" if edge.when else ""), *(wrap(edge.when, 34) if edge.when else [])]
 
 
 # --------------------------------------------------------------------------------------------------- SVG
@@ -297,13 +285,14 @@ STYLE = """
 """
 
 
-def graph_to_svg(spec: dict[str, Any]) -> str:
-    """A standalone SVG picture of a graph spec (a dict in the API's JSON form)."""
-    lay = layout(spec)
+def graph_to_svg(spec: Mapping[str, Any] | GraphSpec) -> str:
+    """A standalone SVG picture of a valid graph spec (the model, or a dict in the API's JSON form)."""
+    graph = spec if isinstance(spec, GraphSpec) else GraphSpec.model_validate(spec)
+    lay = layout(GraphModel.build(graph))
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width:.0f}" height="{lay.height:.0f}" '
         f'viewBox="0 0 {lay.width:.1f} {lay.height:.1f}" font-family="sans-serif">',
-        f"<title>{html.escape(str(spec.get('name', 'graph')))}</title>",
+        f"<title>{html.escape(graph.name or 'graph')}</title>",
         "<defs>",
         '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#374151"/></marker>',
@@ -323,12 +312,12 @@ def graph_to_svg(spec: dict[str, Any]) -> str:
             mid = (y1 + y2) / 2
             d += f" C{x1:.1f},{mid:.1f} {x2:.1f},{mid:.1f} {x2:.1f},{y2:.1f}"
         out.append(
-            f'<path class="edge" data-from="{html.escape(edge["from"])}" data-to="{html.escape(edge["to"])}" '
+            f'<path class="edge" data-from="{html.escape(edge.from_)}" data-to="{html.escape(edge.to)}" '
             f'd="{d}" marker-end="url(#arrow)"/>'
         )
     right = max(b.x + b.width / 2 for b in boxes.values()) if boxes else MARGIN
     for index, edge in enumerate(lay.loops):
-        source, target = boxes[edge["from"]], boxes[edge["to"]]
+        source, target = boxes[edge.from_], boxes[edge.to]
         bend = right + LOOP_GAP * (index + 1)
         # Out of the source's right side, up the far right, then in above the target, so no node is crossed.
         sx, sy = source.x + source.width / 2, source.y
@@ -341,7 +330,7 @@ def graph_to_svg(spec: dict[str, Any]) -> str:
             f"Q{tx:.1f},{ty:.1f} {tx:.1f},{ty + r:.1f} V{target.top:.1f}"
         )
         out.append(
-            f'<path class="loop" data-from="{html.escape(edge["from"])}" data-to="{html.escape(edge["to"])}" '
+            f'<path class="loop" data-from="{html.escape(edge.from_)}" data-to="{html.escape(edge.to)}" '
             f'd="{d}" marker-end="url(#loop-arrow)"/>'
         )
         lines = loop_text(edge)
@@ -352,17 +341,17 @@ def graph_to_svg(spec: dict[str, Any]) -> str:
                 f"{html.escape(line)}</text>"
             )
     for box in boxes.values():
-        if box.dummy:
-            continue
         node = box.node
+        if node is None:  # a dummy point on a long edge
+            continue
         classes = ["node"]
-        if str(node.get("tool", "")).startswith("lambda:"):
+        if node.is_lambda:
             classes.append("lambda")
-        if node.get("optional"):
+        if node.optional:
             classes.append("optional")
         left, top = box.x - box.width / 2, box.top
         out.append(f'<g class="{" ".join(classes)}" data-node="{html.escape(box.id)}">')
-        if node.get("foreach"):  # a stack of cards: one run per item
+        if node.foreach:  # a stack of cards: one run per item
             for offset in (8, 4):
                 out.append(
                     f'<rect x="{left + offset:.1f}" y="{top - offset:.1f}" width="{box.width:.1f}" '
@@ -376,7 +365,7 @@ def graph_to_svg(spec: dict[str, Any]) -> str:
             out.append(f'<tspan class="{kind}" x="{box.x:.1f}" y="{y:.1f}">{html.escape(line)}</tspan>')
         out.append("</text></g>")
     for label, edge in lay.labels:
-        out.append(f'<g class="label" data-from="{html.escape(edge["from"])}" data-to="{html.escape(edge["to"])}">')
+        out.append(f'<g class="label" data-from="{html.escape(edge.from_)}" data-to="{html.escape(edge.to)}">')
         out.append(
             f'<rect x="{label.x:.1f}" y="{label.y:.1f}" width="{label.width:.1f}" height="{label.height:.1f}" rx="3"/>'
         )
