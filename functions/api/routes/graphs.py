@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +24,7 @@ from functions.api.models import (
     VersionInfo,
     error_responses,
 )
+from functions.api.routes.params import GraphId  # noqa: TC001 - Powertools reads route annotations at runtime
 from functions.api.services import get_services
 from functions.errors import NotFoundError
 from statemachine.errors import SpecError
@@ -32,7 +33,6 @@ from statemachine.spec import GraphSpec
 
 router = APIGatewayRouter()
 
-GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph id, g_<12 hex>")]
 VersionQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description="a version; the latest if absent")]
 
 

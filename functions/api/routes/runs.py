@@ -21,13 +21,11 @@ from functions.api.models import (
     StartRun,
     error_responses,
 )
+from functions.api.routes.params import GraphId, RunId  # noqa: TC001 - Powertools reads route annotations at runtime
 from functions.api.services import get_services
 from functions.errors import BadRequestError
 
 router = APIGatewayRouter()
-
-RunId = Annotated[str, Path(min_length=1, max_length=64, description="a run id, r_<16 hex>")]
-GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph id, g_<12 hex>")]
 
 
 @router.post(

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.api import schedules_service as service
 from functions.api.models import CreateSchedule, ScheduleDeleted, ScheduleList, ScheduleView, error_responses
+from functions.api.routes.params import GraphId, ScheduleId  # noqa: TC001 - Powertools reads route annotations at runtime
 from functions.api.services import get_services
 
 router = APIGatewayRouter()
-
-GraphId = Annotated[str, Path(min_length=1, max_length=64, description="a graph id, g_<12 hex>")]
-ScheduleId = Annotated[str, Path(min_length=1, max_length=64, description="a schedule id, s_<12 hex>")]
 
 
 @router.post(
