@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 class StepgraphError(Exception):
@@ -58,3 +61,11 @@ class ReferenceResolutionError(DataError):
     """A ``{{ path }}`` reference names something the run does not have (yet): a missing field or node result."""
 
     code = "stepgraph.ReferenceError"
+
+
+def loc_text(parts: Iterable[Any]) -> str:
+    """``("nodes", 2, "params")`` -> ``"nodes[2].params"``: how every error detail names its location."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

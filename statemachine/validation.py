@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from statemachine import conditions, jsonlimits
-from statemachine.errors import JsonInputError, LimitError, SpecError
+from statemachine.errors import JsonInputError, LimitError, SpecError, loc_text
 from statemachine.graph import GraphModel, find_cycle, map_reference
 from statemachine.references import ReferenceSyntaxError, iter_references, parse_path, parse_template
 from statemachine.spec import (
@@ -43,13 +43,6 @@ class ToolCatalog(Protocol):
     def names(self) -> Iterable[str]: ...
 
     def params_model(self, name: str) -> type[BaseModel] | None: ...
-
-
-def _loc(parts: Iterable[str | int]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def validate(
@@ -93,7 +86,7 @@ def _pydantic_details(exc: ValidationError, raw: Mapping[str, Any]) -> list[Deta
     details: list[Detail] = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        detail: Detail = {"loc": _loc(loc), "message": err["msg"]}
+        detail: Detail = {"loc": loc_text(loc), "message": err["msg"]}
         if len(loc) >= 2 and loc[0] in ("nodes", "edges") and isinstance(loc[1], int):
             items = raw.get(loc[0])
             item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
@@ -248,7 +241,7 @@ class _Checker:
                 loc = tuple(err["loc"])
                 if _under_whole_reference(params, loc):
                     continue
-                self.add(_loc(("nodes", i, "params", *loc)), f"{node.tool}: {err['msg']}", node=node.id)
+                self.add(loc_text(("nodes", i, "params", *loc)), f"{node.tool}: {err['msg']}", node=node.id)
 
     def check_schema_params(self, i: int, node: Node, params: dict[str, Any]) -> None:
         """A registered tool's params against its JSON Schema (a catalog with ``params_schema(name)`` gives it)."""
@@ -263,7 +256,7 @@ class _Checker:
             structural = err.validator in ("required", "additionalProperties")
             if _under_whole_reference(params, loc) or (not structural and _holds_template(err.instance)):
                 continue
-            self.add(_loc(("nodes", i, "params", *loc)), f"{node.tool}: {err.message}", node=node.id)
+            self.add(loc_text(("nodes", i, "params", *loc)), f"{node.tool}: {err.message}", node=node.id)
 
     def check_conditions(self) -> bool:
         ok = True

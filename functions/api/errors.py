@@ -32,7 +32,7 @@ from functions.errors import (
     StoreError,
     UnauthorizedError,
 )
-from statemachine.errors import JsonInputError, LimitError, SpecError, StepgraphError
+from statemachine.errors import JsonInputError, LimitError, SpecError, StepgraphError, loc_text
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -110,17 +110,6 @@ def proxy_response(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
-    """("body", "nodes", 2, "params") → "nodes[2].params" (what our SpecError details use)."""
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + str(part)
-    return text
-
-
 def validation_details(exc: RequestValidationError, body: Any) -> list[dict[str, Any]]:
     """The resolver's validation errors in our detail shape, naming the node or edge they are about."""
     details: list[dict[str, Any]] = []
@@ -129,7 +118,7 @@ def validation_details(exc: RequestValidationError, body: Any) -> list[dict[str,
         where = loc[0] if loc else "body"
         rest = loc[1:] if where == "body" else loc
         detail: dict[str, Any] = {
-            "loc": _loc(rest) if where == "body" else _loc(loc),
+            "loc": loc_text(rest) if where == "body" else loc_text(loc),
             "message": str(err.get("msg", err.get("type", "invalid"))),
             "type": str(err.get("type", "")),
         }
