@@ -144,6 +144,7 @@ def check_summarize_article(run: dict[str, Any], given: Any) -> None:
     assert run["usage"]["llm_calls"] == 1
     assert run["usage"]["input_tokens"] == answer["usage"]["input_tokens"] > 0
     assert run["usage"]["estimated_cost_usd"] > 0
+    assert run["nodes"]["summarize"]["cached"] is False  # cached for an hour: this first run asked the model
 
 
 CHECKS: dict[str, Callable[[dict[str, Any], Any], None]] = {
