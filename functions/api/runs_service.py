@@ -27,7 +27,6 @@ from statemachine.spec import GraphSpec
 
 if TYPE_CHECKING:
     from functions.api.services import Services
-    from functions.store.graphs import GraphVersion
     from functions.store.records import NodeRecord
 
 MAX_EXECUTION_INPUT = 256 * 1024
@@ -173,8 +172,7 @@ def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
     run = services.runs.get(run_id)
     if reconcile and run.status == RUNNING and run.execution_arn:
         version = services.graphs.version(run.graph_id, run.version)
-        nodes = [str(n.get("id")) for n in version.spec.get("nodes", []) if isinstance(n, dict)]
-        runs_sync.reconcile(services.runs, services.sfn, run_id, run.execution_arn, spec_nodes=nodes)
+        runs_sync.reconcile(services.runs, services.sfn, run_id, run.execution_arn, spec_nodes=version.node_ids)
         run = services.runs.get(run_id)  # settled by this call, by the events function, or still running
     return run
 
@@ -255,7 +253,7 @@ def listed(services: Services, runs: list[Run]) -> list[dict[str, Any]]:
     for run in runs:
         key = (run.graph_id, run.version)
         if key not in spec_nodes:
-            spec_nodes[key] = _spec_node_ids(services.graphs.version(run.graph_id, run.version))
+            spec_nodes[key] = services.graphs.version(run.graph_id, run.version).node_ids
         nodes = spec_nodes[key]
         if run.status in TERMINAL:
             done = len(nodes)
@@ -267,10 +265,6 @@ def listed(services: Services, runs: list[Run]) -> list[dict[str, Any]]:
             done = sum(1 for n in nodes if n in latest and latest[n].status in DONE)
         items.append({**summary(run, services.settings.region), "progress": progress(done, len(nodes))})
     return items
-
-
-def _spec_node_ids(version: GraphVersion) -> list[str]:
-    return [str(n.get("id")) for n in version.spec.get("nodes", []) if isinstance(n, dict)]
 
 
 def ref_bytes(value: Any) -> int:
@@ -346,7 +340,7 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
     ``null`` with ``output_omitted`` saying its size, and a ``foreach`` node's items are paged by
     ``GET /runs/{id}/nodes/{node}/items``.
     """
-    spec_nodes = _spec_node_ids(services.graphs.version(run.graph_id, run.version))
+    spec_nodes = services.graphs.version(run.graph_id, run.version).node_ids
     records: dict[str, list[NodeRecord]] = {}
     for record in services.records.list_nodes(run.run_id):
         records.setdefault(record.node, []).append(record)
@@ -482,7 +476,7 @@ def item_page(
     if iteration is None:
         iteration = services.records.latest_iteration(run_id, node)
         if iteration is None:
-            spec_nodes = _spec_node_ids(services.graphs.version(run.graph_id, run.version))
+            spec_nodes = services.graphs.version(run.graph_id, run.version).node_ids
             if node not in spec_nodes:
                 raise NotFoundError(f"run {run_id} has no node {node!r}")
             return {"node": node, "iteration": None, "total": None, "done": 0, "items": [], "next": None}

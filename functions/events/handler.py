@@ -72,8 +72,7 @@ class Handler:
             logger.info("execution is not a stepgraph run", extra={"execution": detail.get("executionArn")})
             return {"settled": False, "run_id": run_id, "reason": "unknown run"}
         try:
-            spec = graphs.version(run.graph_id, run.version).spec
-            nodes = [str(n.get("id")) for n in spec.get("nodes", []) if isinstance(n, dict)]
+            nodes = graphs.version(run.graph_id, run.version).node_ids
         except NotFoundError:
             nodes = []
         if status in FAILED_STATUSES:

@@ -65,6 +65,11 @@ class GraphVersion:
     plan: dict[str, Any] | None = None
     """The version's plan (``statemachine.plan``), computed once when it was published."""
 
+    @property
+    def node_ids(self) -> list[str]:
+        """The ids of the spec's nodes, in spec order."""
+        return [str(n.get("id")) for n in self.spec.get("nodes", []) if isinstance(n, dict)]
+
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> GraphVersion:
         return cls(
