@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,7 +30,7 @@ from functions.settings import get_settings
 from functions.store.cache import NodeCache
 from functions.store.offload import DOC_BUDGET, Offloader
 from functions.store.records import ItemResult, Records
-from functions.store.table import now_iso
+from functions.store.table import now_iso, store_iso
 from statemachine import payload, references
 from statemachine.errors import DataError, StepgraphError
 from statemachine.protocol import (
@@ -117,19 +116,6 @@ class Invocation:
     @property
     def tool(self) -> str:
         return self.ctx.tool
-
-
-def _iso(value: str | None) -> str | None:
-    """A Step Functions timestamp in the store's format (UTC, microseconds, ``Z``), or None if unreadable."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def describe_error(exc: BaseException, tool: str) -> tuple[str, str]:
@@ -661,7 +647,7 @@ class NodeExecutor:
     def record_lambda_result(self, inv: Invocation) -> dict[str, Any]:
         """A ``lambda:`` node's Task invoked the user's function: record its output like a tool's."""
         output, entered, attempts = lambda_result(inv.request.doc, inv.node)
-        started = _iso(entered)
+        started = store_iso(entered)
         outcome = self._guard(
             lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, at=started)
         )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -30,6 +29,7 @@ from functions.store.table import (
     condition_failed,
     conditional_update,
     event_stamp,
+    ms_between,
     node_sk,
     now_iso,
     run_pk,
@@ -123,17 +123,6 @@ def item_sk(node: str, iteration: int, index: int) -> str:
     return f"{ITEM_PREFIX}{node}#{iteration:04d}#{index:06d}"
 
 
-def _ms_between(start: str | None, end: str | None) -> int | None:
-    if not start or not end:
-        return None
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
-    try:
-        delta = datetime.strptime(end, fmt) - datetime.strptime(start, fmt)
-    except ValueError:
-        return None
-    return max(0, int(delta.total_seconds() * 1000))
-
-
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -154,7 +143,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
     finished_at = item.get("finished_at")
     duration = _int(item.get("duration_ms"))
     if duration is None and item.get("status") in TERMINAL_NODE:
-        duration = _ms_between(started_at, finished_at)
+        duration = ms_between(started_at, finished_at)
     return NodeRecord(
         node=str(item.get("node") or (key_parts[1] if len(key_parts) > 2 else "")),
         iteration=int(item.get("iteration") or (key_parts[2] if len(key_parts) > 2 else 0)),
@@ -581,7 +570,7 @@ class Records(TableHandle):
                 item.update(gsi1pk=cache_pk(result.cache_key), gsi1sk=cache_sk(result.finished_at, run_id))
             if result.cached_from is not None:
                 item.update(cached=True, cached_from_json=_json(result.cached_from))
-            duration = _ms_between(result.started_at, result.finished_at)
+            duration = ms_between(result.started_at, result.finished_at)
             if duration is not None:
                 item["duration_ms"] = duration
             requests.append({"PutRequest": {"Item": with_expiry(item)}})

@@ -30,6 +30,7 @@ from functions.store.table import (
     condition_failed,
     conditional_update,
     event_stamp,
+    ms_between,
     newest_first,
     now_iso,
     run_pk,
@@ -315,7 +316,7 @@ class RunStore:
             started = item.get("started_at")
             if isinstance(started, str):
                 sets.append("duration_ms = :d")
-                values[":d"] = _ms_between(started, at)
+                values[":d"] = ms_between(started, at) or 0
             update = {
                 "Key": {"pk": item["pk"], "sk": item["sk"]},
                 "UpdateExpression": "SET " + ", ".join(sets),
@@ -394,18 +395,6 @@ class RunStore:
         from functions.store.events import EventLog
 
         return EventLog(self.table).counter(run_id).terminal_seq
-
-
-def _ms_between(start: str, end: str) -> int:
-    from datetime import datetime
-
-    def parse(value: str) -> datetime:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-    try:
-        return max(0, int((parse(end) - parse(start)).total_seconds() * 1000))
-    except ValueError:
-        return 0
 
 
 __all__ = ["RUNNING", "STATUSES", "TERMINAL", "Run", "RunStore", "decode_cursor", "encode_cursor", "new_run_id"]

@@ -124,9 +124,39 @@ class _ExpiringBatch:
         return getattr(self._batch, name)
 
 
+STORE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+"""How every stored timestamp is written: UTC ISO 8601 with microseconds and ``Z`` (sorts as text)."""
+
+
 def now_iso() -> str:
-    """UTC now as ISO 8601 with microseconds and ``Z``; sorts as text."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC now, as stored."""
+    return datetime.now(UTC).strftime(STORE_TIME)
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """An ISO 8601 timestamp (stored, or Step Functions' with an offset) as an aware UTC datetime; None when
+    missing or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def store_iso(value: str | None) -> str | None:
+    """Any ISO 8601 timestamp in the stored format, or None if unreadable."""
+    moment = parse_iso(value)
+    return None if moment is None else moment.strftime(STORE_TIME)
+
+
+def ms_between(start: str | None, end: str | None) -> int | None:
+    """Milliseconds from ``start`` to ``end`` (never negative); None when either is missing or unreadable."""
+    first, last = parse_iso(start), parse_iso(end)
+    if first is None or last is None:
+        return None
+    return max(0, int((last - first).total_seconds() * 1000))
 
 
 def run_pk(run_id: str) -> str:
