@@ -19,6 +19,7 @@ __all__ = [
     "StoreError",
     "ToolError",
     "UnauthorizedError",
+    "UnprocessableError",
     "UnsupportedScheme",
 ]
 
@@ -33,6 +34,16 @@ class ConflictError(StepgraphError):
 
 class BadRequestError(StepgraphError):
     """The request is malformed, e.g. not JSON (400)."""
+
+
+class UnprocessableError(StepgraphError):
+    """Well-formed JSON that the request cannot take, e.g. an answer that breaks its schema (422);
+    ``details`` say where."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
 
 
 class UnauthorizedError(StepgraphError):

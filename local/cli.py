@@ -42,6 +42,7 @@ LIVE_IDLE_POLLS = 20
 STATUS_STYLE = {
     "PENDING": "dim",
     "RUNNING": "cyan",
+    "WAITING": "bold blue",
     "SUCCEEDED": "green",
     "FAILED": "bold red",
     "SKIPPED": "yellow",
@@ -52,6 +53,7 @@ EVENT_STYLE = {
     "RUN_STARTED": "bold",
     "NODE_STARTED": "cyan",
     "NODE_RETRYING": "yellow",
+    "NODE_WAITING": "bold blue",
     "NODE_SUCCEEDED": "green",
     "NODE_FAILED": "red",
     "NODE_SKIPPED": "yellow",
@@ -454,10 +456,28 @@ class RunView:
             )
         return table
 
+    def waits(self) -> RenderableType | None:
+        """What the run waits for: each node waiting for a person, its prompt, since when, and how to answer."""
+        from rich.text import Text
+
+        waiting = [w for w in (self.run.get("waiting") or []) if isinstance(w, dict)]
+        if not waiting or self.run.get("status") in TERMINAL:
+            return None
+        lines = Text()
+        for wait in waiting:
+            node, tool = str(wait.get("node", "")), str(wait.get("tool", ""))
+            lines.append("waiting ", style="bold blue")
+            lines.append(f"{node} ({tool}) since {wait.get('since') or '?'}: ")
+            lines.append(str(wait.get("prompt") or ""), style="bold")
+            answer = "--approve | --reject [--comment TEXT]" if tool == "human.approval" else "--input JSON"
+            lines.append(f"\n  answer: stepgraph runs respond {self.run_id} {node} {answer}\n", style="dim")
+        return lines
+
     def __rich__(self) -> RenderableType:
         from rich.console import Group
 
-        return Group(self.table(), self.progress)
+        waits = self.waits()
+        return Group(self.table(), *([waits] if waits is not None else []), self.progress)
 
 
 def format_event(event: dict[str, Any]) -> str:
@@ -980,6 +1000,28 @@ def cmd_runs_list(api: Api, out: Output, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_runs_respond(api: Api, out: Output, args: argparse.Namespace) -> int:
+    if args.input is not None:
+        if args.comment is not None:
+            raise CliError("--comment goes with --approve or --reject (a human.approval step), not with --input")
+        body: dict[str, Any] = {"input": parse_input(args.input)}
+    else:
+        body = {"approved": bool(args.approve)}
+        if args.comment is not None:
+            body["comment"] = args.comment
+    answered = api.post(f"/runs/{args.run}/nodes/{args.node}/respond", json=body)
+    if out.as_json:
+        out.json(answered)
+    else:
+        output = answered.get("output") if isinstance(answered, dict) else None
+        verdict = "answered"
+        if isinstance(output, dict) and "approved" in output:
+            verdict = "approved" if output["approved"] else "rejected"
+        out.out.print(f"[green]{verdict}[/] {escape(args.node)} of {args.run}; the run goes on")
+        out.out.print(f"  watch:  stepgraph runs watch {args.run}")
+    return EXIT_OK
+
+
 def cmd_runs_cancel(api: Api, out: Output, args: argparse.Namespace) -> int:
     body = api.post(f"/runs/{args.run}/cancel")
     if out.as_json:
@@ -1259,7 +1301,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--html", metavar="FILE", help="write a standalone HTML page")
     p.set_defaults(func=cmd_graphs_diagram)
 
-    runs = groups.add_parser("runs", help="start, watch, list and cancel runs").add_subparsers(
+    runs = groups.add_parser("runs", help="start, watch, list, answer and cancel runs").add_subparsers(
         dest="command", required=True
     )
     p = runs.add_parser("start", parents=[common], help="start a run of a graph id (or of a spec file, created first)")
@@ -1280,9 +1322,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs_show)
     p = runs.add_parser("list", parents=[common], help="list runs")
     p.add_argument("--graph", help="only runs of this graph id")
-    p.add_argument("--status", choices=sorted(TERMINAL | {"RUNNING"}))
+    p.add_argument(
+        "--status",
+        choices=sorted(TERMINAL | {"RUNNING", "WAITING"}),
+        help="a run status, or WAITING: running runs with a step waiting for a person",
+    )
     p.add_argument("--limit", type=int)
     p.set_defaults(func=cmd_runs_list)
+    p = runs.add_parser(
+        "respond", parents=[common], help="answer a step waiting for a person (human.approval, human.input)"
+    )
+    p.add_argument("run")
+    p.add_argument("node")
+    answer = p.add_mutually_exclusive_group(required=True)
+    answer.add_argument("--approve", action="store_true", help="approve (human.approval)")
+    answer.add_argument("--reject", action="store_true", help="reject (human.approval)")
+    answer.add_argument("--input", help="the answer (human.input): JSON, or @file.json")
+    p.add_argument("--comment", help="a comment with --approve or --reject")
+    p.set_defaults(func=cmd_runs_respond)
     p = runs.add_parser("cancel", parents=[common], help="stop a running run")
     p.add_argument("run")
     p.set_defaults(func=cmd_runs_cancel)

@@ -27,7 +27,7 @@ import botocore.handlers
 import httpx
 from moto import mock_aws
 
-from local import strict
+from local import callbacks, strict
 from local.apigw import ApiGatewayShim
 from local.bedrock import StandInModel
 from local.iam import IamAudit
@@ -317,6 +317,7 @@ class LocalCloud:
             self._install_status_change_rule()
             self._install_execution_fixes()
             self._restore.append(strict.install())
+            self._restore.append(callbacks.install())
             self._serialize_dynamodb()
             self._start_stream_mappings()
             if self.websockets is not None:

@@ -168,6 +168,11 @@ def _actions_and_resources(
         states = f"arn:aws:states:{region}:{account}"
         if operation == "CreateStateMachine":
             found = [(action, f"{states}:stateMachine:{params.get('name', '')}")]
+        elif operation in ("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"):
+            # IAM authorizes a task token's answer on the state machine that issued it
+            from local.callbacks import state_machine_of_token
+
+            found = [(action, state_machine_of_token(str(params.get("taskToken", ""))) or "*")]
         else:
             arn = (
                 params.get("stateMachineArn")

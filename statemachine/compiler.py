@@ -48,12 +48,13 @@ from statemachine.errors import CompileError, ReferenceResolutionError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes, first_node
 from statemachine.protocol import CACHE_DOC_KEY, TOOL_SERVICE_RETRY, NodeContext, service_errors
 from statemachine.references import Path, has_reference, iter_references, jsonpath, parse_template
-from statemachine.spec import EXECUTOR_TIMEOUT_SECONDS, MAX_TOOL_TIMEOUT_SECONDS
+from statemachine.spec import EXECUTOR_TIMEOUT_SECONDS, MAX_TOOL_TIMEOUT_SECONDS, RETRY_DEFAULTS
 
 if TYPE_CHECKING:
     from statemachine.spec import GraphSpec, Node, RetryPolicy
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+LAMBDA_INVOKE_WAIT = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -259,7 +260,7 @@ class _Compiler:
             node=node.id,
             tool=node.tool,
             params=self.model.effective_params(node),
-            retry=self.spec.retry_for(node),
+            retry=RETRY_DEFAULTS if node.is_human else self.spec.retry_for(node),
             timeout_seconds=self.spec.timeout_for(node),
             optional=node.optional,
             update_state=node.update_state,
@@ -291,7 +292,8 @@ class _Compiler:
     def payload(self, node: Node, ctx: NodeContext, mode: str, *, batch: bool = False) -> dict[str, Any]:
         """The executor request. Only the steps that run the tool (``run``, ``batch``) carry the params: the
         bookkeeping steps get the context without them, so a node's params are in the definition once."""
-        text = ctx.to_json() if mode in ("run", "batch", "lookup") else ctx.model_copy(update={"params": {}}).to_json()
+        with_params = ("run", "batch", "lookup", "wait")
+        text = ctx.to_json() if mode in with_params else ctx.model_copy(update={"params": {}}).to_json()
         body: dict[str, Any] = {"node": node.id, "tool": node.tool, "mode": mode, "ctx": text}
         if batch:
             body.update({"doc.$": "$.doc", "start.$": "$.start", "size.$": "$.size"})
@@ -355,6 +357,8 @@ class _Compiler:
             assert catch_to is not None
             head = self.emit_lambda(node, ctx, name, cont, states, catch_to)
             entry = head if gate is True else entry
+        elif node.is_human:
+            self.emit_human(node, ctx, name, cont, states, catch_to)
         else:
             task: dict[str, Any] = {
                 "Type": "Task",
@@ -518,6 +522,48 @@ class _Compiler:
         if cont.wrap:
             return {"Type": "Pass", "Parameters": {"d": {f"{k}.$": f"$.{k}" for k in BRANCH_KEYS}}, "End": True}
         return {"Type": "Pass", "End": True}
+
+    def emit_human(
+        self,
+        node: Node,
+        ctx: NodeContext,
+        name: str,
+        cont: Cont,
+        states: dict[str, Any],
+        catch_to: str | None,
+    ) -> None:
+        """A person's step: a ``.waitForTaskToken`` Task, then ``<node>.answer`` recording the answer.
+
+        The Task invokes the executor (``wait``) with ``$$.Task.Token``; the executor records the node
+        WAITING and keeps the token for the respond route, whose SendTaskSuccess output (the answer) the
+        Task puts at ``results.<node>``. ``TimeoutSeconds`` bounds the wait (``States.Timeout``). Only the
+        Lambda service errors of the invoke are retried: a person's answer is not asked for again.
+        """
+        answer_name = self.claim(f"{node.id}.answer")
+        payload = self.payload(node, ctx, "wait")
+        payload["Payload"]["token.$"] = "$$.Task.Token"
+        task: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE_WAIT,
+            "Parameters": payload,
+            "TimeoutSeconds": ctx.timeout_seconds,
+            "Retry": self.retry(None),
+            "ResultPath": jsonpath(("results", node.id)),
+            "Next": answer_name,
+        }
+        if catch_to:
+            task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
+        states[name] = task
+        states[answer_name] = self.finish(
+            {
+                "Type": "Task",
+                "Resource": LAMBDA_INVOKE,
+                "Parameters": self.payload(node, ctx, "answer"),
+                "TimeoutSeconds": self.helper_timeout,
+                "Retry": self.retry(None),
+            },
+            cont,
+        )
 
     def emit_map(
         self,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from statemachine.errors import LimitError
 from statemachine.protocol import batch_size
+from statemachine.spec import EXECUTOR_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -412,6 +413,9 @@ def _task(state: dict[str, Any], base: Tally) -> Span:
         if not all(str(e).startswith("Lambda.") for e in rule.get("ErrorEquals", []))
     )
     timeout = float(state.get("TimeoutSeconds", 60))
+    if resource.endswith(".waitForTaskToken"):
+        # TimeoutSeconds bounds the wait for the callback; the function itself ends within its own timeout
+        timeout = min(timeout, float(EXECUTOR_TIMEOUT_SECONDS))
     lo = base + Tally(invocations=1, gb_seconds=MIN_CALL_SECONDS * memory_gb)
     hi = base + Tally(
         transitions=retries,

@@ -31,6 +31,11 @@ Step Functions. ``mode`` says which of the node's steps runs:
   ``doc["results"][node]`` is ``{"Payload": output, "started": <ISO time the Task was entered>,
   "retry_count": n}``: record the node SUCCEEDED (attempts ``n + 1``), offload, and return
   ``payload.apply_result(doc, ctx, output)`` (see :func:`lambda_result`).
+- ``wait``: a person's step (``human.*``): its ``.waitForTaskToken`` Task invoked the executor with ``token``
+  (``$$.Task.Token``): keep the token where only the respond route reads it, resolve the prompt and record
+  the node ``WAITING`` (``NODE_WAITING``). The return value is ignored: the Task waits for SendTaskSuccess.
+- ``answer``: after that Task, ``doc["results"][node]`` is the answer the respond route sent: record the
+  node SUCCEEDED with it and return ``payload.apply_result(doc, ctx, answer)``.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from statemachine import payload
 from statemachine.spec import RetryPolicy  # noqa: TC001 (pydantic needs it at runtime)
 
-Mode = Literal["run", "plan", "batch", "item", "collect", "failed", "record", "lookup"]
+Mode = Literal["run", "plan", "batch", "item", "collect", "failed", "record", "lookup", "wait", "answer"]
 
 CACHE_DOC_KEY = payload.CACHE_KEYS
 """Document key where a cached ``lambda:`` node's ``lookup`` leaves its cache key on a miss (``{node: key}``):
@@ -165,6 +170,8 @@ class ExecutorRequest(BaseModel):
     """``batch`` mode: the index of the batch's first item."""
     size: int | None = None
     """``batch`` mode: how many items a batch holds (the last one may hold fewer)."""
+    token: str | None = Field(default=None, repr=False)
+    """``wait`` mode: the Task's callback token (``$$.Task.Token``); never logged nor returned."""
 
     @property
     def context(self) -> NodeContext:

@@ -36,6 +36,11 @@ MAX_CACHE_TTL_SECONDS = 30 * 86400
 """The longest a node may reuse a cached output (30 days, the default run retention: entries go with their run)."""
 HUMAN_TOOL_PREFIX = "human."
 """Tools that wait for a person (``human.approval``, ``human.input``): their answers are never cached."""
+HUMAN_TOOLS = frozenset({"human.approval", "human.input"})
+"""Tools that wait for a person: compiled to a ``.waitForTaskToken`` Task, answered by the respond route."""
+HUMAN_DEFAULT_TIMEOUT_SECONDS = 86_400
+"""How long a person has to answer when the node sets no ``timeout_seconds`` (the graph's default timeout is
+for tools, which run seconds; a person answers in hours)."""
 
 Jitter = Literal["FULL", "NONE"]
 WorkflowType = Literal["STANDARD", "EXPRESS"]
@@ -100,6 +105,11 @@ class Node(_Model):
         """True for a user's own Lambda (``lambda:<name or ARN>``)."""
         return self.tool.startswith("lambda:")
 
+    @property
+    def is_human(self) -> bool:
+        """True for a step that waits for a person's answer (``human.approval``, ``human.input``)."""
+        return self.tool in HUMAN_TOOLS
+
 
 class Edge(_Model):
     """``from`` → ``to``; ``when`` is a condition, ``map`` shorthand for references, ``max_iterations`` a loop bound."""
@@ -138,5 +148,7 @@ class GraphSpec(_Model):
         return node.retry.merged_over(base) if node.retry else base
 
     def timeout_for(self, node: Node) -> int:
-        """The node's timeout, or ``options.default_timeout_seconds``."""
+        """The node's timeout, or ``options.default_timeout_seconds`` (a person's step: a day)."""
+        if node.is_human:
+            return node.timeout_seconds or HUMAN_DEFAULT_TIMEOUT_SECONDS
         return node.timeout_seconds or self.options.default_timeout_seconds

@@ -128,6 +128,8 @@ class _Checker:
             self.check_tool(i, node)
             self.check_timeout(i, node)
             self.check_cache(i, node)
+            if node.is_human:
+                self.check_human(i, node)
             if node.foreach and node.update_state is True:
                 self.add(
                     f"nodes[{i}].update_state",
@@ -217,7 +219,7 @@ class _Checker:
     def check_timeout(self, i: int, node: Node) -> None:
         """A built-in tool runs inside the executor Lambda: its timeout must end before the Lambda's own."""
         timeout = self.spec.timeout_for(node)
-        if node.is_lambda or timeout <= MAX_TOOL_TIMEOUT_SECONDS:
+        if node.is_lambda or node.is_human or timeout <= MAX_TOOL_TIMEOUT_SECONDS:
             return
         where = f"nodes[{i}].timeout_seconds" if node.timeout_seconds else "options.default_timeout_seconds"
         self.add(
@@ -226,6 +228,27 @@ class _Checker:
             f"Lambda's timeout, {EXECUTOR_TIMEOUT_SECONDS} s, would stop {node.tool} first)",
             node=node.id,
         )
+
+    def check_human(self, i: int, node: Node) -> None:
+        """A person's step is a ``.waitForTaskToken`` Task: one wait per node, in a STANDARD workflow."""
+        if self.spec.options.workflow_type == "EXPRESS":
+            self.add(
+                f"nodes[{i}].tool",
+                f"node {node.id!r}: {node.tool} waits for a person (.waitForTaskToken), which EXPRESS workflows "
+                "do not support; use workflow_type STANDARD",
+                node=node.id,
+            )
+        if node.foreach:
+            self.add(
+                f"nodes[{i}].foreach", f"node {node.id!r}: {node.tool} waits once; it cannot run per item", node=node.id
+            )
+        if node.retry is not None:
+            self.add(
+                f"nodes[{i}].retry",
+                f"node {node.id!r}: a person's answer is not retried; timeout_seconds bounds the wait "
+                "(make the node optional to go on without an answer)",
+                node=node.id,
+            )
 
     def check_params(self, i: int, node: Node, params: dict[str, Any]) -> None:
         if self.catalog is None or node.is_lambda or node.tool not in set(self.catalog.names()):

@@ -31,6 +31,7 @@ from functions.errors import (
     ScheduleError,
     StoreError,
     UnauthorizedError,
+    UnprocessableError,
 )
 from statemachine.errors import JsonInputError, LimitError, SpecError, StepgraphError, loc_text
 
@@ -56,6 +57,7 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
     (ConflictError, 409, "conflict"),
     (PayloadTooLargeError, 413, "payload_too_large"),
     (BadRequestError, 400, "bad_request"),
+    (UnprocessableError, 422, "invalid_request"),
     (JsonInputError, 400, "malformed_json"),
     (LimitError, 422, "limit_exceeded"),
     (ScheduleError, 422, "invalid_schedule"),

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 RunStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]
-NodeStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
+RunFilter = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "WAITING"]
+"""``GET /runs?status=``: a run status, or WAITING (RUNNING runs with a node waiting for a person)."""
+NodeStatus = Literal["PENDING", "RUNNING", "WAITING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
 
 
 class ErrorInfo(BaseModel):
@@ -229,11 +231,38 @@ class Usage(BaseModel):
     estimated_cost_usd: float
 
 
+class Waiting(BaseModel):
+    """A node waiting for a person's answer (``POST /runs/{id}/nodes/{node}/respond``)."""
+
+    node: str
+    tool: str | None = None
+    prompt: str | None = Field(default=None, description="what the person is asked, references resolved")
+    since: str | None = None
+
+
 class RunDetail(RunListItem):
     input: Any = None
     state: Any = None
     nodes: dict[str, NodeView]
     usage: Usage | None = Field(default=None, description="What the run's llm.converse calls used (zeros without any).")
+    waiting: list[Waiting] = Field(default_factory=list, description="nodes waiting for a person's answer now")
+
+
+class Respond(BaseModel):
+    """Body of ``POST /runs/{id}/nodes/{node}/respond``: ``{"approved", "comment"}`` for ``human.approval``,
+    ``{"input"}`` for ``human.input`` (checked against the node's ``schema``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Responded(BaseModel):
+    """The answer was handed to the waiting node: the run goes on with ``output`` as the node's output."""
+
+    run_id: str
+    node: str
+    iteration: int
+    tool: str
+    output: dict[str, Any]
 
 
 class RunList(BaseModel):

@@ -19,7 +19,7 @@ from functions.api.errors import UpstreamError
 from functions.api.graphs_service import console_url_for_execution
 from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError
 from functions.store.offload import REF_KEY, is_ref
-from functions.store.runs import RUNNING, TERMINAL, Run, new_run_id
+from functions.store.runs import RUNNING, TERMINAL, WAITING, Run, new_run_id
 from functions.store.table import now_iso
 from statemachine import jsonlimits
 from statemachine.payload import initial_document
@@ -363,7 +363,21 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
         }
     )
     view["usage"] = usage(services, [r for rs in records.values() for r in rs if r.tool == LLM_TOOL], run.run_id)
+    view["waiting"] = waiting(run, records)
     return view
+
+
+def waiting(run: Run, records: dict[str, list[NodeRecord]]) -> list[dict[str, Any]]:
+    """What a RUNNING run waits for: ``[{"node", "tool", "prompt", "since"}]``, the oldest wait first."""
+    if run.status != RUNNING:
+        return []
+    found = [
+        {"node": r.node, "tool": r.tool, "prompt": r.prompt, "since": r.waiting_since}
+        for rs in records.values()
+        for r in rs
+        if r.status == WAITING
+    ]
+    return sorted(found, key=lambda w: str(w["since"]))
 
 
 def usage(services: Services, records: list[NodeRecord], run_id: str) -> dict[str, Any]:
@@ -425,7 +439,7 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run, budget: 
     starts = [r.started_at for r in records if r.started_at]
     durations = [r.duration_ms for r in records if r.duration_ms is not None]
     status, error = last.status, last.error
-    if status == "RUNNING" and run_status in TERMINAL:
+    if status in (RUNNING, WAITING) and run_status in TERMINAL:
         # The run ended while this node's record still says RUNNING (its executor records late, or the
         # settle that marks such nodes has not reached it): report how the run's end left it.
         status = "CANCELLED" if run_status == "CANCELLED" else "FAILED"

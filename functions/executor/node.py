@@ -203,6 +203,10 @@ class NodeExecutor:
             return self.record_lambda_result(inv)
         if mode == "lookup":
             return self.lookup(inv)
+        if mode in ("wait", "answer"):  # a person's step (functions/executor/human.py)
+            from functions.executor import human
+
+            return human.serve(self, inv)
         return self.run_node(inv)
 
     # -- run ----------------------------------------------------------------------------------

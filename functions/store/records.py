@@ -80,6 +80,10 @@ class NodeRecord:
     """Which result it was reused from: ``{run_id, node, iteration, finished_at}``."""
     items_cached: int | None = None
     """A cached ``foreach`` node: how many of its items were reused."""
+    prompt: str | None = None
+    """A person's step (``human.*``): what they are asked, references resolved."""
+    waiting_since: str | None = None
+    """A person's step: when it began waiting."""
 
     @property
     def terminal(self) -> bool:
@@ -164,6 +168,8 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
         cached=bool(item.get("cached", False)),
         cached_from=json.loads(item["cached_from_json"]) if "cached_from_json" in item else None,
         items_cached=_int(item.get("items_cached")),
+        prompt=item.get("prompt"),
+        waiting_since=item.get("waiting_since"),
     )
 
 
@@ -436,7 +442,8 @@ class Records(TableHandle):
         ]
         update = {
             "Key": {"pk": run_pk(run_id), "sk": sk},
-            "UpdateExpression": "SET " + ", ".join(sets),
+            # a person's step that timed out leaves the WAITING index (functions/store/waits.py)
+            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk",
             "ConditionExpression": f"attribute_not_exists(pk) OR {_NOT_TERMINAL}",
             "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
             "ExpressionAttributeValues": values,

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 RUNNING = "RUNNING"
+WAITING = "WAITING"
+"""A node (never a run) waiting for a person's answer; the run stays RUNNING."""
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
 STATUSES = (RUNNING, *TERMINAL)
 RUN_EVENT = {
@@ -297,18 +299,19 @@ class RunStore:
         errors: dict[str, dict[str, Any]] | None = None,
         default_error: dict[str, Any] | None = None,
     ) -> list[str]:
-        """Mark node records still RUNNING as ``status`` with their error (by node, else ``default_error``).
+        """Mark node records still RUNNING (or WAITING for a person) as ``status`` with their error (by node,
+        else ``default_error``).
 
-        Each change is conditional on the node still being RUNNING; a FAILED one writes its
+        Each change is conditional on the node still being RUNNING or WAITING; a FAILED one writes its
         ``NODE_FAILED`` event once. Repeating this writes nothing new. Returns the nodes changed.
         """
         changed: list[str] = []
         for item in self._query_all(run_id, "NODE#"):
-            if item.get("status") != RUNNING:
+            if item.get("status") not in (RUNNING, WAITING):
                 continue
             node = str(item.get("node") or str(item["sk"]).split("#")[1])
             error = (errors or {}).get(node, default_error)
-            values: dict[str, Any] = {":s": status, ":r": RUNNING, ":f": at}
+            values: dict[str, Any] = {":s": status, ":r": RUNNING, ":w": WAITING, ":f": at}
             sets = ["#s = :s", "finished_at = :f"]
             if error is not None:
                 sets.append("error_json = :e")
@@ -319,8 +322,9 @@ class RunStore:
                 values[":d"] = ms_between(started, at) or 0
             update = {
                 "Key": {"pk": item["pk"], "sk": item["sk"]},
-                "UpdateExpression": "SET " + ", ".join(sets),
-                "ConditionExpression": "#s = :r",
+                # REMOVE first: _stamped_update extends the SET clause at the end
+                "UpdateExpression": "REMOVE gsi1pk, gsi1sk SET " + ", ".join(sets),
+                "ConditionExpression": "#s IN (:r, :w)",
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": values,
             }

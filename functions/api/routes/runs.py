@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from functions.api import respond_service
 from functions.api import runs_service as service
 from functions.api.models import (
     EventPage,
     ItemPage,
+    Responded,
     RunDetail,
+    RunFilter,
     RunList,
     RunListItem,
     RunStarted,
-    RunStatus,
     RunSummary,
     StartRun,
     error_responses,
@@ -24,6 +26,7 @@ from functions.api.models import (
 from functions.api.routes.params import GraphId, RunId  # noqa: TC001 - Powertools reads route annotations at runtime
 from functions.api.services import get_services
 from functions.errors import BadRequestError
+from functions.store.waits import Waits
 
 router = APIGatewayRouter()
 
@@ -69,12 +72,20 @@ def start_run(
 )
 def list_runs(
     graph_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    status: Annotated[RunStatus | None, Query()] = None,
+    status: Annotated[
+        RunFilter | None,
+        Query(description="a run status, or WAITING: running runs with a node waiting for a person"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(alias="next", max_length=2048, description="cursor from a page")] = None,
 ) -> RunList:
     services = get_services()
-    runs, following = services.runs.list_runs(graph_id=graph_id, status=status, limit=limit, cursor=cursor)
+    if status == "WAITING":
+        runs, following = Waits(services.table).list_waiting_runs(
+            services.runs, graph_id=graph_id, limit=limit, cursor=cursor
+        )
+    else:
+        runs, following = services.runs.list_runs(graph_id=graph_id, status=status, limit=limit, cursor=cursor)
     return RunList(runs=[RunListItem(**item) for item in service.listed(services, runs)], next=following)
 
 
@@ -154,3 +165,24 @@ def cancel_run(run_id: RunId) -> RunSummary:
     services = get_services()
     run = service.cancel_run(services, run_id)
     return RunSummary(**service.summary(run, services.settings.region))
+
+
+@router.post(
+    "/runs/<run_id>/nodes/<node>/respond",
+    summary="Answer a node waiting for a person (human.approval, human.input)",
+    tags=["runs"],
+    responses=error_responses(404, 409, 413),
+)
+def respond(
+    run_id: RunId,
+    node: Annotated[str, Path(min_length=1, max_length=64, description="a node id of the run's graph")],
+    body: Annotated[
+        dict[str, Any],
+        Body(description='`{"approved": true|false, "comment": "..."}` (human.approval) or `{"input": ...}`'),
+    ],
+) -> Responded:
+    """Resumes the waiting node with the answer: it succeeds with `output`, and the run goes on. 409 when the
+    node is not waiting (never did, already answered, timed out) or another answer came first; 422 when the
+    answer has the wrong shape or breaks the node's `schema` (details say where)."""
+    services = get_services()
+    return Responded(**respond_service.respond(services, run_id, node, body))

@@ -50,7 +50,7 @@ def bench_definitions() -> dict[str, dict[str, Any]]:
 
 
 # Every construct at once: optional foreach and lambda: nodes reading fields, a condition, a bounded loop,
-# timeouts and retries (the shapes AWS used to refuse or fail: issue 10).
+# timeouts and retries (the shapes AWS used to refuse or fail: issue 10), people's steps (.waitForTaskToken).
 CONSTRUCTS: dict[str, Any] = {
     "name": "constructs",
     "nodes": [
@@ -87,6 +87,13 @@ CONSTRUCTS: dict[str, Any] = {
             }
             for i in range(2)
         ),
+        {"id": "ask", "tool": "human.approval", "params": {"prompt": "go on with {{ root.v }}?"}, "optional": True},
+        {
+            "id": "answer",
+            "tool": "human.input",
+            "params": {"prompt": "how many?", "schema": {"type": "integer"}},
+            "timeout_seconds": 3600,
+        },
         {"id": "head", "tool": "util.echo"},
         {"id": "tail", "tool": "util.echo"},
         {"id": "after", "tool": "util.echo", "params": {"r": "{{ root.v }}"}, "cache": {"ttl_seconds": 60}},
@@ -104,6 +111,8 @@ CONSTRUCTS: dict[str, Any] = {
         *({"from": "root", "to": f"kept{i}"} for i in range(2)),
         {"from": "after", "to": "mid"},
         {"from": "mid", "to": "last"},
+        {"from": "root", "to": "ask"},
+        {"from": "ask", "to": "answer", "when": "ask.approved == True"},
         {"from": "root", "to": "head", "when": "root.v == 1"},
         {"from": "head", "to": "tail"},
         {"from": "tail", "to": "head", "max_iterations": 3},
