@@ -966,6 +966,9 @@ def cmd_runs_show(api: Api, out: Output, args: argparse.Namespace) -> int:
         view = RunView(args.run, {})
         view.update(run)
         out.out.print(view.table())
+        waits = view.waits()
+        if waits is not None:
+            out.out.print(waits)
         print_run_result(out, run)
     return EXIT_OK if run.get("status") not in TERMINAL else run_exit_code(run)
 

@@ -8,11 +8,12 @@ it, with that ``host:port`` allowed through the SSRF guard as ``STEPGRAPH_HTTP_A
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from functional_support import run_graph
+from functional_support import run_graph, start_run, wait_for_run
 
 from local.cloud import LocalCloud
 from local.fixture_server import DEFAULT_PORT, FixtureServer
@@ -51,7 +52,21 @@ def sample_input(name: str, fixtures: FixtureServer) -> Any:
 
 def run_example(api: httpx.Client, name: str, payload: Any, timeout: float = 60.0) -> dict[str, Any]:
     spec = json.loads((EXAMPLES / f"{name}.json").read_text())
-    return run_graph(api, spec, payload, timeout)
+    if name not in ANSWERS:
+        return run_graph(api, spec, payload, timeout)
+    # a person's steps: answer each as it waits (POST /runs/{id}/nodes/{node}/respond), as its reviewer would
+    run_id = start_run(api, spec, payload)
+    deadline = time.monotonic() + timeout
+    pending = dict(ANSWERS[name])
+    while pending:
+        assert time.monotonic() < deadline, f"{name}: still waiting for {sorted(pending)}"
+        run = api.get(f"/runs/{run_id}").json()
+        assert run["status"] == "RUNNING", json.dumps(run, indent=1)[:4000]
+        for wait in run["waiting"]:
+            answered = api.post(f"/runs/{run_id}/nodes/{wait['node']}/respond", json=pending.pop(wait["node"]))
+            assert answered.status_code == 200, answered.text
+        time.sleep(0.05)
+    return wait_for_run(api, run_id, timeout)
 
 
 def statuses(run: dict[str, Any]) -> dict[str, str]:
@@ -147,6 +162,23 @@ def check_summarize_article(run: dict[str, Any], given: Any) -> None:
     assert run["nodes"]["summarize"]["cached"] is False  # cached for an hour: this first run asked the model
 
 
+def check_approval_gate(run: dict[str, Any], given: Any) -> None:
+    approval = output(run, "approve")
+    assert approval["approved"] is True
+    assert approval["comment"] == "ship it"
+    assert output(run, "publish") == {
+        "published": given["note"],
+        "approved_at": approval["responded_at"],
+        "note": "ship it",
+    }
+    assert run["nodes"]["revise"]["status"] == "SKIPPED"
+
+
+ANSWERS: dict[str, dict[str, dict[str, Any]]] = {
+    "approval-gate": {"approve": {"approved": True, "comment": "ship it"}},
+}
+"""What a person answers to each waiting step of an example (its reviewer, in this test)."""
+
 CHECKS: dict[str, Callable[[dict[str, Any], Any], None]] = {
     "echo-chain": check_echo_chain,
     "fetch-and-extract": check_fetch_and_extract,
@@ -157,6 +189,7 @@ CHECKS: dict[str, Callable[[dict[str, Any], Any], None]] = {
     "retries-and-timeout": check_retries_and_timeout,
     "code-review": check_code_review,
     "summarize-article": check_summarize_article,
+    "approval-gate": check_approval_gate,
 }
 
 

@@ -6,15 +6,15 @@
   const POLL_MS = 1000;
   const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]);
   const RUN_STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"];
-  const NODE_STATUSES = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"];
+  const NODE_STATUSES = ["PENDING", "RUNNING", "WAITING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"];
   // In AWS the page is /<stage>/console and the API is /<stage>/...; locally both sit at the root.
   const BASE = location.pathname.replace(/\/console\/?$/, "");
   const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
   const IN_AWS = !LOCAL_HOSTS.has(location.hostname);
   // The stack's WebSocket API for live run events, when it has one (GET /console puts it here).
   const WS_URL = (document.querySelector('meta[name="stepgraph-ws"]') || {}).content || "";
-  const NODE_EVENT_STATUS = { NODE_STARTED: "RUNNING", NODE_SUCCEEDED: "SUCCEEDED", NODE_FAILED: "FAILED",
-    NODE_SKIPPED: "SKIPPED", NODE_CANCELLED: "CANCELLED" };
+  const NODE_EVENT_STATUS = { NODE_STARTED: "RUNNING", NODE_WAITING: "WAITING", NODE_SUCCEEDED: "SUCCEEDED",
+    NODE_FAILED: "FAILED", NODE_SKIPPED: "SKIPPED", NODE_CANCELLED: "CANCELLED" };
   const view = document.getElementById("view");
   let generation = 0; // bumped on every navigation: loops of an older view stop
 

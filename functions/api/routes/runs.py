@@ -171,7 +171,7 @@ def cancel_run(run_id: RunId) -> RunSummary:
     "/runs/<run_id>/nodes/<node>/respond",
     summary="Answer a node waiting for a person (human.approval, human.input)",
     tags=["runs"],
-    responses=error_responses(404, 409, 413),
+    responses=error_responses(400, 404, 409, 413, 415),
 )
 def respond(
     run_id: RunId,
