@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -267,16 +268,18 @@ def test_an_optional_wait_that_times_out_lets_the_run_go_on(cloud: LocalCloud, a
 
 
 def test_an_answer_racing_the_timeout_is_never_lost(cloud: LocalCloud, api: httpx.Client) -> None:
-    # GIVEN runs whose optional approval waits 2 seconds, answered around the moment the wait ends
+    # GIVEN runs whose optional approval waits 2 seconds, answered from 1 s before to 1 s after the wait ends
     spec = approval_spec(timeout_seconds=2, optional=True)
     spec["edges"] = [{"from": "draft", "to": "approve"}, {"from": "approve", "to": "publish"}]
     spec["nodes"] = [n for n in spec["nodes"] if n["id"] != "rework"]
     spec["nodes"][2]["params"] = {"approval": "{{ approve }}"}
     outcomes = []
-    for offset in (1.8, 1.9, 1.95, 2.0, 2.05, 2.1, 2.3):
-        run_id, _run = waiting_run(api, spec)
+    for offset in (1.0, 1.7, 1.9, 2.0, 2.1, 2.3, 3.0):
+        run_id, run = waiting_run(api, spec)
         since = time.monotonic()
-        time.sleep(max(0.0, offset - 0.1))
+        # seconds after the wait began (its `since`), however late this test saw it
+        began = datetime.fromisoformat(run["waiting"][0]["since"].replace("Z", "+00:00")).timestamp()
+        time.sleep(max(0.0, began + offset - time.time()))
         # WHEN the answer comes
         answered = respond(api, run_id, "approve", {"approved": True, "comment": f"at {offset}"})
         done = wait_for_run(api, run_id, cloud=cloud)
