@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.api import respond_service
@@ -23,7 +23,7 @@ from functions.api.models import (
     StartRun,
     error_responses,
 )
-from functions.api.routes.params import GraphId, RunId  # noqa: TC001 - Powertools reads route annotations at runtime
+from functions.api.routes.params import GraphId, NodeId, RunId  # noqa: TC001 - Powertools reads route annotations at runtime
 from functions.api.services import get_services
 from functions.errors import BadRequestError
 from functions.store.waits import Waits
@@ -138,7 +138,7 @@ def get_events(
 )
 def get_items(
     run_id: RunId,
-    node: Annotated[str, Path(min_length=1, max_length=64, description="a node id of the run's graph")],
+    node: NodeId,
     after: Annotated[
         int | None, Query(ge=0, le=999_999, description="the `next` of the previous page: items after this index")
     ] = None,
@@ -175,7 +175,7 @@ def cancel_run(run_id: RunId) -> RunSummary:
 )
 def respond(
     run_id: RunId,
-    node: Annotated[str, Path(min_length=1, max_length=64, description="a node id of the run's graph")],
+    node: NodeId,
     body: Annotated[
         dict[str, Any],
         Body(description='`{"approved": true|false, "comment": "..."}` (human.approval) or `{"input": ...}`'),
