@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from functions.errors import StoreError
 from functions.settings import get_settings
-from functions.store.table import TableHandle, blob_sk, condition_failed, run_pk
+from functions.store.table import TableHandle, blob_sk, condition_failed, old_item, run_pk
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -146,12 +146,16 @@ class BlobStore(TableHandle):
             if item is None:
                 fresh = secrets.token_hex(32)
                 try:
-                    self.table.put_item(Item={**KEY_ITEM, "key": fresh}, ConditionExpression="attribute_not_exists(pk)")
+                    self.table.put_item(
+                        Item={**KEY_ITEM, "key": fresh},
+                        ConditionExpression="attribute_not_exists(pk)",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
                     return bytes.fromhex(fresh)
                 except ClientError as exc:
                     if not condition_failed(exc):
                         raise
-                item = self.table.get_item(Key=KEY_ITEM, ConsistentRead=True).get("Item")
+                    item = old_item(exc)  # another writer's key, which won
         except ClientError as exc:
             raise StoreError(f"could not read the reference key: {exc}") from exc
         if item is None or not isinstance(item.get("key"), str):

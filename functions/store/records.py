@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from functions.errors import StoreError
@@ -32,6 +31,7 @@ from functions.store.table import (
     ms_between,
     node_sk,
     now_iso,
+    old_item,
     run_pk,
     with_expiry,
 )
@@ -50,7 +50,6 @@ MAX_MESSAGE = 4000
 
 _NOT_TERMINAL = "(attribute_not_exists(#status) OR NOT #status IN (:t0, :t1, :t2, :t3))"
 _TERMINAL_VALUES = {f":t{i}": s for i, s in enumerate(TERMINAL_NODE)}
-_DESERIALIZER = TypeDeserializer()
 
 
 @dataclass
@@ -197,14 +196,6 @@ def parse_event(item: dict[str, Any]) -> dict[str, Any]:
     if item.get("cached"):
         event["cached"] = True
     return event
-
-
-def _old_item(exc: ClientError) -> dict[str, Any] | None:
-    """The item a failed conditional write returned (``ReturnValuesOnConditionCheckFailure: ALL_OLD``)."""
-    raw = exc.response.get("Item")
-    if not isinstance(raw, dict) or not raw:
-        return None
-    return {key: _DESERIALIZER.deserialize(value) for key, value in raw.items()}
 
 
 class Records(TableHandle):
@@ -779,7 +770,7 @@ class Records(TableHandle):
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
-            old = _old_item(exc)
+            old = old_item(exc)
             return Outcome(done=False, node=parse_node(old) if old else None)
         attributes = response.get("Attributes")
         return Outcome(done=True, node=parse_node(attributes) if attributes else None)

@@ -17,7 +17,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from functions.errors import LimitError, NotFoundError, StoreError
-from functions.store.table import TableHandle, condition_failed, graph_pk
+from functions.store.table import TableHandle, condition_failed, graph_pk, old_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -81,11 +81,12 @@ class ScheduleStore:
                     "AND (attribute_not_exists(schedule_count) OR schedule_count < :cap)"
                 ),
                 ExpressionAttributeValues={":one": 1, ":no": False, ":cap": cap},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if not condition_failed(exc):
                 raise StoreError(f"could not count a schedule of graph {graph_id}") from exc
-            head = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": "GRAPH"}, ConsistentRead=True).get("Item")
+            head = old_item(exc)
             if not head or head.get("deleted"):
                 raise NotFoundError(f"no graph {graph_id!r}") from exc
             raise LimitError(

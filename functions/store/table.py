@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from functions.settings import get_settings
@@ -237,3 +238,15 @@ def put_once(table: Table, item: dict[str, Any]) -> None:
     except ClientError as exc:
         if not condition_failed(exc):
             raise
+
+
+_DESERIALIZER = TypeDeserializer()
+
+
+def old_item(exc: ClientError) -> dict[str, Any] | None:
+    """The item a failed conditional write returned (``ReturnValuesOnConditionCheckFailure: ALL_OLD``), so the
+    writer needs no read to learn what stood in its way; None when there was no item."""
+    raw = exc.response.get("Item")
+    if not isinstance(raw, dict) or not raw:
+        return None
+    return {key: _DESERIALIZER.deserialize(value) for key, value in raw.items()}

@@ -149,3 +149,27 @@ def test_user_data_shaped_like_a_pending_placeholder_is_kept(table: Any) -> None
     slim = offloader.offload(RUN, "n1", 1, output)
     assert slim["odd"] == {"$stepgraph_pending": "text"}
     assert offloader.resolve(slim, RUN) == output
+
+
+def test_a_writer_that_loses_the_key_race_signs_with_the_winners_key(table: Any) -> None:
+    # GIVEN a reference key another process created between this one's read and its own create
+    from functions.store.offload import KEY_ITEM
+
+    table.put_item(Item={**KEY_ITEM, "key": "ab" * 32})
+    store = BlobStore(table)
+    reads: list[dict[str, Any]] = []
+    original_get = table.get_item
+
+    def stale_get(**kwargs: Any) -> dict[str, Any]:
+        reads.append(kwargs)
+        return {}  # the key item did not exist yet when this writer looked
+
+    table.get_item = stale_get
+    try:
+        # WHEN it loads the key
+        key = store._load_key()
+    finally:
+        table.get_item = original_get
+    # THEN it uses the key that won, learnt from its failed put, without reading again
+    assert key == bytes.fromhex("ab" * 32)
+    assert len(reads) == 1
