@@ -6,6 +6,10 @@ FAILED with the error Step Functions gave them (from the execution history, e.g.
 CANCELLED; on success the nodes that never ran as SKIPPED; then the run's terminal status together with
 its ``RUN_*`` event, conditional on the run still being RUNNING. Nodes first, so a reader who sees the
 terminal run also sees settled nodes.
+
+Given the execution that ended, settle acts for it only while it is the run's current execution: a
+resumed run (``POST /runs/{id}/resume``) runs on as ``<run_id>-r<n>``, and a late status of an earlier
+execution must neither close the run nor touch the nodes the newer execution runs.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from functions.executor.binding import run_of_execution
 from functions.store.runs import RUN_EVENT, RunStore
 from functions.store.table import event_stamp, node_sk, now_iso, run_pk
 
@@ -136,11 +141,16 @@ def settle(
         by_node = node_errors(sfn, execution_arn) if (sfn and execution_arn and status == "FAILED") else {}
         node_status = "FAILED" if status in ("FAILED", "TIMED_OUT") else "CANCELLED"
         runs.end_running_nodes(
-            run_id, node_status, at, errors=by_node, default_error=run_error if node_status == "FAILED" else None
+            run_id,
+            node_status,
+            at,
+            errors=by_node,
+            default_error=run_error if node_status == "FAILED" else None,
+            resume=run_of_execution(execution_arn.rsplit(":", 1)[-1])[1] if execution_arn else None,
         )
         _mark_failed_before_running(runs, run_id, [n for n in by_node if n in (spec_nodes or [])], by_node, at)
     state = doc.get("state") if isinstance(doc, dict) else None
-    return runs.finish(run_id, status, error=run_error, state=state, finished_at=at)
+    return runs.finish(run_id, status, error=run_error, state=state, finished_at=at, execution_arn=execution_arn)
 
 
 def _doc(output: Any) -> Any:

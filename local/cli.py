@@ -658,6 +658,9 @@ def watch_run(
                             live.console.print(format_event(event))
                         if run.get("status") in TERMINAL:
                             break
+                        if live_events is not None:  # resumed meanwhile: the socket's subscription ended; poll on
+                            live_events.close()
+                            live_events = None
                     continue
                 for event in follower.poll():
                     live.console.print(format_event(event))
@@ -1093,6 +1096,20 @@ def cmd_schedules_delete(api: Api, out: Output, args: argparse.Namespace) -> int
     return EXIT_OK
 
 
+def cmd_runs_resume(api: Api, out: Output, args: argparse.Namespace) -> int:
+    resumed = api.post(f"/runs/{args.run}/resume")
+    if not args.wait:
+        if not out.for_scripts(resumed, resumed["run_id"]):
+            out.out.print(f"[green]resumed[/] {resumed['run_id']} (resume {resumed.get('resumes')}, RUNNING)")
+            if resumed.get("console_url"):
+                out.out.print(f"  console {resumed['console_url']}")
+            out.out.print(f"  watch:  stepgraph runs watch {resumed['run_id']}")
+        return EXIT_OK
+    if not out.as_json:
+        out.out.print(f"[green]resumed[/] {resumed['run_id']} (resume {resumed.get('resumes')})")
+    return finish_watch(api, out, resumed["run_id"], args.interval, ws_url_of(args, api))
+
+
 def cmd_tools_list(api: Api, out: Output, args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -1304,7 +1321,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--html", metavar="FILE", help="write a standalone HTML page")
     p.set_defaults(func=cmd_graphs_diagram)
 
-    runs = groups.add_parser("runs", help="start, watch, list, answer and cancel runs").add_subparsers(
+    runs = groups.add_parser("runs", help="start, watch, list, answer, cancel and resume runs").add_subparsers(
         dest="command", required=True
     )
     p = runs.add_parser("start", parents=[common], help="start a run of a graph id (or of a spec file, created first)")
@@ -1346,6 +1363,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = runs.add_parser("cancel", parents=[common], help="stop a running run")
     p.add_argument("run")
     p.set_defaults(func=cmd_runs_cancel)
+    p = runs.add_parser(
+        "resume", parents=[common], help="resume a FAILED, CANCELLED or TIMED_OUT run (succeeded nodes are kept)"
+    )
+    p.add_argument("run")
+    p.add_argument("--wait", action="store_true", help="watch the run live until it ends; exit 1 unless it SUCCEEDED")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between polls (default 0.5)")
+    live_options(p)
+    p.set_defaults(func=cmd_runs_resume)
 
     schedules = groups.add_parser("schedules", help="start a graph's runs on a timetable").add_subparsers(
         dest="command", required=True

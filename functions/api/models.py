@@ -205,17 +205,38 @@ class NodeView(BaseModel):
     items_url: str | None = Field(default=None, description="a foreach node: where its item results are paged")
 
 
+class Execution(BaseModel):
+    """One Step Functions execution of a run: the first, then one per resume (``<run_id>-r<n>``)."""
+
+    execution_arn: str
+    console_url: str
+    started_at: str
+    finished_at: str | None = None
+    status: RunStatus
+    error: RunError | None = None
+
+
 class RunSummary(BaseModel):
     run_id: str
     graph_id: str
     version: int
     status: RunStatus
-    execution_arn: str
+    execution_arn: str = Field(description="the current execution (the latest resume's, once resumed)")
     console_url: str
     started_at: str
     finished_at: str | None = None
     error: RunError | None = None
     trigger: Trigger = Field(default_factory=ApiTrigger)
+    resumes: int = Field(default=0, description="how often the run was resumed (POST /runs/{id}/resume)")
+    executions: list[Execution] = Field(default_factory=list, description="every execution, oldest first")
+
+
+class RunResumed(BaseModel):
+    run_id: str
+    status: RunStatus
+    resumes: int
+    execution_arn: str
+    console_url: str
 
 
 class RunListItem(RunSummary):

@@ -1,4 +1,4 @@
-"""Run operations behind the routes: start (idempotently), read with reconciliation, cancel, the view."""
+"""Run operations behind the routes: start (idempotently), read with reconciliation, cancel, resume, the view."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from functions import runs_sync
 from functions.api.errors import UpstreamError
 from functions.api.graphs_service import console_url_for_execution
 from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError
+from functions.executor.binding import execution_name
 from functions.store.offload import REF_KEY, is_ref
-from functions.store.runs import RUNNING, TERMINAL, WAITING, Run, new_run_id
+from functions.store.runs import RESUMABLE, RUNNING, TERMINAL, WAITING, Run, new_run_id
 from functions.store.table import now_iso
 from statemachine import jsonlimits
 from statemachine.payload import initial_document
@@ -202,6 +203,51 @@ def cancel_run(services: Services, run_id: str) -> Run:
     return run
 
 
+def resume_run(services: Services, run_id: str) -> dict[str, Any]:
+    """Continue a FAILED, CANCELLED or TIMED_OUT run under its id: a new execution of its version's state
+    machine, ``<run_id>-r<n>``, whose document says it is resume ``n``. Nodes that succeeded are replayed
+    from their records by the executor (their tools are not run again); the others run.
+
+    The run item moves back to RUNNING first, conditionally (two resumes at once: the second gets 409),
+    then the execution starts; if it cannot, the run ends FAILED again with ``StartExecutionFailed``.
+    """
+    run = get_run(services, run_id)
+    if run.status not in RESUMABLE:
+        raise ConflictError(f"run {run_id} is {run.status}: only a FAILED, CANCELLED or TIMED_OUT run can be resumed")
+    try:
+        version = services.graphs.version(run.graph_id, run.version)
+    except NotFoundError as exc:
+        raise ConflictError(f"run {run_id} cannot be resumed: its graph {run.graph_id} was deleted") from exc
+    spec = GraphSpec.model_validate(version.spec)
+    number = run.resumes + 1
+    name = execution_name(run_id, number)
+    document = initial_document(
+        spec, {"run_id": run_id, "graph_id": run.graph_id, "version": run.version, "resumes": number}, run.input
+    )
+    execution_arn = execution_arn_for(version.state_machine_arn, name)
+    if not services.runs.resume(run, execution_arn):
+        raise ConflictError(f"run {run_id} changed while it was being resumed (resumed or settled meanwhile)")
+    try:
+        started = services.sfn.start_execution(
+            stateMachineArn=version.state_machine_arn, name=name, input=json.dumps(document, separators=(",", ":"))
+        )
+    except ClientError as exc:
+        code = exc.response["Error"].get("Code", "")
+        error = {"code": "StartExecutionFailed", "message": code}
+        services.runs.finish(run_id, "FAILED", error=error, execution_arn=execution_arn)
+        raise UpstreamError(f"StartExecution failed: {code}") from exc
+    if started.get("executionArn") and started["executionArn"] != execution_arn:  # e.g. an EXPRESS execution
+        execution_arn = str(started["executionArn"])
+        services.runs.set_execution_arn(run_id, execution_arn)
+    return {
+        "run_id": run_id,
+        "status": RUNNING,
+        "resumes": number,
+        "execution_arn": execution_arn,
+        "console_url": console_url_for_execution(execution_arn, services.settings.region),
+    }
+
+
 def current_state(services: Services, execution_arn: str, default: Any) -> Any:
     """A running execution's shared ``state``: from the newest state output in its history that has one."""
     try:
@@ -235,6 +281,11 @@ def summary(run: Run, region: str) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "error": run.error,
         "trigger": run.trigger,
+        "resumes": run.resumes,
+        "executions": [
+            {**execution, "console_url": console_url_for_execution(execution["execution_arn"], region)}
+            for execution in run.executions()
+        ],
     }
 
 

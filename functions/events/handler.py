@@ -2,7 +2,8 @@
 
 Idempotent: ``functions.runs_sync.settle`` writes conditionally, so a duplicate or late delivery (or a
 race with the API's reconciliation) writes nothing new. Events of executions that are not stepgraph runs
-(no run item under the execution's name) are ignored.
+(no run item under the execution's name) are ignored. A resumed run's execution is named
+``<run_id>-r<n>``; settle ignores a status of any execution but the run's current one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions import runs_sync
 from functions.errors import NotFoundError
+from functions.executor.binding import run_of_execution
 from functions.settings import get_settings
 from functions.store.graphs import GraphStore
 from functions.store.runs import RunStore
@@ -61,7 +63,7 @@ class Handler:
         if event.get("detail-type") != DETAIL_TYPE or not isinstance(event.get("detail"), dict):
             return {"settled": False, "reason": "not a Step Functions status change"}
         detail = event["detail"]
-        run_id = str(detail.get("name") or "")
+        run_id, _ = run_of_execution(str(detail.get("name") or ""))
         status = str(detail.get("status") or "")
         if status not in runs_sync.RUN_STATUS:
             return {"settled": False, "run_id": run_id, "reason": f"status {status} is not terminal"}

@@ -4,6 +4,9 @@ The API names each execution after its run id and starts it on the state machine
 version (``<prefix>-<graph_id>`` for version 1, ``<prefix>-<graph_id>-v<n>`` after). Every compiled Task
 passes ``execution.$: $$.Execution.Id``, so a request whose document names another run (a crafted payload)
 is refused without reading the store.
+
+A resumed run (``POST /runs/{id}/resume``) runs again as a new execution named ``<run_id>-r<n>``, whose
+document says which resume it is (``doc.run.resumes = n``): that name is accepted for exactly that ``n``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,26 @@ from __future__ import annotations
 from typing import Any
 
 EXECUTION_KINDS = ("execution", "express")
+RESUME_MARK = "-r"
+
+
+def execution_name(run_id: str, resumes: int = 0) -> str:
+    """The execution a run's ``resumes``-th resume runs as: the run id, then ``<run_id>-r<n>``."""
+    return run_id if resumes == 0 else f"{run_id}{RESUME_MARK}{resumes}"
+
+
+def run_of_execution(name: str) -> tuple[str, int]:
+    """``(run_id, resumes)`` an execution name stands for (``execution_name`` read back)."""
+    run_id, mark, number = name.rpartition(RESUME_MARK)
+    if mark and run_id.startswith("r_") and number.isdigit() and not number.startswith("0"):
+        return run_id, int(number)
+    return name, 0
+
+
+def resumes_of(run: Any) -> int | None:
+    """The resume number a document's ``run`` carries (0 when absent), or None when it is not a count."""
+    value = run.get("resumes", 0) if isinstance(run, dict) else 0
+    return value if type(value) is int and value >= 0 else None
 
 
 def state_machine_name(prefix: str, graph_id: str, version: int) -> str:
@@ -29,6 +52,9 @@ def execution_problem(execution: str | None, run: Any, prefix: str) -> str | Non
     run_id, graph_id, version = run.get("run_id"), run.get("graph_id"), run.get("version")
     if not isinstance(run_id, str) or not isinstance(graph_id, str) or type(version) is not int:
         return "the document's run has no run_id, graph_id and version"
+    resumes = resumes_of(run)
+    if resumes is None:
+        return "the document's run has a resumes that is not a count"
     if not execution:
         return "the request does not name the execution that sent it"
     parts = execution.split(":")
@@ -39,6 +65,6 @@ def execution_problem(execution: str | None, run: Any, prefix: str) -> str | Non
     expected = state_machine_name(prefix, graph_id, version)
     if machine != expected:
         return f"execution {execution} runs state machine {machine}, not {expected} of run {run_id}"
-    if not slash and name != run_id:
-        return f"execution {execution} is not run {run_id}"
+    if not slash and name != execution_name(run_id, resumes):
+        return f"execution {execution} is not run {run_id}" + (f" resumed {resumes} times" if resumes else "")
     return None

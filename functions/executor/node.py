@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from functions.errors import StoreError, ToolError
-from functions.executor.binding import execution_problem
+from functions.executor.binding import execution_problem, resumes_of
 from functions.executor.cache import node_key
 from functions.executor.errors import NodeFailed, node_failure
 from functions.executor.sandbox import ToolTimeout, run_tool
@@ -29,7 +29,7 @@ from functions.executor.tools.base import ToolContext
 from functions.settings import get_settings
 from functions.store.cache import NodeCache
 from functions.store.offload import DOC_BUDGET, Offloader
-from functions.store.records import ItemResult, Records
+from functions.store.records import ItemResult, Records, restartable
 from functions.store.table import now_iso, store_iso
 from statemachine import payload, references
 from statemachine.errors import DataError, StepgraphError
@@ -108,6 +108,8 @@ class Invocation:
     """Attempts begun, as the start write returned it (saves a read when an attempt fails)."""
     received: float = field(default_factory=time.monotonic)
     """When the invocation arrived (``time.monotonic()``): the node's timeout counts from here."""
+    resume: int = 0
+    """Which execution of the run sent it: 0 the first, n the n-th resume (``doc.run.resumes``)."""
 
     @property
     def node(self) -> str:
@@ -184,7 +186,8 @@ class NodeExecutor:
         problem = execution_problem(request.execution, request.doc.get("run"), get_settings().prefix)
         if problem:
             raise node_failure("stepgraph.InvalidRequest", f"refused: {problem}")
-        return Invocation(request, ctx, run_id, payload.iteration(request.doc, ctx), request.attempt)
+        resume = resumes_of(request.doc.get("run")) or 0
+        return Invocation(request, ctx, run_id, payload.iteration(request.doc, ctx), request.attempt, resume=resume)
 
     def handle(self, inv: Invocation) -> Any:
         """Serve one parsed request in its mode."""
@@ -214,7 +217,9 @@ class NodeExecutor:
     def run_node(self, inv: Invocation) -> dict[str, Any]:
         """Run the tool once for a plain node and return the document with its result."""
         outcome = self._guard(
-            lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, inv.attempt, tool=inv.tool)
+            lambda: self.records.start_attempt(
+                inv.run_id, inv.node, inv.iteration, inv.attempt, tool=inv.tool, resume=inv.resume
+            )
         )
         if not outcome.started:
             self._refuse_stale(inv, outcome.node)
@@ -286,7 +291,9 @@ class NodeExecutor:
 
     def _reuse_recorded(self, inv: Invocation, found: CachedOutput) -> dict[str, Any] | None:
         """A ``lookup`` hit: mark the node started (its Task was never entered), then reuse ``found``."""
-        outcome = self._guard(lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool))
+        outcome = self._guard(
+            lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, resume=inv.resume)
+        )
         if not outcome.started and outcome.node is not None and outcome.node.terminal:
             replay = self._replay(inv, outcome.node)
             if replay is not None:
@@ -320,7 +327,9 @@ class NodeExecutor:
     def _succeed(self, inv: Invocation, doc: dict[str, Any], attempt: int, **record: Any) -> dict[str, Any]:
         """Record the node SUCCEEDED and return ``doc``; if another delivery finished first, answer as it did."""
         outcome = self._guard(
-            lambda: self.records.succeed_attempt(inv.run_id, inv.node, inv.iteration, attempt, **record)
+            lambda: self.records.succeed_attempt(
+                inv.run_id, inv.node, inv.iteration, attempt, resume=inv.resume, **record
+            )
         )
         if not outcome:
             replay = self._replay(inv, outcome.node)
@@ -329,7 +338,13 @@ class NodeExecutor:
         return self._fit(inv, doc)
 
     def _refuse_stale(self, inv: Invocation, record: NodeRecord | None) -> None:
-        """A delivery of an attempt older than the one recorded: Step Functions no longer waits for it."""
+        """A delivery of an attempt older than the one recorded, or from an execution the run was resumed
+        from: Step Functions no longer waits for it."""
+        if record is not None and record.resume > inv.resume:
+            raise node_failure(
+                "stepgraph.StaleAttempt",
+                f"{inv.node} belongs to the run's resume {record.resume}, not to resume {inv.resume}; not run",
+            )
         if record is not None and not record.terminal and record.attempts > inv.attempt:
             raise node_failure(
                 "stepgraph.StaleAttempt",
@@ -343,6 +358,8 @@ class NodeExecutor:
             return None
         if node.status == "SUCCEEDED":
             self.log.info("node already succeeded; returning the recorded output")
+            if inv.ctx.update_state:  # the state keys it wrote come from the whole output, as when it ran
+                return self._fit(inv, self._apply(inv, self.offloader.resolve(node.output, inv.run_id), node.output))
             return self._fit(inv, payload.apply_result(inv.request.doc, inv.ctx, node.output))
         error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
         raise node_failure(error["code"], error["message"])
@@ -364,7 +381,9 @@ class NodeExecutor:
             error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
             raise node_failure(error["code"], error["message"])
         outcome = self._guard(
-            lambda: self.records.start_item(inv.run_id, inv.node, inv.iteration, index, inv.attempt, tool=inv.tool)
+            lambda: self.records.start_item(
+                inv.run_id, inv.node, inv.iteration, index, inv.attempt, tool=inv.tool, resume=inv.resume
+            )
         )
         if not outcome.started:
             self._refuse_stale(inv, outcome.node)
@@ -382,7 +401,14 @@ class NodeExecutor:
                 output, origin = reused
                 self._guard(
                     lambda: self.records.succeed_item(
-                        inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=output, cached_from=origin
+                        inv.run_id,
+                        inv.node,
+                        inv.iteration,
+                        index,
+                        inv.attempt,
+                        output=output,
+                        cached_from=origin,
+                        resume=inv.resume,
                     )
                 )
                 return dict(ITEM_MARKER)
@@ -396,7 +422,15 @@ class NodeExecutor:
         self._emit_success(inv, tool_ms)
         self._guard(
             lambda: self.records.succeed_item(
-                inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=slim, tool_ms=tool_ms, cache_key=key
+                inv.run_id,
+                inv.node,
+                inv.iteration,
+                index,
+                inv.attempt,
+                output=slim,
+                tool_ms=tool_ms,
+                cache_key=key,
+                resume=inv.resume,
             )
         )
         return dict(ITEM_MARKER)
@@ -430,7 +464,12 @@ class NodeExecutor:
             code, message = describe_error(exc, inv.tool)
             self._guard(
                 lambda: self.records.fail_node(
-                    inv.run_id, inv.node, inv.iteration, tool=inv.tool, error={"code": code, "message": message}
+                    inv.run_id,
+                    inv.node,
+                    inv.iteration,
+                    tool=inv.tool,
+                    error={"code": code, "message": message},
+                    resume=inv.resume,
                 )
             )
             raise node_failure(code, message) from None
@@ -460,10 +499,10 @@ class NodeExecutor:
         if inv.ctx.item_retries == "states":  # one item, one attempt: the child Task's Retry retries it
             request = inv.request.model_copy(update={"item": items[start], "index": start, "mode": "item"})
             return self.run_item(Invocation(request, inv.ctx, inv.run_id, inv.iteration, inv.attempt))
-        # A retried batch (its Lambda failed or timed out) resumes: items already finished are not run again.
-        # The first delivery has nothing to resume, so its happy path reads nothing.
+        # A retried batch (its Lambda failed or timed out) resumes: items already finished are not run again;
+        # so does a batch of a resumed run. The first delivery has nothing to resume, so its happy path reads nothing.
         recorded: dict[int, NodeRecord] = {}
-        if inv.attempt > 1:
+        if inv.attempt > 1 or inv.resume:
             recorded = self._guard(
                 lambda: self.records.items_between(inv.run_id, inv.node, inv.iteration, start, end - 1)
             )
@@ -472,6 +511,8 @@ class NodeExecutor:
         try:
             for index in range(start, end):
                 record = recorded.get(index)
+                if restartable(record, inv.resume):
+                    record = None  # an execution the run was resumed from left it failed: it runs afresh
                 if record is not None and record.status == "SUCCEEDED":
                     continue
                 if record is not None and record.terminal:
@@ -482,7 +523,11 @@ class NodeExecutor:
             # batch itself ends normally, so the Task's Retry (kept for crashes of the batch) does not rerun it.
             pass
         finally:
-            self._guard(lambda: self.records.put_succeeded_items(inv.run_id, inv.node, inv.iteration, finished))
+            self._guard(
+                lambda: self.records.put_succeeded_items(
+                    inv.run_id, inv.node, inv.iteration, finished, resume=inv.resume
+                )
+            )
             ran = [r.tool_ms for r in finished if r.tool_ms is not None]  # items reused from the cache did not run
             if ran:  # one metric document for the batch's items
                 self.metric("NodeDuration", "Milliseconds", ran, {"tool": inv.tool})
@@ -491,7 +536,11 @@ class NodeExecutor:
         return dict(ITEM_MARKER)
 
     def _start_item(self, inv: Invocation, index: int, attempt: int) -> None:
-        self._guard(lambda: self.records.start_item(inv.run_id, inv.node, inv.iteration, index, attempt, tool=inv.tool))
+        self._guard(
+            lambda: self.records.start_item(
+                inv.run_id, inv.node, inv.iteration, index, attempt, tool=inv.tool, resume=inv.resume
+            )
+        )
 
     def _run_batch_item(self, inv: Invocation, index: int, value: Any, record: NodeRecord | None) -> ItemResult:
         """Run one item of a batch with the node's retry policy and timeout, as Step Functions would retry a Task."""
@@ -585,6 +634,7 @@ class NodeExecutor:
             1,
             tool=inv.tool,
             items_total=total if total is not None else self._items_total(inv),
+            resume=inv.resume,
         )
         return None if outcome.started else outcome.node
 
@@ -642,6 +692,7 @@ class NodeExecutor:
                 tool=inv.tool,
                 error={"code": code, "message": message},
                 message=f"{inv.node} failed (optional, the run goes on): {code}: {message}",
+                resume=inv.resume,
             )
         )
         return self._fit(inv, payload.apply_failure(inv.request.doc, inv.ctx))
@@ -653,7 +704,9 @@ class NodeExecutor:
         output, entered, attempts = lambda_result(inv.request.doc, inv.node)
         started = store_iso(entered)
         outcome = self._guard(
-            lambda: self.records.start_attempt(inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, at=started)
+            lambda: self.records.start_attempt(
+                inv.run_id, inv.node, inv.iteration, 1, tool=inv.tool, at=started, resume=inv.resume
+            )
         )
         if not outcome.started and outcome.node is not None and outcome.node.terminal:
             replay = self._replay(inv, outcome.node)
@@ -803,9 +856,13 @@ class NodeExecutor:
         self.metric("NodeDuration", "Milliseconds", tool_ms, {"tool": inv.tool})
         try:
             if index is None:
-                self.records.fail_attempt(inv.run_id, inv.node, inv.iteration, attempt, error=error, final=final)
+                self.records.fail_attempt(
+                    inv.run_id, inv.node, inv.iteration, attempt, error=error, final=final, resume=inv.resume
+                )
             else:
-                self.records.fail_item(inv.run_id, inv.node, inv.iteration, index, attempt, error=error, final=final)
+                self.records.fail_item(
+                    inv.run_id, inv.node, inv.iteration, index, attempt, error=error, final=final, resume=inv.resume
+                )
                 if final:
                     self._ensure_started(inv)
                     self.records.fail_attempt(
@@ -816,6 +873,7 @@ class NodeExecutor:
                         error=error,
                         final=True,
                         message=f"{inv.node} failed: item {index} (attempt {attempt}): {code}: {message}",
+                        resume=inv.resume,
                     )
         except Exception:
             self.log.exception("could not record the failed attempt")

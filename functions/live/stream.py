@@ -8,7 +8,7 @@ each run in a batch, in that order:
   run item's ``RUN_*``) becomes the run's next event (``EventLog.append``), sent to every live subscriber;
 - a new subscription (``SUB#`` insert) gets every event numbered so far after its ``after``, then
   becomes live; after a run's terminal event a subscriber gets ``{"type": "run"}`` and its subscription
-  ends;
+  ends (unless a ``RUN_RESUMED`` follows it in what the subscriber catches up on: the run goes on);
 - a removed subscription stops receiving.
 
 A run whose records fail is reported in ``batchItemFailures`` from its first record; records already
@@ -27,7 +27,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from functions.live.push import ApiGatewayPoster, Outbox
 from functions.live.subscriptions import SUB_PREFIX, Subscriptions, parse_subscription
-from functions.store.events import RUN_TERMINAL_EVENTS, Counter, EventLog
+from functions.store.events import RUN_RESUMED, RUN_TERMINAL_EVENTS, Counter, EventLog, terminal_after
 from functions.store.records import parse_event
 from functions.store.runs import RunStore
 
@@ -149,8 +149,7 @@ class StreamProcessor:
         else:
             terminal = before.terminal_seq
             for _, item in appended:
-                if terminal is None and item.get("type") in RUN_TERMINAL_EVENTS:
-                    terminal = int(item["seq"])
+                terminal = terminal_after(terminal, item.get("type"), int(item["seq"]))
             self._counters[run_id] = Counter(int(appended[-1][1]["seq"]), appended[-1][0], terminal)
         while len(self._counters) > MAX_CACHED_COUNTERS:
             self._counters.popitem(last=False)
@@ -187,12 +186,16 @@ class StreamProcessor:
             live = {s.connection_id: s for s in self.subscriptions.of_run(run_id) if s.live}
         seq = counter.seq
         terminal: dict[str, Any] | None = None
+        terminal_seq = counter.terminal_seq
         for change in changes:
             if change.sn in by_sn:
                 event = parse_event(by_sn[change.sn])
                 seq = event["seq"]
+                terminal_seq = terminal_after(terminal_seq, event["type"], seq)
                 for connection_id in live:
                     outbox.add(connection_id, event_message(run_id, event))
+                if event["type"] == RUN_RESUMED:
+                    terminal = None
                 if event["type"] in RUN_TERMINAL_EVENTS:
                     terminal = event
                     for connection_id in list(live):
@@ -200,7 +203,7 @@ class StreamProcessor:
                         self.subscriptions.end(run_id, connection_id)
                         live.pop(connection_id)
             elif change.subscribed is not None:
-                if self._catch_up(change.subscribed, seq, counter.terminal_seq, terminal, outbox):
+                if self._catch_up(change.subscribed, seq, terminal_seq, terminal, outbox):
                     live[change.subscribed.connection_id] = change.subscribed
             elif change.unsubscribed is not None:
                 live.pop(change.unsubscribed, None)
@@ -226,6 +229,8 @@ class StreamProcessor:
                 outbox.add(sub.connection_id, event_message(sub.run_id, event))
                 if event["type"] in RUN_TERMINAL_EVENTS:
                     ended = event
+                elif event["type"] == RUN_RESUMED:
+                    ended = None
             after = page.cursor
         if ended is None and terminal is not None and terminal["seq"] <= upto:
             ended = terminal

@@ -5,7 +5,8 @@ written item (``last_event_json``); the stream function (functions/stream) reads
 appends each new stamp to its run's log with the next ``seq``: ``EVENT#<seq:010d>``, 1, 2, 3... in the
 order of the writes. Per run it keeps a counter item (``SEQ``): the last ``seq`` given, the stream
 sequence number of the last record numbered (so a redelivered batch numbers nothing twice) and the
-``seq`` of the run's terminal ``RUN_*`` event. An event is put before the counter moves past it, so a
+``seq`` of the run's terminal ``RUN_*`` event (cleared by a ``RUN_RESUMED``: the run goes on, and its
+events keep their numbers). An event is put before the counter moves past it, so a
 delivery that died in between finds its event already there (same ``eid``) and goes on.
 """
 
@@ -25,6 +26,19 @@ if TYPE_CHECKING:
 
 COUNTER_SK = "SEQ"
 RUN_TERMINAL_EVENTS = ("RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED", "RUN_TIMED_OUT")
+RUN_RESUMED = "RUN_RESUMED"
+"""A terminal run resumed: the terminal ``seq`` no longer ends its log."""
+
+
+def terminal_after(terminal: int | None, event_type: Any, seq: int) -> int | None:
+    """The run's terminal ``seq`` once the event ``event_type`` numbered ``seq`` is in its log."""
+    if event_type == RUN_RESUMED:
+        return None
+    if event_type in RUN_TERMINAL_EVENTS and terminal is None:
+        return seq
+    return terminal
+
+
 _LAST_KEY = event_sk(9_999_999_999)
 
 
@@ -84,18 +98,20 @@ class EventLog(TableHandle):
                 existing = self.table.get_item(Key={"pk": pk, "sk": item["sk"]}, ConsistentRead=True).get("Item")
                 if not existing or existing.get("eid") != stamp.get("eid"):
                     raise EventOrderError(f"event {seq} of run {run_id} was numbered by another writer") from exc
-            if stamp.get("type") in RUN_TERMINAL_EVENTS and terminal is None:
-                terminal = seq
+            terminal = terminal_after(terminal, stamp.get("type"), seq)
             written.append((sn, item))
         values: dict[str, Any] = {":seq": seq, ":sn": str(fresh[-1][0]), ":old": counter.seq}
         sets = ["seq = :seq", "stream_sn = :sn"]
+        removed = ""
         if terminal is not None:
             sets.append("terminal_seq = :t")
             values[":t"] = terminal
+        elif counter.terminal_seq is not None:
+            removed = " REMOVE terminal_seq"
         try:
             self.table.update_item(
                 Key={"pk": pk, "sk": COUNTER_SK},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + removed,
                 ConditionExpression="attribute_not_exists(seq) OR seq = :old",
                 ExpressionAttributeValues=values,
             )

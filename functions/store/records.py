@@ -8,6 +8,13 @@ write returns the item as it stands (``ReturnValuesOnConditionCheckFailure``), s
 redelivery costs no read either. Events without a status change (``LOG``) are a ``DEDUP#<key>`` item
 put once, which the stream function numbers in the same way.
 
+A resumed run (``POST /runs/{id}/resume``) runs as a new execution whose document carries its resume
+number ``n``: every write of that execution passes ``resume=n``, stored on the item as ``resume`` (absent
+for the first execution). A node's writes hold only for the execution that owns its record (same
+``resume``), so a late delivery from an older execution changes nothing; a record an older execution left
+FAILED, CANCELLED or RUNNING is restarted by the first start of a newer one (``_restart``), and a SUCCEEDED
+record is never touched: the newer execution replays its output.
+
 Single-item conditional writes rather than transactions: they cost half the write units, and moto's
 transaction rollback restores a whole-table snapshot, which loses concurrent writes in the local cloud.
 """
@@ -50,6 +57,8 @@ MAX_MESSAGE = 4000
 
 _NOT_TERMINAL = "(attribute_not_exists(#status) OR NOT #status IN (:t0, :t1, :t2, :t3))"
 _TERMINAL_VALUES = {f":t{i}": s for i, s in enumerate(TERMINAL_NODE)}
+_OLDER_UNFINISHED = "(#status <> :ok AND (attribute_not_exists(#rs) OR #rs < :rs))"
+"""A record an older execution of the run (lower ``resume``) left unfinished or failed."""
 
 
 @dataclass
@@ -83,6 +92,8 @@ class NodeRecord:
     """A person's step (``human.*``): what they are asked, references resolved."""
     waiting_since: str | None = None
     """A person's step: when it began waiting."""
+    resume: int = 0
+    """The resume number of the execution that last started the record (0: the run's first execution)."""
 
     @property
     def terminal(self) -> bool:
@@ -169,6 +180,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
         items_cached=_int(item.get("items_cached")),
         prompt=item.get("prompt"),
         waiting_since=item.get("waiting_since"),
+        resume=int(item.get("resume") or 0),
     )
 
 
@@ -196,6 +208,27 @@ def parse_event(item: dict[str, Any]) -> dict[str, Any]:
     if item.get("cached"):
         event["cached"] = True
     return event
+
+
+def restartable(record: NodeRecord | None, resume: int) -> bool:
+    """Whether an execution with resume number ``resume`` may start ``record`` afresh: an older execution
+    left it unfinished or failed (a SUCCEEDED record is replayed, never restarted)."""
+    return record is not None and resume > record.resume and record.status != "SUCCEEDED"
+
+
+def _owned(resume: int, update: dict[str, Any]) -> str:
+    """The condition that the record belongs to the execution with resume number ``resume``."""
+    update["ExpressionAttributeNames"]["#rs"] = "resume"
+    if resume == 0:
+        return "attribute_not_exists(#rs)"
+    update["ExpressionAttributeValues"][":rs"] = resume
+    return "#rs = :rs"
+
+
+def _resumed_stamp(stamp: dict[str, Any], resume: int) -> dict[str, Any]:
+    """A stamp of a resumed execution: its ``eid`` names the resume, so a transition it repeats from an
+    older execution (same item, type and attempt) is numbered again."""
+    return {**stamp, "eid": f"{stamp['eid']}#r{resume}"} if resume else stamp
 
 
 class Records(TableHandle):
@@ -290,17 +323,19 @@ class Records(TableHandle):
         tool: str,
         items_total: int | None = None,
         at: str | None = None,
+        resume: int = 0,
     ) -> Outcome:
         """Mark the node RUNNING for ``attempt`` (stamping ``NODE_STARTED``), unless this attempt was seen already.
 
         One write: the new item comes back with it (``starts`` counts the attempts begun); a redelivery
         (this attempt or a later one recorded, or the node already terminal) changes nothing and gets the
         item as it stands. ``at`` overrides the start time (a ``lambda:`` node started when its Task was
-        entered).
+        entered). ``resume``: see the module's docstring (a second write restarts a record an older
+        execution left unfinished).
         """
         at = at or now_iso()
         sk = node_sk(node, iteration)
-        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at)
+        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at, resume)
         if items_total is not None:
             update["UpdateExpression"] += ", items_total = :total"
             update["ExpressionAttributeValues"][":total"] = items_total
@@ -313,7 +348,11 @@ class Records(TableHandle):
             attempt=attempt,
             iteration=iteration,
         )
-        return self._transition(update, stamp, returns="ALL_NEW")
+        outcome = self._transition(update, stamp, returns="ALL_NEW", resume=resume)
+        if outcome.done or not restartable(outcome.node, resume):
+            return outcome
+        restart = self._restart_update(update, resume)
+        return self._transition(restart, stamp, returns="ALL_NEW", resume=resume)
 
     def succeed_attempt(
         self,
@@ -329,6 +368,7 @@ class Records(TableHandle):
         cached_from: Mapping[str, Any] | None = None,
         items_cached: int | None = None,
         cached: bool = False,
+        resume: int = 0,
     ) -> Outcome:
         """Mark the node SUCCEEDED with its (possibly referenced) output, stamping ``NODE_SUCCEEDED``.
 
@@ -342,7 +382,7 @@ class Records(TableHandle):
         """
         at = now_iso()
         sk = node_sk(node, iteration)
-        update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at)
+        update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at, resume)
         _cache_fields(update, run_id, at, cache_key, cached_from)
         cached = cached or cached_from is not None
         if items_cached is not None:
@@ -365,7 +405,7 @@ class Records(TableHandle):
             iteration=iteration,
             cached=True if cached else None,
         )
-        return self._transition(update, stamp)
+        return self._transition(update, stamp, resume=resume)
 
     def fail_attempt(
         self,
@@ -377,6 +417,7 @@ class Records(TableHandle):
         error: dict[str, str],
         final: bool,
         message: str = "",
+        resume: int = 0,
     ) -> Outcome:
         """Record a failed attempt: ``NODE_RETRYING`` (status stays RUNNING) or, when ``final``, ``NODE_FAILED``.
 
@@ -385,7 +426,7 @@ class Records(TableHandle):
         """
         at = now_iso()
         sk = node_sk(node, iteration)
-        update = self._fail_update(run_id, sk, attempt, error, final, at)
+        update = self._fail_update(run_id, sk, attempt, error, final, at, resume)
         type_ = "NODE_FAILED" if final else "NODE_RETRYING"
         verb = "failed" if final else "failed, will retry"
         stamp = event_stamp(
@@ -398,10 +439,18 @@ class Records(TableHandle):
             iteration=iteration,
             error_json=_json(error),
         )
-        return self._transition(update, stamp)
+        return self._transition(update, stamp, resume=resume)
 
     def fail_node(
-        self, run_id: str, node: str, iteration: int, *, tool: str, error: dict[str, str], message: str = ""
+        self,
+        run_id: str,
+        node: str,
+        iteration: int,
+        *,
+        tool: str,
+        error: dict[str, str],
+        message: str = "",
+        resume: int = 0,
     ) -> Outcome:
         """Mark a node FAILED with an error Step Functions raised (``States.Timeout``...) unless already terminal.
 
@@ -431,14 +480,19 @@ class Records(TableHandle):
             "attempts = if_not_exists(attempts, :one)",
             "started_at = if_not_exists(started_at, :at)",
         ]
-        update = {
+        update: dict[str, Any] = {
             "Key": {"pk": run_pk(run_id), "sk": sk},
-            # a person's step that timed out leaves the WAITING index (functions/store/waits.py)
-            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk",
-            "ConditionExpression": f"attribute_not_exists(pk) OR {_NOT_TERMINAL}",
             "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
             "ExpressionAttributeValues": values,
         }
+        condition = f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND {_owned(resume, update)})"
+        if resume:  # a record an older execution left is this execution's to fail
+            sets.append("#rs = :rs")
+            values[":ok"] = "SUCCEEDED"
+            condition += f" OR {_OLDER_UNFINISHED}"
+        # a person's step that timed out leaves the WAITING index (functions/store/waits.py)
+        update["UpdateExpression"] = "SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk"
+        update["ConditionExpression"] = condition
         stamp = event_stamp(
             sk,
             "NODE_FAILED",
@@ -448,19 +502,24 @@ class Records(TableHandle):
             iteration=iteration,
             error_json=_json(error),
         )
-        return self._transition(update, stamp)
+        return self._transition(update, stamp, resume=resume)
 
     # -- foreach items --------------------------------------------------------------------------
 
-    def start_item(self, run_id: str, node: str, iteration: int, index: int, attempt: int, *, tool: str) -> Outcome:
+    def start_item(
+        self, run_id: str, node: str, iteration: int, index: int, attempt: int, *, tool: str, resume: int = 0
+    ) -> Outcome:
         """Mark one ``foreach`` item RUNNING for ``attempt`` (no event: the node's ``NODE_STARTED`` covers it)."""
         at = now_iso()
         sk = item_sk(node, iteration, index)
-        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at)
+        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at, resume)
         update["UpdateExpression"] += ", #index = :index"
         update["ExpressionAttributeNames"]["#index"] = "index"
         update["ExpressionAttributeValues"][":index"] = index
-        return self._write(update, returns="ALL_NEW")
+        outcome = self._write(update, returns="ALL_NEW")
+        if outcome.done or not restartable(outcome.node, resume):
+            return outcome
+        return self._write(self._restart_update(update, resume), returns="ALL_NEW")
 
     def succeed_item(
         self,
@@ -474,12 +533,13 @@ class Records(TableHandle):
         tool_ms: int | None = None,
         cache_key: str | None = None,
         cached_from: Mapping[str, Any] | None = None,
+        resume: int = 0,
     ) -> Outcome:
         """Mark an item SUCCEEDED with its output and count it in the node's ``items_done`` (once per index).
         ``cache_key`` / ``cached_from`` as for :meth:`succeed_attempt`."""
         at = now_iso()
         sk = item_sk(node, iteration, index)
-        update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at)
+        update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at, resume)
         _cache_fields(update, run_id, at, cache_key, cached_from)
         outcome = self._write(update)
         if outcome.done or (outcome.node is not None and outcome.node.status == "SUCCEEDED"):
@@ -514,6 +574,7 @@ class Records(TableHandle):
         *,
         error: dict[str, str],
         final: bool,
+        resume: int = 0,
     ) -> Outcome:
         """Record an item's failed attempt; a retry is announced by ``NODE_RETRYING`` naming the item.
 
@@ -521,7 +582,7 @@ class Records(TableHandle):
         """
         at = now_iso()
         sk = item_sk(node, iteration, index)
-        update = self._fail_update(run_id, sk, attempt, error, final, at)
+        update = self._fail_update(run_id, sk, attempt, error, final, at, resume)
         if final:
             return self._write(update)
         stamp = event_stamp(
@@ -534,9 +595,11 @@ class Records(TableHandle):
             iteration=iteration,
             error_json=_json(error),
         )
-        return self._transition(update, stamp)
+        return self._transition(update, stamp, resume=resume)
 
-    def put_succeeded_items(self, run_id: str, node: str, iteration: int, items: list[ItemResult]) -> None:
+    def put_succeeded_items(
+        self, run_id: str, node: str, iteration: int, items: list[ItemResult], *, resume: int = 0
+    ) -> None:
         """Write finished items of one batch, 25 to a request (``BatchWriteItem``).
 
         Unconditional puts: a batch is the only writer of its items while it runs, and a redelivered batch
@@ -571,6 +634,8 @@ class Records(TableHandle):
             duration = ms_between(result.started_at, result.finished_at)
             if duration is not None:
                 item["duration_ms"] = duration
+            if resume:
+                item["resume"] = resume
             requests.append({"PutRequest": {"Item": with_expiry(item)}})
         client = self.table.meta.client
         for chunk in range(0, len(requests), 25):
@@ -677,7 +742,7 @@ class Records(TableHandle):
         return parse_node(item) if item else None
 
     def _start_update(
-        self, run_id: str, sk: str, node: str, iteration: int, attempt: int, tool: str, at: str
+        self, run_id: str, sk: str, node: str, iteration: int, attempt: int, tool: str, at: str, resume: int = 0
     ) -> dict[str, Any]:
         sets = [
             "#node = :node",
@@ -689,10 +754,8 @@ class Records(TableHandle):
             "started_at = if_not_exists(started_at, :at)",
             "starts = if_not_exists(starts, :zero) + :one",
         ]
-        return {
+        update: dict[str, Any] = {
             "Key": {"pk": run_pk(run_id), "sk": sk},
-            "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a)",
             "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
             "ExpressionAttributeValues": {
                 ":node": node,
@@ -706,9 +769,34 @@ class Records(TableHandle):
                 **_TERMINAL_VALUES,
             },
         }
+        owned = _owned(resume, update)
+        if resume:
+            sets.append("#rs = :rs")
+        update["UpdateExpression"] = "SET " + ", ".join(sets)
+        update["ConditionExpression"] = f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a AND {owned})"
+        return update
+
+    @staticmethod
+    def _restart_update(start: dict[str, Any], resume: int) -> dict[str, Any]:
+        """The start ``start`` describes, as a fresh start of a record an older execution left unfinished
+        or failed: its attempts, error, output and counts of that execution are cleared."""
+        expression = (
+            start["UpdateExpression"]
+            .replace("started_at = if_not_exists(started_at, :at)", "started_at = :at")
+            .replace("starts = if_not_exists(starts, :zero) + :one", "starts = :one")
+        )
+        removed = "error_json, failed_attempt, finished_at, duration_ms, tool_ms, output_json, batches_done, items_done"
+        values = {k: v for k, v in start["ExpressionAttributeValues"].items() if k not in _TERMINAL_VALUES}
+        values.pop(":zero", None)
+        return {
+            **start,
+            "UpdateExpression": f"{expression} REMOVE {removed}",
+            "ConditionExpression": f"attribute_exists(pk) AND {_OLDER_UNFINISHED}",
+            "ExpressionAttributeValues": {**values, ":ok": "SUCCEEDED", ":rs": resume},
+        }
 
     def _succeed_update(
-        self, run_id: str, sk: str, attempt: int, output: Any, tool_ms: int | None, at: str
+        self, run_id: str, sk: str, attempt: int, output: Any, tool_ms: int | None, at: str, resume: int = 0
     ) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":ok": "SUCCEEDED",
@@ -721,39 +809,48 @@ class Records(TableHandle):
         if tool_ms is not None:
             sets.append("tool_ms = :tm")
             values[":tm"] = tool_ms
-        return {
+        update: dict[str, Any] = {
             "Key": {"pk": run_pk(run_id), "sk": sk},
             "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE error_json",
-            "ConditionExpression": f"attribute_exists(pk) AND {_NOT_TERMINAL} AND attempts <= :a",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": values,
         }
+        owned = _owned(resume, update)
+        update["ConditionExpression"] = f"attribute_exists(pk) AND {_NOT_TERMINAL} AND attempts <= :a AND {owned}"
+        return update
 
     def _fail_update(
-        self, run_id: str, sk: str, attempt: int, error: dict[str, str], final: bool, at: str
+        self, run_id: str, sk: str, attempt: int, error: dict[str, str], final: bool, at: str, resume: int = 0
     ) -> dict[str, Any]:
         values: dict[str, Any] = {":a": attempt, ":err": _json(error), **_TERMINAL_VALUES}
         sets = ["attempts = :a", "failed_attempt = :a", "error_json = :err"]
         if final:
             sets += ["#status = :failed", "finished_at = :at"]
             values.update({":failed": "FAILED", ":at": at})
-        return {
+        update: dict[str, Any] = {
             "Key": {"pk": run_pk(run_id), "sk": sk},
             "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": (
-                f"attribute_exists(pk) AND {_NOT_TERMINAL} AND attempts <= :a"
-                " AND (attribute_not_exists(failed_attempt) OR failed_attempt < :a)"
-            ),
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": values,
         }
+        owned = _owned(resume, update)
+        update["ConditionExpression"] = (
+            f"attribute_exists(pk) AND {_NOT_TERMINAL} AND attempts <= :a"
+            f" AND (attribute_not_exists(failed_attempt) OR failed_attempt < :a) AND {owned}"
+        )
+        return update
 
     # -- plumbing -------------------------------------------------------------------------------
 
     def _transition(
-        self, update: dict[str, Any], stamp: dict[str, Any], returns: Literal["NONE", "ALL_NEW"] = "NONE"
+        self,
+        update: dict[str, Any],
+        stamp: dict[str, Any],
+        returns: Literal["NONE", "ALL_NEW"] = "NONE",
+        resume: int = 0,
     ) -> Outcome:
         """A status change stamped with the event announcing it; the stream function numbers the event."""
+        stamp = _resumed_stamp(stamp, resume)
         stamped = {
             **update,
             "UpdateExpression": _add_set(update["UpdateExpression"], "last_event_json = :last_event"),

@@ -8,6 +8,12 @@ must still be RUNNING) that stamps its ``RUN_*`` event: a terminal status is nev
 duplicate delivery writes nothing. The stream function numbers stamped events in write order
 (functions/store/events.py), so the ``RUN_*`` event follows every node event written before it; the
 run's ``finished_at`` is the execution's stop time.
+
+Resume (``RunStore.resume``) is the one write that moves a terminal run back to RUNNING: conditional on
+the status it read and on ``resumes`` (how often it was resumed), so of two resumes at once one wins. It
+puts the new execution in ``execution_arn``, keeps the earlier ones in ``executions_json`` and stamps
+``RUN_RESUMED``. A terminal write (``finish``) given an execution holds only while that execution is the
+run's current one, so a late status of an earlier execution neither closes nor reopens the run.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ RUN_EVENT = {
     "CANCELLED": "RUN_CANCELLED",
     "TIMED_OUT": "RUN_TIMED_OUT",
 }
+RESUMABLE = ("FAILED", "CANCELLED", "TIMED_OUT")
+RUN_RESUMED = "RUN_RESUMED"
 ALL_RUNS = "RUNS"
 API_TRIGGER = {"type": "api"}
 MAX_PAGES_READ = 10
@@ -121,10 +129,28 @@ class Run:
     error: dict[str, Any] | None = None
     trigger: dict[str, Any] = field(default_factory=lambda: dict(API_TRIGGER))
     """What started the run: ``{"type": "api"}`` or ``{"type": "schedule", "schedule_id", "scheduled_time"}``."""
+    resumes: int = 0
+    """How often the run was resumed; its current execution is named ``<run_id>-r<resumes>`` after one."""
+    earlier_executions: list[dict[str, Any]] = field(default_factory=list)
+    """The executions before the current one, oldest first: ``{execution_arn, started_at, finished_at,
+    status, error}``."""
+    execution_started_at: str | None = None
+    """When the current execution started (``started_at`` until the run is resumed)."""
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def executions(self) -> list[dict[str, Any]]:
+        """Every execution of the run, oldest first, the current one last."""
+        current = {
+            "execution_arn": self.execution_arn,
+            "started_at": self.execution_started_at or self.started_at,
+            "finished_at": self.finished_at,
+            "status": self.status,
+            "error": self.error,
+        }
+        return [*self.earlier_executions, current]
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Run:
@@ -140,6 +166,9 @@ class Run:
             finished_at=item.get("finished_at"),
             error=from_json(item.get("error_json")),
             trigger=from_json(item.get("trigger_json"), dict(API_TRIGGER)),
+            resumes=to_int(item.get("resumes")),
+            earlier_executions=from_json(item.get("executions_json"), []),
+            execution_started_at=item.get("execution_started_at"),
         )
 
 
@@ -261,11 +290,14 @@ class RunStore:
         state: Any = None,
         finished_at: str | None = None,
         message: str | None = None,
+        execution_arn: str | None = None,
     ) -> bool:
         """Move a RUNNING run to terminal ``status`` and write its RUN_* event once.
 
-        Returns False (writing nothing new) when the run is already terminal or unknown, so duplicate
-        deliveries and concurrent reconcilers cannot overwrite a status or duplicate the event.
+        Returns False (writing nothing new) when the run is already terminal or unknown, or when
+        ``execution_arn`` is given and is not the run's current execution, so duplicate deliveries,
+        concurrent reconcilers and an earlier execution of a resumed run cannot overwrite a status or
+        duplicate the event.
         """
         if status not in TERMINAL:
             raise ValueError(f"not a terminal status: {status}")
@@ -282,10 +314,53 @@ class RunStore:
                 values[":st"] = encoded
         text = message or (f"run {status.lower().replace('_', ' ')}" + (f": {error['code']}" if error else ""))
         event = event_stamp("RUN", RUN_EVENT[status], now_iso(), text, error_json=json.dumps(error) if error else None)
+        condition = "attribute_exists(pk) AND #s = :r"
+        if execution_arn:
+            condition += " AND execution_arn = :x"
+            values[":x"] = execution_arn
         update = {
             "Key": {"pk": run_pk(run_id), "sk": "RUN"},
             "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": "attribute_exists(pk) AND #s = :r",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": values,
+        }
+        return self._stamped_update(update, event)
+
+    def resume(self, run: Run, execution_arn: str, *, at: str | None = None) -> bool:
+        """Move the terminal ``run`` (as read) back to RUNNING on ``execution_arn``, stamping ``RUN_RESUMED``.
+
+        Conditional on the run still being as read (its status, current execution and ``resumes``): of two
+        resumes at once only one is made; False for the other, which changes nothing.
+        """
+        if run.status not in RESUMABLE:
+            raise ValueError(f"a {run.status} run cannot be resumed")
+        at = at or now_iso()
+        number = run.resumes + 1
+        earlier = [*run.earlier_executions, run.executions()[-1]]
+        values: dict[str, Any] = {
+            ":r": RUNNING,
+            ":x": execution_arn,
+            ":n": number,
+            ":ex": json.dumps(earlier),
+            ":at": at,
+            ":was": run.status,
+            ":old": run.execution_arn,
+        }
+        resumed = "attribute_not_exists(resumes)" if run.resumes == 0 else "resumes = :seen"
+        if run.resumes:
+            values[":seen"] = run.resumes
+        text = f"run resumed (resume {number}) after it ended {run.status}; nodes that succeeded are not run again"
+        event = event_stamp("RUN", RUN_RESUMED, now_iso(), text)
+        event["eid"] = f"{event['eid']}#r{number}"
+        update = {
+            "Key": {"pk": run_pk(run.run_id), "sk": "RUN"},
+            # SET last: _stamped_update appends the event to it
+            "UpdateExpression": (
+                "REMOVE finished_at, error_json SET #s = :r, execution_arn = :x, resumes = :n,"
+                " executions_json = :ex, execution_started_at = :at"
+            ),
+            "ConditionExpression": f"attribute_exists(pk) AND #s = :was AND execution_arn = :old AND {resumed}",
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": values,
         }
@@ -298,11 +373,13 @@ class RunStore:
         at: str,
         errors: dict[str, dict[str, Any]] | None = None,
         default_error: dict[str, Any] | None = None,
+        resume: int | None = None,
     ) -> list[str]:
         """Mark node records still RUNNING (or WAITING for a person) as ``status`` with their error (by node,
         else ``default_error``).
 
-        Each change is conditional on the node still being RUNNING or WAITING; a FAILED one writes its
+        Each change is conditional on the node still being RUNNING or WAITING (and, given the ``resume``
+        number of the execution that ended, on no later execution having started it); a FAILED one writes its
         ``NODE_FAILED`` event once. Repeating this writes nothing new. Returns the nodes changed.
         """
         changed: list[str] = []
@@ -320,12 +397,19 @@ class RunStore:
             if isinstance(started, str):
                 sets.append("duration_ms = :d")
                 values[":d"] = ms_between(started, at) or 0
+            condition, names = "#s IN (:r, :w)", {"#s": "status"}
+            if resume is not None:
+                if to_int(item.get("resume")) > resume:
+                    continue  # a later execution of the resumed run has started it
+                condition += " AND (attribute_not_exists(#rs) OR #rs <= :rs)"
+                names["#rs"] = "resume"
+                values[":rs"] = resume
             update = {
                 "Key": {"pk": item["pk"], "sk": item["sk"]},
                 # REMOVE first: _stamped_update extends the SET clause at the end
                 "UpdateExpression": "REMOVE gsi1pk, gsi1sk SET " + ", ".join(sets),
-                "ConditionExpression": "#s IN (:r, :w)",
-                "ExpressionAttributeNames": {"#s": "status"},
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
             }
             if status == "FAILED":
@@ -340,6 +424,8 @@ class RunStore:
                     iteration=to_int(item.get("iteration"), 1),
                     error_json=json.dumps(error) if error else None,
                 )
+                if to_int(item.get("resume")):
+                    event["eid"] = f"{event['eid']}#r{to_int(item.get('resume'))}"
                 done = self._stamped_update(update, event)
             else:
                 done = conditional_update(self.table, update)
@@ -401,4 +487,15 @@ class RunStore:
         return EventLog(self.table).counter(run_id).terminal_seq
 
 
-__all__ = ["RUNNING", "STATUSES", "TERMINAL", "Run", "RunStore", "decode_cursor", "encode_cursor", "new_run_id"]
+__all__ = [
+    "RESUMABLE",
+    "RUNNING",
+    "RUN_RESUMED",
+    "STATUSES",
+    "TERMINAL",
+    "Run",
+    "RunStore",
+    "decode_cursor",
+    "encode_cursor",
+    "new_run_id",
+]

@@ -1,4 +1,4 @@
-"""Run routes: start (idempotent with ``Idempotency-Key``), list, get, events, cancel."""
+"""Run routes: start (idempotent with ``Idempotency-Key``), list, get, events, cancel, resume."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from functions.api.models import (
     RunFilter,
     RunList,
     RunListItem,
+    RunResumed,
     RunStarted,
     RunSummary,
     StartRun,
@@ -186,3 +187,18 @@ def respond(
     answer has the wrong shape or breaks the node's `schema` (details say where)."""
     services = get_services()
     return Responded(**respond_service.respond(services, run_id, node, body))
+
+
+@router.post(
+    "/runs/<run_id>/resume",
+    summary="Resume a FAILED, CANCELLED or TIMED_OUT run: nodes that succeeded are not run again",
+    tags=["runs"],
+    status_code=202,
+    responses=error_responses(404, 409, ok=202, description="resumed: the run is RUNNING again under its id"),
+)
+def resume_run(run_id: RunId) -> Response[RunResumed]:
+    """The run continues under the same id as a new execution (``<run_id>-r<n>``, listed in the run's
+    ``executions``): nodes that SUCCEEDED keep their outputs and timings, the others run, with the run's
+    own input. 409 for a RUNNING or SUCCEEDED run, and for the second of two resumes at once."""
+    services = get_services()
+    return Response(202, content_types.APPLICATION_JSON, RunResumed(**service.resume_run(services, run_id)))
