@@ -9,7 +9,9 @@ What the compilation guarantees (quoted by the README):
   batch of items, and the Task that gathers the results in item order), ``<tail>.loop`` (Choice: take a
   loop's back-edge?), ``<x>.end`` (end of a branch reached by a Choice), and one Parallel per fan-out
   named ``a+b+...``. A
-  ``lambda:`` node adds ``<node>.record``, ``<node>.check``/``<node>.missing`` (its referenced fields are
+  ``lambda:`` node adds ``<node>.record``, ``<node>.resumed`` (Choice: did it succeed before a resume?
+  then its record replays the output and the function is not invoked again; ``<node>.resumed-loop`` for
+  an iteration in a loop), ``<node>.check``/``<node>.missing`` (its referenced fields are
   present, else a catchable ``stepgraph.ReferenceError``) and, when not optional, ``<node>.error`` with
   the ``Fail`` states ending the run (``<node>.fail``, ``.fail-timeout``, ``.fail-reserved``). A cached
   ``lambda:`` node adds ``<node>.cache`` (the executor looks its output up), ``<node>.hit`` (a Choice running
@@ -33,8 +35,8 @@ What the compilation guarantees (quoted by the README):
   conditions (nodes that run exactly when the node before them did need none: that first Choice skips
   them all); +1 per loop iteration (the back-edge Choice); +1 per Parallel; a foreach is its plan Task,
   the Map and the collect Task in the run's own history, plus one child execution per batch of items
-  (one Task each); a ``lambda:`` node adds its ``.record`` Task (and its ``.check`` Choice when its params
-  hold references).
+  (one Task each); a ``lambda:`` node adds its ``.resumed`` Choice and ``.record`` Task (and its ``.check``
+  Choice when its params hold references).
 """
 
 from __future__ import annotations
@@ -460,6 +462,7 @@ class _Compiler:
             else:
                 head = lookup
         record_name = self.claim(f"{node.id}.record")
+        head = self.emit_resumed(node, ctx, head, record_name, states)
         task: dict[str, Any] = {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
@@ -564,6 +567,26 @@ class _Compiler:
             },
             cont,
         )
+
+    def emit_resumed(self, node: Node, ctx: NodeContext, invoke: str, record: str, states: dict[str, Any]) -> str:
+        """``<node>.resumed``: a Choice skipping the user's function when a resumed run's document says it
+        succeeded before (``run.done.<node>``: how many of its iterations did), straight to its record,
+        which replays the recorded output. The executor cannot skip a function the Task invokes itself.
+
+        In a loop the iteration about to run is ``loops.<node>`` + 1 (the API sets ``loops.<node>`` to 0
+        in a resumed document for every node in ``run.done``), so ``<node>.resumed-loop`` compares them.
+        """
+        name = self.claim(f"{node.id}.resumed")
+        done = jsonpath(("run", "done", node.id))
+        present = {"Variable": done, "IsPresent": True}
+        if not ctx.in_loop:
+            states[name] = {"Type": "Choice", "Choices": [{**present, "Next": record}], "Default": invoke}
+            return name
+        again = self.claim(f"{node.id}.resumed-loop")
+        states[name] = {"Type": "Choice", "Choices": [{**present, "Next": again}], "Default": invoke}
+        earlier = {"Variable": jsonpath(("loops", node.id)), "NumericLessThanPath": done, "Next": record}
+        states[again] = {"Type": "Choice", "Choices": [earlier], "Default": invoke}
+        return name
 
     def emit_map(
         self,

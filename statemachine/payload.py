@@ -52,6 +52,21 @@ def initial_document(spec: GraphSpec, run: Mapping[str, Any], input: Mapping[str
     }
 
 
+def resumed_document(
+    spec: GraphSpec, run: Mapping[str, Any], input: Mapping[str, Any], resumes: int, done: Mapping[str, int]
+) -> dict[str, Any]:
+    """The execution input of a run's ``resumes``-th resume: the run's own input again, ``run.resumes`` (which
+    execution this is: the executor replays nodes that succeeded and restarts the others by it), and
+    ``run.done``: for each ``lambda:`` node that succeeded, how many of its iterations did, so the compiled
+    ``<node>.resumed`` Choice skips invoking the function again (``loops.<node>`` starts at 0, which counts
+    as no iteration yet, for the in-loop comparison)."""
+    doc = initial_document(spec, {**run, "resumes": resumes}, input)
+    if done:
+        doc["run"]["done"] = dict(done)
+        doc["loops"] = {node: 0 for node in done}
+    return doc
+
+
 def scope(doc: Mapping[str, Any], item: Any = None, *, with_item: bool = False) -> dict[str, Any]:
     """The names references resolve against: ``input``, ``state``, ``results`` (and ``item`` in foreach)."""
     out: dict[str, Any] = {

@@ -23,7 +23,7 @@ from functions.store.offload import REF_KEY, is_ref
 from functions.store.runs import RESUMABLE, RUNNING, TERMINAL, WAITING, Run, new_run_id
 from functions.store.table import now_iso
 from statemachine import jsonlimits
-from statemachine.payload import initial_document
+from statemachine.payload import initial_document, resumed_document
 from statemachine.spec import GraphSpec
 
 if TYPE_CHECKING:
@@ -203,6 +203,23 @@ def cancel_run(services: Services, run_id: str) -> Run:
     return run
 
 
+def lambda_iterations_done(records: list[NodeRecord]) -> dict[str, int]:
+    """For each ``lambda:`` node (a user's function or a registered tool, which the Task invokes itself), how
+    many of its iterations, counted from the first, SUCCEEDED: a resume must not invoke those again."""
+    by_node: dict[str, dict[int, str]] = {}
+    for record in records:
+        if (record.tool or "").startswith("lambda:"):
+            by_node.setdefault(record.node, {})[record.iteration] = record.status
+    done: dict[str, int] = {}
+    for node, statuses in by_node.items():
+        count = 0
+        while statuses.get(count + 1) == "SUCCEEDED":
+            count += 1
+        if count:
+            done[node] = count
+    return done
+
+
 def resume_run(services: Services, run_id: str) -> dict[str, Any]:
     """Continue a FAILED, CANCELLED or TIMED_OUT run under its id: a new execution of its version's state
     machine, ``<run_id>-r<n>``, whose document says it is resume ``n``. Nodes that succeeded are replayed
@@ -221,8 +238,9 @@ def resume_run(services: Services, run_id: str) -> dict[str, Any]:
     spec = GraphSpec.model_validate(version.spec)
     number = run.resumes + 1
     name = execution_name(run_id, number)
-    document = initial_document(
-        spec, {"run_id": run_id, "graph_id": run.graph_id, "version": run.version, "resumes": number}, run.input
+    done = lambda_iterations_done(services.records.list_nodes(run_id))
+    document = resumed_document(
+        spec, {"run_id": run_id, "graph_id": run.graph_id, "version": run.version}, run.input, number, done
     )
     execution_arn = execution_arn_for(version.state_machine_arn, name)
     if not services.runs.resume(run, execution_arn):

@@ -34,6 +34,19 @@ class Flaky:
         return {"fixed": True, "got": event}
 
 
+class Counting:
+    """A user function that answers with its event and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any, _context: Any) -> Any:
+        with self._lock:
+            self.calls += 1
+        return event
+
+
 def create(api: httpx.Client, spec: dict[str, Any]) -> str:
     reply = api.post("/graphs", json=spec)
     assert reply.status_code == 201, reply.text
@@ -70,7 +83,7 @@ CHAIN = {
     "name": "chain",
     "nodes": [
         {"id": "a", "tool": "util.echo", "params": {"step": "a", "x": "{{ input.x }}"}, "update_state": {"seen": "x"}},
-        {"id": "b", "tool": "util.echo", "params": {"step": "b", "from_a": "{{ a.step }}"}},
+        {"id": "b", "tool": "lambda:stepgraph-user-once", "params": {"step": "b", "from_a": "{{ a.step }}"}},
         {"id": "c", "tool": "lambda:stepgraph-user-flaky", "params": {"from_b": "{{ b.from_a }}"}},
         {"id": "d", "tool": "util.echo", "params": {"c": "{{ c.fixed }}", "seen": "{{ state.seen }}"}},
     ],
@@ -81,9 +94,10 @@ CHAIN = {
 def test_a_failed_run_resumed_after_the_fix_runs_only_what_had_not_succeeded(
     api: httpx.Client, cloud: LocalCloud
 ) -> None:
-    # GIVEN a run that failed at c after a and b succeeded
-    flaky = Flaky()
+    # GIVEN a run that failed at c after a (a built-in tool) and b (a user's Lambda) succeeded
+    flaky, once = Flaky(), Counting()
     cloud.register("stepgraph-user-flaky", flaky)
+    cloud.register("stepgraph-user-once", once)
     graph_id = create(api, CHAIN)
     run_id = start(api, graph_id, {"x": 7})
     failed = wait_for_run(api, run_id, cloud=cloud)
@@ -110,6 +124,7 @@ def test_a_failed_run_resumed_after_the_fix_runs_only_what_had_not_succeeded(
         for key in ("started_at", "finished_at", "attempts", "duration_ms", "output"):
             assert kept[key] == before[node][key], (node, key)
     assert flaky.calls == calls_before + 1
+    assert once.calls == 1  # the compiled <node>.resumed Choice did not invoke it again
     assert run["nodes"]["c"]["status"] == "SUCCEEDED"
     assert run["nodes"]["d"]["output"] == {"c": True, "seen": 7}  # state rebuilt from a's recorded output
     assert run["error"] is None and run["finished_at"]
@@ -127,3 +142,231 @@ def test_a_failed_run_resumed_after_the_fix_runs_only_what_had_not_succeeded(
     assert run["execution_arn"] == executions[1]["execution_arn"]
     assert run["console_url"] == executions[1]["console_url"]
     assert all(e["console_url"].startswith("https://") for e in executions)
+
+
+def test_only_a_run_that_ended_unsuccessfully_can_be_resumed(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a running run (a sleep), then the same run SUCCEEDED
+    graph_id = create(
+        api, {"name": "nap", "nodes": [{"id": "nap", "tool": "util.sleep", "params": {"seconds": 1}}], "edges": []}
+    )
+    run_id = start(api, graph_id)
+    # WHEN each is resumed THEN 409 while RUNNING and once SUCCEEDED, and 404 for a run that does not exist
+    running = resume(api, run_id)
+    assert running.status_code == 409, running.text
+    assert "RUNNING" in running.json()["error"]["message"]
+    assert wait_for_run(api, run_id, cloud=cloud)["status"] == "SUCCEEDED"
+    succeeded = resume(api, run_id)
+    assert succeeded.status_code == 409, succeeded.text
+    assert "SUCCEEDED" in succeeded.json()["error"]["message"]
+    assert resume(api, "r_0000000000000000").status_code == 404
+    run = api.get(f"/runs/{run_id}").json()
+    assert (run["resumes"], len(run["executions"])) == (0, 1)
+
+
+def test_a_run_resumed_twice_fails_again_then_succeeds(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a run that failed at c
+    flaky, once = Flaky(), Counting()
+    cloud.register("stepgraph-user-flaky", flaky)
+    cloud.register("stepgraph-user-once", once)
+    run_id = start(api, create(api, CHAIN), {"x": 1})
+    assert wait_for_run(api, run_id, cloud=cloud)["status"] == "FAILED"
+
+    # WHEN it is resumed before the cause is fixed, fails again, and is resumed after the fix
+    assert resume(api, run_id).status_code == 202
+    again = wait_for_run(api, run_id, cloud=cloud)
+    flaky.broken = False
+    second = resume(api, run_id)
+
+    # THEN the first resume failed at c with c's error, the second succeeded; a, b ran once in all
+    assert again["status"] == "FAILED", again
+    assert again["nodes"]["c"]["status"] == "FAILED"
+    assert again["error"]["message"] == "the downstream service is down"
+    assert second.status_code == 202, second.text
+    assert second.json()["resumes"] == 2
+    run = wait_for_run(api, run_id, cloud=cloud)
+    assert run["status"] == "SUCCEEDED", run
+    assert once.calls == 1
+    log = events(api, run_id)
+    assert started_count(log)["a"] == 1
+    assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
+    kinds = [e["type"] for e in log if e["type"].startswith("RUN_")]
+    assert kinds == ["RUN_STARTED", "RUN_FAILED", "RUN_RESUMED", "RUN_FAILED", "RUN_RESUMED", "RUN_SUCCEEDED"]
+    assert [e["node"] for e in log if e["type"] == "NODE_FAILED"] == ["c", "c"]
+    assert run["resumes"] == 2
+    assert [e["status"] for e in run["executions"]] == ["FAILED", "FAILED", "SUCCEEDED"]
+    assert [e["execution_arn"].rsplit(":", 1)[1] for e in run["executions"]] == [run_id, f"{run_id}-r1", f"{run_id}-r2"]
+    listed = api.get("/runs", params={"status": "SUCCEEDED", "graph_id": run["graph_id"]}).json()["runs"]
+    assert [r["run_id"] for r in listed] == [run_id]
+    assert api.get("/runs", params={"status": "FAILED", "graph_id": run["graph_id"]}).json()["runs"] == []
+
+
+def test_two_resumes_at_once_one_wins_the_other_gets_409(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a failed run
+    flaky, once = Flaky(), Counting()
+    cloud.register("stepgraph-user-flaky", flaky)
+    cloud.register("stepgraph-user-once", once)
+    run_id = start(api, create(api, CHAIN), {"x": 1})
+    assert wait_for_run(api, run_id, cloud=cloud)["status"] == "FAILED"
+    flaky.broken = False
+
+    # WHEN two clients resume it at the same moment
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def one() -> None:
+        with cloud.client(api_key=cloud.api_key) as client:
+            barrier.wait()
+            statuses.append(resume(client, run_id).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # THEN one resumed it, the other got 409, and one execution ran
+    assert sorted(statuses) == [202, 409]
+    run = wait_for_run(api, run_id, cloud=cloud)
+    assert run["status"] == "SUCCEEDED", run
+    assert run["resumes"] == 1 and len(run["executions"]) == 2
+    assert flaky.calls == 2
+    kinds = [e["type"] for e in events(api, run_id) if e["type"].startswith("RUN_")]
+    assert kinds == ["RUN_STARTED", "RUN_FAILED", "RUN_RESUMED", "RUN_SUCCEEDED"]
+
+
+def test_a_cancelled_run_resumed_runs_the_node_it_was_cancelled_in(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a run cancelled while its second node sleeps
+    spec = {
+        "name": "slow",
+        "nodes": [
+            {"id": "quick", "tool": "util.echo", "params": {"v": 1}},
+            {"id": "nap", "tool": "util.sleep", "params": {"seconds": 1}},
+            {"id": "after", "tool": "util.echo", "params": {"v": "{{ quick.v }}"}},
+        ],
+        "edges": [{"from": "quick", "to": "nap"}, {"from": "nap", "to": "after"}],
+    }
+    run_id = start(api, create(api, spec))
+    wait_for_run(api, run_id, until={"RUNNING"})
+    for _ in range(200):
+        if api.get(f"/runs/{run_id}").json()["nodes"]["nap"]["status"] == "RUNNING":
+            break
+        threading.Event().wait(0.02)
+    cancelled = api.post(f"/runs/{run_id}/cancel")
+    assert cancelled.json()["status"] == "CANCELLED", cancelled.text
+    quick = api.get(f"/runs/{run_id}").json()["nodes"]["quick"]
+
+    # WHEN it is resumed
+    reply = resume(api, run_id)
+
+    # THEN the sleep runs again, quick does not, and the run succeeds
+    assert reply.status_code == 202, reply.text
+    run = wait_for_run(api, run_id, cloud=cloud)
+    assert run["status"] == "SUCCEEDED", run
+    assert run["nodes"]["quick"]["started_at"] == quick["started_at"]
+    assert run["nodes"]["after"]["output"] == {"v": 1}
+    assert run["nodes"]["nap"]["status"] == "SUCCEEDED"
+    counts = started_count(events(api, run_id))
+    assert (counts["quick"], counts["after"]) == (1, 1)
+    assert counts["nap"] >= 1
+    assert [e["status"] for e in run["executions"]] == ["CANCELLED", "SUCCEEDED"]
+
+
+def test_a_loop_resumed_replays_its_iterations_in_order(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a loop whose body calls a user's function, which fails in the second iteration
+    calls: list[int] = []
+    broken = threading.Event()
+    broken.set()
+
+    def check(event: Any, _context: Any) -> dict[str, Any]:
+        calls.append(int(event["n"]))
+        if broken.is_set() and event["n"] == 2:
+            raise RuntimeError("two is not allowed yet")
+        return {"ok": event["n"]}
+
+    cloud.register("stepgraph-user-check", check)
+    spec = {
+        "name": "loop",
+        "nodes": [
+            {"id": "start", "tool": "util.echo", "params": {"n": 0}, "update_state": True},
+            {"id": "bump", "tool": "util.echo", "params": {"n": "{{ state.n }}"}},
+            {
+                "id": "inc",
+                "tool": "transform",
+                "params": {"value": "{{ bump }}", "expression": "sum([n, `1`])"},
+                "update_state": {"n": "result"},
+            },
+            {"id": "call", "tool": "lambda:stepgraph-user-check", "params": {"n": "{{ state.n }}"}},
+            {"id": "done", "tool": "util.echo", "params": {"final": "{{ state.n }}", "last": "{{ call.ok }}"}},
+        ],
+        "edges": [
+            {"from": "start", "to": "bump"},
+            {"from": "bump", "to": "inc"},
+            {"from": "inc", "to": "call"},
+            {"from": "call", "to": "bump", "when": "state.n < 3", "max_iterations": 5},
+            {"from": "call", "to": "done"},
+        ],
+    }
+    run_id = start(api, create(api, spec))
+    failed = wait_for_run(api, run_id, cloud=cloud)
+    assert failed["status"] == "FAILED", failed
+    assert calls == [1, 2]
+
+    # WHEN the function is fixed and the run resumed
+    broken.clear()
+    assert resume(api, run_id).status_code == 202
+
+    # THEN the first iteration is replayed (its call not invoked again), the second and third run
+    run = wait_for_run(api, run_id, cloud=cloud)
+    assert run["status"] == "SUCCEEDED", run
+    assert calls == [1, 2, 2, 3]
+    assert run["nodes"]["done"]["output"] == {"final": 3, "last": 3}
+    assert run["state"]["n"] == 3
+    assert (run["nodes"]["bump"]["iterations"], run["nodes"]["call"]["iterations"]) == (3, 3)
+    counts = started_count(events(api, run_id))
+    assert (counts["start"], counts["bump"], counts["inc"]) == (1, 3, 3)
+
+
+def test_a_foreach_resumed_runs_only_the_items_that_had_not_finished(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a foreach of sleeps, one at a time, cancelled after its first items finished
+    spec = {
+        "name": "each",
+        "nodes": [
+            {
+                "id": "each",
+                "tool": "util.sleep",
+                "foreach": "{{ input.items }}",
+                "params": {"seconds": "{{ item }}"},
+                "max_concurrency": 1,
+            },
+            {"id": "after", "tool": "util.echo", "params": {"all": "{{ each }}"}},
+        ],
+        "edges": [{"from": "each", "to": "after"}],
+    }
+    run_id = start(api, create(api, spec), {"items": [0, 0, 1, 1, 1, 1]})
+    finished: list[dict[str, Any]] = []
+    for _ in range(400):
+        items = api.get(f"/runs/{run_id}/nodes/each/items").json()["items"]
+        finished = [i for i in items if i["status"] == "SUCCEEDED"]
+        if len(finished) >= 2:
+            break
+        threading.Event().wait(0.02)
+    assert api.post(f"/runs/{run_id}/cancel").json()["status"] == "CANCELLED"
+    cloud.drain_events(10)
+    kept = {
+        i["index"]: i for i in api.get(f"/runs/{run_id}/nodes/each/items").json()["items"] if i["status"] == "SUCCEEDED"
+    }
+    assert len(kept) < 6
+
+    # WHEN it is resumed
+    assert resume(api, run_id).status_code == 202
+
+    # THEN every item has succeeded, those that had finished keep their records, and the run succeeds
+    run = wait_for_run(api, run_id, timeout=60, cloud=cloud)
+    assert run["status"] == "SUCCEEDED", run
+    items = {i["index"]: i for i in api.get(f"/runs/{run_id}/nodes/each/items").json()["items"]}
+    assert sorted(items) == list(range(6))
+    assert all(i["status"] == "SUCCEEDED" for i in items.values())
+    for index, item in kept.items():
+        assert (items[index]["started_at"], items[index]["finished_at"]) == (item["started_at"], item["finished_at"])
+    assert len(run["nodes"]["after"]["output"]["all"]) == 6
+    assert run["nodes"]["each"]["items_done"] == 6

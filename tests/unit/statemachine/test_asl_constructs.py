@@ -401,6 +401,12 @@ def test_lambda_node_invokes_the_users_function_directly_then_records() -> None:
     }
     assert (mine["ResultPath"], mine["Next"]) == ("$.results.mine", "mine.record")
     assert mine["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "mine.failed"}]
+    # AND a resumed run's document that says it succeeded before skips straight to its record (no new call)
+    assert definition["States"]["mine.resumed"] == {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.run.done.mine", "IsPresent": True, "Next": "mine.record"}],
+        "Default": "mine.check",
+    }
     # AND a failure is recorded, then fails the run with the function's own error
     shaped = states(spec)
     assert shaped["mine.record"] == task("mine", "record", **END)

@@ -66,9 +66,11 @@ def test_a_lambda_node_checks_its_referenced_fields_before_calling_the_function(
     }
     definition = compiled(spec)
     states = definition["States"]
-    # THEN the machine starts with a Choice sending a run without them to a Pass that fails the node with
-    # stepgraph.ReferenceError (which a Catch takes: a JSONPath on a missing field is States.Runtime on AWS)
-    assert definition["StartAt"] == "mine.check"
+    # THEN the machine starts (past the Choice skipping a node a resumed run had done) with a Choice sending a
+    # run without them to a Pass that fails the node with stepgraph.ReferenceError (which a Catch takes: a
+    # JSONPath on a missing field is States.Runtime on AWS)
+    assert definition["StartAt"] == "mine.resumed"
+    assert states["mine.resumed"]["Default"] == "mine.check"
     check = states["mine.check"]
     assert check["Default"] == "mine"
     assert check["Choices"] == [
