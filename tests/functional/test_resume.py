@@ -6,11 +6,13 @@ user Lambda (``lambda:``) that fails until the test "fixes" it, so the run's inp
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from functional_support import wait_for_run
+from websockets.sync.client import connect
 
 if TYPE_CHECKING:
     import httpx
@@ -24,6 +26,9 @@ class Flaky:
     def __init__(self) -> None:
         self.broken = True
         self.calls = 0
+        self.released = threading.Event()
+        """Once fixed, a call answers only when released (set unless a test holds it)."""
+        self.released.set()
         self._lock = threading.Lock()
 
     def __call__(self, event: Any, _context: Any) -> dict[str, Any]:
@@ -31,6 +36,7 @@ class Flaky:
             self.calls += 1
         if self.broken:
             raise RuntimeError("the downstream service is down")
+        self.released.wait(30)
         return {"fixed": True, "got": event}
 
 
@@ -370,3 +376,39 @@ def test_a_foreach_resumed_runs_only_the_items_that_had_not_finished(api: httpx.
         assert (items[index]["started_at"], items[index]["finished_at"]) == (item["started_at"], item["finished_at"])
     assert len(run["nodes"]["after"]["output"]["all"]) == 6
     assert run["nodes"]["each"]["items_done"] == 6
+
+
+def test_a_follower_sees_the_failure_the_resume_and_then_the_new_events(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a failed run, fixed and resumed, whose resumed c is held until the test lets it answer
+    ws_url = cloud.serve_websockets()
+    flaky, once = Flaky(), Counting()
+    cloud.register("stepgraph-user-flaky", flaky)
+    cloud.register("stepgraph-user-once", once)
+    run_id = start(api, create(api, CHAIN), {"x": 1})
+    assert wait_for_run(api, run_id, cloud=cloud)["status"] == "FAILED"
+    flaky.broken = False
+    flaky.released.clear()
+    assert resume(api, run_id).status_code == 202
+
+    # WHEN a client subscribes to the whole log over the WebSocket API while it runs again
+    messages: list[dict[str, Any]] = []
+    with connect(ws_url, additional_headers={"x-api-key": cloud.api_key}, open_timeout=10) as socket:
+        socket.send(json.dumps({"action": "subscribe", "run_id": run_id, "after": 0}))
+        first = json.loads(socket.recv(timeout=30))
+        flaky.released.set()
+        messages.append(first)
+        while messages[-1]["type"] not in ("run", "error"):
+            messages.append(json.loads(socket.recv(timeout=30)))
+
+    # THEN it gets every event once, numbered without gaps: RUN_FAILED, RUN_RESUMED, the new events, then the end
+    events_seen = [m["event"] for m in messages if m["type"] == "event"]
+    assert [e["seq"] for e in events_seen] == list(range(1, len(events_seen) + 1))
+    kinds = [e["type"] for e in events_seen]
+    assert [k for k in kinds if k.startswith("RUN_")] == ["RUN_STARTED", "RUN_FAILED", "RUN_RESUMED", "RUN_SUCCEEDED"]
+    resumed_at = kinds.index("RUN_RESUMED")
+    assert [(e["type"], e["node"]) for e in events_seen[resumed_at + 1 :] if e["node"] == "c"] == [
+        ("NODE_STARTED", "c"),
+        ("NODE_SUCCEEDED", "c"),
+    ]
+    assert messages[-1] == {"type": "run", "run_id": run_id, "status": "SUCCEEDED", "error": None}
+    assert [e["seq"] for e in events(api, run_id)] == [e["seq"] for e in events_seen]

@@ -66,3 +66,28 @@ def test_a_resume_that_lost_the_race_changes_nothing(aws: Services, client: Clie
     assert lost is False
     run = store.get(first["run_id"])
     assert (run.status, run.resumes, run.execution_arn.rsplit(":", 1)[1]) == ("RUNNING", 1, "one")
+
+
+def test_a_timed_out_run_is_resumed_and_a_resume_needs_a_run_that_ended(aws: Services, client: Client) -> None:
+    # GIVEN a run its execution's TIMED_OUT status settled
+    graph_id = seed_graph(aws, wait(30))
+    first = client.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()
+    Handler(table=aws.table, sfn=aws.sfn)(status_event(first, "TIMED_OUT"))
+
+    # WHEN it is resumed, then resumed again while the resume runs
+    resumed = client.post(f"/runs/{first['run_id']}/resume")
+    again = client.post(f"/runs/{first['run_id']}/resume")
+
+    # THEN the first is 202 with the resume's number, the second 409: the run is RUNNING
+    assert resumed.status == 202, resumed.text
+    assert {k: resumed.json()[k] for k in ("run_id", "status", "resumes")} == {
+        "run_id": first["run_id"],
+        "status": "RUNNING",
+        "resumes": 1,
+    }
+    assert again.status == 409, again.text
+    run = client.get(f"/runs/{first['run_id']}").json()
+    assert [e["status"] for e in run["executions"]] == ["TIMED_OUT", "RUNNING"]
+    assert run["executions"][0]["error"]["code"] == "States.Timeout"
+    listed = client.get("/runs", params={"status": "RUNNING", "graph_id": graph_id}).json()["runs"]
+    assert [r["run_id"] for r in listed] == [first["run_id"]]
