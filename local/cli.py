@@ -61,6 +61,7 @@ EVENT_STYLE = {
     "RUN_FAILED": "bold red",
     "RUN_CANCELLED": "bold magenta",
     "RUN_TIMED_OUT": "bold red",
+    "RUN_RESUMED": "bold cyan",
     "LOG": "dim",
 }
 
@@ -484,7 +485,8 @@ def format_event(event: dict[str, Any]) -> str:
     at = str(event.get("at") or "")
     clock = at[11:23] if len(at) >= 19 else at
     kind = str(event.get("type") or "")
-    parts = [f"[dim]{clock}[/]", f"[{EVENT_STYLE.get(kind, '')}]{kind:<15}[/]"]
+    style = EVENT_STYLE.get(kind)
+    parts = [f"[dim]{clock}[/]", f"[{style}]{escape(f'{kind:<15}')}[/]" if style else escape(f"{kind:<15}")]
     message = str(event.get("message") or "")
     node = str(event.get("node") or "")
     if node and not message.startswith(node):

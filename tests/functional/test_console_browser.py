@@ -319,6 +319,14 @@ def test_a_running_run_is_cancelled_from_its_page(api: Any, cloud: LocalCloud, o
     assert page.locator("#cancel-run").count() == 0
     assert api.get(f"/runs/{run_id}").json()["status"] == "CANCELLED"
 
+    # AND once resumed from the page, the same run goes on and the page follows it to its end
+    page.click("#resume-run")
+    page.wait_for_selector('#run-status[data-status="SUCCEEDED"]', timeout=30_000)
+    run = api.get(f"/runs/{run_id}").json()
+    assert (run["status"], run["resumes"]) == ("SUCCEEDED", 1)
+    assert page.locator("#resume-run").count() == 0
+    assert page.locator('#event-log tr[data-type="RUN_RESUMED"]').count() == 1
+
 
 def test_the_event_log_shows_each_event_once_when_the_log_ends_before_the_run_is_seen_ended(
     api: Any, cloud: LocalCloud, origin: str, browser: Browser

@@ -469,8 +469,9 @@
           ["Step Functions", IN_AWS ? el("a", { href: run.console_url, target: "_blank", rel: "noreferrer", id: "console-link" }, "open this execution in the AWS console") : null],
         ]),
         run.error ? el("div", { class: "error", id: "run-error", role: "alert" }, el("strong", {}, run.error.code), `: ${run.error.message}`) : "");
-      actions.replaceChildren(ended ? el("span", { class: "muted" }, `This run has ended (${run.status.toLowerCase().replace("_", " ")}).`)
-        : el("button", { id: "cancel-run", class: "danger", type: "button", on: { click: cancel } }, "Cancel run"));
+      actions.replaceChildren(...(ended ? [el("span", { class: "muted" }, `This run has ended (${run.status.toLowerCase().replace("_", " ")})${run.resumes ? `, resumed ${run.resumes}×` : ""}.`),
+        run.status === "SUCCEEDED" ? "" : el("button", { id: "resume-run", type: "button", on: { click: resume } }, "Resume run")]
+        : [el("button", { id: "cancel-run", class: "danger", type: "button", on: { click: cancel } }, "Cancel run")]));
       if (svg) colourNodes(svg, run.nodes);
       nodeRows.replaceChildren(...Object.entries(run.nodes).map(([id, node]) => el("tr", {
         class: `clickable${id === selected ? " selected" : ""}`, "data-node": id, on: { click: () => select(id) } },
@@ -488,6 +489,17 @@
       actionOutcome.replaceChildren();
       try {
         await api(`/runs/${encodeURIComponent(runId)}/cancel`, { method: "POST" });
+      } catch (error) {
+        failed(error, actionOutcome);
+      }
+    }
+
+    // Resume: the same run goes on (succeeded nodes are not run again); the page follows it afresh.
+    async function resume() {
+      actionOutcome.replaceChildren();
+      try {
+        await api(`/runs/${encodeURIComponent(runId)}/resume`, { method: "POST" });
+        if (gen === generation) route();
       } catch (error) {
         failed(error, actionOutcome);
       }

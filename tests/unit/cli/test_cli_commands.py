@@ -372,3 +372,19 @@ def test_event_lines_do_not_repeat_what_the_message_says() -> None:
     assert cli.format_event(started).endswith("[/] fetch started http.get (attempt 2)")
     assert "00:00:01.250" in cli.format_event(started)
     assert cli.format_event(log).endswith("nap sleeping 1s")
+
+
+def test_event_lines_of_any_type_render_including_a_resume() -> None:
+    # GIVEN a resume event and an event type this CLI does not know
+    from rich.console import Console
+
+    resumed = {"at": "2026-01-01T00:00:03.000000Z", "type": "RUN_RESUMED", "message": "run resumed (resume 1)"}
+    unknown = {"at": "2026-01-01T00:00:04.000000Z", "type": "NODE_[NEW]", "node": "n", "message": "something"}
+    console = Console(record=True, width=120)
+
+    # WHEN they are printed THEN each is one readable line (no markup error)
+    for event in (resumed, unknown):
+        console.print(cli.format_event(event))
+    text = console.export_text()
+    assert "RUN_RESUMED" in text and "run resumed (resume 1)" in text
+    assert "NODE_[NEW]" in text and "n something" in text
