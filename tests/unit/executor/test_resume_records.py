@@ -181,3 +181,27 @@ def test_execution_names_read_back_as_run_and_resume() -> None:
     assert run_of_execution(execution_name(RUN, 0)) == (RUN, 0)
     assert run_of_execution(execution_name(RUN, 3)) == (RUN, 3)
     assert run_of_execution("not-a-run-r1") == ("not-a-run-r1", 0)
+
+
+def test_a_replayed_offloaded_output_rebuilds_the_state_it_wrote(table: Any) -> None:
+    # GIVEN a node whose large output was offloaded and written into state (update_state), in the first execution
+    from functions.executor.node import NodeExecutor
+    from functions.store.offload import BlobStore, Offloader
+
+    executor = NodeExecutor(records=Records(table), offloader=Offloader(BlobStore(table), inline_limit=1024))
+    text = "x" * 5000
+    first = request("big", "util.echo", {"text": text}, update_state={"kept": "text"})
+    ran = executor.handle(executor.parse(first))
+    assert executor.offloader.genuine(ran["results"]["big"]["text"], RUN)
+    assert executor.offloader.genuine(ran["state"]["kept"], RUN)
+
+    # WHEN a resumed execution reaches it
+    again = resumed_request("big", 1)
+    again["ctx"], again["tool"] = first["ctx"], first["tool"]
+    replayed = executor.handle(executor.parse(again))
+
+    # THEN it answers with the recorded (referenced) output and the same state, which reads back whole
+    assert replayed["results"]["big"] == ran["results"]["big"]
+    assert executor.offloader.resolve(replayed["state"]["kept"], RUN) == text
+    assert executor.offloader.resolve(replayed["sd"], RUN) == {"kept": text}
+    assert [e["type"] for e in numbered(Records(table))] == ["NODE_STARTED", "NODE_SUCCEEDED"]
