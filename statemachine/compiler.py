@@ -360,7 +360,8 @@ class _Compiler:
             head = self.emit_lambda(node, ctx, name, cont, states, catch_to)
             entry = head if gate is True else entry
         elif node.is_human:
-            self.emit_human(node, ctx, name, cont, states, catch_to)
+            head = self.emit_human(node, ctx, name, cont, states, catch_to)
+            entry = head if gate is True else entry
         else:
             task: dict[str, Any] = {
                 "Type": "Task",
@@ -534,8 +535,9 @@ class _Compiler:
         cont: Cont,
         states: dict[str, Any],
         catch_to: str | None,
-    ) -> None:
-        """A person's step: a ``.waitForTaskToken`` Task, then ``<node>.answer`` recording the answer.
+    ) -> str:
+        """A person's step: a ``.waitForTaskToken`` Task, then ``<node>.answer`` recording the answer; the first
+        state (``<node>.resumed``: a resumed run does not ask again for an answer it has).
 
         The Task invokes the executor (``wait``) with ``$$.Task.Token``; the executor records the node
         WAITING and keeps the token for the respond route, whose SendTaskSuccess output (the answer) the
@@ -543,6 +545,7 @@ class _Compiler:
         Lambda service errors of the invoke are retried: a person's answer is not asked for again.
         """
         answer_name = self.claim(f"{node.id}.answer")
+        head = self.emit_resumed(node, ctx, name, answer_name, states)
         payload = self.payload(node, ctx, "wait")
         payload["Payload"]["token.$"] = "$$.Task.Token"
         task: dict[str, Any] = {
@@ -567,6 +570,7 @@ class _Compiler:
             },
             cont,
         )
+        return head
 
     def emit_resumed(self, node: Node, ctx: NodeContext, invoke: str, record: str, states: dict[str, Any]) -> str:
         """``<node>.resumed``: a Choice skipping the user's function when a resumed run's document says it

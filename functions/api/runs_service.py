@@ -203,12 +203,13 @@ def cancel_run(services: Services, run_id: str) -> Run:
     return run
 
 
-def lambda_iterations_done(records: list[NodeRecord]) -> dict[str, int]:
-    """For each ``lambda:`` node (a user's function or a registered tool, which the Task invokes itself), how
-    many of its iterations, counted from the first, SUCCEEDED: a resume must not invoke those again."""
+def iterations_done(records: list[NodeRecord]) -> dict[str, int]:
+    """For each node whose Task the executor cannot answer for (a ``lambda:`` node or registered tool, which the
+    Task invokes itself; a person's step, which waits for an answer), how many of its iterations, counted from
+    the first, SUCCEEDED: a resume must not invoke or ask those again."""
     by_node: dict[str, dict[int, str]] = {}
     for record in records:
-        if (record.tool or "").startswith("lambda:"):
+        if (record.tool or "").startswith(("lambda:", "human.")):
             by_node.setdefault(record.node, {})[record.iteration] = record.status
     done: dict[str, int] = {}
     for node, statuses in by_node.items():
@@ -238,7 +239,7 @@ def resume_run(services: Services, run_id: str) -> dict[str, Any]:
     spec = GraphSpec.model_validate(version.spec)
     number = run.resumes + 1
     name = execution_name(run_id, number)
-    done = lambda_iterations_done(services.records.list_nodes(run_id))
+    done = iterations_done(services.records.list_nodes(run_id))
     document = resumed_document(
         spec, {"run_id": run_id, "graph_id": run.graph_id, "version": run.version}, run.input, number, done
     )

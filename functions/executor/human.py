@@ -57,6 +57,7 @@ def wait(executor: NodeExecutor, waits: Waits, inv: Invocation) -> dict[str, Any
             tool=inv.tool,
             prompt=prompt,
             schema=schema if isinstance(schema, dict) else ({} if inv.tool == "human.input" else None),
+            resume=inv.resume,
         )
     )
     executor.log.info("waiting for a person", extra={"prompt_chars": len(prompt)})
@@ -66,6 +67,10 @@ def wait(executor: NodeExecutor, waits: Waits, inv: Invocation) -> dict[str, Any
 def answer(executor: NodeExecutor, waits: Waits, inv: Invocation) -> dict[str, Any]:
     """Record the answer the Task handed on as the node's output and return the document with it."""
     output = (inv.request.doc.get("results") or {}).get(inv.node)
+    if inv.resume and not isinstance(output, dict):  # a resumed run skipped the wait: the answer is recorded
+        replay = executor._replay(inv, executor._guard(lambda: executor.records.get_node(*inv.key)))
+        if replay is not None:
+            return replay
     if not isinstance(output, dict):
         raise node_failure("stepgraph.InvalidRequest", f"{inv.node}: no answer at results.{inv.node}")
     try:

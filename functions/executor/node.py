@@ -116,6 +116,11 @@ class Invocation:
         return self.ctx.node
 
     @property
+    def key(self) -> tuple[str, str, int]:
+        """``(run_id, node, iteration)``: which node record the invocation acts on."""
+        return self.run_id, self.ctx.node, self.iteration
+
+    @property
     def tool(self) -> str:
         return self.ctx.tool
 

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.store.records import _NOT_TERMINAL, _TERMINAL_VALUES, MAX_MESSAGE, Outcome, Records
+from functions.store.records import (
+    _NOT_TERMINAL,
+    _OLDER_UNFINISHED,
+    _TERMINAL_VALUES,
+    MAX_MESSAGE,
+    Outcome,
+    Records,
+    _owned,
+)
 from functions.store.runs import RUNNING, decode_cursor, encode_cursor
 from functions.store.table import condition_failed, event_stamp, newest_first, node_sk, now_iso, run_pk
 
@@ -82,8 +90,12 @@ class Waits(Records):
         tool: str,
         prompt: str,
         schema: dict[str, Any] | None = None,
+        resume: int = 0,
     ) -> Outcome:
-        """Mark the node WAITING (stamping ``NODE_WAITING``), unless this attempt was recorded or the node ended."""
+        """Mark the node WAITING (stamping ``NODE_WAITING``), unless this attempt was recorded or the node ended.
+
+        ``resume``: as for ``Records.start_attempt``, a resumed run's execution waits afresh on a record an older
+        execution left unfinished (the run was cancelled or failed while it waited)."""
         at = now_iso()
         sk = node_sk(node, iteration)
         sets = [
@@ -117,13 +129,20 @@ class Waits(Records):
         if schema is not None:
             sets.append("schema_json = :schema")
             values[":schema"] = _json(schema)
-        update = {
+        update: dict[str, Any] = {
             "Key": {"pk": run_pk(run_id), "sk": sk},
-            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE claimed_at, claim_id",
-            "ConditionExpression": f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a)",
             "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
             "ExpressionAttributeValues": values,
         }
+        condition = f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a AND {_owned(resume, update)})"
+        removed = "claimed_at, claim_id"
+        if resume:
+            sets.append("#rs = :rs")
+            values[":ok"] = "SUCCEEDED"
+            condition += f" OR (attribute_exists(pk) AND {_OLDER_UNFINISHED})"
+            removed += ", error_json, failed_attempt, finished_at, duration_ms"
+        update["UpdateExpression"] = "SET " + ", ".join(sets) + " REMOVE " + removed
+        update["ConditionExpression"] = condition
         stamp = event_stamp(
             sk,
             "NODE_WAITING",
@@ -133,7 +152,7 @@ class Waits(Records):
             attempt=attempt,
             iteration=iteration,
         )
-        return self._transition(update, stamp, returns="ALL_NEW")
+        return self._transition(update, stamp, returns="ALL_NEW", resume=resume)
 
     # -- the answer step ----------------------------------------------------------------------------
 

@@ -412,3 +412,53 @@ def test_a_follower_sees_the_failure_the_resume_and_then_the_new_events(api: htt
     ]
     assert messages[-1] == {"type": "run", "run_id": run_id, "status": "SUCCEEDED", "error": None}
     assert [e["seq"] for e in events(api, run_id)] == [e["seq"] for e in events_seen]
+
+
+def waiting(api: httpx.Client, run_id: str) -> dict[str, Any]:
+    for _ in range(400):
+        run = dict(api.get(f"/runs/{run_id}").json())
+        if run.get("waiting") or run["status"] != "RUNNING":
+            return run
+        threading.Event().wait(0.05)
+    raise AssertionError(f"run {run_id} never waited")
+
+
+def test_a_resumed_run_does_not_ask_a_person_again_and_waits_again_where_it_was_cancelled(
+    api: httpx.Client, cloud: LocalCloud
+) -> None:
+    # GIVEN a run whose person approved, then failed at c; and a run cancelled while it waited for a person
+    flaky = Flaky()
+    cloud.register("stepgraph-user-flaky", flaky)
+    spec = {
+        "name": "approve then call",
+        "nodes": [
+            {"id": "approve", "tool": "human.approval", "params": {"prompt": "Go?"}},
+            {"id": "c", "tool": "lambda:stepgraph-user-flaky", "params": {"ok": "{{ approve.approved }}"}},
+        ],
+        "edges": [{"from": "approve", "to": "c"}],
+    }
+    graph_id = create(api, spec)
+    answered = start(api, graph_id)
+    assert waiting(api, answered)["waiting"]
+    assert api.post(f"/runs/{answered}/nodes/approve/respond", json={"approved": True}).status_code == 200
+    assert wait_for_run(api, answered, cloud=cloud)["status"] == "FAILED"
+    cancelled = start(api, graph_id)
+    assert waiting(api, cancelled)["waiting"]
+    assert api.post(f"/runs/{cancelled}/cancel").json()["status"] == "CANCELLED"
+    flaky.broken = False
+
+    # WHEN both are resumed
+    assert resume(api, answered).status_code == 202
+    assert resume(api, cancelled).status_code == 202
+
+    # THEN the answered one goes on with the recorded answer, asking nobody
+    run = wait_for_run(api, answered, cloud=cloud)
+    assert run["status"] == "SUCCEEDED", run
+    assert run["nodes"]["approve"]["output"]["approved"] is True
+    assert [e["type"] for e in events(api, answered)].count("NODE_WAITING") == 1
+    # AND the cancelled one waits for its person again, and succeeds once answered
+    again = waiting(api, cancelled)
+    assert [w["node"] for w in again["waiting"]] == ["approve"], again
+    assert api.post(f"/runs/{cancelled}/nodes/approve/respond", json={"approved": True}).status_code == 200
+    assert wait_for_run(api, cancelled, cloud=cloud)["status"] == "SUCCEEDED"
+    assert [e["type"] for e in events(api, cancelled)].count("NODE_WAITING") == 2
