@@ -28,6 +28,7 @@ def sample(name: str) -> dict[str, Any]:
 def test_every_sample_is_an_executor_request() -> None:
     names = sorted(p.stem for p in EVENTS.glob("executor-*.json"))
     assert names == [
+        "executor-answer",
         "executor-batch",
         "executor-collect",
         "executor-failed",
@@ -37,6 +38,7 @@ def test_every_sample_is_an_executor_request() -> None:
         "executor-record",
         "executor-retry",
         "executor-run",
+        "executor-wait",
     ]
     for name in names:
         request = ExecutorRequest.from_event(json.loads((EVENTS / f"{name}.json").read_text()))
@@ -102,3 +104,24 @@ def test_lookup_sample_misses_then_hits_once_the_function_output_is_recorded(rec
     assert hit["results"]["agent"] == {"answer": "because"} and "cache" not in hit
     node = records.get_node(other, "agent", 1)
     assert node is not None and node.status == "SUCCEEDED" and node.cached
+
+
+def test_wait_and_answer_samples_make_a_persons_step(records: Records) -> None:
+    # GIVEN a person's step invoked by its .waitForTaskToken Task with a token
+    wait = sample("wait")
+    # WHEN the wait sample runs
+    assert invoke(wait) == {"waiting": True}
+    # THEN the node waits with its prompt resolved, and the token is kept apart from the node's record
+    run_id = wait["doc"]["run"]["run_id"]
+    node = records.get_node(run_id, "approve", 1)
+    assert node is not None and node.status == "WAITING" and node.prompt == "Publish Q3 report?"
+    item = records.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "TOKEN#approve#0001"})["Item"]
+    assert item["token"] == wait["token"]
+    raw = records.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "NODE#approve#0001"})["Item"]
+    assert wait["token"] not in json.dumps(raw, default=str)
+    # WHEN the answer sample runs (the Task put the respond route's answer at results.approve)
+    doc = invoke(sample("answer"))
+    # THEN the node succeeded with the answer and the document carries it
+    assert doc["results"]["approve"]["approved"] is True
+    node = records.get_node(run_id, "approve", 1)
+    assert node is not None and node.status == "SUCCEEDED" and node.output["comment"] == "ship it"
