@@ -267,6 +267,21 @@ def test_an_optional_wait_that_times_out_lets_the_run_go_on(cloud: LocalCloud, a
     assert api.get("/runs", params={"status": "WAITING"}).json()["runs"] == []
 
 
+def test_cancelling_a_waiting_run_ends_the_wait(cloud: LocalCloud, api: httpx.Client) -> None:
+    # GIVEN a run waiting at its approval step
+    run_id, _ = waiting_run(api, approval_spec())
+    # WHEN it is cancelled
+    cancelled = api.post(f"/runs/{run_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    done = wait_for_run(api, run_id, cloud=cloud)
+    # THEN the run and its waiting node are CANCELLED, nothing waits, and an answer is refused
+    assert done["status"] == "CANCELLED"
+    assert done["nodes"]["approve"]["status"] == "CANCELLED"
+    assert done["waiting"] == []
+    assert api.get("/runs", params={"status": "WAITING"}).json()["runs"] == []
+    assert respond(api, run_id, "approve", {"approved": True}).status_code == 409
+
+
 def test_an_answer_racing_the_timeout_is_never_lost(cloud: LocalCloud, api: httpx.Client) -> None:
     # GIVEN runs whose optional approval waits 2 seconds, answered from 1 s before to 1 s after the wait ends
     spec = approval_spec(timeout_seconds=2, optional=True)

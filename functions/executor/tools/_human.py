@@ -58,16 +58,42 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
+    outside = _outside_refs(schema, "")
+    if outside:
+        where, ref = outside[0]
+        raise ValueError(
+            f"$ref {ref!r} at {where or '(root)'} points outside the schema; only references within it (#/...) "
+            "are followed (no schema is fetched)"
+        )
     return schema
+
+
+def _outside_refs(value: Any, where: str) -> list[tuple[str, str]]:
+    """``(path, ref)`` of every ``$ref``/``$dynamicRef`` that does not point inside the schema itself."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(item, str) and not item.startswith("#"):
+                found.append((where, item))
+            found.extend(_outside_refs(item, f"{where}/{key}" if where else str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_outside_refs(item, f"{where}/{index}"))
+    return found
 
 
 def schema_problems(schema: dict[str, Any], value: Any) -> list[dict[str, Any]]:
     """Where ``value`` breaks ``schema``: ``[{"loc": "input.<path>", "message"}]`` in path order."""
     from jsonschema import Draft202012Validator, validators
+    from referencing.exceptions import Unresolvable
 
     cls = validators.validator_for(schema, default=Draft202012Validator)
     found = []
-    for err in sorted(cls(schema).iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
+    try:
+        errors = sorted(cls(schema).iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+    except Unresolvable as exc:  # a schema stored before references were checked at creation
+        return [{"loc": "input", "message": f"the node's schema cannot be applied: {exc}"}]
+    for err in errors:
         loc = ".".join(["input", *(str(p) for p in err.absolute_path)])
         found.append({"loc": loc, "message": err.message})
     return found

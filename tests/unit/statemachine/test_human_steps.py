@@ -104,6 +104,19 @@ def test_an_input_step_takes_a_json_schema() -> None:
     assert "JSON Schema" in found[0]["message"]
 
 
+def test_an_input_schema_may_only_reference_itself() -> None:
+    # GIVEN input steps whose schema references another document, and one referencing its own definitions
+    outside = {"type": "object", "properties": {"who": {"$ref": "https://example.com/person.json"}}}
+    inside = {"$defs": {"n": {"type": "integer"}}, "$ref": "#/$defs/n"}
+    node = {"id": "ask", "tool": "human.input", "params": {"prompt": "Who?", "schema": outside}}
+    # WHEN they are validated
+    found = problems({"name": "t", "nodes": [node]})
+    # THEN the outside reference is refused (nothing is fetched at answer time), the inside one accepted
+    assert [p["loc"] for p in found] == ["nodes[0].params.schema"]
+    assert "properties/who" in found[0]["message"]
+    assert validate({"name": "t", "nodes": [{**node, "params": {"prompt": "n?", "schema": inside}}]}, registry)
+
+
 @pytest.mark.parametrize(
     ("change", "options", "loc"),
     [
