@@ -6,8 +6,9 @@ answers ``TaskTimedOut`` instead. Here the wait itself decides, under one lock s
 SendTaskFailure: either the answer was taken before the timeout (the Task succeeds with it), or the token is
 marked timed out first (every later answer gets ``TaskTimedOut``). The state's own timer is moved
 ``GRACE_SECONDS`` later so that it never decides before the wait does, and the wait stops as soon as its
-execution is stopped. SendTaskSuccess/SendTaskFailure answer AWS's errors (``TaskTimedOut``,
-``TaskDoesNotExist``, ``InvalidToken``), which moto's own raise with the wrong type.
+execution is stopped (which stays ABORTED: the error that ends the wait does not make it FAILED).
+SendTaskSuccess/SendTaskFailure answer AWS's errors (``TaskTimedOut``, ``TaskDoesNotExist``,
+``InvalidToken``), which moto's own raise with the wrong type.
 
 Also ``state_machine_of_token``: which state machine a token belongs to (IAM scopes SendTask* to it).
 """
@@ -43,6 +44,8 @@ def install() -> Callable[[], None]:
         CallbackOutcomeTimedOut,
         CallbackPoolManager,
     )
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     saved: list[tuple[Any, str, Any]] = []
@@ -116,6 +119,14 @@ def install() -> Callable[[], None]:
 
     replace(StepFunctionsParserBackend, "send_task_success", send_task_success)
     replace(StepFunctionsParserBackend, "send_task_failure", send_task_failure)
+
+    def set_error(env: Any, error: Any) -> None:
+        # a stopped execution stays ABORTED: the wait it stopped ends with an error, which must not make it FAILED
+        if isinstance(env.program_state(), ProgramStopped):
+            return
+        original_set_error(env, error)
+
+    original_set_error = replace(Environment, "set_error", set_error)
 
     def undo() -> None:
         while saved:
