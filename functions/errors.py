@@ -59,6 +59,10 @@ class ScheduleError(SpecError):
     field and the column of the problem."""
 
 
+class UpstreamError(StepgraphError):
+    """An AWS call failed for a reason the client cannot fix (502)."""
+
+
 class StoreError(StepgraphError):
     """DynamoDB failed in a way the caller cannot fix."""
 

@@ -32,6 +32,7 @@ from functions.errors import (
     StoreError,
     UnauthorizedError,
     UnprocessableError,
+    UpstreamError,
 )
 from statemachine.errors import JsonInputError, LimitError, SpecError, StepgraphError, loc_text
 
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 logger = Logger(service="stepgraph-api")
-
-
-class UpstreamError(StepgraphError):
-    """An AWS call failed for a reason the client cannot fix (502)."""
 
 
 class UnsupportedMediaTypeError(BadRequestError):

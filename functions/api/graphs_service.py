@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.api.errors import UpstreamError
-from functions.errors import ConflictError
+from functions.errors import ConflictError, UpstreamError
+from functions.names import state_machine_name
 from functions.store.graphs import GraphHead, GraphVersion, new_graph_id
 from functions.store.table import now_iso
 from statemachine.errors import LimitError, SpecError
@@ -89,21 +89,6 @@ def diagram(spec: GraphSpec) -> str:
     from statemachine.diagram import mermaid
 
     return mermaid(spec)
-
-
-def console_url_for_state_machine(arn: str, region: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/statemachines/view/{arn}"
-
-
-def console_url_for_execution(arn: str, region: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
-
-
-def state_machine_name(prefix: str, graph_id: str, version: int) -> str:
-    """The version's state machine; the executor reads the run's graph back from it (``executor.binding``)."""
-    from functions.executor.binding import state_machine_name as name
-
-    return name(prefix, graph_id, version)
 
 
 def sha256(definition: dict[str, Any]) -> str:

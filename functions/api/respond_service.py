@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.api.errors import UpstreamError
-from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError, UnprocessableError
+from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError, UnprocessableError, UpstreamError
 from functions.executor.tools._human import (
     MAX_ANSWER_BYTES,
     ApprovalAnswer,

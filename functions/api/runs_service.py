@@ -15,10 +15,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.exceptions import ClientError
 
 from functions import runs_sync
-from functions.api.errors import UpstreamError
-from functions.api.graphs_service import console_url_for_execution
-from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError
+from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError, UpstreamError
 from functions.executor.binding import execution_name
+from functions.names import console_url_for_execution
 from functions.store.offload import REF_KEY, is_ref
 from functions.store.runs import RESUMABLE, RUNNING, TERMINAL, WAITING, Run, new_run_id
 from functions.store.table import now_iso

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.api.errors import UpstreamError
 from functions.api.runs_service import check_run_input
-from functions.errors import NotFoundError
+from functions.errors import NotFoundError, UpstreamError
 from functions.schedules import expressions
 from functions.store.schedules import Schedule, new_schedule_id
 from functions.store.table import now_iso

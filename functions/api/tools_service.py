@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from functions.api.errors import UpstreamError
-from functions.errors import ConflictError, NotFoundError
+from functions.errors import ConflictError, NotFoundError, UpstreamError
 from functions.store.table import now_iso
 from functions.store.tools import ToolVersion
 from statemachine.errors import LimitError, SpecError

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.names import state_machine_name
+
 EXECUTION_KINDS = ("execution", "express")
 RESUME_MARK = "-r"
 
@@ -34,11 +36,6 @@ def resumes_of(run: Any) -> int | None:
     """The resume number a document's ``run`` carries (0 when absent), or None when it is not a count."""
     value = run.get("resumes", 0) if isinstance(run, dict) else 0
     return value if type(value) is int and value >= 0 else None
-
-
-def state_machine_name(prefix: str, graph_id: str, version: int) -> str:
-    """The state machine the API creates for a graph version (``functions.api.graphs_service`` names it so)."""
-    return f"{prefix}-{graph_id}" if version == 1 else f"{prefix}-{graph_id}-v{version}"
 
 
 def execution_problem(execution: str | None, run: Any, prefix: str) -> str | None:

@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from functions.executor.errors import node_failure
+from functions.executor.failures import describe_error
 from functions.store.waits import Waits
 from statemachine import references
 
@@ -32,8 +33,6 @@ def serve(executor: NodeExecutor, inv: Invocation) -> dict[str, Any]:
 
 def wait(executor: NodeExecutor, waits: Waits, inv: Invocation) -> dict[str, Any]:
     """Keep the token, then record the node WAITING with its prompt resolved (``NODE_WAITING``)."""
-    from functions.executor.node import describe_error
-
     token = inv.request.token
     if not token:
         raise node_failure("stepgraph.InvalidRequest", f"{inv.node}: a wait request without its task token")

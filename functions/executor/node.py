@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from functions.errors import StoreError, ToolError
+from functions.errors import StoreError
 from functions.executor.binding import execution_problem, resumes_of
 from functions.executor.cache import node_key
 from functions.executor.errors import NodeFailed, node_failure
+from functions.executor.failures import describe_error
 from functions.executor.sandbox import ToolTimeout, run_tool
 from functions.executor.tools.base import ToolContext
 from functions.settings import get_settings
@@ -32,7 +33,7 @@ from functions.store.offload import DOC_BUDGET, Offloader
 from functions.store.records import ItemResult, Records, restartable
 from functions.store.table import now_iso, store_iso
 from statemachine import payload, references
-from statemachine.errors import DataError, StepgraphError
+from statemachine.errors import DataError
 from statemachine.protocol import (
     CACHE_DOC_KEY,
     ITEM_MARKER,
@@ -123,26 +124,6 @@ class Invocation:
     @property
     def tool(self) -> str:
         return self.ctx.tool
-
-
-def describe_error(exc: BaseException, tool: str) -> tuple[str, str]:
-    """The ``(code, message)`` a failure is recorded and raised with."""
-    if isinstance(exc, NodeFailed):
-        return exc.code, exc.message
-    if isinstance(exc, ToolTimeout):
-        return "States.Timeout", str(exc)
-    if isinstance(exc, ToolError):
-        return exc.code, exc.message or str(exc)
-    if isinstance(exc, DataError):
-        return exc.code, exc.message
-    if isinstance(exc, references.ReferenceSyntaxError):
-        return "stepgraph.ReferenceError", exc.message
-    if isinstance(exc, StoreError | ClientError | BotoCoreError):
-        return "stepgraph.StoreError", f"the run's store failed: {exc}"
-    if isinstance(exc, StepgraphError):
-        code = getattr(exc, "code", None)
-        return (code if isinstance(code, str) else type(exc).__name__), str(exc)
-    return "ToolCrashed", f"{tool} crashed: {type(exc).__name__}: {exc}"
 
 
 class NodeExecutor:

@@ -27,8 +27,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from functions.live.push import ApiGatewayPoster, Outbox
 from functions.live.subscriptions import SUB_PREFIX, Subscriptions, parse_subscription
-from functions.store.events import RUN_RESUMED, RUN_TERMINAL_EVENTS, Counter, EventLog, terminal_after
-from functions.store.records import parse_event
+from functions.store.events import RUN_RESUMED, RUN_TERMINAL_EVENTS, Counter, EventLog, parse_event, terminal_after
 from functions.store.runs import RunStore
 
 if TYPE_CHECKING:

@@ -12,17 +12,15 @@ delivery that died in between finds its event already there (same ``eid``) and g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from functions.errors import StoreError
 from functions.store.table import TableHandle, condition_failed, event_sk, run_pk
-
-if TYPE_CHECKING:
-    from functions.store.records import EventPage
 
 COUNTER_SK = "SEQ"
 RUN_TERMINAL_EVENTS = ("RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED", "RUN_TIMED_OUT")
@@ -40,6 +38,35 @@ def terminal_after(terminal: int | None, event_type: Any, seq: int) -> int | Non
 
 
 _LAST_KEY = event_sk(9_999_999_999)
+
+
+@dataclass
+class EventPage:
+    """A page of events in ``seq`` order; ``next`` is set when more events are stored now, ``cursor`` is
+    the ``seq`` of the last event returned (or ``after`` when none were)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    next: int | None = None
+    cursor: int = 0
+
+
+def parse_event(item: dict[str, Any]) -> dict[str, Any]:
+    """An event item → the public shape of ``GET /runs/{id}/events`` (DESIGN.md)."""
+    event: dict[str, Any] = {
+        "seq": int(item["seq"]),
+        "at": item["at"],
+        "type": item["type"],
+        "node": item.get("node"),
+        "attempt": None if item.get("attempt") is None else int(item["attempt"]),
+        "message": item.get("message", ""),
+    }
+    if "iteration" in item:
+        event["iteration"] = int(item["iteration"])
+    if "error_json" in item:
+        event["error"] = json.loads(item["error_json"])
+    if item.get("cached"):
+        event["cached"] = True
+    return event
 
 
 class EventOrderError(StoreError):
@@ -123,8 +150,6 @@ class EventLog(TableHandle):
 
     def page(self, run_id: str, *, after: int = 0, limit: int = 100) -> EventPage:
         """Events with ``seq`` > ``after``, in order; ``next`` is set when more are stored now."""
-        from functions.store.records import EventPage, parse_event
-
         after = max(0, int(after))
         response = self.table.query(
             KeyConditionExpression=Key("pk").eq(run_pk(run_id)) & Key("sk").between(event_sk(after + 1), _LAST_KEY),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
@@ -122,16 +122,6 @@ class Outcome:
 StartOutcome = Outcome
 
 
-@dataclass
-class EventPage:
-    """A page of events in ``seq`` order; ``next`` is set when more events are stored now, ``cursor`` is
-    the ``seq`` of the last event returned (or ``after`` when none were)."""
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-    next: int | None = None
-    cursor: int = 0
-
-
 def item_sk(node: str, iteration: int, index: int) -> str:
     """The sort key of one ``foreach`` item's record: ``ITEM#<node>#<iteration:04d>#<index:06d>``."""
     return f"{ITEM_PREFIX}{node}#{iteration:04d}#{index:06d}"
@@ -189,25 +179,6 @@ def _items_done(item: dict[str, Any]) -> int | None:
     if "items_done" not in item and "items_done_set" not in item:
         return None
     return max(int(item.get("items_done") or 0), len(item.get("items_done_set") or ()))
-
-
-def parse_event(item: dict[str, Any]) -> dict[str, Any]:
-    """An event item → the public shape of ``GET /runs/{id}/events`` (DESIGN.md)."""
-    event: dict[str, Any] = {
-        "seq": int(item["seq"]),
-        "at": item["at"],
-        "type": item["type"],
-        "node": item.get("node"),
-        "attempt": _int(item.get("attempt")),
-        "message": item.get("message", ""),
-    }
-    if "iteration" in item:
-        event["iteration"] = int(item["iteration"])
-    if "error_json" in item:
-        event["error"] = json.loads(item["error_json"])
-    if item.get("cached"):
-        event["cached"] = True
-    return event
 
 
 def restartable(record: NodeRecord | None, resume: int) -> bool:
@@ -272,12 +243,6 @@ class Records(TableHandle):
                 return False
             raise
         return True
-
-    def list_events(self, run_id: str, *, after: int = 0, limit: int = 100) -> EventPage:
-        """Events numbered after ``after``, in ``seq`` order (see ``functions.store.events``)."""
-        from functions.store.events import EventLog
-
-        return EventLog(self.table).page(run_id, after=after, limit=limit)
 
     # -- node items -----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from functions.api.models import (
 from functions.api.routes.params import GraphId  # noqa: TC001 - Powertools reads route annotations at runtime
 from functions.api.services import get_services
 from functions.errors import NotFoundError
+from functions.names import console_url_for_state_machine
 from statemachine.errors import SpecError
 from statemachine.render import graph_to_svg
 from statemachine.spec import GraphSpec
@@ -59,7 +60,7 @@ def _created(version: Any) -> GraphCreated:
         graph_id=version.graph_id,
         version=version.version,
         state_machine_arn=version.state_machine_arn,
-        console_url=service.console_url_for_state_machine(version.state_machine_arn, region),
+        console_url=console_url_for_state_machine(version.state_machine_arn, region),
         plan=GraphPlan.model_validate(version.plan) if version.plan else None,
     )
 
@@ -131,7 +132,7 @@ def get_graph(graph_id: GraphId) -> GraphDetail:
                 created_at=v.created_at,
                 state_machine_arn=v.state_machine_arn,
                 definition_sha256=v.definition_sha256,
-                console_url=service.console_url_for_state_machine(v.state_machine_arn, region),
+                console_url=console_url_for_state_machine(v.state_machine_arn, region),
             )
             for v in versions
         ],

@@ -6,6 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from functions.store.events import EventLog
 from functions.store.graphs import GraphVersion, new_graph_id
 from functions.store.table import now_iso
 from tests.unit.table_stream import pump
@@ -94,4 +95,4 @@ def all_events(client: Client, run_id: str, limit: int = 100) -> list[dict[str, 
 def numbered(services: Services, run_id: str) -> list[dict[str, Any]]:
     """The run's events once the stream function has numbered every write so far."""
     pump()
-    return services.records.list_events(run_id, limit=1000).events
+    return EventLog(services.records.table).page(run_id, limit=1000).events

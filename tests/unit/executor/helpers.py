@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from functions.store.events import EventLog
 from statemachine.protocol import NodeContext
 from statemachine.spec import RetryPolicy
 from tests.unit.table_stream import pump
@@ -81,7 +82,7 @@ class FakeContext:
 def numbered(records: Records, run_id: str = RUN) -> list[dict[str, Any]]:
     """The run's events once the stream function has numbered every write so far."""
     pump()
-    return records.list_events(run_id, limit=1000).events
+    return EventLog(records.table).page(run_id, limit=1000).events
 
 
 def invoke(event: dict[str, Any]) -> Any:

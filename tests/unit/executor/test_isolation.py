@@ -10,6 +10,7 @@ import pytest
 from functions.executor import handler
 from functions.executor.errors import NodeFailed
 from functions.executor.node import NodeExecutor
+from functions.store.events import EventLog
 from functions.store.offload import REF_KEY, BlobStore, Offloader
 from functions.store.records import Records
 
@@ -73,7 +74,7 @@ def test_a_request_for_a_run_the_execution_does_not_run_writes_nothing(
     assert type(raised.value).__name__ == "stepgraph.InvalidRequest"
     assert "refused" in str(raised.value)
     assert records.get_node(RUN, "injected", 1) is None
-    assert records.list_events(RUN, limit=100).events == []
+    assert EventLog(records.table).page(RUN, limit=100).events == []
     assert [i for i in table.scan()["Items"] if i["pk"].startswith("RUN#")] == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from functions.store.events import EventLog
 from functions.store.records import Records
 from tests.unit.table_stream import pump
 
@@ -15,7 +16,7 @@ RUN = "r_0123456789abcdef"
 
 def events(records: Records, run_id: str = RUN) -> list[dict[str, Any]]:
     pump()
-    return records.list_events(run_id, limit=1000).events
+    return EventLog(records.table).page(run_id, limit=1000).events
 
 
 def test_a_successful_attempt_records_started_then_succeeded(table: Any) -> None:
@@ -119,10 +120,10 @@ def test_events_page_by_seq_without_gaps_or_repeats(table: Any) -> None:
 
     # WHEN they are read 10 at a time following `next`
     seen: list[str] = []
-    page = records.list_events(RUN, limit=10)
+    page = EventLog(records.table).page(RUN, limit=10)
     seen += [e["message"] for e in page.events]
     while page.next:
-        page = records.list_events(RUN, after=page.next, limit=10)
+        page = EventLog(records.table).page(RUN, after=page.next, limit=10)
         seen += [e["message"] for e in page.events]
 
     # THEN every event came once, in order, numbered 1..25; the final cursor resumes after the last one
@@ -130,7 +131,9 @@ def test_events_page_by_seq_without_gaps_or_repeats(table: Any) -> None:
     assert page.cursor == 25
     records.put_event(RUN, "LOG", node="n", message="late")
     pump()
-    assert [(e["seq"], e["message"]) for e in records.list_events(RUN, after=page.cursor).events] == [(26, "late")]
+    assert [(e["seq"], e["message"]) for e in EventLog(records.table).page(RUN, after=page.cursor).events] == [
+        (26, "late")
+    ]
 
 
 def test_list_nodes_returns_each_iteration(table: Any) -> None:
