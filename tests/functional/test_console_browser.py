@@ -488,3 +488,78 @@ def test_a_run_with_a_model_step_shows_what_the_model_used(
     page.wait_for_selector("#view dt:has-text('model use')")
     said = page.inner_text("#view dl.facts")
     assert f"1 llm.converse calls, {usage['input_tokens']} tokens in, {usage['output_tokens']} out, about $" in said
+
+
+PEOPLE = {
+    "name": "people",
+    "nodes": [
+        {
+            "id": "ask",
+            "tool": "human.input",
+            "params": {
+                "prompt": "How many copies of {{ input.title }}?",
+                "schema": {
+                    "type": "object",
+                    "properties": {"copies": {"type": "integer", "minimum": 1}, "note": {"type": "string"}},
+                    "required": ["copies"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        {"id": "approve", "tool": "human.approval", "params": {"prompt": "Print {{ ask.input.copies }} copies?"}},
+        {"id": "print", "tool": "util.echo", "params": {"copies": "{{ ask.input.copies }}"}},
+        {"id": "shelve", "tool": "util.echo", "params": {"why": "{{ approve.comment }}"}},
+    ],
+    "edges": [
+        {"from": "ask", "to": "approve"},
+        {"from": "approve", "to": "print", "when": "approve.approved == True"},
+        {"from": "approve", "to": "shelve", "when": "approve.approved == False"},
+    ],
+}
+
+
+def test_a_waiting_node_is_answered_from_its_page(api: Any, cloud: LocalCloud, origin: str, browser: Browser) -> None:
+    # GIVEN a run that asks a person for an input, then for an approval
+    graph = api.post("/graphs", json=PEOPLE).json()["graph_id"]
+    run_id = api.post(f"/graphs/{graph}/runs", json={"input": {"title": "the guide"}}).json()["run_id"]
+    page = browser.page
+    page.goto(f"{origin}/console#/runs/{run_id}")
+    browser.enter_key(cloud.api_key or "")
+
+    # THEN the page shows what the run waits for, with the prompt resolved and a form from the node's schema
+    ask = page.wait_for_selector('#waiting .waiting[data-node="ask"] input[name="copies"]', timeout=WAIT_MS)
+    assert "How many copies of the guide?" in page.inner_text("#waiting")
+    _node(page, "ask", "WAITING")
+    browser.shot("console-run-waiting")
+
+    # WHEN an answer that breaks the schema is sent THEN the API's 422 is shown and the node still waits
+    ask.fill("0")
+    page.click('#waiting .waiting[data-node="ask"] .submit-answer')
+    page.wait_for_selector('#waiting .waiting[data-node="ask"] [role="alert"]')
+    assert "copies" in page.inner_text('#waiting .waiting[data-node="ask"] [role="alert"]')
+    assert api.get(f"/runs/{run_id}").json()["nodes"]["ask"]["status"] == "WAITING"
+
+    # WHEN a good answer is sent THEN the run goes on to the approval, which the page offers next
+    page.fill('#waiting .waiting[data-node="ask"] input[name="copies"]', "3")
+    page.fill('#waiting .waiting[data-node="ask"] input[name="note"]', "spiral bound")
+    page.click('#waiting .waiting[data-node="ask"] .submit-answer')
+    page.wait_for_selector('#waiting .waiting[data-node="approve"] .reject', timeout=WAIT_MS)
+    assert "Print 3 copies?" in page.inner_text("#waiting")
+
+    # WHEN it is rejected with a comment
+    page.fill('#waiting .waiting[data-node="approve"] input.comment', "too many")
+    page.click('#waiting .waiting[data-node="approve"] .reject')
+
+    # THEN the run routes on the answer to its end, and nothing waits any more
+    page.wait_for_selector('#run-status[data-status="SUCCEEDED"]', timeout=WAIT_MS)
+    _node(page, "shelve", "SUCCEEDED")
+    assert page.locator("#waiting .waiting").count() == 0
+    run = api.get(f"/runs/{run_id}").json()
+    assert run["nodes"]["ask"]["output"]["input"] == {"copies": 3, "note": "spiral bound"}
+    assert (run["nodes"]["approve"]["output"]["approved"], run["nodes"]["approve"]["output"]["comment"]) == (
+        False,
+        "too many",
+    )
+    assert run["nodes"]["shelve"]["output"] == {"why": "too many"}
+    assert run["nodes"]["print"]["status"] == "SKIPPED"
+    assert browser.errors == []

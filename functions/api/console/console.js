@@ -447,6 +447,83 @@
     const state = el("div");
     const actions = el("div", { class: "row" });
     const actionOutcome = el("div");
+    const waitingBox = el("div", { id: "waiting" });
+    let graphSpec = null; // the graph's spec once loaded: a human.input node's answer form comes from its schema
+    let shownWaits = "";
+
+    // A person's step: approve or reject (with a comment), or a form built from the node's JSON Schema.
+    function schemaOf(nodeId) {
+      const node = graphSpec && (graphSpec.nodes || []).find((n) => n.id === nodeId);
+      return node && node.params && typeof node.params.schema === "object" ? node.params.schema : null;
+    }
+
+    function answerForm(wait) {
+      const outcome = el("div", { class: "answer-outcome" });
+      const path = `/runs/${encodeURIComponent(runId)}/nodes/${encodeURIComponent(wait.node)}/respond`;
+      async function send(body, button) {
+        outcome.replaceChildren();
+        button.disabled = true;
+        try {
+          await api(path, { method: "POST", body });
+          shownWaits = "";
+          reload().catch(() => {});
+        } catch (error) {
+          button.disabled = false;
+          failed(error, outcome);
+        }
+      }
+      if (wait.tool === "human.approval") {
+        const comment = el("input", { type: "text", class: "comment", placeholder: "comment (optional)", "aria-label": "comment" });
+        const body = (approved) => (comment.value ? { approved, comment: comment.value } : { approved });
+        const approve = el("button", { type: "button", class: "approve", on: { click: () => send(body(true), approve) } }, "Approve");
+        const reject = el("button", { type: "button", class: "danger reject", on: { click: () => send(body(false), reject) } }, "Reject");
+        return [el("div", { class: "row" }, comment, approve, reject), outcome];
+      }
+      const schema = schemaOf(wait.node) || {};
+      const simple = ["string", "number", "integer", "boolean"];
+      const props = schema.type === "object" && schema.properties ? Object.entries(schema.properties) : [];
+      const fields = [];
+      let editor = null;
+      if (props.length && props.every(([, p]) => p && simple.includes(p.type))) {
+        for (const [name, p] of props) {
+          const input = p.type === "boolean" ? el("input", { type: "checkbox", name })
+            : Array.isArray(p.enum) ? el("select", { name }, p.enum.map((v) => el("option", { value: String(v) }, String(v))))
+              : el("input", { type: p.type === "string" ? "text" : "number", name, step: p.type === "integer" ? "1" : "any" });
+          fields.push([name, p, input]);
+        }
+      } else {
+        editor = el("textarea", { class: "json-input", rows: "4", "aria-label": "answer (JSON)" }, "{}");
+      }
+      const submit = el("button", { type: "button", class: "submit-answer", on: { click: () => {
+        let value = {};
+        if (editor) {
+          try { value = JSON.parse(editor.value); } catch (error) {
+            outcome.replaceChildren(el("div", { class: "error", role: "alert" }, `The answer is not JSON: ${error.message}`));
+            return;
+          }
+        } else {
+          for (const [name, p, input] of fields) {
+            if (p.type === "boolean") value[name] = input.checked;
+            else if (input.value !== "") value[name] = p.type === "string" ? input.value : Number(input.value);
+          }
+        }
+        send({ input: value }, submit);
+      } } }, "Send answer");
+      const labelled = fields.map(([name, p, input]) => el("label", { class: "field" }, `${p.title || name} `, input));
+      return [el("div", { class: "form" }, labelled, editor, submit), outcome];
+    }
+
+    function renderWaiting(ended) {
+      const waits = !ended && Array.isArray(run.waiting) ? run.waiting : [];
+      const key = JSON.stringify(waits.map((w) => [w.node, w.since, w.tool])) + (graphSpec ? "+spec" : "");
+      if (key === shownWaits) return; // keep what a person is typing while the page refreshes
+      shownWaits = key;
+      waitingBox.replaceChildren(...waits.map((wait) => el("div", { class: "waiting panel", "data-node": wait.node },
+        el("h3", {}, "Waiting for an answer: ", el("code", {}, wait.node), " ", badge("WAITING")),
+        el("p", { class: "prompt" }, wait.prompt || ""),
+        el("p", { class: "muted" }, `${wait.tool || ""}, waiting since ${when(wait.since)}`),
+        answerForm(wait))));
+    }
 
     function select(id) {
       selected = id;
@@ -472,6 +549,7 @@
       actions.replaceChildren(...(ended ? [el("span", { class: "muted" }, `This run has ended (${run.status.toLowerCase().replace("_", " ")})${run.resumes ? `, resumed ${run.resumes}×` : ""}.`),
         run.status === "SUCCEEDED" ? "" : el("button", { id: "resume-run", type: "button", on: { click: resume } }, "Resume run")]
         : [el("button", { id: "cancel-run", class: "danger", type: "button", on: { click: cancel } }, "Cancel run")]));
+      renderWaiting(ended);
       if (svg) colourNodes(svg, run.nodes);
       nodeRows.replaceChildren(...Object.entries(run.nodes).map(([id, node]) => el("tr", {
         class: `clickable${id === selected ? " selected" : ""}`, "data-node": id, on: { click: () => select(id) } },
@@ -506,7 +584,7 @@
     }
 
     view.replaceChildren(
-      el("section", { class: "panel" }, header, actions, actionOutcome),
+      el("section", { class: "panel" }, header, actions, actionOutcome, waitingBox),
       el("div", { class: "grid" },
         el("section", { class: "panel" }, el("h3", {}, "Diagram"),
           el("div", { class: "legend" }, NODE_STATUSES.map((s) => badge(s))), picture),
@@ -522,6 +600,7 @@
     api(`/graphs/${encodeURIComponent(run.graph_id)}`).then((graph) => {
       if (gen !== generation) return;
       graphName = graph.name;
+      graphSpec = graph.spec || null;
       render();
     }).catch(() => {}); // a deleted graph keeps its id as the name
     loadDiagram(run.graph_id, run.version).then((drawn) => {
