@@ -291,6 +291,35 @@ class _Compiler:
             return {"batch_max": 1, "item_retries": "states"}
         return {"batch_max": max(1, min(MAX_BATCH_ITEMS, int(BATCH_SECONDS // worst)))}
 
+    def task(
+        self,
+        parameters: dict[str, Any],
+        *,
+        timeout: int,
+        retry: list[dict[str, Any]],
+        resource: str = LAMBDA_INVOKE,
+        catch_to: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A Task state on the optimized Lambda integration; ``fields`` (``ResultPath``, ``Next``...) follow the
+        retry policy, and a catch-all to ``catch_to`` comes last."""
+        state: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": resource,
+            "Parameters": parameters,
+            "TimeoutSeconds": timeout,
+            "Retry": retry,
+            **fields,
+        }
+        if catch_to:
+            state["Catch"] = catch_all(catch_to)
+        return state
+
+    def helper(self, node: Node, ctx: NodeContext, mode: str, **fields: Any) -> dict[str, Any]:
+        """An executor bookkeeping Task (``failed``, ``record``, ``lookup``, ``answer``): no params, the helpers'
+        timeout, Lambda service errors retried."""
+        return self.task(self.payload(node, ctx, mode), timeout=self.helper_timeout, retry=self.retry(None), **fields)
+
     def payload(self, node: Node, ctx: NodeContext, mode: str, *, batch: bool = False) -> dict[str, Any]:
         """The executor request. Only the steps that run the tool (``run``, ``batch``) carry the params: the
         bookkeeping steps get the context without them, so a node's params are in the definition once."""
@@ -363,24 +392,15 @@ class _Compiler:
             head = self.emit_human(node, ctx, name, cont, states, catch_to)
             entry = head if gate is True else entry
         else:
-            task: dict[str, Any] = {
-                "Type": "Task",
-                "Resource": LAMBDA_INVOKE,
-                "Parameters": self.payload(node, ctx, "run"),
-                "TimeoutSeconds": ctx.timeout_seconds,
-                "Retry": self.retry(ctx.retry, ctx.tool),
-            }
-            if catch_to:
-                task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
+            task = self.task(
+                self.payload(node, ctx, "run"),
+                timeout=ctx.timeout_seconds,
+                retry=self.retry(ctx.retry, ctx.tool),
+                catch_to=catch_to,
+            )
             states[name] = self.finish(task, cont)
         if catch_to:
-            recorder: dict[str, Any] = {
-                "Type": "Task",
-                "Resource": LAMBDA_INVOKE,
-                "Parameters": self.payload(node, ctx, "failed"),
-                "TimeoutSeconds": self.helper_timeout,
-                "Retry": self.retry(None),
-            }
+            recorder = self.helper(node, ctx, "failed")
             if node.optional:
                 states[catch_to] = self.finish(recorder, cont)
             else:
@@ -464,32 +484,20 @@ class _Compiler:
                 head = lookup
         record_name = self.claim(f"{node.id}.record")
         head = self.emit_resumed(node, ctx, head, record_name, states)
-        task: dict[str, Any] = {
-            "Type": "Task",
-            "Resource": LAMBDA_INVOKE,
-            "Parameters": {"FunctionName": node.tool[len("lambda:") :], "Payload": asl_payload(ctx.params)},
-            "TimeoutSeconds": ctx.timeout_seconds,
-            "Retry": self.retry(ctx.retry, ctx.tool),
-            "ResultSelector": {
+        states[name] = self.task(
+            {"FunctionName": node.tool[len("lambda:") :], "Payload": asl_payload(ctx.params)},
+            timeout=ctx.timeout_seconds,
+            retry=self.retry(ctx.retry, ctx.tool),
+            catch_to=catch_to,
+            ResultSelector={
                 "Payload.$": "$.Payload",
                 "started.$": "$$.State.EnteredTime",
                 "retry_count.$": "$$.State.RetryCount",
             },
-            "ResultPath": jsonpath(("results", node.id)),
-            "Next": record_name,
-        }
-        task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
-        states[name] = task
-        states[record_name] = self.finish(
-            {
-                "Type": "Task",
-                "Resource": LAMBDA_INVOKE,
-                "Parameters": self.payload(node, ctx, "record"),
-                "TimeoutSeconds": self.helper_timeout,
-                "Retry": self.retry(None),
-            },
-            cont,
+            ResultPath=jsonpath(("results", node.id)),
+            Next=record_name,
         )
+        states[record_name] = self.finish(self.helper(node, ctx, "record"), cont)
         return head
 
     def emit_lookup(self, node: Node, ctx: NodeContext, name: str, cont: Cont, states: dict[str, Any]) -> str:
@@ -500,15 +508,7 @@ class _Compiler:
         as the Task would to compute the cache key.
         """
         lookup, choice = self.claim(f"{node.id}.cache"), self.claim(f"{node.id}.hit")
-        states[lookup] = {
-            "Type": "Task",
-            "Resource": LAMBDA_INVOKE,
-            "Parameters": self.payload(node, ctx, "lookup"),
-            "TimeoutSeconds": self.helper_timeout,
-            "Retry": self.retry(None),
-            "OutputPath": "$.Payload",
-            "Next": choice,
-        }
+        states[lookup] = self.helper(node, ctx, "lookup", OutputPath="$.Payload", Next=choice)
         hit = cont.next
         if hit is None:
             hit = self.claim(f"{node.id}.cached")
@@ -548,28 +548,16 @@ class _Compiler:
         head = self.emit_resumed(node, ctx, name, answer_name, states)
         payload = self.payload(node, ctx, "wait")
         payload["Payload"]["token.$"] = "$$.Task.Token"
-        task: dict[str, Any] = {
-            "Type": "Task",
-            "Resource": LAMBDA_INVOKE_WAIT,
-            "Parameters": payload,
-            "TimeoutSeconds": ctx.timeout_seconds,
-            "Retry": self.retry(None),
-            "ResultPath": jsonpath(("results", node.id)),
-            "Next": answer_name,
-        }
-        if catch_to:
-            task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
-        states[name] = task
-        states[answer_name] = self.finish(
-            {
-                "Type": "Task",
-                "Resource": LAMBDA_INVOKE,
-                "Parameters": self.payload(node, ctx, "answer"),
-                "TimeoutSeconds": self.helper_timeout,
-                "Retry": self.retry(None),
-            },
-            cont,
+        states[name] = self.task(
+            payload,
+            timeout=ctx.timeout_seconds,
+            retry=self.retry(None),
+            resource=LAMBDA_INVOKE_WAIT,
+            catch_to=catch_to,
+            ResultPath=jsonpath(("results", node.id)),
+            Next=answer_name,
         )
+        states[answer_name] = self.finish(self.helper(node, ctx, "answer"), cont)
         return head
 
     def emit_resumed(self, node: Node, ctx: NodeContext, invoke: str, record: str, states: dict[str, Any]) -> str:
@@ -612,30 +600,27 @@ class _Compiler:
         plan_name = self.claim(f"{node.id}.plan")
         item_name = self.claim(f"{node.id}.item")
         collect_name = self.claim(f"{node.id}.collect")
-        plan: dict[str, Any] = {
-            "Type": "Task",
-            "Resource": LAMBDA_INVOKE,
-            "Parameters": self.payload(node, ctx, "plan"),
-            "TimeoutSeconds": EXECUTOR_TIMEOUT_SECONDS,  # plan and collect read the whole list: the executor's limit
-            "Retry": self.retry(None),
-            "OutputPath": "$.Payload",
-            "Next": name,
-        }
+        plan = self.task(
+            self.payload(node, ctx, "plan"),
+            timeout=EXECUTOR_TIMEOUT_SECONDS,  # plan and collect read the whole list: the executor's limit
+            retry=self.retry(None),
+            catch_to=catch_to,
+            OutputPath="$.Payload",
+            Next=name,
+        )
         worst = item_worst_seconds(ctx.timeout_seconds, ctx.retry)
         native = ctx.item_retries == "states"
-        item_task: dict[str, Any] = {
-            "Type": "Task",
-            "Resource": LAMBDA_INVOKE,
-            "Parameters": self.payload(node, ctx, "batch", batch=True),
-            "TimeoutSeconds": (
-                ctx.timeout_seconds if native else int(min(EXECUTOR_TIMEOUT_SECONDS, (ctx.batch_max or 1) * worst + 30))
-            ),
+        item_task = self.task(
+            self.payload(node, ctx, "batch", batch=True),
+            timeout=ctx.timeout_seconds
+            if native
+            else int(min(EXECUTOR_TIMEOUT_SECONDS, (ctx.batch_max or 1) * worst + 30)),
             # the node's policy also retries a batch whose invocation crashed or timed out: it resumes after
             # its finished items (an item's own failures are retried inside the batch, never by this rule)
-            "Retry": self.retry(ctx.retry, ctx.tool),
-            "OutputPath": "$.Payload",
-            "End": True,
-        }
+            retry=self.retry(ctx.retry, ctx.tool),
+            OutputPath="$.Payload",
+            End=True,
+        )
         state: dict[str, Any] = {
             "Type": "Map",
             "ItemsPath": "$.starts",
@@ -648,28 +633,28 @@ class _Compiler:
             # a batch that failed for good ends its iteration quietly, as a tolerated child would
             processor: dict[str, Any] = {"Mode": "INLINE"}
             lost = self.claim(f"{node.id}.lost")
-            item_task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": lost}]
+            item_task["Catch"] = catch_all(lost, result_path=None)
             children[lost] = {"Type": "Pass", "Result": {"ok": False}, "End": True}
         else:
             processor = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
             state["ToleratedFailurePercentage"] = 100.0  # a decimal: moto's grammar reads an integer as an error
         state["ItemProcessor"] = {"ProcessorConfig": processor, "StartAt": item_name, "States": children}
         state.update({"ResultPath": None, "OutputPath": "$.doc", "Next": collect_name})
-        collect: dict[str, Any] = {
-            "Type": "Task",
-            "Resource": LAMBDA_INVOKE,
-            "Parameters": self.payload(node, ctx, "collect"),
-            "TimeoutSeconds": EXECUTOR_TIMEOUT_SECONDS,
-            "Retry": self.retry(None),
-        }
-        if catch_to:
-            catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": catch_to}]
-            plan["Catch"] = catch
-            collect["Catch"] = catch
+        collect = self.task(
+            self.payload(node, ctx, "collect"),
+            timeout=EXECUTOR_TIMEOUT_SECONDS,
+            retry=self.retry(None),
+            catch_to=catch_to,
+        )
         states[plan_name] = plan
         states[name] = state
         states[collect_name] = self.finish(collect, cont)
         return plan_name
+
+
+def catch_all(next_state: str, *, result_path: str | None = "$.failure") -> list[dict[str, Any]]:
+    """A ``Catch`` of every error, the error kept at ``result_path`` (``$.failure``: the ``failed`` step reads it)."""
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": next_state}]
 
 
 def item_worst_seconds(timeout_seconds: int, policy: RetryPolicy | None) -> float:
