@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from statemachine.status import RUN_TERMINAL, NodeStatus, RunStatus
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
 
 DEFAULT_API = "http://127.0.0.1:3000"
 DEFAULT_API_KEY = "local-dev-key"
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 LIVE_IDLE_POLLS = 20
@@ -462,7 +463,7 @@ class RunView:
         from rich.text import Text
 
         waiting = [w for w in (self.run.get("waiting") or []) if isinstance(w, dict)]
-        if not waiting or self.run.get("status") in TERMINAL:
+        if not waiting or self.run.get("status") in RUN_TERMINAL:
             return None
         lines = Text()
         for wait in waiting:
@@ -617,12 +618,12 @@ def watch_run(
     view = RunView(run_id, spec)
     view.update(run)
     if output.as_json:
-        while run.get("status") not in TERMINAL:
+        while run.get("status") not in RUN_TERMINAL:
             sleep(interval)
             run = api.get(f"/runs/{run_id}")
         return dict(run)
     live_events: LiveEvents | None = None
-    if ws_url and run.get("status") not in TERMINAL:
+    if ws_url and run.get("status") not in RUN_TERMINAL:
         live_events = LiveEvents(ws_url, api.client.headers.get("x-api-key"), run_id)
         if not live_events.open():
             output.err.print(f"[dim]live events unavailable ({escape(live_events.error or '')}); polling[/]")
@@ -638,7 +639,7 @@ def watch_run(
                         idle = 0
                         run = api.get(f"/runs/{run_id}")
                         view.update(run)
-                        if run.get("status") in TERMINAL:
+                        if run.get("status") in RUN_TERMINAL:
                             live_events.close()
                             live_events = None
                             continue
@@ -658,7 +659,7 @@ def watch_run(
                     if ended:
                         for event in follower.poll():  # anything numbered after the run message (late logs)
                             live.console.print(format_event(event))
-                        if run.get("status") in TERMINAL:
+                        if run.get("status") in RUN_TERMINAL:
                             break
                         if live_events is not None:  # resumed meanwhile: the socket's subscription ended; poll on
                             live_events.close()
@@ -666,7 +667,7 @@ def watch_run(
                     continue
                 for event in follower.poll():
                     live.console.print(format_event(event))
-                if run.get("status") in TERMINAL:
+                if run.get("status") in RUN_TERMINAL:
                     break
                 sleep(interval)
                 run = api.get(f"/runs/{run_id}")
@@ -975,7 +976,7 @@ def cmd_runs_show(api: Api, out: Output, args: argparse.Namespace) -> int:
         if waits is not None:
             out.out.print(waits)
         print_run_result(out, run)
-    return EXIT_OK if run.get("status") not in TERMINAL else run_exit_code(run)
+    return EXIT_OK if run.get("status") not in RUN_TERMINAL else run_exit_code(run)
 
 
 def cmd_runs_list(api: Api, out: Output, args: argparse.Namespace) -> int:
@@ -1346,7 +1347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph", help="only runs of this graph id")
     p.add_argument(
         "--status",
-        choices=sorted(TERMINAL | {"RUNNING", "WAITING"}),
+        choices=sorted({*RUN_TERMINAL, RunStatus.RUNNING.value, NodeStatus.WAITING.value}),
         help="a run status, or WAITING: running runs with a step waiting for a person",
     )
     p.add_argument("--limit", type=int)

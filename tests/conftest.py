@@ -42,3 +42,11 @@ def api(cloud: LocalCloud) -> Iterator[httpx.Client]:
     """An HTTP client on the local API that sends the stack's API key."""
     with cloud.client(api_key=cloud.api_key) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's tables are as wide as ``COLUMNS`` says; test runners (pytest-xdist workers) set it to their
+    terminal's width. Tests see what a script piping the CLI sees: no terminal size."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)

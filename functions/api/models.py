@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"]
+from statemachine.status import NodeStatus, RunStatus  # noqa: TC001 - pydantic reads the field types at runtime
+
 RunFilter = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "WAITING"]
 """``GET /runs?status=``: a run status, or WAITING (RUNNING runs with a node waiting for a person)."""
-NodeStatus = Literal["PENDING", "RUNNING", "WAITING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
 
 
 class ErrorInfo(BaseModel):

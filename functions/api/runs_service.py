@@ -24,6 +24,7 @@ from functions.store.table import now_iso
 from statemachine import jsonlimits
 from statemachine.payload import initial_document, resumed_document
 from statemachine.spec import GraphSpec
+from statemachine.status import NODE_TERMINAL
 
 if TYPE_CHECKING:
     from functions.api.services import Services
@@ -42,7 +43,7 @@ within DynamoDB's 400 KB."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_WAIT_SECONDS = 25
 """``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
-DONE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
+DONE = NODE_TERMINAL
 LLM_TOOL = "llm.converse"
 
 
@@ -331,7 +332,7 @@ def listed(services: Services, runs: list[Run]) -> list[dict[str, Any]]:
             for record in services.records.list_nodes(run.run_id):
                 if record.node not in latest or record.iteration > latest[record.node].iteration:
                     latest[record.node] = record
-            done = sum(1 for n in nodes if n in latest and latest[n].status in DONE)
+            done = sum(1 for n in nodes if n in latest and latest[n].status in NODE_TERMINAL)
         items.append({**summary(run, services.settings.region), "progress": progress(done, len(nodes))})
     return items
 
@@ -417,7 +418,7 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
     budget = OutputBudget()
     for node in spec_nodes + [n for n in records if n not in spec_nodes]:
         nodes[node] = _node_view(services, records.get(node, []), run, budget)
-    done = sum(1 for n in spec_nodes if nodes[n]["status"] in DONE)
+    done = sum(1 for n in spec_nodes if nodes[n]["status"] in NODE_TERMINAL)
     total = len(spec_nodes)
     view = summary(run, services.settings.region)
     state = run.state if run.state is not None else run.input

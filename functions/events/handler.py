@@ -22,10 +22,11 @@ from functions.executor.binding import run_of_execution
 from functions.settings import get_settings
 from functions.store.graphs import GraphStore
 from functions.store.runs import RunStore
+from statemachine.status import RUN_FAILED
 
 logger = Logger(service="stepgraph-events")
 DETAIL_TYPE = "Step Functions Execution Status Change"
-FAILED_STATUSES = ("FAILED", "TIMED_OUT")
+FAILED_STATUSES = RUN_FAILED
 RUNS_FAILED = "RunsFailed"
 """The metric the stack's failed-runs alarm watches: one per run that ended FAILED or TIMED_OUT."""
 
@@ -77,7 +78,7 @@ class Handler:
             nodes = graphs.version(run.graph_id, run.version).node_ids
         except NotFoundError:
             nodes = []
-        if status in FAILED_STATUSES:
+        if status in RUN_FAILED:
             _count_failed_run(status)
         output = detail.get("output")
         if status == "SUCCEEDED" and output is None:  # too large for the event: ask Step Functions

@@ -42,13 +42,13 @@ from functions.store.table import (
     run_pk,
     with_expiry,
 )
+from statemachine.status import NODE_TERMINAL
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from mypy_boto3_dynamodb.service_resource import Table
 
-TERMINAL_NODE = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
 NODE_PREFIX = "NODE#"
 EVENT_PREFIX = "EVENT#"
 DEDUP_PREFIX = "DEDUP#"
@@ -56,7 +56,7 @@ ITEM_PREFIX = "ITEM#"
 MAX_MESSAGE = 4000
 
 _NOT_TERMINAL = "(attribute_not_exists(#status) OR NOT #status IN (:t0, :t1, :t2, :t3))"
-_TERMINAL_VALUES = {f":t{i}": s for i, s in enumerate(TERMINAL_NODE)}
+_TERMINAL_VALUES = {f":t{i}": s for i, s in enumerate(NODE_TERMINAL)}
 _OLDER_UNFINISHED = "(#status <> :ok AND (attribute_not_exists(#rs) OR #rs < :rs))"
 """A record an older execution of the run (lower ``resume``) left unfinished or failed."""
 
@@ -97,7 +97,7 @@ class NodeRecord:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL_NODE
+        return self.status in NODE_TERMINAL
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
     started_at = item.get("started_at")
     finished_at = item.get("finished_at")
     duration = _int(item.get("duration_ms"))
-    if duration is None and item.get("status") in TERMINAL_NODE:
+    if duration is None and item.get("status") in NODE_TERMINAL:
         duration = ms_between(started_at, finished_at)
     return NodeRecord(
         node=str(item.get("node") or (key_parts[1] if len(key_parts) > 2 else "")),

@@ -41,14 +41,15 @@ from functions.store.table import (
     now_iso,
     run_pk,
 )
+from statemachine.status import RUN_RESUMABLE, RUN_TERMINAL, NodeStatus, RunStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
-RUNNING = "RUNNING"
-WAITING = "WAITING"
+RUNNING = RunStatus.RUNNING.value
+WAITING = NodeStatus.WAITING.value
 """A node (never a run) waiting for a person's answer; the run stays RUNNING."""
-TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
+TERMINAL = RUN_TERMINAL
 STATUSES = (RUNNING, *TERMINAL)
 RUN_EVENT = {
     "SUCCEEDED": "RUN_SUCCEEDED",
@@ -56,7 +57,7 @@ RUN_EVENT = {
     "CANCELLED": "RUN_CANCELLED",
     "TIMED_OUT": "RUN_TIMED_OUT",
 }
-RESUMABLE = ("FAILED", "CANCELLED", "TIMED_OUT")
+RESUMABLE = RUN_RESUMABLE
 RUN_RESUMED = "RUN_RESUMED"
 ALL_RUNS = "RUNS"
 API_TRIGGER = {"type": "api"}
