@@ -106,6 +106,19 @@ class Cont:
     wrap: bool = False
 
 
+@dataclass(frozen=True)
+class NodeEmit:
+    """What emitting one node's states takes: the node and its context, the name of its main state, where the
+    run continues after it, the states being filled, and the state its failures are caught by (if any)."""
+
+    node: Node
+    ctx: NodeContext
+    name: str
+    cont: Cont
+    states: dict[str, Any]
+    catch_to: str | None
+
+
 class _Compiler:
     def __init__(
         self, spec: GraphSpec, model: GraphModel, executor_arn: str, budget: int, map_caps: dict[str, int]
@@ -381,15 +394,15 @@ class _Compiler:
             entry = self.claim(f"{node.id}.when")
             states[entry] = {}
         catch_to = self.claim(f"{node.id}.failed") if (node.optional or node.is_lambda) else None
+        emitting = NodeEmit(node, ctx, name, cont, states, catch_to)
         if node.foreach:
-            head = self.emit_map(node, ctx, name, cont, states, catch_to)
+            head = self.emit_map(emitting)
             entry = head if gate is True else entry
         elif node.is_lambda:
-            assert catch_to is not None
-            head = self.emit_lambda(node, ctx, name, cont, states, catch_to)
+            head = self.emit_lambda(emitting)
             entry = head if gate is True else entry
         elif node.is_human:
-            head = self.emit_human(node, ctx, name, cont, states, catch_to)
+            head = self.emit_human(emitting)
             entry = head if gate is True else entry
         else:
             task = self.task(
@@ -440,21 +453,14 @@ class _Compiler:
             return self.skip_conts[cont.next]
         return cont
 
-    def emit_lambda(
-        self,
-        node: Node,
-        ctx: NodeContext,
-        name: str,
-        cont: Cont,
-        states: dict[str, Any],
-        catch_to: str,
-    ) -> str:
+    def emit_lambda(self, e: NodeEmit) -> str:
         """A user's Lambda invoked directly (params resolved by JSONPath), then ``<node>.record``; the first state.
 
         A JSONPath to a field the document lacks is ``States.Runtime`` on AWS, which no Catch takes: so a
         ``<node>.check`` Choice first sends a run missing any referenced field to ``<node>.missing``, which
         fails the node with ``stepgraph.ReferenceError`` like a built-in tool's missing reference.
         """
+        node, ctx, name, cont, states, catch_to = e.node, e.ctx, e.name, e.cont, e.states, e.catch_to
         head = name
         paths = _reference_paths(ctx.params)
         if paths:
@@ -477,13 +483,13 @@ class _Compiler:
                 "Next": catch_to,
             }
         if ctx.cache_ttl:
-            lookup = self.emit_lookup(node, ctx, name, cont, states)
+            lookup = self.emit_lookup(e)
             if paths:
                 states[head]["Default"] = lookup
             else:
                 head = lookup
         record_name = self.claim(f"{node.id}.record")
-        head = self.emit_resumed(node, ctx, head, record_name, states)
+        head = self.emit_resumed(e, head, record_name)
         states[name] = self.task(
             {"FunctionName": node.tool[len("lambda:") :], "Payload": asl_payload(ctx.params)},
             timeout=ctx.timeout_seconds,
@@ -500,13 +506,14 @@ class _Compiler:
         states[record_name] = self.finish(self.helper(node, ctx, "record"), cont)
         return head
 
-    def emit_lookup(self, node: Node, ctx: NodeContext, name: str, cont: Cont, states: dict[str, Any]) -> str:
+    def emit_lookup(self, e: NodeEmit) -> str:
         """A cached ``lambda:`` node: ``<node>.cache`` (the executor's ``lookup``) and the Choice ``<node>.hit``,
         which runs the function (``name``) only on a miss; a hit already recorded the node and applied its output.
 
         The lookup carries the params (in the definition a second time, beside the Task's own): it resolves them
         as the Task would to compute the cache key.
         """
+        node, ctx, name, cont, states = e.node, e.ctx, e.name, e.cont, e.states
         lookup, choice = self.claim(f"{node.id}.cache"), self.claim(f"{node.id}.hit")
         states[lookup] = self.helper(node, ctx, "lookup", OutputPath="$.Payload", Next=choice)
         hit = cont.next
@@ -527,15 +534,7 @@ class _Compiler:
             return {"Type": "Pass", "Parameters": {"d": {f"{k}.$": f"$.{k}" for k in BRANCH_KEYS}}, "End": True}
         return {"Type": "Pass", "End": True}
 
-    def emit_human(
-        self,
-        node: Node,
-        ctx: NodeContext,
-        name: str,
-        cont: Cont,
-        states: dict[str, Any],
-        catch_to: str | None,
-    ) -> str:
+    def emit_human(self, e: NodeEmit) -> str:
         """A person's step: a ``.waitForTaskToken`` Task, then ``<node>.answer`` recording the answer; the first
         state (``<node>.resumed``: a resumed run does not ask again for an answer it has).
 
@@ -544,8 +543,9 @@ class _Compiler:
         Task puts at ``results.<node>``. ``TimeoutSeconds`` bounds the wait (``States.Timeout``). Only the
         Lambda service errors of the invoke are retried: a person's answer is not asked for again.
         """
+        node, ctx, name, cont, states, catch_to = e.node, e.ctx, e.name, e.cont, e.states, e.catch_to
         answer_name = self.claim(f"{node.id}.answer")
-        head = self.emit_resumed(node, ctx, name, answer_name, states)
+        head = self.emit_resumed(e, name, answer_name)
         payload = self.payload(node, ctx, "wait")
         payload["Payload"]["token.$"] = "$$.Task.Token"
         states[name] = self.task(
@@ -560,7 +560,7 @@ class _Compiler:
         states[answer_name] = self.finish(self.helper(node, ctx, "answer"), cont)
         return head
 
-    def emit_resumed(self, node: Node, ctx: NodeContext, invoke: str, record: str, states: dict[str, Any]) -> str:
+    def emit_resumed(self, e: NodeEmit, invoke: str, record: str) -> str:
         """``<node>.resumed``: a Choice skipping the user's function when a resumed run's document says it
         succeeded before (``run.done.<node>``: how many of its iterations did), straight to its record,
         which replays the recorded output. The executor cannot skip a function the Task invokes itself.
@@ -568,6 +568,7 @@ class _Compiler:
         In a loop the iteration about to run is ``loops.<node>`` + 1 (the API sets ``loops.<node>`` to 0
         in a resumed document for every node in ``run.done``), so ``<node>.resumed-loop`` compares them.
         """
+        node, ctx, states = e.node, e.ctx, e.states
         name = self.claim(f"{node.id}.resumed")
         done = jsonpath(("run", "done", node.id))
         present = {"Variable": done, "IsPresent": True}
@@ -580,15 +581,7 @@ class _Compiler:
         states[again] = {"Type": "Choice", "Choices": [earlier], "Default": invoke}
         return name
 
-    def emit_map(
-        self,
-        node: Node,
-        ctx: NodeContext,
-        name: str,
-        cont: Cont,
-        states: dict[str, Any],
-        catch_to: str | None,
-    ) -> str:
+    def emit_map(self, e: NodeEmit) -> str:
         """``<node>.plan`` (batches of the list) → ``<node>`` (distributed Map, a child per batch) → ``.collect``.
 
         The Map iterates the batches' first indexes, never the items: the list may be offloaded, and neither
@@ -596,6 +589,7 @@ class _Compiler:
         executor records an item's final failure on the node, and ``.collect`` raises it, so the error a
         run or a ``Catch`` sees is the item's own, in AWS and in moto alike.
         """
+        node, ctx, name, cont, states, catch_to = e.node, e.ctx, e.name, e.cont, e.states, e.catch_to
         assert node.foreach is not None
         plan_name = self.claim(f"{node.id}.plan")
         item_name = self.claim(f"{node.id}.item")
