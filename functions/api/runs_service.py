@@ -94,15 +94,7 @@ def start_run(
         trigger=trigger or {"type": "api"},
     )
     services.runs.create(run)
-    try:
-        started = services.sfn.start_execution(stateMachineArn=version.state_machine_arn, name=run_id, input=encoded)
-    except ClientError as exc:
-        code = exc.response["Error"].get("Code", "")
-        services.runs.finish(run_id, "FAILED", error={"code": "StartExecutionFailed", "message": code})
-        raise UpstreamError(f"StartExecution failed: {code}") from exc
-    if started.get("executionArn") and started["executionArn"] != execution_arn:  # e.g. an EXPRESS execution
-        execution_arn = str(started["executionArn"])
-        services.runs.set_execution_arn(run_id, execution_arn)
+    execution_arn = _start_execution(services, run_id, version.state_machine_arn, run_id, encoded, execution_arn)
     return {
         "run_id": run_id,
         "graph_id": graph_id,
@@ -166,6 +158,24 @@ def wait_for_end(services: Services, run_id: str, seconds: float) -> Run | None:
             return None
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.5)
+
+
+def _start_execution(
+    services: Services, run_id: str, state_machine_arn: str, name: str, encoded: str, execution_arn: str
+) -> str:
+    """StartExecution for the run's recorded execution; the ARN Step Functions gave (an EXPRESS execution's
+    differs, and is recorded). A refused start fails the run and is a 502."""
+    try:
+        started = services.sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=encoded)
+    except ClientError as exc:
+        code = exc.response["Error"].get("Code", "")
+        error = {"code": "StartExecutionFailed", "message": code}
+        services.runs.finish(run_id, "FAILED", error=error, execution_arn=execution_arn)
+        raise UpstreamError(f"StartExecution failed: {code}") from exc
+    if started.get("executionArn") and started["executionArn"] != execution_arn:  # e.g. an EXPRESS execution
+        execution_arn = str(started["executionArn"])
+        services.runs.set_execution_arn(run_id, execution_arn)
+    return execution_arn
 
 
 def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
@@ -246,18 +256,8 @@ def resume_run(services: Services, run_id: str) -> dict[str, Any]:
     execution_arn = execution_arn_for(version.state_machine_arn, name)
     if not services.runs.resume(run, execution_arn):
         raise ConflictError(f"run {run_id} changed while it was being resumed (resumed or settled meanwhile)")
-    try:
-        started = services.sfn.start_execution(
-            stateMachineArn=version.state_machine_arn, name=name, input=json.dumps(document, separators=(",", ":"))
-        )
-    except ClientError as exc:
-        code = exc.response["Error"].get("Code", "")
-        error = {"code": "StartExecutionFailed", "message": code}
-        services.runs.finish(run_id, "FAILED", error=error, execution_arn=execution_arn)
-        raise UpstreamError(f"StartExecution failed: {code}") from exc
-    if started.get("executionArn") and started["executionArn"] != execution_arn:  # e.g. an EXPRESS execution
-        execution_arn = str(started["executionArn"])
-        services.runs.set_execution_arn(run_id, execution_arn)
+    encoded = json.dumps(document, separators=(",", ":"))
+    execution_arn = _start_execution(services, run_id, version.state_machine_arn, name, encoded, execution_arn)
     return {
         "run_id": run_id,
         "status": RUNNING,
