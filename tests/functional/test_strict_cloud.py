@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from functional_support import create_machine, run_machine, start_machine, task, wait_execution
 
+from bench.history import LOOP
 from local import strict
 from local.strict import MAX_DEFINITION_BYTES, MAX_HISTORY_EVENTS, MAX_INLINE_MAP_CONCURRENCY, MAX_PAYLOAD_BYTES
 
@@ -255,20 +256,8 @@ def test_an_execution_reaching_the_history_cap_fails(cloud: LocalCloud, monkeypa
     # GIVEN a cap of 2,000 events (AWS's 25,000 is the same rule, run at scale by `make bench`) and a loop of a
     # Pass and a Choice (4 events a round) bounded far beyond it
     monkeypatch.setattr(strict, "MAX_HISTORY_EVENTS", 2_000)
-    definition = {
-        "StartAt": "Inc",
-        "States": {
-            "Inc": {"Type": "Pass", "Parameters": {"i.$": "States.MathAdd($.i, 1)"}, "Next": "More"},
-            "More": {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.i", "NumericLessThan": 1_000_000, "Next": "Inc"}],
-                "Default": "Done",
-            },
-            "Done": {"Type": "Succeed"},
-        },
-    }
     # WHEN it runs
-    arn = start_machine(cloud, definition, {"i": 0}, name="stepgraph-g_loop")
+    arn = start_machine(cloud, LOOP, {"i": 0}, name="stepgraph-g_loop")
     described = wait_execution(arn, timeout=300)
     # THEN it fails when its history is full, with the ExecutionFailed event the last one the cap allows
     assert described["status"] == "FAILED"
