@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from functions.executor.binding import run_of_execution
+from functions.store.records import Records
 from functions.store.runs import RUN_EVENT, RunStore
-from functions.store.table import event_stamp, node_sk, now_iso, run_pk
+from functions.store.table import iso, now_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
@@ -42,12 +43,12 @@ _FAILURE_EVENTS = {
 MAX_HISTORY_PAGES = 20
 
 
-def iso(value: Any) -> str | None:
-    """A Step Functions time (datetime, or epoch milliseconds in events) as our ISO text."""
+def sfn_time(value: Any) -> str | None:
+    """A Step Functions time (datetime, or epoch milliseconds in events) as stored."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return iso(value)
     if isinstance(value, int | float) and value > 0:
-        return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return iso(datetime.fromtimestamp(value / 1000, UTC))
     return None
 
 
@@ -127,20 +128,23 @@ def settle(
     status = RUN_STATUS.get(sfn_status)
     if status is None:
         return False
-    at = iso(stop_date) or now_iso()
+    at = sfn_time(stop_date) or now_iso()
     doc = _doc(output)
     run_error: dict[str, str] | None = None
     if status == "FAILED":
         run_error = error_of(error, cause)
     elif status == "TIMED_OUT":
         run_error = {"code": "States.Timeout", "message": cause or "the execution timed out"}
+    records = Records(runs.table)
     if status == "SUCCEEDED":
         if spec_nodes and isinstance(doc, dict) and isinstance(doc.get("results"), dict):
-            _mark_skipped(runs, run_id, [n for n in spec_nodes if n not in doc["results"]], at)
+            for node in spec_nodes:
+                if node not in doc["results"]:
+                    records.skip_node(run_id, node, at=at)
     else:
         by_node = node_errors(sfn, execution_arn) if (sfn and execution_arn and status == "FAILED") else {}
         node_status = "FAILED" if status in ("FAILED", "TIMED_OUT") else "CANCELLED"
-        runs.end_running_nodes(
+        records.end_running_nodes(
             run_id,
             node_status,
             at,
@@ -148,7 +152,9 @@ def settle(
             default_error=run_error if node_status == "FAILED" else None,
             resume=run_of_execution(execution_arn.rsplit(":", 1)[-1])[1] if execution_arn else None,
         )
-        _mark_failed_before_running(runs, run_id, [n for n in by_node if n in (spec_nodes or [])], by_node, at)
+        for node, node_error in by_node.items():  # its state failed before its tool ever ran
+            if node in (spec_nodes or []):
+                records.fail_unstarted(run_id, node, error=node_error, at=at)
     state = doc.get("state") if isinstance(doc, dict) else None
     return runs.finish(run_id, status, error=run_error, state=state, finished_at=at, execution_arn=execution_arn)
 
@@ -160,51 +166,6 @@ def _doc(output: Any) -> Any:
         except ValueError:
             return None
     return output
-
-
-def _mark_skipped(runs: RunStore, run_id: str, nodes: list[str], at: str) -> None:
-    """Write a SKIPPED record and NODE_SKIPPED event for each node that never ran (once each)."""
-    for node in nodes:
-        item: dict[str, Any] = {
-            "pk": run_pk(run_id),
-            "sk": node_sk(node, 1),
-            "node": node,
-            "iteration": 1,
-            "status": "SKIPPED",
-            "attempts": 0,
-            "finished_at": at,
-        }
-        text = f"{node} skipped: its conditions were not met"
-        event = event_stamp(node_sk(node, 1), "NODE_SKIPPED", now_iso(), text, node=node, iteration=1)
-        runs.put_once(item, event)
-
-
-def _mark_failed_before_running(
-    runs: RunStore, run_id: str, nodes: list[str], errors: dict[str, dict[str, str]], at: str
-) -> None:
-    """Record FAILED, with no attempt, each node whose state failed before its tool ever ran (once each)."""
-    for node in nodes:
-        error = errors[node]
-        item: dict[str, Any] = {
-            "pk": run_pk(run_id),
-            "sk": node_sk(node, 1),
-            "node": node,
-            "iteration": 1,
-            "status": "FAILED",
-            "attempts": 0,
-            "finished_at": at,
-            "error_json": json.dumps(error),
-        }
-        event = event_stamp(
-            node_sk(node, 1),
-            "NODE_FAILED",
-            now_iso(),
-            f"{node} failed: {error.get('code')}: {error.get('message')}",
-            node=node,
-            iteration=1,
-            error_json=json.dumps(error),
-        )
-        runs.put_once(item, event)
 
 
 def reconcile(
@@ -229,4 +190,4 @@ def reconcile(
     )
 
 
-__all__ = ["RUN_EVENT", "RUN_STATUS", "error_of", "iso", "node_errors", "reconcile", "settle"]
+__all__ = ["RUN_EVENT", "RUN_STATUS", "error_of", "node_errors", "reconcile", "settle", "sfn_time"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
-from functions.store.table import EXPIRES_AT, TableHandle
+from functions.store.table import EXPIRES_AT, TableHandle, iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,7 +42,7 @@ def cache_sk(finished_at: str, run_id: str) -> str:
 
 def iso_at(epoch: float) -> str:
     """Epoch seconds as the store's timestamps (UTC, microseconds, ``Z``)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(datetime.fromtimestamp(epoch, UTC))
 
 
 @dataclass(frozen=True)

@@ -26,23 +26,22 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from botocore.exceptions import ClientError
-
 from functions.errors import StoreError
 from functions.store.cache import cache_pk, cache_sk
 from functions.store.table import (
     TableHandle,
-    condition_failed,
+    add_set,
     conditional_update,
+    dump_json,
     event_stamp,
     ms_between,
     node_sk,
     now_iso,
-    old_item,
+    put_once,
     run_pk,
     with_expiry,
 )
-from statemachine.status import NODE_TERMINAL
+from statemachine.status import NODE_TERMINAL, NodeStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -131,8 +130,7 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_json = dump_json
 
 
 def parse_node(item: dict[str, Any]) -> NodeRecord:
@@ -196,6 +194,38 @@ def _owned(resume: int, update: dict[str, Any]) -> str:
     return "#rs = :rs"
 
 
+def _prefixed(run_id: str, prefix: str) -> dict[str, Any]:
+    """``Query`` arguments for a run's items whose sort key starts with ``prefix``."""
+    return {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": prefix},
+    }
+
+
+def _failure(error: Mapping[str, Any] | None) -> str:
+    """How an event's text ends with the error it reports: ``": <code>: <message>"`` (nothing without one)."""
+    return f": {error.get('code')}: {error.get('message')}" if error else ""
+
+
+def _node_event(
+    sk: str,
+    type_: str,
+    at: str,
+    text: str,
+    *,
+    node: str | None,
+    iteration: int | None,
+    attempt: int | None = None,
+    error: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The event a write of the records module stamps (``table.event_stamp``), its error as ``error_json``."""
+    error_json = _json(dict(error)) if error else None
+    return event_stamp(
+        sk, type_, at, text, node=node, attempt=attempt, iteration=iteration, error_json=error_json, **extra
+    )
+
+
 def _resumed_stamp(stamp: dict[str, Any], resume: int) -> dict[str, Any]:
     """A stamp of a resumed execution: its ``eid`` names the resume, so a transition it repeats from an
     older execution (same item, type and attempt) is numbered again."""
@@ -225,24 +255,10 @@ class Records(TableHandle):
         """Append an event that changes no status: a ``DEDUP#<key>`` item carrying it, put once per run
         (the stream function numbers it). False when ``key`` was already used."""
         sk = f"{DEDUP_PREFIX}{key or uuid.uuid4().hex}"
-        stamp = event_stamp(
-            sk,
-            type_,
-            now_iso(),
-            message[:MAX_MESSAGE],
-            node=node,
-            attempt=attempt,
-            iteration=iteration,
-            error_json=_json(error) if error else None,
+        stamp = _node_event(
+            sk, type_, now_iso(), message[:MAX_MESSAGE], node=node, iteration=iteration, attempt=attempt, error=error
         )
-        marker = {"pk": run_pk(run_id), "sk": sk, "last_event_json": _json(stamp)}
-        try:
-            self.table.put_item(Item=marker, ConditionExpression="attribute_not_exists(sk)")
-        except ClientError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
+        return put_once(self.table, {"pk": run_pk(run_id), "sk": sk}, stamp=stamp).done
 
     # -- node items -----------------------------------------------------------------------------
 
@@ -251,14 +267,8 @@ class Records(TableHandle):
 
     def latest_iteration(self, run_id: str, node: str) -> int | None:
         """The newest iteration of ``node`` that has a record in the run, or None."""
-        response = self.table.query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": run_pk(run_id), ":prefix": f"{NODE_PREFIX}{node}#"},
-            ScanIndexForward=False,
-            Limit=1,
-        )
-        items = response.get("Items", [])
-        return parse_node(items[0]).iteration if items else None
+        newest = self._query({**_prefixed(run_id, f"{NODE_PREFIX}{node}#"), "ScanIndexForward": False}, limit=1)
+        return newest[0].iteration if newest else None
 
     def get_item(self, run_id: str, node: str, iteration: int, index: int) -> NodeRecord | None:
         """One ``foreach`` item's record, or None before it started."""
@@ -266,17 +276,7 @@ class Records(TableHandle):
 
     def list_nodes(self, run_id: str) -> list[NodeRecord]:
         """Every node item of a run, ordered by node id then iteration."""
-        records: list[NodeRecord] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": NODE_PREFIX},
-        }
-        while True:
-            response = self.table.query(**kwargs)
-            records.extend(parse_node(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return records
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return self._query(_prefixed(run_id, NODE_PREFIX))
 
     def start_attempt(
         self,
@@ -304,15 +304,8 @@ class Records(TableHandle):
         if items_total is not None:
             update["UpdateExpression"] += ", items_total = :total"
             update["ExpressionAttributeValues"][":total"] = items_total
-        stamp = event_stamp(
-            sk,
-            "NODE_STARTED",
-            at,
-            f"{node} started {tool} (attempt {attempt})",
-            node=node,
-            attempt=attempt,
-            iteration=iteration,
-        )
+        text = f"{node} started {tool} (attempt {attempt})"
+        stamp = _node_event(sk, "NODE_STARTED", at, text, node=node, iteration=iteration, attempt=attempt)
         outcome = self._transition(update, stamp, returns="ALL_NEW", resume=resume)
         if outcome.done or not restartable(outcome.node, resume):
             return outcome
@@ -351,23 +344,24 @@ class Records(TableHandle):
         _cache_fields(update, run_id, at, cache_key, cached_from)
         cached = cached or cached_from is not None
         if items_cached is not None:
-            update["UpdateExpression"] = _add_set(update["UpdateExpression"], "items_cached = :ic")
+            update["UpdateExpression"] = add_set(update["UpdateExpression"], "items_cached = :ic")
             update["ExpressionAttributeValues"][":ic"] = items_cached
         if cached and cached_from is None:
-            update["UpdateExpression"] = _add_set(update["UpdateExpression"], "cached = :on")
+            update["UpdateExpression"] = add_set(update["UpdateExpression"], "cached = :on")
             update["ExpressionAttributeValues"][":on"] = True
         if cached_from is not None:
             origin, made = cached_from.get("run_id"), cached_from.get("finished_at")
             message = message or f"{node} succeeded from the cache (the output of run {origin}, made {made})"
-        stamp = event_stamp(
+        ran = f", tool ran {tool_ms} ms" if tool_ms is not None else ""
+        text = message or f"{node} succeeded (attempt {attempt}{ran})"
+        stamp = _node_event(
             sk,
             "NODE_SUCCEEDED",
             at,
-            message
-            or f"{node} succeeded (attempt {attempt}" + (f", tool ran {tool_ms} ms)" if tool_ms is not None else ")"),
+            text,
             node=node,
-            attempt=attempt,
             iteration=iteration,
+            attempt=attempt,
             cached=True if cached else None,
         )
         return self._transition(update, stamp, resume=resume)
@@ -394,16 +388,8 @@ class Records(TableHandle):
         update = self._fail_update(run_id, sk, attempt, error, final, at, resume)
         type_ = "NODE_FAILED" if final else "NODE_RETRYING"
         verb = "failed" if final else "failed, will retry"
-        stamp = event_stamp(
-            sk,
-            type_,
-            at,
-            message or f"{node} {verb} (attempt {attempt}): {error['code']}: {error['message']}",
-            node=node,
-            attempt=attempt,
-            iteration=iteration,
-            error_json=_json(error),
-        )
+        text = message or f"{node} {verb} (attempt {attempt}){_failure(error)}"
+        stamp = _node_event(sk, type_, at, text, node=node, iteration=iteration, attempt=attempt, error=error)
         return self._transition(update, stamp, resume=resume)
 
     def fail_node(
@@ -458,16 +444,100 @@ class Records(TableHandle):
         # a person's step that timed out leaves the WAITING index (functions/store/waits.py)
         update["UpdateExpression"] = "SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk"
         update["ConditionExpression"] = condition
-        stamp = event_stamp(
-            sk,
-            "NODE_FAILED",
-            at,
-            message or f"{node} failed: {error['code']}: {error['message']}",
-            node=node,
-            iteration=iteration,
-            error_json=_json(error),
-        )
+        text = message or f"{node} failed{_failure(error)}"
+        stamp = _node_event(sk, "NODE_FAILED", at, text, node=node, iteration=iteration, error=error)
         return self._transition(update, stamp, resume=resume)
+
+    # -- a run's end (functions/runs_sync.settle) ------------------------------------------------
+
+    def end_running_nodes(
+        self,
+        run_id: str,
+        status: str,
+        at: str,
+        errors: Mapping[str, dict[str, Any]] | None = None,
+        default_error: dict[str, Any] | None = None,
+        resume: int | None = None,
+    ) -> list[str]:
+        """Mark node records still RUNNING (or WAITING for a person) as ``status`` with their error (by node,
+        else ``default_error``), once the run's execution ended.
+
+        Each change is conditional on the node still being RUNNING or WAITING (and, given the ``resume``
+        number of the execution that ended, on no later execution having started it); a FAILED one writes its
+        ``NODE_FAILED`` event once. Repeating this writes nothing new. Returns the nodes changed.
+        """
+        changed: list[str] = []
+        for record in self._query(_prefixed(run_id, NODE_PREFIX), consistent=True):
+            if record.status not in (NodeStatus.RUNNING, NodeStatus.WAITING):
+                continue
+            if resume is not None and record.resume > resume:
+                continue  # a later execution of the resumed run has started it
+            sk = node_sk(record.node, record.iteration)
+            error = (errors or {}).get(record.node, default_error)
+            values: dict[str, Any] = {":s": status, ":r": NodeStatus.RUNNING, ":w": NodeStatus.WAITING, ":f": at}
+            sets = ["#s = :s", "finished_at = :f"]
+            if error is not None:
+                sets.append("error_json = :e")
+                values[":e"] = _json(error)
+            if record.started_at is not None:
+                sets.append("duration_ms = :d")
+                values[":d"] = ms_between(record.started_at, at) or 0
+            update: dict[str, Any] = {
+                "Key": {"pk": run_pk(run_id), "sk": sk},
+                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk",
+                "ConditionExpression": "#s IN (:r, :w)",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": values,
+            }
+            if resume is not None:
+                update["ConditionExpression"] += " AND (attribute_not_exists(#rs) OR #rs <= :rs)"
+                update["ExpressionAttributeNames"]["#rs"] = "resume"
+                values[":rs"] = resume
+            stamp = None
+            if status == NodeStatus.FAILED:
+                stamp = _node_event(
+                    sk,
+                    "NODE_FAILED",
+                    now_iso(),
+                    f"{record.node} failed{_failure(error)}",
+                    node=record.node,
+                    iteration=record.iteration,
+                    attempt=record.attempts,
+                    error=error,
+                )
+            if self._write(update, stamp=_resumed_stamp(stamp, record.resume) if stamp else None):
+                changed.append(record.node)
+        return changed
+
+    def skip_node(self, run_id: str, node: str, *, at: str) -> bool:
+        """Record SKIPPED, with ``NODE_SKIPPED``, a node that never ran in a run that succeeded (once)."""
+        text = f"{node} skipped: its conditions were not met"
+        return self._put_unstarted(run_id, node, NodeStatus.SKIPPED, "NODE_SKIPPED", text, at=at)
+
+    def fail_unstarted(self, run_id: str, node: str, *, error: dict[str, str], at: str) -> bool:
+        """Record FAILED, with no attempt, a node whose state failed before its tool ever ran (once)."""
+        text = f"{node} failed{_failure(error)}"
+        return self._put_unstarted(run_id, node, NodeStatus.FAILED, "NODE_FAILED", text, at=at, error=error)
+
+    def _put_unstarted(
+        self,
+        run_id: str,
+        node: str,
+        status: str,
+        type_: str,
+        text: str,
+        *,
+        at: str,
+        error: dict[str, str] | None = None,
+    ) -> bool:
+        """Create the record of a node that never started, stamped with its event, unless it has one."""
+        sk = node_sk(node, 1)
+        item = {"pk": run_pk(run_id), "sk": sk, "node": node, "iteration": 1, "status": status, "attempts": 0}
+        item["finished_at"] = at
+        if error is not None:
+            item["error_json"] = _json(error)
+        stamp = _node_event(sk, type_, now_iso(), text, node=node, iteration=1, error=error)
+        return put_once(self.table, item, stamp=stamp).done
 
     # -- foreach items --------------------------------------------------------------------------
 
@@ -550,16 +620,8 @@ class Records(TableHandle):
         update = self._fail_update(run_id, sk, attempt, error, final, at, resume)
         if final:
             return self._write(update)
-        stamp = event_stamp(
-            sk,
-            "NODE_RETRYING",
-            at,
-            f"{node} item {index} failed, will retry (attempt {attempt}): {error['code']}: {error['message']}",
-            node=node,
-            attempt=attempt,
-            iteration=iteration,
-            error_json=_json(error),
-        )
+        text = f"{node} item {index} failed, will retry (attempt {attempt}){_failure(error)}"
+        stamp = _node_event(sk, "NODE_RETRYING", at, text, node=node, iteration=iteration, attempt=attempt, error=error)
         return self._transition(update, stamp, resume=resume)
 
     def put_succeeded_items(
@@ -618,16 +680,15 @@ class Records(TableHandle):
 
         A set of batch starts, not of item indexes: the node item stays small whatever the list's length.
         """
-        try:
-            self.table.update_item(
-                Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
-                UpdateExpression="ADD batches_done :batch, items_done :done",
-                ConditionExpression="attribute_exists(pk) AND NOT contains(batches_done, :start)",
-                ExpressionAttributeValues={":batch": {f"{start:06d}"}, ":done": done, ":start": f"{start:06d}"},
-            )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
+        conditional_update(
+            self.table,
+            {
+                "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+                "UpdateExpression": "ADD batches_done :batch, items_done :done",
+                "ConditionExpression": "attribute_exists(pk) AND NOT contains(batches_done, :start)",
+                "ExpressionAttributeValues": {":batch": {f"{start:06d}"}, ":done": done, ":start": f"{start:06d}"},
+            },
+        )
 
     def set_items_done(self, run_id: str, node: str, iteration: int, done: int) -> None:
         """Record that all ``done`` items of the node have finished (its ``collect``)."""
@@ -643,68 +704,50 @@ class Records(TableHandle):
 
     def items_between(self, run_id: str, node: str, iteration: int, first: int, last: int) -> dict[int, NodeRecord]:
         """The item records with index ``first``..``last`` (inclusive) that exist, by index (strongly consistent)."""
-        found: dict[int, NodeRecord] = {}
-        kwargs: dict[str, Any] = {
+        query = {
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
             "ExpressionAttributeValues": {
                 ":pk": run_pk(run_id),
                 ":a": item_sk(node, iteration, first),
                 ":b": item_sk(node, iteration, last),
             },
-            "ConsistentRead": True,
         }
-        while True:
-            response = self.table.query(**kwargs)
-            for raw in response.get("Items", []):
-                record = parse_node(raw)
-                if record.index is not None:
-                    found[record.index] = record
-            if "LastEvaluatedKey" not in response:
-                return found
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return {r.index: r for r in self._query(query, consistent=True) if r.index is not None}
 
     def items_page(
         self, run_id: str, node: str, iteration: int, *, after: int | None, limit: int
     ) -> tuple[list[NodeRecord], bool]:
         """Up to ``limit`` item records with an index above ``after``, in index order; True when more follow."""
-        prefix = f"{ITEM_PREFIX}{node}#{iteration:04d}#"
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": prefix},
-            "Limit": limit + 1,  # one more than asked: whether a next page exists is known now, not a page later
-        }
+        query = _prefixed(run_id, f"{ITEM_PREFIX}{node}#{iteration:04d}#")
         if after is not None:
-            kwargs["ExclusiveStartKey"] = {"pk": run_pk(run_id), "sk": item_sk(node, iteration, after)}
-        records: list[NodeRecord] = []
-        while len(records) <= limit:
-            response = self.table.query(**kwargs)
-            records.extend(parse_node(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-            kwargs["Limit"] = limit + 1 - len(records)
+            query["ExclusiveStartKey"] = {"pk": run_pk(run_id), "sk": item_sk(node, iteration, after)}
+        # one more than asked: whether a next page exists is known now, not a page later
+        records = self._query(query, limit=limit + 1)
         return records[:limit], len(records) > limit
 
     def list_items(self, run_id: str, node: str, iteration: int) -> list[NodeRecord]:
         """The item records of a ``foreach`` node run, in index order (strongly consistent)."""
-        records: list[NodeRecord] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": run_pk(run_id), ":prefix": f"{ITEM_PREFIX}{node}#{iteration:04d}#"},
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self.table.query(**kwargs)
-            records.extend(parse_node(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return records
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return self._query(_prefixed(run_id, f"{ITEM_PREFIX}{node}#{iteration:04d}#"), consistent=True)
 
     # -- update builders ------------------------------------------------------------------------
 
     def _get(self, run_id: str, sk: str) -> NodeRecord | None:
         item = self.table.get_item(Key={"pk": run_pk(run_id), "sk": sk}, ConsistentRead=True).get("Item")
         return parse_node(item) if item else None
+
+    def _query(self, query: dict[str, Any], *, consistent: bool = False, limit: int | None = None) -> list[NodeRecord]:
+        """The records a ``Query`` finds, following its pages (``limit``: at most that many)."""
+        kwargs = {**query, "ConsistentRead": True} if consistent else dict(query)
+        records: list[NodeRecord] = []
+        while limit is None or len(records) < limit:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(records)
+            response = self.table.query(**kwargs)
+            records.extend(parse_node(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return records
 
     def _start_update(
         self, run_id: str, sk: str, node: str, iteration: int, attempt: int, tool: str, at: str, resume: int = 0
@@ -815,27 +858,14 @@ class Records(TableHandle):
         resume: int = 0,
     ) -> Outcome:
         """A status change stamped with the event announcing it; the stream function numbers the event."""
-        stamp = _resumed_stamp(stamp, resume)
-        stamped = {
-            **update,
-            "UpdateExpression": _add_set(update["UpdateExpression"], "last_event_json = :last_event"),
-            "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":last_event": _json(stamp)},
-        }
-        return self._write(stamped, returns=returns)
+        return self._write(update, returns=returns, stamp=_resumed_stamp(stamp, resume))
 
-    def _write(self, update: dict[str, Any], returns: Literal["NONE", "ALL_NEW"] = "NONE") -> Outcome:
+    def _write(
+        self, update: dict[str, Any], returns: Literal["NONE", "ALL_NEW"] = "NONE", stamp: dict[str, Any] | None = None
+    ) -> Outcome:
         """One conditional update; on a failed condition, the item as it stood comes back with the error."""
-        try:
-            response = self.table.update_item(
-                **update, ReturnValues=returns, ReturnValuesOnConditionCheckFailure="ALL_OLD"
-            )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
-            old = old_item(exc)
-            return Outcome(done=False, node=parse_node(old) if old else None)
-        attributes = response.get("Attributes")
-        return Outcome(done=True, node=parse_node(attributes) if attributes else None)
+        written = conditional_update(self.table, update, stamp=stamp, returns=returns)
+        return Outcome(done=written.done, node=parse_node(written.item) if written.item else None)
 
 
 @dataclass
@@ -862,16 +892,8 @@ def _cache_fields(
     """Add to a success write: the index keys making it a cache entry, or the marks of a reused output."""
     values = update["ExpressionAttributeValues"]
     if cache_key:
-        update["UpdateExpression"] = _add_set(update["UpdateExpression"], "gsi1pk = :cpk, gsi1sk = :csk")
+        update["UpdateExpression"] = add_set(update["UpdateExpression"], "gsi1pk = :cpk, gsi1sk = :csk")
         values.update({":cpk": cache_pk(cache_key), ":csk": cache_sk(at, run_id)})
     if cached_from is not None:
-        update["UpdateExpression"] = _add_set(update["UpdateExpression"], "cached = :on, cached_from_json = :cf")
+        update["UpdateExpression"] = add_set(update["UpdateExpression"], "cached = :on, cached_from_json = :cf")
         values.update({":on": True, ":cf": _json(dict(cached_from))})
-
-
-def _add_set(expression: str, clause: str) -> str:
-    """``expression`` with ``clause`` added to its SET part (it may also have REMOVE/ADD parts)."""
-    if expression.startswith("SET "):
-        head, sep, rest = expression.partition(" REMOVE ")
-        return f"{head}, {clause}{sep}{rest}"
-    return f"SET {clause} {expression}"

@@ -26,19 +26,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from functions.errors import BadRequestError, ConflictError, NotFoundError, StoreError
 from functions.store.table import (
     TableHandle,
     clean,
-    condition_failed,
     conditional_update,
     event_stamp,
-    ms_between,
     newest_first,
     now_iso,
+    put_once,
     run_pk,
 )
 from statemachine.status import RUN_RESUMABLE, RUN_TERMINAL, NodeStatus, RunStatus
@@ -185,7 +183,11 @@ class RunStore:
 
     def create(self, run: Run) -> None:
         """Write the listing copy, then the run item stamped with RUN_STARTED (a crash leaves only an orphan
-        copy that no reader follows). No transaction: see ``_stamped_update``."""
+        copy that no reader follows).
+
+        No transactions here: moto rolls a failed transaction back by restoring a snapshot of the whole table,
+        which loses concurrent writes locally; a conditional write that stamps its event is one request, and
+        the stream function turns the stamp into the numbered event (as functions.store.records does)."""
         pk = run_pk(run.run_id)
         started = event_stamp(
             "RUN", "RUN_STARTED", run.started_at, f"run started on graph {run.graph_id} version {run.version}"
@@ -204,7 +206,6 @@ class RunStore:
                 "state_json": json.dumps(run.input),
                 "gsi1pk": graph_runs_key(run.graph_id),
                 "gsi1sk": f"{run.started_at}#{run.run_id}",
-                "last_event_json": json.dumps(started),
                 "trigger_json": json.dumps(run.trigger),
             }
         )
@@ -219,11 +220,11 @@ class RunStore:
         }
         self.table.put_item(Item=listing)
         try:
-            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            created = put_once(self.table, item, stamp=started)
         except ClientError as exc:
-            if condition_failed(exc):
-                raise ConflictError(f"run {run.run_id} already exists") from exc
             raise StoreError(f"could not record run {run.run_id}: {exc.response['Error'].get('Code')}") from exc
+        if not created:
+            raise ConflictError(f"run {run.run_id} already exists")
 
     def set_execution_arn(self, run_id: str, execution_arn: str) -> None:
         self.table.update_item(
@@ -326,7 +327,7 @@ class RunStore:
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": values,
         }
-        return self._stamped_update(update, event)
+        return conditional_update(self.table, update, stamp=event).done
 
     def resume(self, run: Run, execution_arn: str, *, at: str | None = None) -> bool:
         """Move the terminal ``run`` (as read) back to RUNNING on ``execution_arn``, stamping ``RUN_RESUMED``.
@@ -356,7 +357,6 @@ class RunStore:
         event["eid"] = f"{event['eid']}#r{number}"
         update = {
             "Key": {"pk": run_pk(run.run_id), "sk": "RUN"},
-            # SET last: _stamped_update appends the event to it
             "UpdateExpression": (
                 "REMOVE finished_at, error_json SET #s = :r, execution_arn = :x, resumes = :n,"
                 " executions_json = :ex, execution_started_at = :at"
@@ -365,113 +365,7 @@ class RunStore:
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": values,
         }
-        return self._stamped_update(update, event)
-
-    def end_running_nodes(
-        self,
-        run_id: str,
-        status: str,
-        at: str,
-        errors: dict[str, dict[str, Any]] | None = None,
-        default_error: dict[str, Any] | None = None,
-        resume: int | None = None,
-    ) -> list[str]:
-        """Mark node records still RUNNING (or WAITING for a person) as ``status`` with their error (by node,
-        else ``default_error``).
-
-        Each change is conditional on the node still being RUNNING or WAITING (and, given the ``resume``
-        number of the execution that ended, on no later execution having started it); a FAILED one writes its
-        ``NODE_FAILED`` event once. Repeating this writes nothing new. Returns the nodes changed.
-        """
-        changed: list[str] = []
-        for item in self._query_all(run_id, "NODE#"):
-            if item.get("status") not in (RUNNING, WAITING):
-                continue
-            node = str(item.get("node") or str(item["sk"]).split("#")[1])
-            error = (errors or {}).get(node, default_error)
-            values: dict[str, Any] = {":s": status, ":r": RUNNING, ":w": WAITING, ":f": at}
-            sets = ["#s = :s", "finished_at = :f"]
-            if error is not None:
-                sets.append("error_json = :e")
-                values[":e"] = json.dumps(error)
-            started = item.get("started_at")
-            if isinstance(started, str):
-                sets.append("duration_ms = :d")
-                values[":d"] = ms_between(started, at) or 0
-            condition, names = "#s IN (:r, :w)", {"#s": "status"}
-            if resume is not None:
-                if to_int(item.get("resume")) > resume:
-                    continue  # a later execution of the resumed run has started it
-                condition += " AND (attribute_not_exists(#rs) OR #rs <= :rs)"
-                names["#rs"] = "resume"
-                values[":rs"] = resume
-            update = {
-                "Key": {"pk": item["pk"], "sk": item["sk"]},
-                # REMOVE first: _stamped_update extends the SET clause at the end
-                "UpdateExpression": "REMOVE gsi1pk, gsi1sk SET " + ", ".join(sets),
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-            if status == "FAILED":
-                text = f"{node} failed" + (f": {error.get('code')}: {error.get('message')}" if error else "")
-                event = event_stamp(
-                    str(item["sk"]),
-                    "NODE_FAILED",
-                    now_iso(),
-                    text,
-                    node=node,
-                    attempt=to_int(item.get("attempts"), 1),
-                    iteration=to_int(item.get("iteration"), 1),
-                    error_json=json.dumps(error) if error else None,
-                )
-                if to_int(item.get("resume")):
-                    event["eid"] = f"{event['eid']}#r{to_int(item.get('resume'))}"
-                done = self._stamped_update(update, event)
-            else:
-                done = conditional_update(self.table, update)
-            if done:
-                changed.append(node)
-        return changed
-
-    # -- writes without transactions --------------------------------------------------------------
-    # moto rolls a failed transaction back by restoring a snapshot of the whole table, which loses
-    # concurrent writes locally; a conditional write that stamps its event is one request, and the
-    # stream function turns the stamp into the numbered event (as functions.store.records does).
-
-    def _stamped_update(self, update: dict[str, Any], event: dict[str, Any]) -> bool:
-        """A conditional status change that stamps ``event`` in the item; True when this call made it."""
-        stamped = {
-            **update,
-            "UpdateExpression": f"{update['UpdateExpression']}, last_event_json = :stamped_event",
-            "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":stamped_event": json.dumps(event)},
-        }
-        return conditional_update(self.table, stamped)
-
-    def put_once(self, item: dict[str, Any], event: dict[str, Any]) -> bool:
-        """Create ``item`` stamped with ``event`` unless it exists; True when this call created it."""
-        try:
-            self.table.put_item(
-                Item={**item, "last_event_json": json.dumps(event)}, ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
-            return False
-        return True
-
-    def _query_all(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(run_pk(run_id)) & Key("sk").begins_with(prefix),
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return conditional_update(self.table, update, stamp=event).done
 
     def events(self, run_id: str, *, after: int = 0, limit: int = 100) -> tuple[list[dict[str, Any]], int, bool]:
         """Events numbered after ``after``: (events in the public shape, the last ``seq`` returned (or

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import boto3
 from boto3.dynamodb.conditions import Key
@@ -67,14 +69,18 @@ def update_with_expiry(update: dict[str, Any]) -> dict[str, Any]:
     expression = str(update.get("UpdateExpression", ""))
     if not str(update.get("Key", {}).get("pk", "")).startswith(RUN_PREFIX) or EXPIRES_AT in expression:
         return update
-    clause = f"{EXPIRES_AT} = :stepgraph_expires_at"
-    found = _SET_CLAUSE.search(expression)
-    if found:  # one SET clause at most: the expiry joins it
-        expression = f"{expression[: found.end()]}{clause}, {expression[found.end() :]}"
-    else:
-        expression = f"SET {clause} {expression}".strip()
     values = {**update.get("ExpressionAttributeValues", {}), ":stepgraph_expires_at": expires_at()}
+    expression = add_set(expression, f"{EXPIRES_AT} = :stepgraph_expires_at")
     return {**update, "UpdateExpression": expression, "ExpressionAttributeValues": values}
+
+
+def add_set(expression: str, clause: str) -> str:
+    """An update expression with ``clause`` added to its SET part, wherever that stands beside REMOVE/ADD
+    parts (an expression has one SET clause at most)."""
+    found = _SET_CLAUSE.search(expression)
+    if found:
+        return f"{expression[: found.end()]}{clause}, {expression[found.end() :]}"
+    return f"SET {clause} {expression}".strip()
 
 
 class ExpiringTable:
@@ -129,9 +135,14 @@ STORE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 """How every stored timestamp is written: UTC ISO 8601 with microseconds and ``Z`` (sorts as text)."""
 
 
+def iso(moment: datetime) -> str:
+    """A datetime as stored (naive ones are taken as UTC)."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC).strftime(STORE_TIME)
+
+
 def now_iso() -> str:
     """UTC now, as stored."""
-    return datetime.now(UTC).strftime(STORE_TIME)
+    return iso(datetime.now(UTC))
 
 
 def parse_iso(value: str | None) -> datetime | None:
@@ -149,7 +160,7 @@ def parse_iso(value: str | None) -> datetime | None:
 def store_iso(value: str | None) -> str | None:
     """Any ISO 8601 timestamp in the stored format, or None if unreadable."""
     moment = parse_iso(value)
-    return None if moment is None else moment.strftime(STORE_TIME)
+    return None if moment is None else iso(moment)
 
 
 def ms_between(start: str | None, end: str | None) -> int | None:
@@ -220,24 +231,64 @@ def condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-def conditional_update(table: Table, update: dict[str, Any]) -> bool:
-    """A conditional ``update_item``; False when its condition failed (other errors propagate)."""
-    try:
-        table.update_item(**update)
-    except ClientError as exc:
-        if condition_failed(exc):
-            return False
-        raise
-    return True
+LAST_EVENT = "last_event_json"
+"""The attribute a write stamps its event into (see :func:`event_stamp`)."""
 
 
-def put_once(table: Table, item: dict[str, Any]) -> None:
-    """Put an item (an event) unless its key already exists: event keys are unique, so a repeat changes nothing."""
+def dump_json(value: Any) -> str:
+    """JSON as the ``*_json`` attributes store it: compact, non-ASCII characters kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a conditional write did: ``done`` when its condition held (truthy then). ``item`` is the item
+    the write returned: as written when asked for (``returns="ALL_NEW"``), or, when the condition failed,
+    as it stood (None if there was none), so the writer needs no read to learn what stood in its way."""
+
+    done: bool
+    item: dict[str, Any] | None = None
+
+    def __bool__(self) -> bool:
+        return self.done
+
+
+def conditional_update(
+    table: Table,
+    update: dict[str, Any],
+    *,
+    stamp: dict[str, Any] | None = None,
+    returns: Literal["NONE", "ALL_NEW"] = "NONE",
+) -> Written:
+    """One conditional ``update_item``, stamping ``stamp`` (the event it announces) into the item in the same
+    request; not done when its condition failed (other errors propagate)."""
+    if stamp is not None:
+        values = {**update.get("ExpressionAttributeValues", {}), ":last_event": dump_json(stamp)}
+        expression = add_set(str(update["UpdateExpression"]), f"{LAST_EVENT} = :last_event")
+        update = {**update, "UpdateExpression": expression, "ExpressionAttributeValues": values}
     try:
-        table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+        response = table.update_item(**update, ReturnValues=returns, ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except ClientError as exc:
         if not condition_failed(exc):
             raise
+        return Written(done=False, item=old_item(exc))
+    return Written(done=True, item=response.get("Attributes") or None)
+
+
+def put_once(table: Table, item: dict[str, Any], *, stamp: dict[str, Any] | None = None) -> Written:
+    """Put ``item`` (stamped with ``stamp``, the event it announces) unless its key exists; not done then, with
+    the item that stood there: a repeat changes nothing and costs no read."""
+    if stamp is not None:
+        item = {**item, LAST_EVENT: dump_json(stamp)}
+    try:
+        table.put_item(
+            Item=item, ConditionExpression="attribute_not_exists(sk)", ReturnValuesOnConditionCheckFailure="ALL_OLD"
+        )
+    except ClientError as exc:
+        if not condition_failed(exc):
+            raise
+        return Written(done=False, item=old_item(exc))
+    return Written(done=True, item=item)
 
 
 _DESERIALIZER = TypeDeserializer()

@@ -14,12 +14,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
 
 from functions.store.records import (
     _NOT_TERMINAL,
@@ -28,10 +25,11 @@ from functions.store.records import (
     MAX_MESSAGE,
     Outcome,
     Records,
+    _node_event,
     _owned,
 )
 from functions.store.runs import RUNNING, decode_cursor, encode_cursor
-from functions.store.table import condition_failed, event_stamp, newest_first, node_sk, now_iso, run_pk
+from functions.store.table import conditional_update, dump_json, iso, newest_first, node_sk, now_iso, run_pk
 
 if TYPE_CHECKING:
     from functions.store.runs import Run, RunStore
@@ -47,10 +45,6 @@ MAX_PAGES_READ = 10
 
 def token_sk(node: str, iteration: int) -> str:
     return f"{TOKEN_PREFIX}{node}#{iteration:04d}"
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,7 @@ class Waits(Records):
         }
         if schema is not None:
             sets.append("schema_json = :schema")
-            values[":schema"] = _json(schema)
+            values[":schema"] = dump_json(schema)
         update: dict[str, Any] = {
             "Key": {"pk": run_pk(run_id), "sk": sk},
             "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
@@ -143,15 +137,8 @@ class Waits(Records):
             removed += ", error_json, failed_attempt, finished_at, duration_ms"
         update["UpdateExpression"] = "SET " + ", ".join(sets) + " REMOVE " + removed
         update["ConditionExpression"] = condition
-        stamp = event_stamp(
-            sk,
-            "NODE_WAITING",
-            at,
-            f"{node} waits for a person ({tool}): {prompt}"[:MAX_MESSAGE],
-            node=node,
-            attempt=attempt,
-            iteration=iteration,
-        )
+        text = f"{node} waits for a person ({tool}): {prompt}"[:MAX_MESSAGE]
+        stamp = _node_event(sk, "NODE_WAITING", at, text, node=node, iteration=iteration, attempt=attempt)
         return self._transition(update, stamp, returns="ALL_NEW", resume=resume)
 
     # -- the answer step ----------------------------------------------------------------------------
@@ -177,12 +164,12 @@ class Waits(Records):
                 ":ok": "SUCCEEDED",
                 ":one": 1,
                 ":at": at,
-                ":out": _json(output),
+                ":out": dump_json(output),
                 **_TERMINAL_VALUES,
             },
         }
         text = f"{node} answered: {summary}"[:MAX_MESSAGE]
-        stamp = event_stamp(sk, "NODE_SUCCEEDED", at, text, node=node, iteration=iteration)
+        stamp = _node_event(sk, "NODE_SUCCEEDED", at, text, node=node, iteration=iteration)
         return self._transition(update, stamp)
 
     # -- the respond route --------------------------------------------------------------------------
@@ -196,41 +183,33 @@ class Waits(Records):
         """Take the right to answer this wait: one conditional write; False when the node is not (or no longer)
         waiting for this attempt, or another respond holds it."""
         now = datetime.now(UTC)
-        stale = (now - timedelta(seconds=CLAIM_SECONDS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        try:
-            self.table.update_item(
-                Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
-                UpdateExpression="SET claimed_at = :now, claim_id = :c",
-                ConditionExpression=(
-                    "#status = :waiting AND attempts = :a AND (attribute_not_exists(claimed_at) OR claimed_at < :stale)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":now": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    ":c": claim_id,
-                    ":waiting": WAITING,
-                    ":a": attempt,
-                    ":stale": stale,
-                },
-            )
-        except ClientError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
+        stale = iso(now - timedelta(seconds=CLAIM_SECONDS))
+        claim = {
+            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+            "UpdateExpression": "SET claimed_at = :now, claim_id = :c",
+            "ConditionExpression": (
+                "#status = :waiting AND attempts = :a AND (attribute_not_exists(claimed_at) OR claimed_at < :stale)"
+            ),
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":now": iso(now),
+                ":c": claim_id,
+                ":waiting": WAITING,
+                ":a": attempt,
+                ":stale": stale,
+            },
+        }
+        return conditional_update(self.table, claim).done
 
     def release(self, run_id: str, node: str, iteration: int, claim_id: str) -> None:
         """Give a claim back (SendTaskSuccess could not be made): the node may be answered again."""
-        try:
-            self.table.update_item(
-                Key={"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
-                UpdateExpression="REMOVE claimed_at, claim_id",
-                ConditionExpression="claim_id = :c",
-                ExpressionAttributeValues={":c": claim_id},
-            )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
+        release = {
+            "Key": {"pk": run_pk(run_id), "sk": node_sk(node, iteration)},
+            "UpdateExpression": "REMOVE claimed_at, claim_id",
+            "ConditionExpression": "claim_id = :c",
+            "ExpressionAttributeValues": {":c": claim_id},
+        }
+        conditional_update(self.table, release)
 
     def token(self, run_id: str, node: str, iteration: int) -> tuple[str, int] | None:
         """``(token, attempt)`` of the node's wait, or None."""
