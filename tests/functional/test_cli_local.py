@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local import cli
+import stepgraph_cli as cli
 
 if TYPE_CHECKING:
     import httpx

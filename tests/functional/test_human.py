@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from functional_support import start_run, wait_for_run
 
-from local import cli
+import stepgraph_cli as cli
 
 if TYPE_CHECKING:
     import httpx

@@ -238,7 +238,7 @@ def test_under_load_twenty_subscribers_of_one_run_and_fifty_runs_at_once(
 def test_runs_watch_follows_the_websocket(
     cloud: LocalCloud, api: httpx.Client, ws_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from local import cli
+    import stepgraph_cli as cli
 
     # GIVEN a run with a slow middle node, and a CLI whose HTTP requests are recorded
     slow = {"id": "slow", "tool": "util.sleep", "params": {"seconds": 0.5}}
@@ -260,7 +260,7 @@ def test_runs_watch_follows_the_websocket(
 def test_runs_watch_falls_back_to_polling_when_the_websocket_is_unreachable(
     cloud: LocalCloud, api: httpx.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from local import cli
+    import stepgraph_cli as cli
 
     run_id = start_run(api, spec(echo("first"), echo("last")))
     code = cli.main(["runs", "watch", run_id, "--ws", "ws://127.0.0.1:9/", "--interval", "0.05"], client=api)

@@ -145,7 +145,7 @@ def test_the_cli_shows_the_plan_beside_the_diagram(api: httpx.Client, capsys: py
     # GIVEN the echo-chain example WHEN validated with the CLI
     from pathlib import Path
 
-    from local import cli
+    import stepgraph_cli as cli
 
     example = Path(__file__).resolve().parents[2] / "examples" / "echo-chain.json"
     assert cli.main(["graphs", "validate", str(example)], client=api) == 0

@@ -204,7 +204,7 @@ def test_deleting_a_tool_a_graph_uses_is_refused_naming_the_graph(api: httpx.Cli
 def test_the_cli_registers_and_lists_a_tool(
     api: httpx.Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from local import cli
+    import stepgraph_cli as cli
 
     source, schema = tmp_path / "slugify.py", tmp_path / "slugify.schema.json"
     source.write_text(SLUGIFY)

@@ -304,7 +304,7 @@ def test_the_scheduler_thread_fires_by_its_own_clock(api: httpx.Client, cloud: L
 def test_the_cli_creates_lists_and_deletes_schedules(
     api: httpx.Client, cloud: LocalCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from local import cli
+    import stepgraph_cli as cli
 
     graph_id = create_graph(api)
     # WHEN a schedule is created with the CLI THEN it prints its id and next run time

@@ -5,10 +5,12 @@ Imports under ``if TYPE_CHECKING:`` are for annotations and do not count."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("functions", "statemachine", "local")
+PACKAGES = ("functions", "statemachine", "local", "stepgraph_cli")
 
 
 def module_name(path: Path) -> str:
@@ -127,3 +129,42 @@ def test_the_cycle_finder_finds_a_loop_and_ignores_type_checking_imports(tmp_pat
     )
     modules = project_modules()
     assert imports_of(source, modules) == {"functions", "functions.settings"}
+
+
+def test_the_cli_imports_nothing_of_the_local_cloud_and_of_the_lambda_code_only_the_tool_registry() -> None:
+    # GIVEN every import of the CLI package, at the top or inside a function
+    modules = project_modules()
+    imported = {
+        module
+        for name, path in modules.items()
+        if name.partition(".")[0] == "stepgraph_cli"
+        for module in imports_of(path, modules)
+    }
+
+    # THEN none is of the local cloud (the CLI is a client of the HTTP API, local or deployed), and of the Lambda
+    # code only the tool registry, which `tools markdown` generates the README's tool table from
+    assert sorted(m for m in imported if m.partition(".")[0] == "local") == []
+    assert sorted(m for m in imported if m.partition(".")[0] == "functions") == [
+        "functions.executor.tools",
+        "functions.executor.tools.registry",
+    ]
+
+
+def test_starting_the_cli_loads_neither_the_local_cloud_nor_the_lambda_code() -> None:
+    # GIVEN a fresh interpreter WHEN it loads the CLI and builds its parser (what every command does first)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from stepgraph_cli.app import build_parser; build_parser(); "
+            "print(' '.join(sorted({m.partition('.')[0] for m in sys.modules})))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+    # THEN neither the local cloud, nor the Lambda code, nor AWS's SDK came with it
+    assert "stepgraph_cli" in loaded
+    assert {"local", "functions", "boto3", "moto"} & set(loaded) == set()

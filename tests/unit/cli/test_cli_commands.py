@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from local import cli
+import stepgraph_cli as cli
+from stepgraph_cli.app import build_parser
+from stepgraph_cli.client import make_client
+from stepgraph_cli.live import format_event
+from stepgraph_cli.output import abbreviate
+from stepgraph_cli.spec_errors import format_details
+from stepgraph_cli.view import RunView
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -258,11 +264,11 @@ def test_api_and_key_come_from_flags_or_environment(monkeypatch: pytest.MonkeyPa
     # GIVEN the environment names an API and a key
     monkeypatch.setenv("STEPGRAPH_API", "http://example.test:8080")
     monkeypatch.setenv("STEPGRAPH_API_KEY", "from-env")
-    parser = cli.build_parser()
+    parser = build_parser()
 
     # WHEN the client is built without flags, and with flags after the subcommand
-    from_env = cli.make_client(parser.parse_args(["runs", "list"]))
-    from_flags = cli.make_client(parser.parse_args(["runs", "list", "--api", "http://other.test", "--api-key", "flag"]))
+    from_env = make_client(parser.parse_args(["runs", "list"]))
+    from_flags = make_client(parser.parse_args(["runs", "list", "--api", "http://other.test", "--api-key", "flag"]))
 
     # THEN the environment is used unless flags say otherwise
     assert str(from_env.base_url) == "http://example.test:8080"
@@ -271,12 +277,12 @@ def test_api_and_key_come_from_flags_or_environment(monkeypatch: pytest.MonkeyPa
     assert from_flags.headers["x-api-key"] == "flag"
     monkeypatch.delenv("STEPGRAPH_API")
     monkeypatch.delenv("STEPGRAPH_API_KEY")
-    default = cli.make_client(parser.parse_args(["runs", "list"]))
+    default = make_client(parser.parse_args(["runs", "list"]))
     assert str(default.base_url) == "http://127.0.0.1:3000"
     assert default.headers["x-api-key"] == "local-dev-key"
 
     # AND a deployed API's URL keeps its stage: requests go under /v1/, as the ApiUrl output says
-    deployed = cli.make_client(parser.parse_args(["runs", "list", "--api", "https://abc.execute-api.test/v1/"]))
+    deployed = make_client(parser.parse_args(["runs", "list", "--api", "https://abc.execute-api.test/v1/"]))
     assert str(deployed.build_request("GET", "/runs").url) == "https://abc.execute-api.test/v1/runs"
 
 
@@ -303,7 +309,7 @@ def test_quiet_prints_only_the_new_ids_for_shell_variables(
 def test_the_live_table_lists_pending_nodes_and_foreach_progress() -> None:
     # GIVEN a run in which a foreach node is half way through its items and a later node has not started
     spec = {"nodes": [{"id": "each", "tool": "text.analyze"}, {"id": "after", "tool": "transform"}]}
-    view = cli.RunView("r_1", spec)
+    view = RunView("r_1", spec)
     view.update(
         {
             "status": "RUNNING",
@@ -336,7 +342,7 @@ def test_a_missing_field_points_at_the_object_that_lacks_it(tmp_path: Path) -> N
     ]
 
     # WHEN the details are formatted against the file
-    lines = cli.format_details(details, "spec.json", text)
+    lines = format_details(details, "spec.json", text)
 
     # THEN the first points at node b's object (line 5), the second at the whole document (nothing closer exists)
     assert lines[0] == "spec.json:5:5: nodes[1].tool: Field required"
@@ -348,13 +354,13 @@ def test_long_outputs_are_cut_for_the_terminal_but_whole_in_json() -> None:
     value = {"text": "x" * 500, "rows": list(range(25)), "n": 1, "nested": [{"s": "short"}]}
 
     # WHEN it is abbreviated for the final panel
-    shown = cli.abbreviate(value)
+    shown = abbreviate(value)
 
     # THEN the text and list are cut with how much is left out, and short values are untouched
     assert shown["text"] == "x" * 160 + "… (500 characters)"
     assert shown["rows"] == [*range(10), "… 15 more"]
     assert shown["n"] == 1 and shown["nested"] == [{"s": "short"}]
-    assert cli.abbreviate({"a": "b"}) == {"a": "b"}
+    assert abbreviate({"a": "b"}) == {"a": "b"}
 
 
 def test_event_lines_do_not_repeat_what_the_message_says() -> None:
@@ -369,9 +375,9 @@ def test_event_lines_do_not_repeat_what_the_message_says() -> None:
     log = {"at": "2026-01-01T00:00:02.000000Z", "type": "LOG", "node": "nap", "attempt": 1, "message": "sleeping 1s"}
 
     # THEN the first shows the message once, and the log line names its node
-    assert cli.format_event(started).endswith("[/] fetch started http.get (attempt 2)")
-    assert "00:00:01.250" in cli.format_event(started)
-    assert cli.format_event(log).endswith("nap sleeping 1s")
+    assert format_event(started).endswith("[/] fetch started http.get (attempt 2)")
+    assert "00:00:01.250" in format_event(started)
+    assert format_event(log).endswith("nap sleeping 1s")
 
 
 def test_event_lines_of_any_type_render_including_a_resume() -> None:
@@ -384,7 +390,7 @@ def test_event_lines_of_any_type_render_including_a_resume() -> None:
 
     # WHEN they are printed THEN each is one readable line (no markup error)
     for event in (resumed, unknown):
-        console.print(cli.format_event(event))
+        console.print(format_event(event))
     text = console.export_text()
     assert "RUN_RESUMED" in text and "run resumed (resume 1)" in text
     assert "NODE_[NEW]" in text and "n something" in text

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from tenacity import wait_none
 
-from local.cli import Api, ApiError, CliError
+from stepgraph_cli.client import Api
+from stepgraph_cli.errors import ApiError, CliError
 
 
 def api_answering(*answers: int | type[Exception]) -> tuple[Api, list[httpx.Request]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import stepgraph_cli as cli
 from functions.executor.tools import registry
-from local import cli
+from stepgraph_cli import tool_table
 
 if TYPE_CHECKING:
     import pytest
@@ -21,18 +22,18 @@ def test_the_tool_table_in_the_readme_is_the_generated_one() -> None:
     # GIVEN the README, which carries the generated tool table
     doc = README
     text = doc.read_text(encoding="utf-8")
-    assert cli.TOOLS_BEGIN in text, "README.md lost its generated tool table"
+    assert tool_table.TOOLS_BEGIN in text, "README.md lost its generated tool table"
 
     # WHEN the table is generated from the registry now
-    generated = cli.tools_markdown()
+    generated = tool_table.tools_markdown()
 
     # THEN the doc holds exactly it (run `stepgraph tools markdown --write <doc>` after changing a tool)
-    assert cli.replace_tools_block(text, generated) == text, f"run: stepgraph tools markdown --write {doc}"
+    assert tool_table.replace_tools_block(text, generated) == text, f"run: stepgraph tools markdown --write {doc}"
 
 
 def test_every_registered_tool_and_its_required_params_are_listed() -> None:
     # GIVEN the registry WHEN the table is generated THEN each tool has a row naming its required params
-    table = cli.tools_markdown()
+    table = tool_table.tools_markdown()
     for tool in registry.describe_all():
         row = next(line for line in table.splitlines() if line.startswith(f"| `{tool['name']}` |"))
         for param in tool["params_schema"].get("required", []):
@@ -46,7 +47,7 @@ def test_write_replaces_only_the_generated_block(
 ) -> None:
     # GIVEN a doc with a stale tool block between other text
     doc = tmp_path / "README.md"
-    doc.write_text(f"# Title\n\nbefore\n\n{cli.TOOLS_BEGIN}\n| stale |\n{cli.TOOLS_END}\n\nafter\n")
+    doc.write_text(f"# Title\n\nbefore\n\n{tool_table.TOOLS_BEGIN}\n| stale |\n{tool_table.TOOLS_END}\n\nafter\n")
 
     # WHEN the block is rewritten
     with fake.client() as client:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from local.render import graph_to_html
 from statemachine import render
+from stepgraph_cli.page import graph_to_html
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SVG = "{http://www.w3.org/2000/svg}"

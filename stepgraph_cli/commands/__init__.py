@@ -1,0 +1,1 @@
+"""The command groups, one module each: ``graphs``, ``runs``, ``schedules`` and ``tools``."""
