@@ -20,7 +20,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from functions.errors import StoreError
-from functions.store.table import TableHandle, condition_failed, event_sk, run_pk
+from functions.store.table import TableHandle, condition_failed, event_sk, put_once, run_pk
 
 COUNTER_SK = "SEQ"
 RUN_TERMINAL_EVENTS = ("RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED", "RUN_TIMED_OUT")
@@ -117,14 +117,9 @@ class EventLog(TableHandle):
         for sn, stamp in fresh:
             seq += 1
             item = {**stamp, "pk": pk, "sk": event_sk(seq), "seq": seq}
-            try:
-                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
-            except ClientError as exc:
-                if not condition_failed(exc):
-                    raise
-                existing = self.table.get_item(Key={"pk": pk, "sk": item["sk"]}, ConsistentRead=True).get("Item")
-                if not existing or existing.get("eid") != stamp.get("eid"):
-                    raise EventOrderError(f"event {seq} of run {run_id} was numbered by another writer") from exc
+            put = put_once(self.table, item)
+            if not put and (put.item or {}).get("eid") != stamp.get("eid"):
+                raise EventOrderError(f"event {seq} of run {run_id} was numbered by another writer")
             terminal = terminal_after(terminal, stamp.get("type"), seq)
             written.append((sn, item))
         values: dict[str, Any] = {":seq": seq, ":sn": str(fresh[-1][0]), ":old": counter.seq}

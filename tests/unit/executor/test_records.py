@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from functions.store.events import EventLog
+import pytest
+
+from functions.store.events import EventLog, EventOrderError
 from functions.store.records import Records
+from functions.store.table import event_sk, run_pk
 from tests.unit.table_stream import pump
-
-if TYPE_CHECKING:
-    import pytest
 
 RUN = "r_0123456789abcdef"
 
@@ -199,6 +199,21 @@ def test_a_stream_delivery_that_died_after_putting_an_event_numbers_nothing_twic
 
     # THEN every event exists once, numbered without gaps
     assert [(e["seq"], e["type"]) for e in events(records)] == [(1, "NODE_STARTED"), (2, "NODE_SUCCEEDED")]
+
+
+def test_an_event_number_another_writer_took_is_refused(table: Any) -> None:
+    # GIVEN event 1 of the run numbered by another delivery whose counter move this one did not see
+    theirs = {"pk": run_pk(RUN), "sk": event_sk(1), "seq": 1, "eid": "theirs", "type": "LOG", "at": "t", "message": "a"}
+    table.put_item(Item=theirs)
+    log = EventLog(table)
+
+    # WHEN this delivery numbers a different event after the counter it read
+    mine = {"eid": "mine", "type": "LOG", "at": "t", "message": "b"}
+
+    # THEN it is refused (the batch is retried), and event 1 stays the other writer's
+    with pytest.raises(EventOrderError):
+        log.append(RUN, [(1, mine)])
+    assert [(e["seq"], e["message"]) for e in log.page(RUN).events] == [(1, "a")]
 
 
 def test_a_throttled_event_write_is_retried_in_order(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
