@@ -18,8 +18,17 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from functions.errors import ConflictError, NotFoundError, StoreError
-from functions.store.runs import decode_cursor, encode_cursor, from_json, to_int
-from functions.store.table import TableHandle, clean, graph_pk, newest_first, now_iso, version_sk
+from functions.store.runs import from_json, to_int
+from functions.store.table import (
+    TableHandle,
+    clean,
+    decode_cursor,
+    encode_cursor,
+    graph_pk,
+    newest_first,
+    now_iso,
+    version_sk,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

@@ -18,8 +18,6 @@ run's current one, so a late status of an earlier execution neither closes nor r
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -28,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.errors import BadRequestError, ConflictError, NotFoundError, StoreError
+from functions.errors import ConflictError, NotFoundError, StoreError
 from functions.store.table import (
     TableHandle,
     clean,
     conditional_update,
     event_stamp,
-    newest_first,
+    listing_page,
     now_iso,
     put_once,
     run_pk,
@@ -59,8 +57,6 @@ RESUMABLE = RUN_RESUMABLE
 RUN_RESUMED = "RUN_RESUMED"
 ALL_RUNS = "RUNS"
 API_TRIGGER = {"type": "api"}
-MAX_PAGES_READ = 10
-"""Index pages one listing request reads at most to fill a status-filtered page."""
 
 
 def new_run_id() -> str:
@@ -69,37 +65,6 @@ def new_run_id() -> str:
 
 def graph_runs_key(graph_id: str) -> str:
     return f"GRAPHRUNS#{graph_id}"
-
-
-# --- cursors: opaque, base64url JSON of a LastEvaluatedKey, checked before DynamoDB sees them ----------
-
-
-def encode_cursor(key: dict[str, Any] | None) -> str | None:
-    """An opaque cursor for ``key`` (a DynamoDB LastEvaluatedKey of string attributes), or None."""
-    if not key:
-        return None
-    raw = json.dumps({k: str(v) for k, v in sorted(key.items())}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, expected: dict[str, str | None]) -> dict[str, str] | None:
-    """The key a cursor stands for; ``expected`` names its attributes (a value pins it). 400 if it is not ours."""
-    if cursor is None or cursor == "":
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise BadRequestError("the cursor is not one this API returned") from None
-    ok = (
-        isinstance(key, dict)
-        and set(key) == set(expected)
-        and all(isinstance(v, str) and 0 < len(v) <= 1024 for v in key.values())
-        and all(pinned is None or key[name] == pinned for name, pinned in expected.items())
-    )
-    if not ok:
-        raise BadRequestError("the cursor is not one this API returned")
-    return key
 
 
 def from_json(value: Any, default: Any = None) -> Any:
@@ -245,26 +210,13 @@ class RunStore:
         """Runs newest first, by graph or all, ``status`` filtered; ``limit`` per page unless more than
         ``MAX_PAGES_READ`` index pages had to be read to fill it (then a shorter page, with a cursor)."""
         partition = graph_runs_key(graph_id) if graph_id else ALL_RUNS
-        sk = "RUN" if graph_id else "LIST"
-        position = decode_cursor(cursor, {"pk": None, "sk": sk, "gsi1pk": partition, "gsi1sk": None})
-        runs: list[Run] = []
-        for _ in range(MAX_PAGES_READ):
-            page = self.table.query(**newest_first(partition, limit, position))
-            items = page.get("Items", [])
+
+        def wanted(items: list[dict[str, Any]]) -> list[Run | None]:
             found = {run.run_id: run for run in self._batch_get([str(i["run_id"]) for i in items])}
-            for index, item in enumerate(items):
-                position = {k: str(item[k]) for k in ("pk", "sk", "gsi1pk", "gsi1sk")}
-                run = found.get(str(item["run_id"]))
-                if run is None or (status is not None and run.status != status):
-                    continue
-                runs.append(run)
-                if len(runs) == limit:
-                    more = index < len(items) - 1 or "LastEvaluatedKey" in page
-                    return runs, encode_cursor(position) if more else None
-            if "LastEvaluatedKey" not in page:
-                return runs, None
-            position = {k: str(v) for k, v in page["LastEvaluatedKey"].items()}
-        return runs, encode_cursor(position)
+            runs = [found.get(str(item["run_id"])) for item in items]
+            return [run if run is not None and status in (None, run.status) else None for run in runs]
+
+        return listing_page(self.table, partition, "RUN" if graph_id else "LIST", wanted, limit=limit, cursor=cursor)
 
     def _batch_get(self, run_ids: list[str]) -> list[Run]:
         """Run items for ``run_ids`` in that order (the index may project keys only)."""
@@ -390,7 +342,5 @@ __all__ = [
     "TERMINAL",
     "Run",
     "RunStore",
-    "decode_cursor",
-    "encode_cursor",
     "new_run_id",
 ]

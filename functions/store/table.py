@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import boto3
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from functions.errors import BadRequestError
 from functions.settings import get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_dynamodb.service_resource import Table
 
 _lock = threading.Lock()
@@ -224,6 +229,77 @@ def newest_first(partition: str, limit: int, start: dict[str, Any] | None) -> di
     if start:
         kwargs["ExclusiveStartKey"] = start
     return kwargs
+
+
+# --- cursors: opaque, base64url JSON of a LastEvaluatedKey, checked before DynamoDB sees them ----------
+
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    """An opaque cursor for ``key`` (a DynamoDB LastEvaluatedKey of string attributes), or None."""
+    if not key:
+        return None
+    raw = json.dumps({k: str(v) for k, v in sorted(key.items())}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, expected: dict[str, str | None]) -> dict[str, str] | None:
+    """The key a cursor stands for; ``expected`` names its attributes (a value pins it). 400 if it is not ours."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise BadRequestError("the cursor is not one this API returned") from None
+    ok = (
+        isinstance(key, dict)
+        and set(key) == set(expected)
+        and all(isinstance(v, str) and 0 < len(v) <= 1024 for v in key.values())
+        and all(pinned is None or key[name] == pinned for name, pinned in expected.items())
+    )
+    if not ok:
+        raise BadRequestError("the cursor is not one this API returned")
+    return key
+
+
+_T = TypeVar("_T")
+INDEX_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk")
+MAX_PAGES_READ = 10
+"""Index pages one listing request reads at most to fill a filtered page."""
+
+
+def listing_page(
+    table: Table,
+    partition: str,
+    sk: str | None,
+    wanted: Callable[[list[dict[str, Any]]], list[_T | None]],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[_T], str | None]:
+    """One page of a ``gsi1`` listing, newest first: up to ``limit`` of what ``wanted`` makes of the index's
+    items (None: left out), and the cursor after the last one read, or None at the end.
+
+    A filtered listing reads index pages until the page is full, ``MAX_PAGES_READ`` at most (then a shorter
+    page, with a cursor). ``sk`` pins the sort key a cursor's item has (None: any).
+    """
+    position = decode_cursor(cursor, {"pk": None, "sk": sk, "gsi1pk": partition, "gsi1sk": None})
+    found: list[_T] = []
+    for _ in range(MAX_PAGES_READ):
+        page = table.query(**newest_first(partition, limit, position))
+        items = page.get("Items", [])
+        for index, (item, value) in enumerate(zip(items, wanted(items), strict=True)):
+            position = {k: str(item[k]) for k in INDEX_KEYS}
+            if value is None:
+                continue
+            found.append(value)
+            if len(found) == limit:
+                more = index < len(items) - 1 or "LastEvaluatedKey" in page
+                return found, encode_cursor(position) if more else None
+        if "LastEvaluatedKey" not in page:
+            return found, None
+        position = {k: str(v) for k, v in page["LastEvaluatedKey"].items()}
+    return found, encode_cursor(position)
 
 
 def condition_failed(exc: ClientError) -> bool:

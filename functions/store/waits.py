@@ -28,8 +28,8 @@ from functions.store.records import (
     _node_event,
     _owned,
 )
-from functions.store.runs import RUNNING, decode_cursor, encode_cursor
-from functions.store.table import conditional_update, dump_json, iso, newest_first, node_sk, now_iso, run_pk
+from functions.store.runs import RUNNING
+from functions.store.table import conditional_update, dump_json, iso, listing_page, node_sk, now_iso, run_pk
 
 if TYPE_CHECKING:
     from functions.store.runs import Run, RunStore
@@ -40,7 +40,6 @@ WAITING_INDEX = "WAITING"
 TOKEN_PREFIX = "TOKEN#"
 CLAIM_SECONDS = 60
 """How long a respond's claim holds the node before another respond may take it (the claimer died)."""
-MAX_PAGES_READ = 10
 
 
 def token_sk(node: str, iteration: int) -> str:
@@ -229,27 +228,18 @@ class Waits(Records):
         self, runs: RunStore, *, graph_id: str | None = None, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Run], str | None]:
         """RUNNING runs with a node waiting for a person, the most recent wait first (``gsi1`` ``WAITING``)."""
-        position = decode_cursor(cursor, {"pk": None, "sk": None, "gsi1pk": WAITING_INDEX, "gsi1sk": None})
-        found: list[Run] = []
         seen: set[str] = set()
-        for _ in range(MAX_PAGES_READ):
-            page = self.table.query(**newest_first(WAITING_INDEX, limit, position))
-            items = page.get("Items", [])
+
+        def wanted(items: list[dict[str, Any]]) -> list[Run | None]:
             run_ids = [str(i["pk"]).removeprefix("RUN#") for i in items]
             by_id = {run.run_id: run for run in runs._batch_get(sorted(set(run_ids) - seen))}
-            for index, (item, run_id) in enumerate(zip(items, run_ids, strict=True)):
-                position = {k: str(item[k]) for k in ("pk", "sk", "gsi1pk", "gsi1sk")}
+            kept: list[Run | None] = []
+            for run_id in run_ids:
                 run = by_id.get(run_id)
-                if run_id in seen or run is None or run.status != RUNNING:
-                    continue
-                if graph_id is not None and run.graph_id != graph_id:
-                    continue
-                seen.add(run_id)
-                found.append(run)
-                if len(found) == limit:
-                    more = index < len(items) - 1 or "LastEvaluatedKey" in page
-                    return found, encode_cursor(position) if more else None
-            if "LastEvaluatedKey" not in page:
-                return found, None
-            position = {k: str(v) for k, v in page["LastEvaluatedKey"].items()}
-        return found, encode_cursor(position)
+                fits = run is not None and run.status == RUNNING and graph_id in (None, run.graph_id)
+                kept.append(run if fits and run_id not in seen else None)
+                if fits:
+                    seen.add(run_id)
+            return kept
+
+        return listing_page(self.table, WAITING_INDEX, None, wanted, limit=limit, cursor=cursor)
