@@ -27,7 +27,7 @@ import botocore.handlers
 import httpx
 from moto import mock_aws
 
-from local import callbacks, strict
+from local import callbacks, moto_speed, strict
 from local.apigw import ApiGatewayShim
 from local.bedrock import StandInModel
 from local.iam import IamAudit
@@ -319,6 +319,7 @@ class LocalCloud:
             self._restore.append(strict.install())
             self._restore.append(callbacks.install())
             self._serialize_dynamodb()
+            self._restore.append(moto_speed.install())
             self._start_stream_mappings()
             if self.websockets is not None:
                 self.websockets.install()

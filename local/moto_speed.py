@@ -1,0 +1,126 @@
+"""moto's DynamoDB ``UpdateItem``, made cheaper without changing what it accepts, refuses or writes.
+
+Every ``UpdateItem`` costs moto two parses of its update expression (one in the request handler, one in the
+backend), a ``deepcopy`` of the parsed tree for each validation (two when the update creates the item), and
+an action-count check that re-walks the whole subtree of every node of the tree (quadratic in the expression).
+stepgraph's writes repeat a handful of expressions, so on this machine a node's ``UpdateItem`` took longer than
+the whole Lambda invoke the raw interpreter makes per state (bench/live.py). Here:
+
+- a parse is kept per expression text (the tree is only read, or copied before it is changed);
+- such a kept tree is copied by unpickling its pickled form (same objects as ``deepcopy``, several times faster);
+- the action-count check runs once, on the root (whose clauses include those of every node below it: the
+  check refuses exactly the expressions it refused before);
+- the validators' tree walk looks up which processor (if any) takes a node once per node class and walker,
+  where moto rebuilds the processor map and runs abstract-class checks for every node it visits.
+
+Nothing here is visible to a caller: same results, same errors, same stream records.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+MAX_KEPT_EXPRESSIONS = 512
+
+
+def install() -> Callable[[], None]:
+    """Patch moto's update-expression parsing and validation; returns the undo."""
+    import importlib
+
+    # moto's parsing modules are untyped (``# type: ignore``): reached as Any.
+    validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
+    ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+    expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
+    DepthFirstTraverser, Node, UpdateExpression = (
+        ast_nodes.DepthFirstTraverser,
+        ast_nodes.Node,
+        ast_nodes.UpdateExpression,
+    )
+    UpdateExpressionParser = expressions.UpdateExpressionParser
+
+    lock = threading.Lock()
+    kept: OrderedDict[str, tuple[Any, bytes]] = OrderedDict()
+    pickled: dict[int, tuple[Any, bytes]] = {}
+    original_make = UpdateExpressionParser.__dict__["make"]
+    original_deepcopy = validators.deepcopy
+    own_count = validators.ActionCountValidator.__dict__.get("traverse")
+
+    def make(cls: Any, expression: str) -> Any:
+        with lock:
+            found = kept.get(expression)
+            if found is not None:
+                kept.move_to_end(expression)
+                return found[0]
+        tree = original_make.__func__(cls, expression)
+        entry = (tree, pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL))
+        with lock:
+            kept[expression] = entry
+            pickled[id(tree)] = entry
+            while len(kept) > MAX_KEPT_EXPRESSIONS:
+                old, _ = kept.popitem(last=False)[1]
+                pickled.pop(id(old), None)
+        return tree
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        entry = pickled.get(id(value)) if memo is None else None
+        if entry is not None and entry[0] is value:
+            return pickle.loads(entry[1])
+        return copy.deepcopy(value, memo)
+
+    original_walk = DepthFirstTraverser.traverse_node_recursively
+    is_node: dict[type, bool] = {}
+
+    def processor_of(walker: Any, kind: type) -> Any:
+        """The function ``walker.process`` would apply to a node of class ``kind`` (None: it takes none)."""
+        table = walker.__dict__.get("_stepgraph_processors")
+        if table is None:
+            table = walker.__dict__["_stepgraph_processors"] = {}
+        if kind not in table:
+            table[kind] = next((f for k, f in walker._processing_map().items() if issubclass(kind, k)), None)
+        return table[kind]
+
+    def walk(walker: Any, node: Any, child_id: int = -1) -> Any:
+        kind = type(node)
+        node_kind = is_node.get(kind)
+        if node_kind is None:
+            node_kind = is_node[kind] = isinstance(node, Node)
+        if not node_kind:
+            return node
+        parent_node = node.parent
+        if node.children is not None:
+            for i, child_node in enumerate(node.children):
+                walker.pre_processing_of_child(node, i)
+                walk(walker, child_node, i)
+        process = processor_of(walker, kind)
+        if process is not None:
+            node = process(node)
+            node.parent = parent_node
+            if parent_node:
+                parent_node.children[child_id] = node
+        return node
+
+    def count_actions(checker: Any, node: Any) -> Any:
+        return checker.verify_action_counts(node) if isinstance(node, UpdateExpression) else node
+
+    UpdateExpressionParser.make = classmethod(make)
+    validators.deepcopy = deepcopy
+    validators.ActionCountValidator.traverse = count_actions
+    DepthFirstTraverser.traverse_node_recursively = walk
+
+    def undo() -> None:
+        DepthFirstTraverser.traverse_node_recursively = original_walk
+        UpdateExpressionParser.make = original_make
+        validators.deepcopy = original_deepcopy
+        if own_count is None:
+            del validators.ActionCountValidator.traverse
+        else:
+            validators.ActionCountValidator.traverse = own_count
+
+    return undo
