@@ -4,6 +4,7 @@ place errors become messages and exit codes."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from stepgraph_cli.client import DEFAULT_API, Api, make_client
@@ -60,7 +61,11 @@ def main(argv: Sequence[str] | None = None, client: httpx.Client | None = None) 
     """Run the CLI; ``client`` (an ``httpx.Client`` on the API, with the key) replaces ``--api`` in tests."""
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    out = Output(as_json=bool(getattr(args, "json", False)), quiet=bool(getattr(args, "quiet", False)))
+    try:
+        out = Output(as_json=bool(getattr(args, "json", False)), quiet=bool(getattr(args, "quiet", False)))
+    except CliError as error:
+        sys.stderr.write(f"error {error.message}\n")
+        return error.code
     own = client is None
     http = make_client(args) if client is None else client
     try:

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from stepgraph_cli.errors import CliError
 from stepgraph_cli.spec_errors import format_details
 
 if TYPE_CHECKING:
@@ -21,7 +22,10 @@ class Output:
     """Where the CLI prints: rich consoles for people, plain JSON with ``--json`` for scripts."""
 
     def __init__(self, as_json: bool, quiet: bool = False) -> None:
-        from rich.console import Console
+        try:
+            from rich.console import Console
+        except ModuleNotFoundError as exc:  # installed without its extra: say how to get it, not a traceback
+            raise CliError(f"the stepgraph command needs {exc.name}: pip install 'stepgraph[cli]'") from exc
 
         self.as_json = as_json
         self.quiet = quiet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING
 
 import httpx
@@ -394,3 +395,18 @@ def test_event_lines_of_any_type_render_including_a_resume() -> None:
     text = console.export_text()
     assert "RUN_RESUMED" in text and "run resumed (resume 1)" in text
     assert "NODE_[NEW]" in text and "n something" in text
+
+
+def test_without_its_extra_the_cli_says_how_to_install_it(
+    fake: FakeApi, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an install without the cli extra: rich cannot be imported
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+
+    # WHEN a command runs
+    code = run_cli(fake, "graphs", "list")
+
+    # THEN it exits 2 with the install command instead of a traceback, and asked the API nothing
+    assert code == cli.EXIT_USAGE
+    assert "pip install 'stepgraph[cli]'" in capsys.readouterr().err
+    assert fake.requests == []
