@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from statemachine import render
-from stepgraph_cli.page import graph_to_html
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -117,14 +116,3 @@ def test_foreach_optional_and_lambda_nodes_look_different() -> None:
     assert "timeout 2 s" in [t.text for t in groups["maybe"].iter(f"{SVG}tspan")]
     assert "lambda" in (groups["mine"].get("class") or "").split()
     assert "updates state" in [t.text for t in groups["mine"].iter(f"{SVG}tspan")]
-
-
-def test_html_page_holds_the_picture_and_the_mermaid() -> None:
-    # GIVEN a spec and its Mermaid text with characters HTML must escape
-    mermaid = 'flowchart TD\n  a["a"] -->|"a.n &lt; 3"| b["b"]\n'
-    page = graph_to_html(LATTICE, mermaid)
-
-    # THEN the page is standalone: the SVG inline, the Mermaid source escaped, the name as title
-    assert "<title>lattice · stepgraph</title>" in page
-    assert page.count("<svg") == 1 and 'data-node="h"' in page
-    assert "a.n &amp;lt; 3" in page
