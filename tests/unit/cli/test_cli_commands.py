@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 
 import stepgraph_cli as cli
 from stepgraph_cli.app import build_parser
@@ -18,8 +19,6 @@ from stepgraph_cli.view import RunView
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
     from tests.unit.cli.conftest import FakeApi
 
@@ -410,3 +409,39 @@ def test_without_its_extra_the_cli_says_how_to_install_it(
     assert code == cli.EXIT_USAGE
     assert "pip install 'stepgraph[cli]'" in capsys.readouterr().err
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "request_line"),
+    [
+        (["graphs", "list"], "GET /graphs"),
+        (["graphs", "show", "g_000000000000"], "GET /graphs/g_000000000000"),
+        (["graphs", "validate", "{file}"], "POST /graphs/validate"),
+        (["runs", "list"], "GET /runs"),
+        (["runs", "cancel", "r_0000000000000000"], "POST /runs/r_0000000000000000/cancel"),
+    ],
+)
+def test_every_command_prints_the_apis_json_for_scripts_and_quiet_keeps_what_has_no_new_id(
+    fake: FakeApi, spec_file: Path, capsys: pytest.CaptureFixture[str], argv: list[str], request_line: str
+) -> None:
+    # GIVEN a graph and a run of it
+    assert run_cli(fake, "-q", "runs", "start", str(spec_file)) == 0
+    capsys.readouterr()
+    argv = [str(spec_file) if a == "{file}" else a for a in argv]
+
+    # WHEN a script runs the command with --json, and a person with and without --quiet
+    assert run_cli(fake, "--json", *argv) == 0
+    printed = capsys.readouterr()
+    method, path = request_line.split()
+    with fake.client() as client:
+        answered = client.request(method, path, json=json.loads(spec_file.read_text()) if method == "POST" else None)
+    assert run_cli(fake, *argv) == 0
+    for_people = capsys.readouterr().out
+    assert run_cli(fake, "--quiet", *argv) == 0
+    quiet = capsys.readouterr().out
+
+    # THEN stdout is exactly the API's answer as JSON and nothing else; --quiet, with no new id to print,
+    # changes nothing for people
+    assert json.loads(printed.out) == answered.json()
+    assert printed.err == ""
+    assert quiet == for_people != ""
