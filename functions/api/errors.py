@@ -7,6 +7,7 @@ bugs or an AWS outage answer 5xx, with the same body and no internals.
 from __future__ import annotations
 
 import json
+import sys
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +17,6 @@ from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -80,6 +77,27 @@ def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc) or exc.__class__.__name__
 
 
+_IDEMPOTENCY_ERRORS = "aws_lambda_powertools.utilities.idempotency.exceptions"
+
+
+def _idempotency_response(exc: BaseException) -> Response | None:
+    """Powertools Idempotency's refusals: a key reused with another body (422), its first request still running (409).
+
+    Looked up, not imported: only a start with an Idempotency-Key loads Powertools Idempotency (and its boto3
+    persistence layer), so when the module is not loaded no such error was raised, and other cold starts skip it.
+    """
+    errors = sys.modules.get(_IDEMPOTENCY_ERRORS)
+    if errors is None:
+        return None
+    if isinstance(exc, errors.IdempotencyValidationError):
+        message = "this Idempotency-Key was already used with a different request body; use a new key for a new run"
+        return _json(422, error_body("idempotency_key_reused", message))
+    if isinstance(exc, errors.IdempotencyAlreadyInProgressError):
+        message = "a request with this Idempotency-Key is still being processed; retry shortly"
+        return _json(409, error_body("idempotency_in_progress", message))
+    return None
+
+
 def response_for(exc: BaseException) -> Response:
     """The API response for ``exc``; what is not ours is logged and answered 500 without internals."""
     if isinstance(exc, StepgraphError) and not isinstance(exc, UpstreamError):
@@ -87,6 +105,9 @@ def response_for(exc: BaseException) -> Response:
         if status < 500:
             details = list(getattr(exc, "details", None) or [])
             return _json(status, error_body(code, _message(exc), details))
+    idempotency = _idempotency_response(exc)
+    if idempotency is not None:
+        return idempotency
     if isinstance(exc, UpstreamError | StoreError | ClientError | BotoCoreError):
         logger.exception("AWS call failed")
         return _json(502, error_body("upstream_error", "an AWS service call failed; try again"))
@@ -180,25 +201,6 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported(exc: RequestUnsupportedContentType) -> Response:
         return response_for(UnsupportedMediaTypeError("the request body must be JSON (Content-Type: application/json)"))
-
-    @app.exception_handler(IdempotencyValidationError)
-    def _idempotency_mismatch(exc: IdempotencyValidationError) -> Response:
-        return _json(
-            422,
-            error_body(
-                "idempotency_key_reused",
-                "this Idempotency-Key was already used with a different request body; use a new key for a new run",
-            ),
-        )
-
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def _idempotency_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response:
-        return _json(
-            409,
-            error_body(
-                "idempotency_in_progress", "a request with this Idempotency-Key is still being processed; retry shortly"
-            ),
-        )
 
     @app.exception_handler(ServiceError)
     def _service_error(exc: ServiceError) -> Response:

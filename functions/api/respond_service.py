@@ -18,13 +18,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError, UnprocessableError, UpstreamError
-from functions.executor.tools._human import (
-    MAX_ANSWER_BYTES,
-    ApprovalAnswer,
-    InputAnswer,
-    schema_problems,
-    shape_problems,
-)
 from functions.store.runs import RUNNING
 from functions.store.table import now_iso
 from functions.store.waits import WAITING, Waits
@@ -39,6 +32,15 @@ WAIT_OVER = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 
 def respond(services: Services, run_id: str, node: str, body: Any) -> dict[str, Any]:
     """Hand a person's answer to the waiting node; the answer as the node's output (see the module doc)."""
+    # The answers' models live with the human tools; imported here so the API's cold start loads no executor tool.
+    from functions.executor.tools._human import (
+        MAX_ANSWER_BYTES,
+        ApprovalAnswer,
+        InputAnswer,
+        schema_problems,
+        shape_problems,
+    )
+
     run = services.runs.get(run_id)
     version = services.graphs.version(run.graph_id, run.version)
     spec_node = next((n for n in version.spec.get("nodes", []) if isinstance(n, dict) and n.get("id") == node), None)

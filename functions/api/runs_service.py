@@ -7,11 +7,6 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from botocore.exceptions import ClientError
 
 from functions import runs_sync
@@ -117,7 +112,16 @@ def start_run_idempotently(
     key_prefix: str = "start_run",
 ) -> dict[str, Any]:
     """``start_run`` once per (graph, Idempotency-Key); a retry gets the first answer, another body a 422.
-    ``key_prefix`` keeps other callers' keys (a schedule's fire times) apart from the API's."""
+    ``key_prefix`` keeps other callers' keys (a schedule's fire times) apart from the API's.
+
+    Powertools Idempotency is imported here, not at the top: only a start with an Idempotency-Key (and the
+    schedule function, which imports it itself) needs it, so other requests' cold starts don't load it."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
     persistence = DynamoDBPersistenceLayer(
         table_name=services.settings.table,
         key_attr="pk",

@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities import idempotency  # noqa: F401 - every fire starts through it (at init)
 
 from functions.api.runs_service import start_run_idempotently
 from functions.api.services import Services

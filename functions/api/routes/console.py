@@ -19,7 +19,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.settings import get_settings
-from statemachine.render import STYLE as DIAGRAM_STYLE
 
 router = APIGatewayRouter()
 
@@ -46,7 +45,10 @@ def page(ws_url: str | None = None) -> tuple[str, str]:
     meta = f'<meta name="stepgraph-ws" content="{markup.escape(ws_url or "")}">' if socket else ""
     html = html.replace("<style></style>", f"{meta}<style>{style}</style>", 1)
     html = html.replace("<script></script>", f"<script>{script}</script>", 1)
-    # The diagrams the page shows are the API's SVG, whose <style> is one fixed block.
+    # The diagrams the page shows are the API's SVG, whose <style> is one fixed block (imported here: the
+    # renderer and the graph model behind it are not needed by a cold start that serves no page).
+    from statemachine.render import STYLE as DIAGRAM_STYLE
+
     styles = f"{_hash(style)} {_hash(DIAGRAM_STYLE)}"
     connect = f"'self' {socket}" if socket else "'self'"
     policy = (

@@ -29,7 +29,6 @@ from functions.api.services import get_services
 from functions.errors import NotFoundError
 from functions.names import console_url_for_state_machine
 from statemachine.errors import SpecError
-from statemachine.render import graph_to_svg
 from statemachine.spec import GraphSpec
 
 router = APIGatewayRouter()
@@ -210,6 +209,8 @@ def get_diagram(
 ) -> Response[Any]:
     found = _version(graph_id, version)
     if diagram_format == "svg":
+        from statemachine.render import graph_to_svg  # the renderer (and the graph model) only when one is drawn
+
         return Response(status_code=200, content_type="image/svg+xml", body=graph_to_svg(found.spec))
     spec = GraphSpec.model_validate(found.spec)
     body = Diagram(graph_id=graph_id, version=found.version, diagram=service.diagram(spec))
