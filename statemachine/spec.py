@@ -47,7 +47,9 @@ WorkflowType = Literal["STANDARD", "EXPRESS"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+    # defer_build: a model's validator is built when first used, so the executor (which reads only
+    # RetryPolicy) never builds the graph's models, and the API builds them on the first graph it reads.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False, defer_build=True)
 
 
 class RetryPolicy(_Model):

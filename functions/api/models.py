@@ -8,27 +8,36 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from statemachine.status import NodeStatus, RunStatus  # noqa: TC001 - pydantic reads the field types at runtime
 
+
+
+class Model(BaseModel):
+    """Base of the API's models. Each builds its validator when first used (a route's first request, or the
+    OpenAPI document), not at import: a cold start builds the models of the route it serves, not all fifty."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 RunFilter = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "WAITING"]
 """``GET /runs?status=``: a run status, or WAITING (RUNNING runs with a node waiting for a person)."""
 
 
-class ErrorInfo(BaseModel):
+class ErrorInfo(Model):
     code: str
     message: str
     details: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     """Every error answer: ``details`` name the node, edge, field or position of each problem."""
 
     error: ErrorInfo
 
 
-class Health(BaseModel):
+class Health(Model):
     status: Literal["ok"] = "ok"
 
 
-class ToolInfo(BaseModel):
+class ToolInfo(Model):
     model_config = ConfigDict(extra="allow")
 
     name: str
@@ -37,21 +46,21 @@ class ToolInfo(BaseModel):
     output_schema: dict[str, Any] | None = None
 
 
-class ToolList(BaseModel):
+class ToolList(Model):
     tools: list[ToolInfo]
 
 
-class CountRange(BaseModel):
+class CountRange(Model):
     min: int
     max: int
 
 
-class CostRange(BaseModel):
+class CostRange(Model):
     min: float
     max: float
 
 
-class GraphPlan(BaseModel):
+class GraphPlan(Model):
     """What a run costs and how close it comes to AWS's limits, from the spec alone (DESIGN.md)."""
 
     states: int
@@ -63,7 +72,7 @@ class GraphPlan(BaseModel):
     assumptions: list[str]
 
 
-class GraphCreated(BaseModel):
+class GraphCreated(Model):
     graph_id: str
     version: int
     state_machine_arn: str
@@ -71,7 +80,7 @@ class GraphCreated(BaseModel):
     plan: GraphPlan | None = None
 
 
-class ValidationResult(BaseModel):
+class ValidationResult(Model):
     valid: bool
     errors: list[dict[str, Any]]
     definition: dict[str, Any] | None = None
@@ -79,7 +88,7 @@ class ValidationResult(BaseModel):
     plan: GraphPlan | None = None
 
 
-class GraphSummary(BaseModel):
+class GraphSummary(Model):
     graph_id: str
     name: str
     description: str | None = None
@@ -88,12 +97,12 @@ class GraphSummary(BaseModel):
     updated_at: str
 
 
-class GraphList(BaseModel):
+class GraphList(Model):
     graphs: list[GraphSummary]
     next: str | None = None
 
 
-class VersionInfo(BaseModel):
+class VersionInfo(Model):
     version: int
     created_at: str
     state_machine_arn: str
@@ -108,26 +117,26 @@ class GraphDetail(GraphSummary):
     """The latest version's plan."""
 
 
-class GraphDeleted(BaseModel):
+class GraphDeleted(Model):
     graph_id: str
     deleted: bool = True
 
 
-class Definition(BaseModel):
+class Definition(Model):
     graph_id: str
     version: int
     state_machine_arn: str
     definition: dict[str, Any]
 
 
-class Diagram(BaseModel):
+class Diagram(Model):
     graph_id: str
     version: int
     format: Literal["mermaid"] = "mermaid"
     diagram: str
 
 
-class StartRun(BaseModel):
+class StartRun(Model):
     """Body of ``POST /graphs/{id}/runs``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -135,13 +144,13 @@ class StartRun(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
-class ApiTrigger(BaseModel):
+class ApiTrigger(Model):
     """The run was started through the API (``POST /graphs/{id}/runs``)."""
 
     type: Literal["api"] = "api"
 
 
-class ScheduleTrigger(BaseModel):
+class ScheduleTrigger(Model):
     """The run was started by a schedule, for one of its fire times."""
 
     type: Literal["schedule"] = "schedule"
@@ -152,7 +161,7 @@ class ScheduleTrigger(BaseModel):
 Trigger = Annotated[ApiTrigger | ScheduleTrigger, Field(discriminator="type")]
 
 
-class RunStarted(BaseModel):
+class RunStarted(Model):
     run_id: str
     graph_id: str
     version: int
@@ -162,20 +171,20 @@ class RunStarted(BaseModel):
     trigger: Trigger = Field(default_factory=ApiTrigger)
 
 
-class RunError(BaseModel):
+class RunError(Model):
     model_config = ConfigDict(extra="allow")
 
     code: str
     message: str
 
 
-class Progress(BaseModel):
+class Progress(Model):
     done: int
     total: int
     percent: int
 
 
-class OutputOmitted(BaseModel):
+class OutputOmitted(Model):
     """What of an output was too large to inline in this response: its size and paths (and items' route)."""
 
     bytes: int = Field(description="the size of what was left out")
@@ -184,7 +193,7 @@ class OutputOmitted(BaseModel):
     items_url: str | None = Field(default=None, description="a foreach node: where its item results are paged")
 
 
-class NodeView(BaseModel):
+class NodeView(Model):
     status: NodeStatus
     attempts: int
     iterations: int
@@ -205,7 +214,7 @@ class NodeView(BaseModel):
     items_url: str | None = Field(default=None, description="a foreach node: where its item results are paged")
 
 
-class Execution(BaseModel):
+class Execution(Model):
     """One Step Functions execution of a run: the first, then one per resume (``<run_id>-r<n>``)."""
 
     execution_arn: str
@@ -216,7 +225,7 @@ class Execution(BaseModel):
     error: RunError | None = None
 
 
-class RunSummary(BaseModel):
+class RunSummary(Model):
     run_id: str
     graph_id: str
     version: int
@@ -231,7 +240,7 @@ class RunSummary(BaseModel):
     executions: list[Execution] = Field(default_factory=list, description="every execution, oldest first")
 
 
-class RunResumed(BaseModel):
+class RunResumed(Model):
     run_id: str
     status: RunStatus
     resumes: int
@@ -243,7 +252,7 @@ class RunListItem(RunSummary):
     progress: Progress
 
 
-class Usage(BaseModel):
+class Usage(Model):
     """What a run's ``llm.converse`` calls used, and their cost by the price table (an estimate)."""
 
     llm_calls: int
@@ -252,7 +261,7 @@ class Usage(BaseModel):
     estimated_cost_usd: float
 
 
-class Waiting(BaseModel):
+class Waiting(Model):
     """A node waiting for a person's answer (``POST /runs/{id}/nodes/{node}/respond``)."""
 
     node: str
@@ -269,14 +278,14 @@ class RunDetail(RunListItem):
     waiting: list[Waiting] = Field(default_factory=list, description="nodes waiting for a person's answer now")
 
 
-class Respond(BaseModel):
+class Respond(Model):
     """Body of ``POST /runs/{id}/nodes/{node}/respond``: ``{"approved", "comment"}`` for ``human.approval``,
     ``{"input"}`` for ``human.input`` (checked against the node's ``schema``)."""
 
     model_config = ConfigDict(extra="allow")
 
 
-class Responded(BaseModel):
+class Responded(Model):
     """The answer was handed to the waiting node: the run goes on with ``output`` as the node's output."""
 
     run_id: str
@@ -286,12 +295,12 @@ class Responded(BaseModel):
     output: dict[str, Any]
 
 
-class RunList(BaseModel):
+class RunList(Model):
     runs: list[RunListItem]
     next: str | None = None
 
 
-class Event(BaseModel):
+class Event(Model):
     """One event of a run; failure events add ``error``, a NODE_SUCCEEDED served from the cache ``cached: true``."""
 
     model_config = ConfigDict(extra="allow")
@@ -305,7 +314,7 @@ class Event(BaseModel):
     message: str = ""
 
 
-class EventPage(BaseModel):
+class EventPage(Model):
     events: list[Event]
     next: int | None = Field(
         default=None,
@@ -313,7 +322,7 @@ class EventPage(BaseModel):
     )
 
 
-class ItemView(BaseModel):
+class ItemView(Model):
     """One item of a ``foreach`` node: its record, output whole (unless ``output_omitted``)."""
 
     index: int
@@ -328,7 +337,7 @@ class ItemView(BaseModel):
     output_omitted: OutputOmitted | None = None
 
 
-class ItemPage(BaseModel):
+class ItemPage(Model):
     """A page of a ``foreach`` node's item results, in index order."""
 
     node: str
@@ -360,7 +369,7 @@ def error_responses(*codes: int, ok: int = 200, description: str = "success") ->
     return responses
 
 
-class CreateSchedule(BaseModel):
+class CreateSchedule(Model):
     """Body of ``POST /graphs/{id}/schedules``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -374,7 +383,7 @@ class CreateSchedule(BaseModel):
     timezone: str = Field(default="UTC", min_length=1, max_length=50, description="an IANA time zone name")
 
 
-class ScheduleView(BaseModel):
+class ScheduleView(Model):
     schedule_id: str
     graph_id: str
     expression: str
@@ -385,11 +394,11 @@ class ScheduleView(BaseModel):
     next_run_at: str | None = Field(description="the next fire time (UTC); null when it will not fire again")
 
 
-class ScheduleList(BaseModel):
+class ScheduleList(Model):
     schedules: list[ScheduleView]
 
 
-class ScheduleDeleted(BaseModel):
+class ScheduleDeleted(Model):
     graph_id: str
     schedule_id: str
     deleted: bool = True
