@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 
 class StepgraphError(Exception):
@@ -69,3 +70,20 @@ def loc_text(parts: Iterable[Any]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def detail_at(loc: Sequence[Any], message: str, spec: Any) -> dict[str, Any]:
+    """An error detail for location ``loc`` of ``spec`` (as sent), naming the node or edge it falls in:
+    ``{"loc", "message"}`` plus ``node`` (its id) or ``edge`` (``from->to``) when the spec has them there."""
+    detail: dict[str, Any] = {"loc": loc_text(loc), "message": message}
+    if len(loc) < 2 or loc[0] not in ("nodes", "edges") or not isinstance(loc[1], int) or not isinstance(spec, Mapping):
+        return detail
+    items = spec.get(loc[0])
+    item = items[loc[1]] if isinstance(items, list) and 0 <= loc[1] < len(items) else None
+    if not isinstance(item, Mapping):
+        return detail
+    if loc[0] == "nodes" and isinstance(item.get("id"), str):
+        detail["node"] = item["id"]
+    elif loc[0] == "edges" and isinstance(item.get("from"), str) and isinstance(item.get("to"), str):
+        detail["edge"] = f"{item['from']}->{item['to']}"
+    return detail

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from statemachine import conditions, jsonlimits
-from statemachine.errors import JsonInputError, LimitError, SpecError, loc_text
+from statemachine.errors import JsonInputError, LimitError, SpecError, detail_at, loc_text
 from statemachine.graph import GraphModel, find_cycle, map_reference
 from statemachine.references import ReferenceSyntaxError, iter_references, parse_path, parse_template
 from statemachine.spec import (
@@ -83,20 +83,7 @@ def validate(
 
 
 def _pydantic_details(exc: ValidationError, raw: Mapping[str, Any]) -> list[Detail]:
-    details: list[Detail] = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        detail: Detail = {"loc": loc_text(loc), "message": err["msg"]}
-        if len(loc) >= 2 and loc[0] in ("nodes", "edges") and isinstance(loc[1], int):
-            items = raw.get(loc[0])
-            item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
-            if isinstance(item, Mapping):
-                if loc[0] == "nodes" and isinstance(item.get("id"), str):
-                    detail["node"] = item["id"]
-                if loc[0] == "edges" and isinstance(item.get("from"), str) and isinstance(item.get("to"), str):
-                    detail["edge"] = f"{item['from']}->{item['to']}"
-        details.append(detail)
-    return details
+    return [detail_at(err["loc"], err["msg"], raw) for err in exc.errors()]
 
 
 class _Checker:

@@ -31,7 +31,7 @@ from functions.errors import (
     UnprocessableError,
     UpstreamError,
 )
-from statemachine.errors import JsonInputError, LimitError, SpecError, StepgraphError, loc_text
+from statemachine.errors import JsonInputError, LimitError, SpecError, StepgraphError, detail_at
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -135,40 +135,10 @@ def validation_details(exc: RequestValidationError, body: Any) -> list[dict[str,
     details: list[dict[str, Any]] = []
     for err in exc.errors():
         loc = list(err.get("loc", ()))
-        where = loc[0] if loc else "body"
-        rest = loc[1:] if where == "body" else loc
-        detail: dict[str, Any] = {
-            "loc": loc_text(rest) if where == "body" else loc_text(loc),
-            "message": str(err.get("msg", err.get("type", "invalid"))),
-            "type": str(err.get("type", "")),
-        }
-        if len(rest) >= 2 and rest[0] in ("nodes", "edges") and isinstance(rest[1], int) and isinstance(body, dict):
-            items = body.get(rest[0])
-            if isinstance(items, list) and 0 <= rest[1] < len(items) and isinstance(items[rest[1]], dict):
-                item = items[rest[1]]
-                if rest[0] == "nodes" and isinstance(item.get("id"), str):
-                    detail["node"] = item["id"]
-                elif rest[0] == "edges" and isinstance(item.get("from"), str) and isinstance(item.get("to"), str):
-                    detail["edge"] = f"{item['from']}->{item['to']}"
-        details.append(detail)
+        in_body = not loc or loc[0] == "body"
+        detail = detail_at(loc[1:] if in_body else loc, str(err.get("msg", err.get("type", "invalid"))), body)
+        details.append({**detail, "type": str(err.get("type", ""))})
     return details
-
-
-def _is_spec_body(method: str, path: str) -> bool:
-    """Whether the request's body is a graph spec (``POST /graphs``, ``PUT /graphs/{id}``)."""
-    parts = [p for p in path.split("/") if p]
-    return (method == "POST" and parts == ["graphs"]) or (method == "PUT" and len(parts) == 2 and parts[0] == "graphs")
-
-
-def _spec_error(body: dict[str, Any]) -> SpecError | None:
-    """The validator's error for a spec body, so POST /graphs and /graphs/validate report problems alike."""
-    from functions.api.graphs_service import validate
-
-    try:
-        validate(body)
-    except SpecError as exc:
-        return exc
-    return None
 
 
 def register(app: APIGatewayRestResolver) -> None:
@@ -191,10 +161,6 @@ def register(app: APIGatewayRestResolver) -> None:
             body = app.current_event.json_body
         except (ValueError, TypeError):
             body = None
-        if _is_spec_body(app.current_event.http_method, app.current_event.path) and isinstance(body, dict):
-            spec_error = _spec_error(body)
-            if spec_error is not None:  # the validator's own details: node, edge, field, position
-                return response_for(spec_error)
         details = validation_details(exc, body)
         return _json(422, error_body("invalid_request", "the request does not match the API's schema", details))
 

@@ -67,8 +67,8 @@ def registered_tools(services: Services, spec: Any) -> list[ToolVersion]:
     if not isinstance(spec, dict) or not isinstance(spec.get("nodes"), list):
         return []
     builtin = set(registry.names())
-    names = {n.get("tool") for n in spec["nodes"] if isinstance(n, dict)}
-    wanted = sorted(n for n in names if isinstance(n, str) and n not in builtin and not n.startswith("lambda:"))
+    names = {n["tool"] for n in spec["nodes"] if isinstance(n, dict) and isinstance(n.get("tool"), str)}
+    wanted = sorted(n for n in names if n not in builtin and not n.startswith("lambda:"))
     return [v for v in (services.tools.find(n) for n in wanted) if v is not None]
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainValidator
 
 from functions.api import graphs_service as service
 from functions.api.models import (
@@ -46,6 +46,17 @@ class SpecDraft(BaseModel):
     nodes: Any = None
     edges: Any = None
     options: Any = None
+
+
+def _spec_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("a graph spec is a JSON object")
+    return value
+
+
+SpecBody = Annotated[dict[str, Any], PlainValidator(_spec_object, json_schema_input_type=GraphSpec)]
+"""A graph spec as sent (the OpenAPI document shows ``GraphSpec``): the route validates it once, through
+``graphs_service.validate``, so a bad spec is answered with the validator's own details."""
 
 
 def _raw_body() -> dict[str, Any]:
@@ -96,8 +107,8 @@ def validate_graph(spec: Annotated[SpecDraft, Body()]) -> ValidationResult:
     status_code=201,
     responses=error_responses(400, 413, 415, 422, ok=201, description="created"),
 )
-def create_graph(spec: Annotated[GraphSpec, Body()]) -> GraphCreated:
-    return _created(service.create_graph(get_services(), _raw_body()))
+def create_graph(spec: Annotated[SpecBody, Body()]) -> GraphCreated:
+    return _created(service.create_graph(get_services(), spec))
 
 
 @router.get("/graphs", summary="List graphs, newest first", tags=["graphs"], responses=error_responses(400))
@@ -144,8 +155,8 @@ def get_graph(graph_id: GraphId) -> GraphDetail:
     tags=["graphs"],
     responses=error_responses(400, 404, 409, 413, 415, 422),
 )
-def update_graph(graph_id: GraphId, spec: Annotated[GraphSpec, Body()]) -> GraphCreated:
-    return _created(service.publish_version(get_services(), graph_id, _raw_body()))
+def update_graph(graph_id: GraphId, spec: Annotated[SpecBody, Body()]) -> GraphCreated:
+    return _created(service.publish_version(get_services(), graph_id, spec))
 
 
 @router.delete(

@@ -122,6 +122,18 @@ def test_an_invalid_spec_is_422_naming_the_node_field(client: Client) -> None:
     assert dry_run["valid"] is False and dry_run["errors"] == error["details"]
 
 
+def test_a_tool_that_is_not_text_is_422_naming_the_node(client: Client) -> None:
+    # GIVEN a spec whose node names its tool with an object instead of a string
+    spec = {"name": "bad", "nodes": [{"id": "a", "tool": {"name": "util.echo"}}]}
+    # WHEN it is posted, and checked by the dry run
+    reply = client.post("/graphs", json=spec)
+    dry_run = client.post("/graphs/validate", json=spec).json()
+    # THEN both answer with the validator's detail on that node's field (not a server error)
+    error = assert_error(reply, 422, "invalid_spec")
+    assert [(d["loc"], d.get("node")) for d in error["details"]] == [("nodes[0].tool", "a")]
+    assert dry_run["valid"] is False and dry_run["errors"] == error["details"]
+
+
 def test_other_schema_violations_are_422_naming_the_field(client: Client) -> None:
     reply = client.post("/graphs/g_1/runs", json={"input": [1, 2]})
     error = assert_error(reply, 422, "invalid_request")
