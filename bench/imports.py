@@ -9,6 +9,11 @@ the bytecode ignored (what a build without it costs every cold start). CPU time 
 steadier figure on a busy machine; the heaviest packages come from ``-X importtime`` (self time of every
 module, summed by top-level package; ``-X importtime`` adds its own overhead).
 
+A cold start is the import and then its first request: what the import defers (a route's models, Powertools
+Idempotency, the diagram renderer) is paid there. So the API's first ``GET /runs/{id}`` (of a finished run) and
+``GET /graphs`` are timed too, in the same fresh interpreter right after the import, against a local cloud's AWS
+endpoint (moto on loopback): ``import + first request`` is what a cold request costs in CPU.
+
 Goals (issue 10): API under 300 ms, executor under 250 ms.
 
 Run: ``python -m bench.imports [--runs N]``.
@@ -17,9 +22,12 @@ Run: ``python -m bench.imports [--runs N]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +40,9 @@ HANDLERS = {
     "executor": "functions.executor.handler",
     "api": "functions.api.handler",
     "events": "functions.events.handler",
+    "schedule": "functions.schedules.handler",
+    "stream": "functions.live.stream_handler",
+    "ws": "functions.live.ws",
 }
 GOALS_MS = {"api": 300.0, "executor": 250.0}
 # The runtime's environment: /var/task is read-only, so no bytecode is ever written there.
@@ -50,6 +61,18 @@ LAMBDA_ENV = {
 _TIMER = (
     "import sys; sys.path.insert(0, {root!r}); import time as _t; _w, _c = _t.perf_counter(), _t.process_time(); "
     "import {module}; print((_t.perf_counter() - _w) * 1000, (_t.process_time() - _c) * 1000)"
+)
+
+
+# The first request after a cold import, in the same interpreter: a Lambda context as the runtime gives one.
+_FIRST_REQUEST = (
+    "import sys, json; sys.path.insert(0, {root!r}); import time as _t; _c = _t.process_time(); "
+    "import functions.api.handler as _h; _i = _t.process_time(); "
+    "_ctx = type('C', (), dict(function_name='stepgraph-bench', memory_limit_in_mb=1024, aws_request_id='r', "
+    "invoked_function_arn='arn:aws:lambda:us-east-1:123456789012:function:stepgraph-bench', "
+    "get_remaining_time_in_millis=lambda self: 29000))(); "
+    "_r = _h.lambda_handler(json.loads({event!r}), _ctx); _e = _t.process_time(); "
+    "print((_i - _c) * 1000, (_e - _i) * 1000, _r['statusCode'])"
 )
 
 
@@ -186,12 +209,85 @@ def measure(name: str, module: str, python: str, artifact: Path, runs: int = 5) 
     return figure
 
 
-def measure_all(runs: int = 5) -> list[ImportFigure]:
-    """Build the artifact once and measure every handler from it."""
+@dataclass
+class FirstRequest:
+    """CPU ms of the API's cold import and of the first request right after it, per request."""
+
+    name: str
+    import_ms: list[float] = field(default_factory=list)
+    request_ms: list[float] = field(default_factory=list)
+    status: int | None = None
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _api_event(method: str, path: str) -> str:
+    """``events/api-get-run.json`` (an API Gateway proxy event) for another method and path."""
+    event = json.loads((ROOT / "events" / "api-get-run.json").read_text())
+    event.update(path=path, httpMethod=method, pathParameters={"proxy": path.lstrip("/")})
+    event["requestContext"].update(path=f"/v1{path}", httpMethod=method)
+    return json.dumps(event)
+
+
+def measure_first_requests(python: str, artifact: Path, runs: int = 5) -> list[FirstRequest]:
+    """The API's import and first request in fresh interpreters from the artifact, its AWS calls answered by a
+    local cloud's moto server on loopback (a graph and one finished run in the table)."""
+    sys.path.insert(0, str(ROOT))
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request the handlers make
+
+    from bench.common import example, session
+
+    port = _free_port()
+    with session() as runner:
+        spec, sample = example("echo-chain")
+        run = runner.run(runner.create(spec), sample)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            env = _env(artifact, tracing=True)
+            env.update({k: v for k, v in os.environ.items() if k.startswith(("STEPGRAPH_", "POWERTOOLS_"))})
+            env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing")
+            env.update(AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=runner.cloud.region)
+            env.update(AWS_REGION=runner.cloud.region, STEPGRAPH_API_KEY="local-dev-key")
+            results = []
+            for name, method, path in (
+                ("GET /runs/{id}", "GET", f"/runs/{run.run_id}"),
+                ("GET /graphs", "GET", "/graphs"),
+            ):
+                figure = FirstRequest(name)
+                code = _FIRST_REQUEST.format(root=str(artifact), event=_api_event(method, path))
+                for _ in range(runs + 1):  # the first warms the file cache, as a warm host has it
+                    done = subprocess.run(
+                        [python, "-S", "-c", code], capture_output=True, text=True, env=env, cwd=artifact, check=False
+                    )
+                    if done.returncode != 0:
+                        raise BenchSetupError((done.stderr.strip().splitlines() or ["request failed"])[-1])
+                    imported, requested, status = done.stdout.strip().splitlines()[-1].split()
+                    figure.import_ms.append(float(imported))
+                    figure.request_ms.append(float(requested))
+                    figure.status = int(status)
+                figure.import_ms, figure.request_ms = figure.import_ms[1:], figure.request_ms[1:]
+                results.append(figure)
+            return results
+        finally:
+            server.stop()
+
+
+def measure_all(runs: int = 5) -> tuple[list[ImportFigure], list[FirstRequest]]:
+    """Build the artifact once and measure every handler from it, and the API's first requests."""
     python = lambda_python()
     with tempfile.TemporaryDirectory(prefix="stepgraph-artifact-") as tmp:
         artifact = build_artifact(Path(tmp) / "artifact")
-        return [measure(name, module, python, artifact, runs) for name, module in HANDLERS.items()]
+        imports = [measure(name, module, python, artifact, runs) for name, module in HANDLERS.items()]
+        return imports, measure_first_requests(python, artifact, runs)
 
 
 def figures(quick: bool = False) -> list[dict[str, object]]:
@@ -199,10 +295,23 @@ def figures(quick: bool = False) -> list[dict[str, object]]:
     runs = 3 if quick else 5
     how = f"median of {runs} fresh Python 3.13 interpreters importing the handler from the built artifact"
     try:
-        measured = measure_all(runs)
+        measured, first = measure_all(runs)
     except BenchSetupError as exc:
         return [{"section": "imports", "name": "handler cold import", "value": "error", "unit": "", "how": str(exc)}]
     rows: list[dict[str, object]] = []
+    for req in first:
+        total = [i + r for i, r in zip(req.import_ms, req.request_ms, strict=True)]
+        rows.append(
+            {
+                "section": "imports",
+                "name": f"api cold import + first {req.name}, CPU",
+                "value": statistics.median(total),
+                "unit": "ms",
+                "how": f"median of {runs} fresh Python 3.13 interpreters: import the API handler from the artifact,"
+                f" then one request (answered {req.status}; AWS calls to a local moto server): the request alone"
+                f" {statistics.median(req.request_ms):.0f} ms; process_time",
+            }
+        )
     for fig in measured:
         if fig.error:
             error = {"section": "imports", "name": f"{fig.name} cold import", "value": "error", "unit": ""}
@@ -243,7 +352,7 @@ def figures(quick: bool = False) -> list[dict[str, object]]:
     return rows
 
 
-def report(measured: list[ImportFigure]) -> str:
+def report(measured: list[ImportFigure], first: list[FirstRequest]) -> str:
     lines = [
         "Cold import of the handlers from the built artifact on Python 3.13 (median ms):",
         "",
@@ -260,6 +369,14 @@ def report(measured: list[ImportFigure]) -> str:
             f" {fig.median(fig.untraced_cpu_ms) or 0:>11.1f} {fig.median(fig.no_bytecode_cpu_ms) or 0:>12.1f}"
             f" {goal:>6}  {heavy}"
         )
+    lines += ["", "The API's cold import, then its first request in the same interpreter (median CPU ms):", ""]
+    for req in first:
+        total = [i + r for i, r in zip(req.import_ms, req.request_ms, strict=True)]
+        lines.append(
+            f"{req.name:<16} import {statistics.median(req.import_ms):>6.1f}"
+            f"  request {statistics.median(req.request_ms):>6.1f}"
+            f"  together {statistics.median(total):>6.1f}  (answered {req.status})"
+        )
     return "\n".join(lines)
 
 
@@ -268,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="fresh interpreters per figure (default 5)")
     args = parser.parse_args(argv)
     try:
-        print(report(measure_all(args.runs)))
+        print(report(*measure_all(args.runs)))
     except BenchSetupError as exc:
         print(f"cannot measure: {exc}", file=sys.stderr)
         return 1
