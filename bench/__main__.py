@@ -28,8 +28,8 @@ NOT_MODULES = {"__init__", "__main__", "common"}
 # Pure figures first, the local-cloud ones last; modules not named here run in between, by name.
 FIRST = ("sizes",)
 LAST = ("runs", "badinput", "history", "scale")
-MODULE_TIMEOUTS = {"scale": 1800.0, "history": 1200.0}
-"""Modules that need longer than ``--timeout`` (the 10,000-item foreach)."""
+MODULE_TIMEOUTS = {"scale": 1800.0, "history": 1200.0, "imports": 600.0}
+"""Modules that need longer than ``--timeout`` (the 10,000-item foreach; imports builds an artifact first)."""
 
 
 def modules() -> list[str]:
