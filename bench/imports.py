@@ -236,7 +236,6 @@ def _api_event(method: str, path: str) -> str:
 def measure_first_requests(python: str, artifact: Path, runs: int = 5) -> list[FirstRequest]:
     """The API's import and first request in fresh interpreters from the artifact, its AWS calls answered by a
     local cloud's moto server on loopback (a graph and one finished run in the table)."""
-    sys.path.insert(0, str(ROOT))
     import logging
 
     from moto.server import ThreadedMotoServer
