@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from statemachine.status import NodeStatus, RunStatus  # noqa: TC001 - pydantic reads the field types at runtime
 
 
-
 class Model(BaseModel):
     """Base of the API's models. Each builds its validator when first used (a route's first request, or the
     OpenAPI document), not at import: a cold start builds the models of the route it serves, not all fifty."""
