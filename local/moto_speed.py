@@ -8,8 +8,12 @@ the whole Lambda invoke the raw interpreter makes per state (bench/live.py). Her
 
 - a parse is kept per expression text (the tree is only read, or copied before it is changed);
 - such a kept tree is copied by unpickling its pickled form (same objects as ``deepcopy``, several times faster);
-- the action-count check runs once, on the root (whose clauses include those of every node below it: the
-  check refuses exactly the expressions it refused before);
+- the action-count and overlapping-path checks run once, on the root, whose clauses and paths include those
+  of every node below it: when the root passes, every node would have; when it does not, moto's own walk
+  runs and refuses the expression exactly as before;
+- a condition expression's parse is kept per text, names and the values it refers to (with what the parse
+  notes as found, for moto's unused-names check), and the kept condition is evaluated again: it only reads
+  the item;
 - the validators' tree walk looks up which processor (if any) takes a node once per node class and walker,
   where moto rebuilds the processor map and runs abstract-class checks for every node it visits.
 
@@ -19,7 +23,9 @@ Nothing here is visible to a caller: same results, same errors, same stream reco
 from __future__ import annotations
 
 import copy
+import json
 import pickle
+import re
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 MAX_KEPT_EXPRESSIONS = 512
+_VALUE_REFERENCE = re.compile(r":[A-Za-z0-9_]+")
 
 
 def install() -> Callable[[], None]:
@@ -38,6 +45,7 @@ def install() -> Callable[[], None]:
     validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
     ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
     expressions: Any = importlib.import_module("moto.dynamodb.parsing.expressions")
+    comparisons: Any = importlib.import_module("moto.dynamodb.comparisons")
     DepthFirstTraverser, Node, UpdateExpression = (
         ast_nodes.DepthFirstTraverser,
         ast_nodes.Node,
@@ -50,7 +58,11 @@ def install() -> Callable[[], None]:
     pickled: dict[int, tuple[Any, bytes]] = {}
     original_make = UpdateExpressionParser.__dict__["make"]
     original_deepcopy = validators.deepcopy
-    own_count = validators.ActionCountValidator.__dict__.get("traverse")
+    checkers = {
+        validators.ActionCountValidator: "verify_action_counts",
+        validators.OverlappingPathsValidator: "check_for_overlapping_paths",
+    }
+    own = {checker: checker.__dict__.get("traverse") for checker in checkers}
 
     def make(cls: Any, expression: str) -> Any:
         with lock:
@@ -67,6 +79,49 @@ def install() -> Callable[[], None]:
                 old, _ = kept.popitem(last=False)[1]
                 pickled.pop(id(old), None)
         return tree
+
+    parser_class = comparisons.ConditionExpressionParser
+    original_parse = parser_class.__dict__["parse"]
+    conditions: OrderedDict[tuple[Any, ...], tuple[Any, list[str], list[str]]] = OrderedDict()
+
+    def condition_key(parser: Any) -> tuple[Any, ...] | None:
+        text = parser.condition_expression
+        if not text:
+            return None
+        values = parser.expression_attribute_values or {}
+        try:
+            used = tuple(
+                (name, json.dumps(values.get(name), sort_keys=True))
+                for name in sorted(set(_VALUE_REFERENCE.findall(text)))
+            )
+            names = tuple(sorted((parser.expression_attribute_names or {}).items()))
+        except (TypeError, ValueError):
+            return None
+        return (text, names, used)
+
+    def parse_condition(parser: Any) -> Any:
+        key = condition_key(parser)
+        if key is not None:
+            with lock:
+                found = conditions.get(key)
+                if found is not None:
+                    conditions.move_to_end(key)
+            if found is not None:
+                parser.expr_attr_names_found.extend(found[1])
+                parser.expr_attr_values_found.extend(found[2])
+                return found[0]
+        names_before, values_before = len(parser.expr_attr_names_found), len(parser.expr_attr_values_found)
+        condition = original_parse(parser)
+        if key is not None:
+            with lock:
+                conditions[key] = (
+                    condition,
+                    list(parser.expr_attr_names_found[names_before:]),
+                    list(parser.expr_attr_values_found[values_before:]),
+                )
+                while len(conditions) > MAX_KEPT_EXPRESSIONS:
+                    conditions.popitem(last=False)
+        return condition
 
     def deepcopy(value: Any, memo: Any = None) -> Any:
         entry = pickled.get(id(value)) if memo is None else None
@@ -106,21 +161,35 @@ def install() -> Callable[[], None]:
                 parent_node.children[child_id] = node
         return node
 
-    def count_actions(checker: Any, node: Any) -> Any:
-        return checker.verify_action_counts(node) if isinstance(node, UpdateExpression) else node
+    original_traverse = DepthFirstTraverser.traverse
+
+    def check_at_root(check: str) -> Callable[[Any, Any], Any]:
+        def traverse(checker: Any, node: Any) -> Any:
+            if isinstance(node, UpdateExpression):
+                try:
+                    getattr(checker, check)(node)
+                except Exception:
+                    return original_traverse(checker, node)  # moto's walk: its own error, from where it finds it
+            return node
+
+        return traverse
 
     UpdateExpressionParser.make = classmethod(make)
     validators.deepcopy = deepcopy
-    validators.ActionCountValidator.traverse = count_actions
+    for checker, check in checkers.items():
+        checker.traverse = check_at_root(check)
     DepthFirstTraverser.traverse_node_recursively = walk
+    parser_class.parse = parse_condition
 
     def undo() -> None:
+        parser_class.parse = original_parse
         DepthFirstTraverser.traverse_node_recursively = original_walk
         UpdateExpressionParser.make = original_make
         validators.deepcopy = original_deepcopy
-        if own_count is None:
-            del validators.ActionCountValidator.traverse
-        else:
-            validators.ActionCountValidator.traverse = own_count
+        for checker, traverse in own.items():
+            if traverse is None:
+                del checker.traverse
+            else:
+                checker.traverse = traverse
 
     return undo

@@ -79,6 +79,17 @@ def _errors(table: Any) -> list[str]:
             found.append(f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}")
         else:
             found.append("accepted")
+    for names in ({"#s": "status"}, {"#s": "status", "#unused": "x"}):  # a name the condition does not use
+        try:
+            table.put_item(
+                Item={"pk": "RUN#r", "sk": "n2"},
+                ConditionExpression="attribute_not_exists(#s)",
+                ExpressionAttributeNames=names,
+            )
+        except ClientError as exc:
+            found.append(f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}")
+        else:
+            found.append("put")
     return found
 
 
@@ -121,6 +132,7 @@ def test_invalid_update_expressions_are_refused_with_moto_s_errors(both: Any) ->
     # GIVEN update expressions DynamoDB refuses (each tried twice: the second time its parse is kept)
     # WHEN moto runs them with and without the local cloud's cheaper UpdateItem
     plain, fast = both(lambda table: _errors(table) + _errors(table))
-    # THEN each is refused, with the same error, both times
+    # THEN each is refused, with the same error, both times (a conditional put with an unused name too)
     assert fast == plain
     assert "accepted" not in fast
+    assert fast.count("put") == 2 and len(fast) == 2 * (len(REFUSED) + 2)
