@@ -41,7 +41,9 @@ What the compilation guarantees (quoted by the README):
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +175,7 @@ class _Compiler:
                     isinstance(before, TaskB)
                     and isinstance(after, TaskB)
                     and self.gates[before.node] is not False
+                    and not isinstance(self.gates[after.node], bool)
                     and self.gates[after.node] == conditions.present(Path(before.node))
                 ):
                     # ``after`` runs exactly when ``before`` did: no Choice of its own; ``before``'s gate skips both
@@ -219,12 +222,14 @@ class _Compiler:
         firsts = [first_node(b) for b in block.branches]
         name = self.claim("+".join(firsts))
         branches = []
+        watched = self.updaters | self.looped
         contents: list[set[str]] = []
         for branch in block.branches:
             sub: dict[str, Any] = {}
             entry = self.emit(branch, Cont(wrap=True), sub)
             branches.append({"StartAt": entry, "States": _ordered(sub, entry)})
-            contents.append(set(block_nodes(branch)))
+            # only the nodes the join asks about: listing every branch's nodes at every level costs their depth
+            contents.append(watched.intersection(block_nodes(branch)) if watched else set())
         wrapped = cont.next is None and cont.wrap
         join = self.join(contents, whole=not wrapped)
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches}
@@ -733,16 +738,15 @@ def _holds_reference(value: Any) -> bool:
 
 def _ordered(states: dict[str, Any], entry: str) -> dict[str, Any]:
     """States in flow order from ``entry`` (so the JSON reads top-down), unreachable ones last."""
-    order: list[str] = []
-    todo = [entry]
+    order: dict[str, None] = {}
+    todo = deque([entry])
     while todo:
-        name = todo.pop(0)
+        name = todo.popleft()
         if name in order or name not in states:
             continue
-        order.append(name)
+        order[name] = None
         todo.extend(_targets(states[name]))
-    order.extend(n for n in states if n not in order)
-    return {n: states[n] for n in order}
+    return {n: states[n] for n in itertools.chain(order, (n for n in states if n not in order))}
 
 
 def _targets(state: dict[str, Any]) -> list[str]:

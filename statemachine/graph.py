@@ -110,7 +110,9 @@ class GraphModel:
     parents: dict[str, list[Edge]]
     children: dict[str, list[Edge]]
     topo: list[str]
-    ancestors: dict[str, set[str]]
+    ancestor_bits: dict[str, int]
+    """Per node, its ancestors over the forward edges as a bit set (bit ``order[a]`` for ancestor ``a``): one OR
+    per edge, where sets of ids would copy every ancestor of every node."""
     loops: list[Loop] = field(default_factory=list)
     edge_conditions: dict[str, conditions.Condition] = field(default_factory=dict)
     """``edge.key`` (``a->b``: validation refuses duplicate edges) -> its parsed ``when``."""
@@ -129,14 +131,13 @@ class GraphModel:
         topo = topological_order(list(nodes), forward, order)
         if topo is None:
             raise ValueError("the forward edges have a cycle (validate the spec first)")
-        ancestors: dict[str, set[str]] = {}
+        bits: dict[str, int] = {}
         for node in topo:
-            acc: set[str] = set()
+            acc = 0
             for edge in parents[node]:
-                acc.add(edge.from_)
-                acc |= ancestors[edge.from_]
-            ancestors[node] = acc
-        model = cls(spec, nodes, order, forward, back, parents, children, topo, ancestors)
+                acc |= bits[edge.from_] | (1 << order[edge.from_])
+            bits[node] = acc
+        model = cls(spec, nodes, order, forward, back, parents, children, topo, bits)
         for edge in spec.edges:
             if edge.when:
                 model.edge_conditions[edge.key] = conditions.parse(edge.when)
@@ -145,8 +146,16 @@ class GraphModel:
 
     # ---- structure ---------------------------------------------------------------------------------------
 
+    def is_upstream(self, node: str, of: str) -> bool:
+        """True when ``node`` is an ancestor of ``of`` over the forward edges."""
+        return bool(self.ancestor_bits[of] >> self.order[node] & 1)
+
+    def ancestors(self, node: str) -> set[str]:
+        """The ancestors of ``node`` over the forward edges."""
+        return {n for n in self.nodes if self.is_upstream(n, node)}
+
     def descendants(self, node: str) -> set[str]:
-        return {n for n, anc in self.ancestors.items() if node in anc}
+        return {n for n in self.nodes if self.is_upstream(node, n)}
 
     def condition_of(self, edge: Edge) -> conditions.Condition | None:
         """The parsed ``when`` of an edge of this spec."""
@@ -155,7 +164,7 @@ class GraphModel:
     def _find_loops(self) -> None:
         for index, edge in enumerate(self.back):
             head, tail = edge.to, edge.from_
-            body = {head, tail} | (self.descendants(head) & self.ancestors[tail])
+            body = {head, tail} | (self.descendants(head) & self.ancestors(tail))
             self.loops.append(Loop(index, edge, frozenset(body), self.condition_of(edge)))
         for loop in self.loops:
             enclosing = [o for o in self.loops if o is not loop and loop.body < o.body]
@@ -166,7 +175,7 @@ class GraphModel:
         problems: list[tuple[Edge, str]] = []
         heads: dict[str, Loop] = {}
         for loop in self.loops:
-            if loop.tail != loop.head and loop.head not in self.ancestors[loop.tail]:
+            if loop.tail != loop.head and not self.is_upstream(loop.head, loop.tail):
                 problems.append(
                     (
                         loop.edge,
@@ -413,6 +422,7 @@ class _Decomposer:
                     heapq.heappush(heap, (depth[j], rank[j], j))
         self.order = sorted(order, key=lambda i: (depth[i], rank[i]))
         self.position = {u: k for k, u in enumerate(self.order)}
+        self.bit = [1 << i for i in range(n)]
         self.desc = [0] * n
         self.anc = [0] * n
         for i in reversed(order):
@@ -435,25 +445,30 @@ class _Decomposer:
         # and cutting elsewhere would serialise nodes of the same level. Cut at every exact split at once (a
         # chain becomes its nodes in one pass, not one recursion per node), else at the boundary that adds the
         # fewest ordering pairs.
-        inside = set(members)
         depth: dict[int, int] = {}
-        for m in members:  # members are in topological order
-            depth[m] = 1 + max((depth[p] for p in self.pred[m] if p in inside), default=-1)
-        ordered = sorted(members, key=lambda m: (depth[m], self.position[m]))
+        position = self.position
         mask = 0
-        for m in members:
-            mask |= 1 << m
+        for m in members:  # members are in topological order: a member's predecessors inside have a depth
+            level = 0
+            for p in self.pred[m]:
+                if p in depth and depth[p] >= level:
+                    level = depth[p] + 1
+            depth[m] = level
+            mask |= self.bit[m]
+        ordered = sorted(members, key=lambda m: (depth[m], position[m]))
         best_k, best_cost = 1, None
         exact: list[int] = []
         p_mask, r_mask, pairs = 0, mask, 0
-        for k, x in enumerate(ordered[:-1], start=1):
-            r_mask &= ~(1 << x)
-            pairs -= (self.anc[x] & p_mask).bit_count()
-            pairs += (self.desc[x] & r_mask).bit_count()
-            p_mask |= 1 << x
+        size = len(members)
+        anc, desc, bit = self.anc, self.desc, self.bit
+        for k in range(1, size):
+            x = ordered[k - 1]
+            r_mask ^= bit[x]
+            pairs += (desc[x] & r_mask).bit_count() - (anc[x] & p_mask).bit_count()
+            p_mask |= bit[x]
             if depth[ordered[k]] == depth[x]:
                 continue  # not a level boundary
-            cost = k * (len(members) - k) - pairs
+            cost = k * (size - k) - pairs
             if cost == 0:
                 exact.append(k)
             elif not exact and (best_cost is None or cost < best_cost):
@@ -466,22 +481,23 @@ class _Decomposer:
         return SeqB(items)
 
     def components(self, members: list[int]) -> list[list[int]]:
-        inside = set(members)
-        seen: set[int] = set()
+        unseen = set(members)
         groups: list[list[int]] = []
         for start in members:
-            if start in seen:
+            if start not in unseen:
                 continue
             group: list[int] = []
             todo = [start]
-            seen.add(start)
+            unseen.discard(start)
             while todo:
                 cur = todo.pop()
                 group.append(cur)
                 for nxt in self.neighbours[cur]:
-                    if nxt in inside and nxt not in seen:
-                        seen.add(nxt)
+                    if nxt in unseen:
+                        unseen.discard(nxt)
                         todo.append(nxt)
+            if len(group) == len(members):
+                return [members]  # connected: ``members`` is already in order
             groups.append(sorted(group, key=self.position.__getitem__))
         return groups
 

@@ -83,6 +83,21 @@ def _where(loc: str, key: str | int) -> str:
     return f"{loc}.{key}" if loc else key
 
 
+_Loc = str | tuple[Any, str | int]
+"""Where a value sits: the root's text, or ``(parent's _Loc, key)``; spelled out only for an error."""
+
+
+def _loc_text(loc: _Loc) -> str:
+    keys: list[str | int] = []
+    while isinstance(loc, tuple):
+        loc, key = loc
+        keys.append(key)
+    text = loc
+    for key in reversed(keys):
+        text = _where(text, key)
+    return text
+
+
 def _shown(loc: str) -> str:
     """A location short enough for a message (deep values have long ones)."""
     return loc if len(loc) <= 120 else f"{loc[:60]}...{loc[-57:]}"
@@ -104,33 +119,39 @@ def _check_text(text: str, loc: str) -> None:
 def check(value: Any, root: str = "") -> None:
     """Raise unless ``value`` (parsed JSON, or a Python value about to become JSON) is within the limits.
 
-    One iterative pass: no recursion, whatever the depth.
+    One iterative pass: no recursion, whatever the depth; a value's location is spelled out only for an error.
     """
-    stack: list[tuple[Any, str, int]] = [(value, root, 1)]
+    stack: list[tuple[Any, _Loc, int]] = [(value, root, 1)]
     while stack:
-        current, loc, depth = stack.pop()
+        current, where, depth = stack.pop()
         if isinstance(current, str):
-            _check_text(current, loc)
+            if not current.isascii():
+                _check_text(current, _loc_text(where))
         elif isinstance(current, bool) or current is None:
             continue
         elif isinstance(current, int):
             if abs(current) >= _TOO_MANY_DIGITS:
+                loc = _loc_text(where)
                 raise LimitError(
                     f"an integer at {loc or 'the top level'} has more than {MAX_INTEGER_DIGITS} digits",
                     [{"loc": loc, "message": f"integer over {MAX_INTEGER_DIGITS} digits"}],
                 )
         elif isinstance(current, float):
             if not math.isfinite(current):
+                loc = _loc_text(where)
                 raise LimitError(
                     f"the number {current} at {loc or 'the top level'} is not finite; numbers must be finite",
                     [{"loc": loc, "message": "NaN and infinities are not JSON numbers"}],
                 )
         elif isinstance(current, dict | list):
             if depth > MAX_JSON_DEPTH:
-                raise _too_deep(loc or "the top level")
+                raise _too_deep(_loc_text(where) or "the top level")
             if isinstance(current, dict):
                 for key, item in current.items():
-                    _check_text(str(key), f"a key in {_shown(loc)}" if loc else "a key")
-                    stack.append((item, _where(loc, str(key)), depth + 1))
+                    name = str(key)
+                    if not name.isascii():
+                        loc = _loc_text(where)
+                        _check_text(name, f"a key in {_shown(loc)}" if loc else "a key")
+                    stack.append((item, (where, name), depth + 1))
             else:
-                stack.extend((item, _where(loc, i), depth + 1) for i, item in enumerate(current))
+                stack.extend((item, (where, i), depth + 1) for i, item in enumerate(current))

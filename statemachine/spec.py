@@ -65,8 +65,9 @@ class RetryPolicy(_Model):
     jitter: Jitter | None = None
 
     def merged_over(self, base: RetryPolicy) -> RetryPolicy:
-        """This policy with its unset fields taken from ``base``."""
-        return base.model_copy(update=self.model_dump(exclude_none=True))  # both validated: no need to again
+        """This policy with its unset fields taken from ``base`` (``base`` itself when this one sets none)."""
+        fields = self.model_dump(exclude_none=True)
+        return base.model_copy(update=fields) if fields else base  # both validated: no need to again
 
 
 RETRY_DEFAULTS = RetryPolicy(max_attempts=0, interval_seconds=1, backoff_rate=2.0, jitter="NONE")

@@ -92,6 +92,8 @@ class _Checker:
         self.catalog = catalog
         self.details: list[Detail] = []
         self.ids: dict[str, int] = {}
+        self.tools = frozenset(catalog.names()) if catalog is not None else frozenset()
+        """The catalog's tool names, listed once (not once per node)."""
 
     def add(self, loc: str, message: str, **extra: Any) -> None:
         self.details.append({"loc": loc, **{k: v for k, v in extra.items() if v is not None}, "message": message})
@@ -182,10 +184,11 @@ class _Checker:
             return
         if self.catalog is None:
             return
-        names = set(self.catalog.names())
-        if node.tool not in names:
+        if node.tool not in self.tools:
             self.add(
-                f"nodes[{i}].tool", f"unknown tool {node.tool!r}; known tools: {', '.join(sorted(names))}", node=node.id
+                f"nodes[{i}].tool",
+                f"unknown tool {node.tool!r}; known tools: {', '.join(sorted(self.tools))}",
+                node=node.id,
             )
 
     def check_cache(self, i: int, node: Node) -> None:
@@ -238,7 +241,7 @@ class _Checker:
             )
 
     def check_params(self, i: int, node: Node, params: dict[str, Any]) -> None:
-        if self.catalog is None or node.is_lambda or node.tool not in set(self.catalog.names()):
+        if self.catalog is None or node.is_lambda or node.tool not in self.tools:
             return
         model = self.catalog.params_model(node.tool)
         if model is None:
@@ -291,7 +294,6 @@ class _Checker:
             cond = model.condition_of(edge)
             if cond is None:
                 continue
-            allowed = {edge.from_} | model.ancestors[edge.from_]
             for path in cond.paths:
                 if not path.is_node:
                     continue
@@ -299,7 +301,7 @@ class _Checker:
                     self.add(
                         f"edges[{j}].when", f"condition reads {path.text!r}: unknown node {path.root!r}", edge=edge.key
                     )
-                elif path.root not in allowed:
+                elif path.root != edge.from_ and not model.is_upstream(path.root, edge.from_):
                     self.add(
                         f"edges[{j}].when",
                         f"condition reads {path.text!r}, but {path.root!r} is not {edge.from_!r} or upstream of it",
@@ -308,7 +310,6 @@ class _Checker:
 
     def check_references(self, i: int, node: Node, model: GraphModel, mapped: list[tuple[int, Edge]]) -> None:
         """The node's references (params, edge maps into it, foreach, update_state) name nodes upstream of it."""
-        upstream = model.ancestors[node.id]
         for j, edge in mapped:
             for param, out_path in (edge.map or {}).items():
                 if param in node.params:
@@ -337,9 +338,7 @@ class _Checker:
             self.report_syntax(i, node, params, "params")
         for loc, _text, template in found:
             for path in template.paths:
-                self.check_root(
-                    f"nodes[{i}].{loc}", node, path.root, path.text, upstream, allow_item=bool(node.foreach)
-                )
+                self.check_root(f"nodes[{i}].{loc}", node, path.root, path.text, model, allow_item=bool(node.foreach))
         if node.foreach is not None:
             loc = f"nodes[{i}].foreach"
             try:
@@ -354,7 +353,7 @@ class _Checker:
                 if whole.root == "item":
                     self.add(loc, "foreach cannot read 'item'", node=node.id)
                 else:
-                    self.check_root(loc, node, whole.root, whole.text, upstream, allow_item=False)
+                    self.check_root(loc, node, whole.root, whole.text, model, allow_item=False)
         if isinstance(node.update_state, dict):
             for key, out_path in node.update_state.items():
                 if out_path.strip() in ("", "."):
@@ -409,7 +408,7 @@ class _Checker:
             for k, item in enumerate(value):
                 self.report_syntax(i, node, item, f"{loc}[{k}]")
 
-    def check_root(self, loc: str, node: Node, root: str, text: str, upstream: set[str], *, allow_item: bool) -> None:
+    def check_root(self, loc: str, node: Node, root: str, text: str, model: GraphModel, *, allow_item: bool) -> None:
         if root in ("input", "state"):
             return
         if root == "item":
@@ -420,7 +419,7 @@ class _Checker:
             return
         if root not in self.ids:
             self.add(loc, f"{{{{ {text} }}}}: unknown node {root!r}", node=node.id)
-        elif root not in upstream:
+        elif not model.is_upstream(root, node.id):
             self.add(
                 loc,
                 f"{{{{ {text} }}}}: node {root!r} is not upstream of {node.id!r} "
