@@ -5,11 +5,8 @@ each record as moto appends it (in write order: the local cloud serializes Dynam
 the mapping's filter patterns, and delivers batches of up to ``batch_size`` records, in order, one batch
 at a time: a function error retries the same batch, ``batchItemFailures`` retries from the first
 failed record, and after ``max_retries`` the batch is set aside in ``dead_letters`` (the mapping's
-on-failure destination in AWS). As Lambda's poller does, it looks for records at most ``poll_interval``
-seconds apart (AWS polls a shard four times a second), so the records written meanwhile go in one batch;
-``drain`` (a test or tool waiting for the stream to catch up) delivers at once. Records leave moto's shard
-as they are taken, so a long ``make dev`` session does not keep every write in memory; ``GetRecords`` on
-the local stream therefore finds none.
+on-failure destination in AWS). Records leave moto's shard as they are taken, so a long ``make dev``
+session does not keep every write in memory; ``GetRecords`` on the local stream therefore finds none.
 """
 
 from __future__ import annotations
@@ -28,8 +25,6 @@ from local.template import pattern_matches
 
 LOG = logging.getLogger(__name__)
 RETRY_DELAY_SECONDS = 0.05
-POLL_INTERVAL_SECONDS = 0.25
-"""Lambda polls a DynamoDB stream's shard at a base rate of four times per second."""
 MAX_LOCAL_RETRIES = 50
 """Retries of one batch before it is set aside locally (the template may say -1: until the record expires)."""
 
@@ -46,7 +41,6 @@ class TableStream:
     deliver: Deliver
     batch_size: int = 100
     max_retries: int = -1
-    poll_interval: float = POLL_INTERVAL_SECONDS
     filters: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[list[dict[str, Any]]] = field(default_factory=list)
     delivered: int = 0
@@ -54,8 +48,6 @@ class TableStream:
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _busy: bool = False
     _held: int = 0
-    _draining: int = 0
-    _polled: float = 0.0
     _stopping: bool = False
     _thread: threading.Thread | None = None
     _sequence: int = 0
@@ -130,16 +122,11 @@ class TableStream:
         """Wait until every record taken so far has been delivered (or set aside); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            self._draining += 1
-            self._cond.notify_all()
-            try:
-                while self._records or self._busy:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    self._cond.wait(min(remaining, 0.05))
-            finally:
-                self._draining -= 1
+            while self._records or self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))
         return True
 
     def pump(self) -> None:
@@ -153,18 +140,10 @@ class TableStream:
 
     def _next_batch(self, *, block: bool) -> bool:
         with self._cond:
-            while True:
-                if not self._records or (self._held and not self._stopping):
-                    if self._stopping or not block:
-                        return False
-                    self._cond.wait()
-                    continue
-                due = self._polled + self.poll_interval - time.monotonic()
-                if block and due > 0 and not (self._draining or self._stopping):
-                    self._cond.wait(due)  # the next poll: records written meanwhile join this batch
-                    continue
-                break
-            self._polled = time.monotonic()
+            while not self._records or (self._held and not self._stopping):
+                if self._stopping or not block:
+                    return False
+                self._cond.wait()
             batch = [self._records.popleft() for _ in range(min(self.batch_size, len(self._records)))]
             self._busy = True
         try:
