@@ -10,6 +10,8 @@ __all__ = [
     "BadRequestError",
     "BlockedAddress",
     "ConflictError",
+    "IdempotencyInProgressError",
+    "IdempotencyKeyReusedError",
     "LimitError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -44,6 +46,14 @@ class UnprocessableError(StepgraphError):
         super().__init__(message)
         self.message = message
         self.details = details or []
+
+
+class IdempotencyKeyReusedError(UnprocessableError):
+    """An Idempotency-Key sent again with another request body (422)."""
+
+
+class IdempotencyInProgressError(ConflictError):
+    """The first request with this Idempotency-Key is still being processed (409)."""
 
 
 class UnauthorizedError(StepgraphError):

@@ -7,7 +7,6 @@ bugs or an AWS outage answer 5xx, with the same body and no internals.
 from __future__ import annotations
 
 import json
-import sys
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.errors import (
     BadRequestError,
     ConflictError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
     NotFoundError,
     PayloadTooLargeError,
     ScheduleError,
@@ -47,6 +48,8 @@ class UnsupportedMediaTypeError(BadRequestError):
 STATUS: list[tuple[type[BaseException], int, str]] = [
     (UnsupportedMediaTypeError, 415, "unsupported_media_type"),
     (UnauthorizedError, 401, "unauthorized"),
+    (IdempotencyInProgressError, 409, "idempotency_in_progress"),
+    (IdempotencyKeyReusedError, 422, "idempotency_key_reused"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
     (PayloadTooLargeError, 413, "payload_too_large"),
@@ -77,27 +80,6 @@ def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc) or exc.__class__.__name__
 
 
-_IDEMPOTENCY_ERRORS = "aws_lambda_powertools.utilities.idempotency.exceptions"
-
-
-def _idempotency_response(exc: BaseException) -> Response | None:
-    """Powertools Idempotency's refusals: a key reused with another body (422), its first request still running (409).
-
-    Looked up, not imported: only a start with an Idempotency-Key loads Powertools Idempotency (and its boto3
-    persistence layer), so when the module is not loaded no such error was raised, and other cold starts skip it.
-    """
-    errors = sys.modules.get(_IDEMPOTENCY_ERRORS)
-    if errors is None:
-        return None
-    if isinstance(exc, errors.IdempotencyValidationError):
-        message = "this Idempotency-Key was already used with a different request body; use a new key for a new run"
-        return _json(422, error_body("idempotency_key_reused", message))
-    if isinstance(exc, errors.IdempotencyAlreadyInProgressError):
-        message = "a request with this Idempotency-Key is still being processed; retry shortly"
-        return _json(409, error_body("idempotency_in_progress", message))
-    return None
-
-
 def response_for(exc: BaseException) -> Response:
     """The API response for ``exc``; what is not ours is logged and answered 500 without internals."""
     if isinstance(exc, StepgraphError) and not isinstance(exc, UpstreamError):
@@ -105,9 +87,6 @@ def response_for(exc: BaseException) -> Response:
         if status < 500:
             details = list(getattr(exc, "details", None) or [])
             return _json(status, error_body(code, _message(exc), details))
-    idempotency = _idempotency_response(exc)
-    if idempotency is not None:
-        return idempotency
     if isinstance(exc, UpstreamError | StoreError | ClientError | BotoCoreError):
         logger.exception("AWS call failed")
         return _json(502, error_body("upstream_error", "an AWS service call failed; try again"))

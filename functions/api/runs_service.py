@@ -10,7 +10,14 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from functions import runs_sync
-from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError, UpstreamError
+from functions.errors import (
+    ConflictError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UpstreamError,
+)
 from functions.executor.binding import execution_name
 from functions.names import console_url_for_execution
 from functions.store.offload import REF_KEY, is_ref
@@ -121,6 +128,10 @@ def start_run_idempotently(
         IdempotencyConfig,
         idempotent_function,
     )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
 
     persistence = DynamoDBPersistenceLayer(
         table_name=services.settings.table,
@@ -145,7 +156,16 @@ def start_run_idempotently(
     def once(request: dict[str, Any]) -> dict[str, Any]:
         return start_run(services, request["graph_id"], request["body"]["input"], trigger=trigger)
 
-    return dict(once(request={"graph_id": graph_id, "key": key, "body": {"input": run_input}}))
+    try:
+        return dict(once(request={"graph_id": graph_id, "key": key, "body": {"input": run_input}}))
+    except IdempotencyValidationError as exc:
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was already used with a different request body; use a new key for a new run"
+        ) from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise IdempotencyInProgressError(
+            "a request with this Idempotency-Key is still being processed; retry shortly"
+        ) from exc
 
 
 def wait_for_end(services: Services, run_id: str, seconds: float) -> Run | None:
