@@ -465,7 +465,7 @@ class _Compiler:
         ``<node>.check`` Choice first sends a run missing any referenced field to ``<node>.missing``, which
         fails the node with ``stepgraph.ReferenceError`` like a built-in tool's missing reference.
         """
-        node, ctx, name, cont, states, catch_to = e.node, e.ctx, e.name, e.cont, e.states, e.catch_to
+        node, ctx, name, states, catch_to = e.node, e.ctx, e.name, e.states, e.catch_to
         head = name
         paths = _reference_paths(ctx.params)
         if paths:
@@ -493,23 +493,48 @@ class _Compiler:
                 states[head]["Default"] = lookup
             else:
                 head = lookup
-        record_name = self.claim(f"{node.id}.record")
-        head = self.emit_resumed(e, head, record_name)
-        states[name] = self.task(
+        return self.emit_recorded(
+            e,
+            head,
             {"FunctionName": node.tool[len("lambda:") :], "Payload": asl_payload(ctx.params)},
-            timeout=ctx.timeout_seconds,
             retry=self.retry(ctx.retry, ctx.tool),
-            catch_to=catch_to,
+            mode="record",
             ResultSelector={
                 "Payload.$": "$.Payload",
                 "started.$": "$$.State.EnteredTime",
                 "retry_count.$": "$$.State.RetryCount",
             },
-            ResultPath=jsonpath(("results", node.id)),
-            Next=record_name,
         )
-        states[record_name] = self.finish(self.helper(node, ctx, "record"), cont)
-        return head
+
+    def emit_recorded(
+        self,
+        e: NodeEmit,
+        head: str,
+        parameters: dict[str, Any],
+        *,
+        retry: list[dict[str, Any]],
+        mode: str,
+        resource: str = LAMBDA_INVOKE,
+        **fields: Any,
+    ) -> str:
+        """The node's own Task (a user's Lambda, a person's wait), its result at ``results.<node>``, then the
+        executor's ``mode`` step (``<node>.<mode>``) recording it; the first state is ``<node>.resumed``,
+        which goes straight to that step when a resumed run has the result (``head`` otherwise)."""
+        node, ctx = e.node, e.ctx
+        record = self.claim(f"{node.id}.{mode}")
+        entry = self.emit_resumed(e, head, record)
+        e.states[e.name] = self.task(
+            parameters,
+            timeout=ctx.timeout_seconds,
+            retry=retry,
+            resource=resource,
+            catch_to=e.catch_to,
+            **fields,
+            ResultPath=jsonpath(("results", node.id)),
+            Next=record,
+        )
+        e.states[record] = self.finish(self.helper(node, ctx, mode), e.cont)
+        return entry
 
     def emit_lookup(self, e: NodeEmit) -> str:
         """A cached ``lambda:`` node: ``<node>.cache`` (the executor's ``lookup``) and the Choice ``<node>.hit``,
@@ -548,22 +573,11 @@ class _Compiler:
         Task puts at ``results.<node>``. ``TimeoutSeconds`` bounds the wait (``States.Timeout``). Only the
         Lambda service errors of the invoke are retried: a person's answer is not asked for again.
         """
-        node, ctx, name, cont, states, catch_to = e.node, e.ctx, e.name, e.cont, e.states, e.catch_to
-        answer_name = self.claim(f"{node.id}.answer")
-        head = self.emit_resumed(e, name, answer_name)
-        payload = self.payload(node, ctx, "wait")
+        payload = self.payload(e.node, e.ctx, "wait")
         payload["Payload"]["token.$"] = "$$.Task.Token"
-        states[name] = self.task(
-            payload,
-            timeout=ctx.timeout_seconds,
-            retry=self.retry(None),
-            resource=LAMBDA_INVOKE_WAIT,
-            catch_to=catch_to,
-            ResultPath=jsonpath(("results", node.id)),
-            Next=answer_name,
+        return self.emit_recorded(
+            e, e.name, payload, retry=self.retry(None), mode="answer", resource=LAMBDA_INVOKE_WAIT
         )
-        states[answer_name] = self.finish(self.helper(node, ctx, "answer"), cont)
-        return head
 
     def emit_resumed(self, e: NodeEmit, invoke: str, record: str) -> str:
         """``<node>.resumed``: a Choice skipping the user's function when a resumed run's document says it
@@ -738,6 +752,8 @@ def _holds_reference(value: Any) -> bool:
 
 def _ordered(states: dict[str, Any], entry: str) -> dict[str, Any]:
     """States in flow order from ``entry`` (so the JSON reads top-down), unreachable ones last."""
+    if len(states) == 1:
+        return states
     order: dict[str, None] = {}
     todo = deque([entry])
     while todo:
