@@ -24,12 +24,18 @@ from functions.executor.binding import run_of_execution
 from functions.store.records import Records
 from functions.store.runs import RUN_EVENT, RunStore
 from functions.store.table import iso, now_iso
+from statemachine.status import RUN_FAILED, ExecutionStatus, NodeStatus, RunStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 # Step Functions execution status → run status (RUNNING and PENDING_REDRIVE are not terminal here).
-RUN_STATUS = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "ABORTED": "CANCELLED", "TIMED_OUT": "TIMED_OUT"}
+RUN_STATUS: dict[str, str] = {
+    ExecutionStatus.SUCCEEDED: RunStatus.SUCCEEDED,
+    ExecutionStatus.FAILED: RunStatus.FAILED,
+    ExecutionStatus.ABORTED: RunStatus.CANCELLED,
+    ExecutionStatus.TIMED_OUT: RunStatus.TIMED_OUT,
+}
 _FAILURE_EVENTS = {
     "TaskFailed": "taskFailedEventDetails",
     "TaskTimedOut": "taskTimedOutEventDetails",
@@ -131,25 +137,25 @@ def settle(
     at = sfn_time(stop_date) or now_iso()
     doc = _doc(output)
     run_error: dict[str, str] | None = None
-    if status == "FAILED":
+    if status == RunStatus.FAILED:
         run_error = error_of(error, cause)
-    elif status == "TIMED_OUT":
+    elif status == RunStatus.TIMED_OUT:
         run_error = {"code": "States.Timeout", "message": cause or "the execution timed out"}
     records = Records(runs.table)
-    if status == "SUCCEEDED":
+    if status == RunStatus.SUCCEEDED:
         if spec_nodes and isinstance(doc, dict) and isinstance(doc.get("results"), dict):
             for node in spec_nodes:
                 if node not in doc["results"]:
                     records.skip_node(run_id, node, at=at)
     else:
-        by_node = node_errors(sfn, execution_arn) if (sfn and execution_arn and status == "FAILED") else {}
-        node_status = "FAILED" if status in ("FAILED", "TIMED_OUT") else "CANCELLED"
+        by_node = node_errors(sfn, execution_arn) if (sfn and execution_arn and status == RunStatus.FAILED) else {}
+        node_status = NodeStatus.FAILED if status in RUN_FAILED else NodeStatus.CANCELLED
         records.end_running_nodes(
             run_id,
             node_status,
             at,
             errors=by_node,
-            default_error=run_error if node_status == "FAILED" else None,
+            default_error=run_error if node_status == NodeStatus.FAILED else None,
             resume=run_of_execution(execution_arn.rsplit(":", 1)[-1])[1] if execution_arn else None,
         )
         for node, node_error in by_node.items():  # its state failed before its tool ever ran

@@ -37,6 +37,7 @@ from local.scheduler import LocalScheduler
 from local.streams import TableStream
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
 from local.wsapi import LocalWebSockets
+from statemachine.status import EXECUTION_TERMINAL, ExecutionStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -56,7 +57,7 @@ FAKE_CREDENTIALS = {
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+TERMINAL_STATUSES = EXECUTION_TERMINAL
 # How long an emulated async retry waits (Lambda waits about a minute, then two).
 RETRY_DELAY_SECONDS = 0.05
 # How long StopExecution waits for an execution started a moment ago to have begun in moto.
@@ -187,7 +188,7 @@ class StatusChangeBus:
 def status_change_event(execution: Any, account_id: str, region: str) -> dict[str, Any]:
     """The "Step Functions Execution Status Change" event EventBridge delivers for a moto execution."""
     status = _status_value(execution.exec_status)
-    output = execution.output if status == "SUCCEEDED" else None
+    output = execution.output if status == ExecutionStatus.SUCCEEDED else None
     now = datetime.now(UTC)
     stop = execution.stop_date or now
     return {
@@ -539,7 +540,7 @@ class LocalCloud:
 
     def _abort_running_executions(self) -> None:
         for execution in list(self._executions):
-            if _status_value(execution.exec_status) == "RUNNING":
+            if _status_value(execution.exec_status) == ExecutionStatus.RUNNING:
                 try:
                     execution.stop(datetime.now(UTC), None, None)
                 except Exception:  # a worker that never started has no environment to stop

@@ -28,6 +28,18 @@ class NodeStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+class ExecutionStatus(StrEnum):
+    """A Step Functions execution's status (DescribeExecution, the status-change event): not a run's, which
+    ``functions.runs_sync.RUN_STATUS`` derives from it (an ABORTED execution is a CANCELLED run)."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    PENDING_REDRIVE = "PENDING_REDRIVE"
+
+
 RUN_TERMINAL: tuple[str, ...] = tuple(
     s.value for s in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT)
 )
@@ -40,3 +52,8 @@ NODE_TERMINAL: tuple[str, ...] = tuple(
     s.value for s in (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
 )
 """A node in one of these is done (its record is never written again, but by a resume)."""
+EXECUTION_TERMINAL: tuple[str, ...] = tuple(
+    s.value
+    for s in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
+)
+"""A Step Functions execution in one of these has ended."""

@@ -20,6 +20,7 @@ from functions.names import state_machine_name
 from functions.store.graphs import GraphHead, GraphVersion, new_graph_id
 from functions.store.table import now_iso
 from statemachine.errors import LimitError, SpecError
+from statemachine.status import RunStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -208,7 +209,7 @@ def delete_graph(services: Services, graph_id: str) -> GraphHead:
     services.graphs.mark_deleted(graph_id)
     cursor: str | None = None
     for _ in range(1000):
-        running, cursor = services.runs.list_runs(graph_id=graph_id, status="RUNNING", limit=100, cursor=cursor)
+        running, cursor = services.runs.list_runs(graph_id=graph_id, status=RunStatus.RUNNING, limit=100, cursor=cursor)
         for run in running:
             with contextlib.suppress(ConflictError):  # it ended meanwhile
                 cancel_run(services, run.run_id)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from statemachine.status import NodeStatus, RunStatus  # noqa: TC001 - pydantic reads the field types at runtime
+from statemachine.status import NodeStatus, RunStatus
 
 
 class Model(BaseModel):
@@ -16,7 +16,14 @@ class Model(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
-RunFilter = Literal["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "WAITING"]
+RunFilter = Literal[
+    RunStatus.RUNNING,
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.TIMED_OUT,
+    NodeStatus.WAITING,
+]
 """``GET /runs?status=``: a run status, or WAITING (RUNNING runs with a node waiting for a person)."""
 
 

@@ -22,6 +22,7 @@ from functions.store.runs import RUNNING
 from functions.store.table import now_iso
 from functions.store.waits import WAITING, Waits
 from statemachine.spec import HUMAN_TOOLS
+from statemachine.status import NodeStatus
 
 if TYPE_CHECKING:
     from functions.api.services import Services
@@ -57,9 +58,13 @@ def respond(services: Services, run_id: str, node: str, body: Any) -> dict[str, 
     waits = Waits(services.table)
     iteration = services.records.latest_iteration(run_id, node)
     item = waits.waiting_item(run_id, node, iteration) if iteration is not None else None
-    status = str(item.get("status")) if item else "PENDING"
+    status = str(item.get("status")) if item else NodeStatus.PENDING
     if item is None or status != WAITING or run.status != RUNNING:
-        shown = status if run.status == RUNNING or status in ("SUCCEEDED", "FAILED") else f"{status}, run {run.status}"
+        shown = (
+            status
+            if run.status == RUNNING or status in (NodeStatus.SUCCEEDED, NodeStatus.FAILED)
+            else f"{status}, run {run.status}"
+        )
         raise ConflictError(f"node {node!r} of run {run_id} is not waiting for an answer ({shown})")
     assert iteration is not None
     responded_at = now_iso()

@@ -26,7 +26,7 @@ from functions.store.table import now_iso
 from statemachine import jsonlimits
 from statemachine.payload import initial_document, resumed_document
 from statemachine.spec import GraphSpec
-from statemachine.status import NODE_TERMINAL
+from statemachine.status import NODE_TERMINAL, ExecutionStatus, NodeStatus, RunStatus
 
 if TYPE_CHECKING:
     from functions.api.services import Services
@@ -194,7 +194,7 @@ def _start_execution(
     except ClientError as exc:
         code = exc.response["Error"].get("Code", "")
         error = {"code": "StartExecutionFailed", "message": code}
-        services.runs.finish(run_id, "FAILED", error=error, execution_arn=execution_arn)
+        services.runs.finish(run_id, RunStatus.FAILED, error=error, execution_arn=execution_arn)
         raise UpstreamError(f"StartExecution failed: {code}") from exc
     if started.get("executionArn") and started["executionArn"] != execution_arn:  # e.g. an EXPRESS execution
         execution_arn = str(started["executionArn"])
@@ -228,7 +228,7 @@ def cancel_run(services: Services, run_id: str) -> Run:
         runs_sync.settle(
             services.runs,
             run_id,
-            "ABORTED",
+            ExecutionStatus.ABORTED,
             stop_date=stopped.get("stopDate"),
             execution_arn=run.execution_arn,
             sfn=services.sfn,
@@ -248,7 +248,7 @@ def iterations_done(records: list[NodeRecord]) -> dict[str, int]:
     done: dict[str, int] = {}
     for node, statuses in by_node.items():
         count = 0
-        while statuses.get(count + 1) == "SUCCEEDED":
+        while statuses.get(count + 1) == NodeStatus.SUCCEEDED:
             count += 1
         if count:
             done[node] = count
@@ -484,7 +484,7 @@ def usage(services: Services, records: list[NodeRecord], run_id: str) -> dict[st
     calls = input_tokens = output_tokens = 0
     cost = 0.0
     for record in records:
-        if record.status != "SUCCEEDED" or record.output is None or record.cached:
+        if record.status != NodeStatus.SUCCEEDED or record.output is None or record.cached:
             continue
         output = services.offloader.resolve(record.output, run_id)
         outputs = output if isinstance(output, list) else [output]
@@ -511,13 +511,14 @@ def usage(services: Services, records: list[NodeRecord], run_id: str) -> dict[st
 
 def _node_view(services: Services, records: list[NodeRecord], run: Run, budget: OutputBudget) -> dict[str, Any]:
     run_status = run.status
+    status: str
     if not records:
         if run_status == RUNNING:
-            status = "PENDING"
-        elif run_status == "SUCCEEDED":
-            status = "SKIPPED"
+            status = NodeStatus.PENDING
+        elif run_status == RunStatus.SUCCEEDED:
+            status = NodeStatus.SKIPPED
         else:
-            status = "CANCELLED"
+            status = NodeStatus.CANCELLED
         return {
             "status": status,
             "attempts": 0,
@@ -536,14 +537,14 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run, budget: 
     if status in (RUNNING, WAITING) and run_status in TERMINAL:
         # The run ended while this node's record still says RUNNING (its executor records late, or the
         # settle that marks such nodes has not reached it): report how the run's end left it.
-        status = "CANCELLED" if run_status == "CANCELLED" else "FAILED"
-        error = error or (run.error if status == "FAILED" else None)
+        status = NodeStatus.CANCELLED if run_status == RunStatus.CANCELLED else NodeStatus.FAILED
+        error = error or (run.error if status == NodeStatus.FAILED else None)
     paged = items_url(run.run_id, last.node) if last.items_total is not None else None
     output, omitted = budget.take(services, last.output, run.run_id, paged=paged)
     view: dict[str, Any] = {
         "status": status,
         "attempts": sum(r.attempts for r in records),
-        "iterations": sum(1 for r in records if r.status != "SKIPPED"),
+        "iterations": sum(1 for r in records if r.status != NodeStatus.SKIPPED),
         "started_at": min(starts) if starts else None,
         "finished_at": last.finished_at,
         "duration_ms": sum(durations) if durations else None,
@@ -600,8 +601,8 @@ def item_page(
             break
         output, omitted = budget.take(services, item.output, run_id)
         status = item.status
-        if status == "RUNNING" and run.status in TERMINAL:  # an attempt the run's end cut off, as _node_view says
-            status = "CANCELLED" if run.status == "CANCELLED" else "FAILED"
+        if status == NodeStatus.RUNNING and run.status in TERMINAL:  # cut off by the run's end, as _node_view says
+            status = NodeStatus.CANCELLED if run.status == RunStatus.CANCELLED else NodeStatus.FAILED
         view: dict[str, Any] = {
             "index": item.index,
             "status": status,

@@ -22,7 +22,7 @@ from functions.executor.binding import run_of_execution
 from functions.settings import get_settings
 from functions.store.graphs import GraphStore
 from functions.store.runs import RunStore
-from statemachine.status import RUN_FAILED
+from statemachine.status import RUN_FAILED, ExecutionStatus
 
 logger = Logger(service="stepgraph-events")
 DETAIL_TYPE = "Step Functions Execution Status Change"
@@ -81,7 +81,7 @@ class Handler:
         if status in RUN_FAILED:
             _count_failed_run(status)
         output = detail.get("output")
-        if status == "SUCCEEDED" and output is None:  # too large for the event: ask Step Functions
+        if status == ExecutionStatus.SUCCEEDED and output is None:  # too large for the event: ask Step Functions
             output = self.sfn.describe_execution(executionArn=detail["executionArn"]).get("output")
         changed = runs_sync.settle(
             runs,

@@ -45,6 +45,7 @@ from statemachine.protocol import (
     lambda_result,
     service_errors,
 )
+from statemachine.status import NodeStatus
 
 if TYPE_CHECKING:
     from functions.executor.tools.base import Tool
@@ -342,7 +343,7 @@ class NodeExecutor:
         if node is None or not node.terminal:
             self.log.warning("redelivered attempt; running the tool again", extra={"recorded": node and node.status})
             return None
-        if node.status == "SUCCEEDED":
+        if node.status == NodeStatus.SUCCEEDED:
             self.log.info("node already succeeded; returning the recorded output")
             if inv.ctx.update_state:  # the state keys it wrote come from the whole output, as when it ran
                 return self._fit(inv, self._apply(inv, self.offloader.resolve(node.output, inv.run_id), node.output))
@@ -362,7 +363,7 @@ class NodeExecutor:
         else:
             node = self._guard(lambda: self.records.get_node(inv.run_id, inv.node, inv.iteration))
         if node is not None and node.terminal:
-            if node.status == "SUCCEEDED":
+            if node.status == NodeStatus.SUCCEEDED:
                 return dict(ITEM_MARKER)
             error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
             raise node_failure(error["code"], error["message"])
@@ -376,7 +377,7 @@ class NodeExecutor:
         elif outcome.node is not None:
             inv.starts = outcome.node.starts
         if not outcome.started and outcome.node is not None and outcome.node.terminal:
-            if outcome.node.status == "SUCCEEDED":
+            if outcome.node.status == NodeStatus.SUCCEEDED:
                 return dict(ITEM_MARKER)
             error = outcome.node.error or {"code": "stepgraph.NodeFailed", "message": "item failed"}
             raise node_failure(error["code"], error["message"])
@@ -465,7 +466,7 @@ class NodeExecutor:
             message = f"{inv.node}: foreach over {len(items)} items needs {len(starts)} batches, over {MAX_BATCHES}"
             raise node_failure(DataError.code, message)
         node = self._guard(lambda: self._ensure_started(inv, total=len(items)))
-        if node is not None and node.terminal and node.status != "SUCCEEDED":
+        if node is not None and node.terminal and node.status != NodeStatus.SUCCEEDED:
             error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
             raise node_failure(error["code"], error["message"])
         return BatchPlan(doc=inv.request.doc, starts=starts, size=size).model_dump()
@@ -493,13 +494,13 @@ class NodeExecutor:
                 lambda: self.records.items_between(inv.run_id, inv.node, inv.iteration, start, end - 1)
             )
         finished: list[ItemResult] = []
-        done_before = sum(1 for r in recorded.values() if r.status == "SUCCEEDED")
+        done_before = sum(1 for r in recorded.values() if r.status == NodeStatus.SUCCEEDED)
         try:
             for index in range(start, end):
                 record = recorded.get(index)
                 if restartable(record, inv.resume):
                     record = None  # an execution the run was resumed from left it failed: it runs afresh
-                if record is not None and record.status == "SUCCEEDED":
+                if record is not None and record.status == NodeStatus.SUCCEEDED:
                     continue
                 if record is not None and record.terminal:
                     break  # its failure failed the node already; collect reports it
@@ -635,7 +636,7 @@ class NodeExecutor:
         if expected is None and node is not None:
             expected = node.items_total
         items = self._guard(lambda: self.records.list_items(inv.run_id, inv.node, inv.iteration))
-        done = [item for item in items if item.status == "SUCCEEDED"]
+        done = [item for item in items if item.status == NodeStatus.SUCCEEDED]
         if expected is None:
             expected = len(done)
         if len(done) != expected or any(item.index != i for i, item in enumerate(done)):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 
 from functions.store.table import EXPIRES_AT, TableHandle, iso
+from statemachine.status import NodeStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -81,7 +82,7 @@ class NodeCache(TableHandle):
             return None
         item = items[0]
         expires = item.get(EXPIRES_AT)
-        if item.get("status") != "SUCCEEDED" or "output_json" not in item:
+        if item.get("status") != NodeStatus.SUCCEEDED or "output_json" not in item:
             return None
         if expires is not None and int(str(expires)) <= now:
             return None  # its run is past retention: its blobs may already be gone

@@ -149,7 +149,7 @@ def parse_node(item: dict[str, Any]) -> NodeRecord:
     return NodeRecord(
         node=str(item.get("node") or (key_parts[1] if len(key_parts) > 2 else "")),
         iteration=int(item.get("iteration") or (key_parts[2] if len(key_parts) > 2 else 0)),
-        status=item.get("status", "PENDING"),
+        status=item.get("status", NodeStatus.PENDING.value),
         attempts=int(item.get("attempts", 0)),
         tool=item.get("tool"),
         started_at=started_at,
@@ -182,7 +182,7 @@ def _items_done(item: dict[str, Any]) -> int | None:
 def restartable(record: NodeRecord | None, resume: int) -> bool:
     """Whether an execution with resume number ``resume`` may start ``record`` afresh: an older execution
     left it unfinished or failed (a SUCCEEDED record is replayed, never restarted)."""
-    return record is not None and resume > record.resume and record.status != "SUCCEEDED"
+    return record is not None and resume > record.resume and record.status != NodeStatus.SUCCEEDED
 
 
 def _owned(resume: int, update: dict[str, Any]) -> str:
@@ -415,7 +415,7 @@ class Records(TableHandle):
             ":node": node,
             ":it": iteration,
             ":tool": tool,
-            ":failed": "FAILED",
+            ":failed": NodeStatus.FAILED,
             ":at": at,
             ":err": _json(error),
             ":one": 1,
@@ -439,7 +439,7 @@ class Records(TableHandle):
         condition = f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND {_owned(resume, update)})"
         if resume:  # a record an older execution left is this execution's to fail
             sets.append("#rs = :rs")
-            values[":ok"] = "SUCCEEDED"
+            values[":ok"] = NodeStatus.SUCCEEDED
             condition += f" OR {_OLDER_UNFINISHED}"
         # a person's step that timed out leaves the WAITING index (functions/store/waits.py)
         update["UpdateExpression"] = "SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk"
@@ -577,7 +577,7 @@ class Records(TableHandle):
         update = self._succeed_update(run_id, sk, attempt, output, tool_ms, at, resume)
         _cache_fields(update, run_id, at, cache_key, cached_from)
         outcome = self._write(update)
-        if outcome.done or (outcome.node is not None and outcome.node.status == "SUCCEEDED"):
+        if outcome.done or (outcome.node is not None and outcome.node.status == NodeStatus.SUCCEEDED):
             self.count_items(run_id, node, iteration, [index])
         return outcome
 
@@ -644,7 +644,7 @@ class Records(TableHandle):
                 "iteration": iteration,
                 "index": result.index,
                 "tool": result.tool,
-                "status": "SUCCEEDED",
+                "status": NodeStatus.SUCCEEDED,
                 "attempts": result.attempt,
                 "starts": result.attempt,
                 "started_at": result.started_at,
@@ -769,7 +769,7 @@ class Records(TableHandle):
                 ":node": node,
                 ":it": iteration,
                 ":tool": tool,
-                ":running": "RUNNING",
+                ":running": NodeStatus.RUNNING,
                 ":a": attempt,
                 ":at": at,
                 ":zero": 0,
@@ -800,14 +800,14 @@ class Records(TableHandle):
             **start,
             "UpdateExpression": f"{expression} REMOVE {removed}",
             "ConditionExpression": f"attribute_exists(pk) AND {_OLDER_UNFINISHED}",
-            "ExpressionAttributeValues": {**values, ":ok": "SUCCEEDED", ":rs": resume},
+            "ExpressionAttributeValues": {**values, ":ok": NodeStatus.SUCCEEDED, ":rs": resume},
         }
 
     def _succeed_update(
         self, run_id: str, sk: str, attempt: int, output: Any, tool_ms: int | None, at: str, resume: int = 0
     ) -> dict[str, Any]:
         values: dict[str, Any] = {
-            ":ok": "SUCCEEDED",
+            ":ok": NodeStatus.SUCCEEDED,
             ":a": attempt,
             ":at": at,
             ":out": _json(output),
@@ -834,7 +834,7 @@ class Records(TableHandle):
         sets = ["attempts = :a", "failed_attempt = :a", "error_json = :err"]
         if final:
             sets += ["#status = :failed", "finished_at = :at"]
-            values.update({":failed": "FAILED", ":at": at})
+            values.update({":failed": NodeStatus.FAILED, ":at": at})
         update: dict[str, Any] = {
             "Key": {"pk": run_pk(run_id), "sk": sk},
             "UpdateExpression": "SET " + ", ".join(sets),

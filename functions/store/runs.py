@@ -47,12 +47,8 @@ WAITING = NodeStatus.WAITING.value
 """A node (never a run) waiting for a person's answer; the run stays RUNNING."""
 TERMINAL = RUN_TERMINAL
 STATUSES = (RUNNING, *TERMINAL)
-RUN_EVENT = {
-    "SUCCEEDED": "RUN_SUCCEEDED",
-    "FAILED": "RUN_FAILED",
-    "CANCELLED": "RUN_CANCELLED",
-    "TIMED_OUT": "RUN_TIMED_OUT",
-}
+RUN_EVENT = {status: f"RUN_{status}" for status in TERMINAL}
+"""The event a run's terminal status is announced by (``RUN_SUCCEEDED``...)."""
 RESUMABLE = RUN_RESUMABLE
 RUN_RESUMED = "RUN_RESUMED"
 ALL_RUNS = "RUNS"

@@ -30,13 +30,14 @@ from functions.store.records import (
 )
 from functions.store.runs import RUNNING
 from functions.store.table import conditional_update, dump_json, iso, listing_page, node_sk, now_iso, run_pk
+from statemachine.status import NodeStatus
 
 if TYPE_CHECKING:
     from functions.store.runs import Run, RunStore
 
-WAITING = "WAITING"
-WAITING_INDEX = "WAITING"
-"""``gsi1pk`` of a waiting node item."""
+WAITING = NodeStatus.WAITING.value
+WAITING_INDEX = WAITING
+"""``gsi1pk`` of a waiting node item: its status."""
 TOKEN_PREFIX = "TOKEN#"
 CLAIM_SECONDS = 60
 """How long a respond's claim holds the node before another respond may take it (the claimer died)."""
@@ -131,7 +132,7 @@ class Waits(Records):
         removed = "claimed_at, claim_id"
         if resume:
             sets.append("#rs = :rs")
-            values[":ok"] = "SUCCEEDED"
+            values[":ok"] = NodeStatus.SUCCEEDED
             condition += f" OR (attribute_exists(pk) AND {_OLDER_UNFINISHED})"
             removed += ", error_json, failed_attempt, finished_at, duration_ms"
         update["UpdateExpression"] = "SET " + ", ".join(sets) + " REMOVE " + removed
@@ -160,7 +161,7 @@ class Waits(Records):
                 ":node": node,
                 ":it": iteration,
                 ":tool": tool,
-                ":ok": "SUCCEEDED",
+                ":ok": NodeStatus.SUCCEEDED,
                 ":one": 1,
                 ":at": at,
                 ":out": dump_json(output),

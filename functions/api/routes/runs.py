@@ -28,6 +28,7 @@ from functions.api.routes.params import GraphId, NodeId, RunId  # noqa: TC001 - 
 from functions.api.services import get_services
 from functions.errors import BadRequestError
 from functions.store.waits import Waits
+from statemachine.status import NodeStatus, RunStatus
 
 router = APIGatewayRouter()
 
@@ -81,7 +82,7 @@ def list_runs(
     cursor: Annotated[str | None, Query(alias="next", max_length=2048, description="cursor from a page")] = None,
 ) -> RunList:
     services = get_services()
-    if status == "WAITING":
+    if status == NodeStatus.WAITING:
         runs, following = Waits(services.table).list_waiting_runs(
             services.runs, graph_id=graph_id, limit=limit, cursor=cursor
         )
@@ -124,7 +125,7 @@ def get_events(
     run = service.get_run(services, run_id)
     events, last, more = services.runs.events(run_id, after=start, limit=limit)
     following: int | None = last
-    if not more and run.status != "RUNNING":
+    if not more and run.status != RunStatus.RUNNING:
         terminal = services.runs.terminal_event_seq(run_id)
         if terminal is not None and last >= terminal:
             following = None
