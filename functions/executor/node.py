@@ -93,6 +93,15 @@ class ToolSource(Protocol):
     def get(self, name: str) -> Tool: ...
 
 
+def _ended_item(node: NodeRecord, fallback: str) -> dict[str, Any]:
+    """The answer to an item whose node (or own record) has ended: the marker if it succeeded, else its error
+    raised again (``fallback``: the message when none was recorded)."""
+    if node.status == NodeStatus.SUCCEEDED:
+        return dict(ITEM_MARKER)
+    error = node.error or {"code": "stepgraph.NodeFailed", "message": fallback}
+    raise node_failure(error["code"], error["message"])
+
+
 def _no_metrics(name: str, unit: str, value: float | Sequence[float], dimensions: dict[str, str]) -> None:
     """Default metric sink: drop."""
 
@@ -363,10 +372,7 @@ class NodeExecutor:
         else:
             node = self._guard(lambda: self.records.get_node(inv.run_id, inv.node, inv.iteration))
         if node is not None and node.terminal:
-            if node.status == NodeStatus.SUCCEEDED:
-                return dict(ITEM_MARKER)
-            error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
-            raise node_failure(error["code"], error["message"])
+            return _ended_item(node, f"node {inv.node} is {node.status}")
         outcome = self._guard(
             lambda: self.records.start_item(
                 inv.run_id, inv.node, inv.iteration, index, inv.attempt, tool=inv.tool, resume=inv.resume
@@ -377,28 +383,13 @@ class NodeExecutor:
         elif outcome.node is not None:
             inv.starts = outcome.node.starts
         if not outcome.started and outcome.node is not None and outcome.node.terminal:
-            if outcome.node.status == NodeStatus.SUCCEEDED:
-                return dict(ITEM_MARKER)
-            error = outcome.node.error or {"code": "stepgraph.NodeFailed", "message": "item failed"}
-            raise node_failure(error["code"], error["message"])
+            return _ended_item(outcome.node, "item failed")
         key: str | None = None
         if inv.ctx.cache_ttl:
             reused, key = self._cached_item(inv, index, inv.request.item, inv.attempt)
             if reused is not None:
                 output, origin = reused
-                self._guard(
-                    lambda: self.records.succeed_item(
-                        inv.run_id,
-                        inv.node,
-                        inv.iteration,
-                        index,
-                        inv.attempt,
-                        output=output,
-                        cached_from=origin,
-                        resume=inv.resume,
-                    )
-                )
-                return dict(ITEM_MARKER)
+                return self._item_succeeded(inv, index, output, cached_from=origin)
         started = time.perf_counter()
         try:
             output = self._run_tool(inv, self._scope(inv, with_item=True), index=index)
@@ -407,17 +398,14 @@ class NodeExecutor:
         except Exception as exc:
             self._fail(inv, exc, int((time.perf_counter() - started) * 1000), index=index)
         self._emit_success(inv, tool_ms)
+        return self._item_succeeded(inv, index, slim, tool_ms=tool_ms, cache_key=key)
+
+    def _item_succeeded(self, inv: Invocation, index: int, output: Any, **made: Any) -> dict[str, Any]:
+        """Record the item SUCCEEDED with ``output`` (``made``: its ``tool_ms`` and ``cache_key``, or the
+        ``cached_from`` it was reused from) and answer the Map with the marker."""
         self._guard(
             lambda: self.records.succeed_item(
-                inv.run_id,
-                inv.node,
-                inv.iteration,
-                index,
-                inv.attempt,
-                output=slim,
-                tool_ms=tool_ms,
-                cache_key=key,
-                resume=inv.resume,
+                inv.run_id, inv.node, inv.iteration, index, inv.attempt, output=output, resume=inv.resume, **made
             )
         )
         return dict(ITEM_MARKER)
