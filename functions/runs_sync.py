@@ -27,6 +27,8 @@ from functions.store.table import iso, now_iso
 from statemachine.status import RUN_FAILED, ExecutionStatus, NodeStatus, RunStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_stepfunctions.client import SFNClient
 
 # Step Functions execution status → run status (RUNNING and PENDING_REDRIVE are not terminal here).
@@ -175,25 +177,30 @@ def _doc(output: Any) -> Any:
 
 
 def reconcile(
-    runs: RunStore, sfn: SFNClient, run_id: str, execution_arn: str, spec_nodes: list[str] | None = None
+    runs: RunStore, sfn: SFNClient, run_id: str, execution_arn: str, spec_nodes: Callable[[], list[str]]
 ) -> bool:
-    """Ask Step Functions about a RUNNING run's execution and settle it if it has ended."""
+    """Ask Step Functions about a RUNNING run's execution and settle the run if it has ended; True when it has
+    (settled by this call or already). ``spec_nodes`` gives the graph's node ids: only an ended run reads them."""
     try:
         described = sfn.describe_execution(executionArn=execution_arn)
     except ClientError:
         return False
-    return settle(
+    status = str(described.get("status"))
+    if status not in RUN_STATUS:
+        return False
+    settle(
         runs,
         run_id,
-        str(described.get("status")),
+        status,
         error=described.get("error"),
         cause=described.get("cause"),
         stop_date=described.get("stopDate"),
         output=described.get("output"),
         execution_arn=execution_arn,
         sfn=sfn,
-        spec_nodes=spec_nodes,
+        spec_nodes=spec_nodes(),
     )
+    return True
 
 
 __all__ = ["RUN_EVENT", "RUN_STATUS", "error_of", "node_errors", "reconcile", "settle", "sfn_time"]

@@ -206,9 +206,13 @@ def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
     """The run; a RUNNING one is first reconciled with its execution (DescribeExecution)."""
     run = services.runs.get(run_id)
     if reconcile and run.status == RUNNING and run.execution_arn:
-        version = services.graphs.version(run.graph_id, run.version)
-        runs_sync.reconcile(services.runs, services.sfn, run_id, run.execution_arn, spec_nodes=version.node_ids)
-        run = services.runs.get(run_id)  # settled by this call, by the events function, or still running
+        graph_id, version = run.graph_id, run.version
+
+        def node_ids() -> list[str]:
+            return services.graphs.version(graph_id, version).node_ids
+
+        if runs_sync.reconcile(services.runs, services.sfn, run_id, run.execution_arn, node_ids):
+            run = services.runs.get(run_id)  # as this call or the events function settled it
     return run
 
 
