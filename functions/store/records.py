@@ -750,13 +750,25 @@ class Records(TableHandle):
         return records
 
     def _start_update(
-        self, run_id: str, sk: str, node: str, iteration: int, attempt: int, tool: str, at: str, resume: int = 0
+        self,
+        run_id: str,
+        sk: str,
+        node: str,
+        iteration: int,
+        attempt: int,
+        tool: str,
+        at: str,
+        resume: int = 0,
+        *,
+        status: str = NodeStatus.RUNNING,
     ) -> dict[str, Any]:
+        """The update that begins ``attempt`` of a record: ``status`` RUNNING, or WAITING for a person's step
+        (``Waits.mark_waiting``, which adds its fields). The expression is one SET clause."""
         sets = [
             "#node = :node",
             "iteration = :it",
             "tool = :tool",
-            "#status = :running",
+            "#status = :begun",
             "attempts = :a",
             "attempt_started_at = :at",
             "started_at = if_not_exists(started_at, :at)",
@@ -769,7 +781,7 @@ class Records(TableHandle):
                 ":node": node,
                 ":it": iteration,
                 ":tool": tool,
-                ":running": NodeStatus.RUNNING,
+                ":begun": status,
                 ":a": attempt,
                 ":at": at,
                 ":zero": 0,

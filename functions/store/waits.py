@@ -26,7 +26,6 @@ from functions.store.records import (
     Outcome,
     Records,
     _node_event,
-    _owned,
 )
 from functions.store.runs import RUNNING
 from functions.store.table import conditional_update, dump_json, iso, listing_page, node_sk, now_iso, run_pk
@@ -92,51 +91,19 @@ class Waits(Records):
         execution left unfinished (the run was cancelled or failed while it waited)."""
         at = now_iso()
         sk = node_sk(node, iteration)
-        sets = [
-            "#node = :node",
-            "iteration = :it",
-            "tool = :tool",
-            "#status = :waiting",
-            "attempts = :a",
-            "attempt_started_at = :at",
-            "started_at = if_not_exists(started_at, :at)",
-            "starts = if_not_exists(starts, :zero) + :one",
-            "waiting_since = :at",
-            "prompt = :prompt",
-            "gsi1pk = :index",
-            "gsi1sk = :order",
-        ]
-        values: dict[str, Any] = {
-            ":node": node,
-            ":it": iteration,
-            ":tool": tool,
-            ":waiting": WAITING,
-            ":a": attempt,
-            ":at": at,
-            ":zero": 0,
-            ":one": 1,
-            ":prompt": prompt,
-            ":index": WAITING_INDEX,
-            ":order": f"{at}#{run_id}#{node}#{iteration:04d}",
-            **_TERMINAL_VALUES,
-        }
+        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at, resume, status=WAITING)
+        sets = ["waiting_since = :at", "prompt = :prompt", "gsi1pk = :index", "gsi1sk = :order"]
+        values = update["ExpressionAttributeValues"]
+        values.update({":prompt": prompt, ":index": WAITING_INDEX, ":order": f"{at}#{run_id}#{node}#{iteration:04d}"})
         if schema is not None:
             sets.append("schema_json = :schema")
             values[":schema"] = dump_json(schema)
-        update: dict[str, Any] = {
-            "Key": {"pk": run_pk(run_id), "sk": sk},
-            "ExpressionAttributeNames": {"#status": "status", "#node": "node"},
-            "ExpressionAttributeValues": values,
-        }
-        condition = f"attribute_not_exists(pk) OR ({_NOT_TERMINAL} AND attempts < :a AND {_owned(resume, update)})"
         removed = "claimed_at, claim_id"
-        if resume:
-            sets.append("#rs = :rs")
+        if resume:  # one write also restarts a record an older execution left (start_attempt needs a second)
             values[":ok"] = NodeStatus.SUCCEEDED
-            condition += f" OR (attribute_exists(pk) AND {_OLDER_UNFINISHED})"
+            update["ConditionExpression"] += f" OR (attribute_exists(pk) AND {_OLDER_UNFINISHED})"
             removed += ", error_json, failed_attempt, finished_at, duration_ms"
-        update["UpdateExpression"] = "SET " + ", ".join(sets) + " REMOVE " + removed
-        update["ConditionExpression"] = condition
+        update["UpdateExpression"] += ", " + ", ".join(sets) + " REMOVE " + removed
         text = f"{node} waits for a person ({tool}): {prompt}"[:MAX_MESSAGE]
         stamp = _node_event(sk, "NODE_WAITING", at, text, node=node, iteration=iteration, attempt=attempt)
         return self._transition(update, stamp, returns="ALL_NEW", resume=resume)
