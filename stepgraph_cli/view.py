@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from statemachine.status import RUN_TERMINAL
+from statemachine.status import RUN_TERMINAL, NodeStatus, RunStatus
 from stepgraph_cli.errors import EXIT_FAILED, EXIT_OK
 from stepgraph_cli.output import abbreviate, escape, table
 
@@ -13,15 +13,15 @@ if TYPE_CHECKING:
 
     from stepgraph_cli.output import Output
 
-STATUS_STYLE = {
-    "PENDING": "dim",
-    "RUNNING": "cyan",
-    "WAITING": "bold blue",
-    "SUCCEEDED": "green",
-    "FAILED": "bold red",
-    "SKIPPED": "yellow",
-    "CANCELLED": "magenta",
-    "TIMED_OUT": "bold red",
+STATUS_STYLE: dict[str, str] = {
+    NodeStatus.PENDING: "dim",
+    NodeStatus.RUNNING: "cyan",
+    NodeStatus.WAITING: "bold blue",
+    NodeStatus.SUCCEEDED: "green",
+    NodeStatus.FAILED: "bold red",
+    NodeStatus.SKIPPED: "yellow",
+    NodeStatus.CANCELLED: "magenta",
+    RunStatus.TIMED_OUT: "bold red",
 }
 
 
@@ -76,7 +76,7 @@ class RunView:
         order = list(self.tools) + [name for name in nodes if name not in self.tools]
         for name in order:
             node = nodes.get(name) or {}
-            status = node.get("status", "PENDING")
+            status = node.get("status", NodeStatus.PENDING)
             error = node.get("error") or {}
             items = [f"{node.get('items_done') or 0}/{node['items_total']}" if node.get("items_total") else ""]
             shown.add_row(
@@ -132,9 +132,8 @@ def print_run_result(output: Output, run: dict[str, Any]) -> None:
     error = run.get("error")
     if error:
         output.out.print(f"[red]error[/] {escape(str(error.get('code')))}: {escape(str(error.get('message')))}")
-    outputs = {
-        name: node.get("output") for name, node in (run.get("nodes") or {}).items() if node.get("status") == "SUCCEEDED"
-    }
+    nodes = (run.get("nodes") or {}).items()
+    outputs = {name: node.get("output") for name, node in nodes if node.get("status") == NodeStatus.SUCCEEDED}
     for title, value in (("outputs", outputs), ("state", run.get("state"))):
         if not value or (title == "state" and value == run.get("input")):
             continue
@@ -164,4 +163,4 @@ def print_run_result(output: Output, run: dict[str, Any]) -> None:
 
 
 def run_exit_code(run: dict[str, Any]) -> int:
-    return EXIT_OK if run.get("status") == "SUCCEEDED" else EXIT_FAILED
+    return EXIT_OK if run.get("status") == RunStatus.SUCCEEDED else EXIT_FAILED

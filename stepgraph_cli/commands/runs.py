@@ -68,7 +68,7 @@ def start(api: Api, out: Output, args: argparse.Namespace) -> int:
     # A key of its own when none is given: the client's retries then start one run.
     headers = {"Idempotency-Key": args.idempotency_key or f"cli-{uuid.uuid4()}"}
     run = api.post(f"/graphs/{graph_id}/runs", json={"input": payload}, headers=headers)
-    return started(api, out, args, run, "started", run.get("status", "RUNNING"))
+    return started(api, out, args, run, "started", run.get("status", RunStatus.RUNNING))
 
 
 @group.command("watch", "live view of a run until it ends; exit 1 unless it SUCCEEDED", arg("run"), *WATCH_OPTIONS)
@@ -162,7 +162,7 @@ def respond(api: Api, out: Output, args: argparse.Namespace) -> int:
 def cancel(api: Api, out: Output, args: argparse.Namespace) -> int:
     body = api.post(f"/runs/{args.run}/cancel")
     if not out.for_scripts(body):
-        status = (body or {}).get("status", "CANCELLED") if isinstance(body, dict) else "CANCELLED"
+        status = (body or {}).get("status", RunStatus.CANCELLED) if isinstance(body, dict) else RunStatus.CANCELLED
         out.out.print(f"[magenta]cancel requested[/] {args.run} ({status})")
     return EXIT_OK
 
@@ -176,4 +176,4 @@ def cancel(api: Api, out: Output, args: argparse.Namespace) -> int:
 )
 def resume(api: Api, out: Output, args: argparse.Namespace) -> int:
     run = api.post(f"/runs/{args.run}/resume")
-    return started(api, out, args, run, "resumed", "RUNNING", f"resume {run.get('resumes')}")
+    return started(api, out, args, run, "resumed", RunStatus.RUNNING, f"resume {run.get('resumes')}")
