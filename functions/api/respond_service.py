@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from functions.errors import ConflictError, NotFoundError, PayloadTooLargeError, UnprocessableError, UpstreamError
-from functions.store.runs import RUNNING
 from functions.store.table import now_iso
-from functions.store.waits import WAITING, Waits
+from functions.store.waits import Waits
 from statemachine.spec import HUMAN_TOOLS
-from statemachine.status import NodeStatus
+from statemachine.status import NodeStatus, RunStatus
 
 if TYPE_CHECKING:
     from functions.api.services import Services
@@ -59,10 +58,10 @@ def respond(services: Services, run_id: str, node: str, body: Any) -> dict[str, 
     iteration = services.records.latest_iteration(run_id, node)
     item = waits.waiting_item(run_id, node, iteration) if iteration is not None else None
     status = str(item.get("status")) if item else NodeStatus.PENDING
-    if item is None or status != WAITING or run.status != RUNNING:
+    if item is None or status != NodeStatus.WAITING or run.status != RunStatus.RUNNING:
         shown = (
             status
-            if run.status == RUNNING or status in (NodeStatus.SUCCEEDED, NodeStatus.FAILED)
+            if run.status == RunStatus.RUNNING or status in (NodeStatus.SUCCEEDED, NodeStatus.FAILED)
             else f"{status}, run {run.status}"
         )
         raise ConflictError(f"node {node!r} of run {run_id} is not waiting for an answer ({shown})")

@@ -21,12 +21,12 @@ from functions.errors import (
 from functions.executor.binding import execution_name
 from functions.names import console_url_for_execution
 from functions.store.offload import REF_KEY, is_ref
-from functions.store.runs import RESUMABLE, RUNNING, TERMINAL, WAITING, Run, new_run_id
+from functions.store.runs import Run, new_run_id
 from functions.store.table import now_iso
 from statemachine import jsonlimits
 from statemachine.payload import initial_document, resumed_document
 from statemachine.spec import GraphSpec
-from statemachine.status import NODE_TERMINAL, ExecutionStatus, NodeStatus, RunStatus
+from statemachine.status import NODE_TERMINAL, RUN_RESUMABLE, RUN_TERMINAL, ExecutionStatus, NodeStatus, RunStatus
 
 if TYPE_CHECKING:
     from functions.api.services import Services
@@ -89,7 +89,7 @@ def start_run(
         run_id=run_id,
         graph_id=graph_id,
         version=version.version,
-        status=RUNNING,
+        status=RunStatus.RUNNING,
         execution_arn=execution_arn,
         started_at=now_iso(),
         input=run_input,
@@ -102,7 +102,7 @@ def start_run(
         "graph_id": graph_id,
         "version": version.version,
         "execution_arn": execution_arn,
-        "status": RUNNING,
+        "status": RunStatus.RUNNING,
         "console_url": console_url_for_execution(execution_arn, services.settings.region),
         "trigger": run.trigger,
     }
@@ -175,7 +175,7 @@ def wait_for_end(services: Services, run_id: str, seconds: float) -> Run | None:
     pause = 0.05
     while True:
         run = get_run(services, run_id)
-        if run.status != RUNNING:
+        if run.status != RunStatus.RUNNING:
             return run
         left = deadline - time.monotonic()
         if left <= 0:
@@ -205,7 +205,7 @@ def _start_execution(
 def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
     """The run; a RUNNING one is first reconciled with its execution (DescribeExecution)."""
     run = services.runs.get(run_id)
-    if reconcile and run.status == RUNNING and run.execution_arn:
+    if reconcile and run.status == RunStatus.RUNNING and run.execution_arn:
         graph_id, version = run.graph_id, run.version
 
         def node_ids() -> list[str]:
@@ -219,7 +219,7 @@ def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
 def cancel_run(services: Services, run_id: str) -> Run:
     """Stop a RUNNING run's execution and record it CANCELLED; 409 once it has finished."""
     run = get_run(services, run_id)
-    if run.status in TERMINAL:
+    if run.status in RUN_TERMINAL:
         raise ConflictError(f"run {run_id} already finished with status {run.status}")
     try:
         stopped = services.sfn.stop_execution(
@@ -228,7 +228,7 @@ def cancel_run(services: Services, run_id: str) -> Run:
     except ClientError as exc:
         raise UpstreamError(f"StopExecution failed: {exc.response['Error'].get('Code')}") from exc
     run = get_run(services, run_id)  # the execution's real end if it had already finished
-    if run.status == RUNNING:  # the stop has not shown in DescribeExecution yet: it is ABORTED
+    if run.status == RunStatus.RUNNING:  # the stop has not shown in DescribeExecution yet: it is ABORTED
         runs_sync.settle(
             services.runs,
             run_id,
@@ -268,7 +268,7 @@ def resume_run(services: Services, run_id: str) -> dict[str, Any]:
     then the execution starts; if it cannot, the run ends FAILED again with ``StartExecutionFailed``.
     """
     run = get_run(services, run_id)
-    if run.status not in RESUMABLE:
+    if run.status not in RUN_RESUMABLE:
         raise ConflictError(f"run {run_id} is {run.status}: only a FAILED, CANCELLED or TIMED_OUT run can be resumed")
     try:
         version = services.graphs.version(run.graph_id, run.version)
@@ -288,7 +288,7 @@ def resume_run(services: Services, run_id: str) -> dict[str, Any]:
     execution_arn = _start_execution(services, run_id, version.state_machine_arn, name, encoded, execution_arn)
     return {
         "run_id": run_id,
-        "status": RUNNING,
+        "status": RunStatus.RUNNING,
         "resumes": number,
         "execution_arn": execution_arn,
         "console_url": console_url_for_execution(execution_arn, services.settings.region),
@@ -353,7 +353,7 @@ def listed(services: Services, runs: list[Run]) -> list[dict[str, Any]]:
         if key not in spec_nodes:
             spec_nodes[key] = services.graphs.version(run.graph_id, run.version).node_ids
         nodes = spec_nodes[key]
-        if run.status in TERMINAL:
+        if run.status in RUN_TERMINAL:
             done = len(nodes)
         else:
             latest: dict[str, NodeRecord] = {}
@@ -450,7 +450,7 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
     total = len(spec_nodes)
     view = summary(run, services.settings.region)
     state = run.state if run.state is not None else run.input
-    if run.status == RUNNING:
+    if run.status == RunStatus.RUNNING:
         state = current_state(services, run.execution_arn, state)
     view.update(
         {
@@ -467,13 +467,13 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
 
 def waiting(run: Run, records: dict[str, list[NodeRecord]]) -> list[dict[str, Any]]:
     """What a RUNNING run waits for: ``[{"node", "tool", "prompt", "since"}]``, the oldest wait first."""
-    if run.status != RUNNING:
+    if run.status != RunStatus.RUNNING:
         return []
     found = [
         {"node": r.node, "tool": r.tool, "prompt": r.prompt, "since": r.waiting_since}
         for rs in records.values()
         for r in rs
-        if r.status == WAITING
+        if r.status == NodeStatus.WAITING
     ]
     return sorted(found, key=lambda w: str(w["since"]))
 
@@ -517,7 +517,7 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run, budget: 
     run_status = run.status
     status: str
     if not records:
-        if run_status == RUNNING:
+        if run_status == RunStatus.RUNNING:
             status = NodeStatus.PENDING
         elif run_status == RunStatus.SUCCEEDED:
             status = NodeStatus.SKIPPED
@@ -538,7 +538,7 @@ def _node_view(services: Services, records: list[NodeRecord], run: Run, budget: 
     starts = [r.started_at for r in records if r.started_at]
     durations = [r.duration_ms for r in records if r.duration_ms is not None]
     status, error = last.status, last.error
-    if status in (RUNNING, WAITING) and run_status in TERMINAL:
+    if status in (NodeStatus.RUNNING, NodeStatus.WAITING) and run_status in RUN_TERMINAL:
         # The run ended while this node's record still says RUNNING (its executor records late, or the
         # settle that marks such nodes has not reached it): report how the run's end left it.
         status = NodeStatus.CANCELLED if run_status == RunStatus.CANCELLED else NodeStatus.FAILED
@@ -605,7 +605,7 @@ def item_page(
             break
         output, omitted = budget.take(services, item.output, run_id)
         status = item.status
-        if status == NodeStatus.RUNNING and run.status in TERMINAL:  # cut off by the run's end, as _node_view says
+        if status == NodeStatus.RUNNING and run.status in RUN_TERMINAL:  # cut off by the run's end, as _node_view says
             status = NodeStatus.CANCELLED if run.status == RunStatus.CANCELLED else NodeStatus.FAILED
         view: dict[str, Any] = {
             "index": item.index,

@@ -37,19 +37,13 @@ from functions.store.table import (
     put_once,
     run_pk,
 )
-from statemachine.status import RUN_RESUMABLE, RUN_TERMINAL, NodeStatus, RunStatus
+from statemachine.status import RUN_RESUMABLE, RUN_TERMINAL, RunStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
-RUNNING = RunStatus.RUNNING.value
-WAITING = NodeStatus.WAITING.value
-"""A node (never a run) waiting for a person's answer; the run stays RUNNING."""
-TERMINAL = RUN_TERMINAL
-STATUSES = (RUNNING, *TERMINAL)
-RUN_EVENT = {status: f"RUN_{status}" for status in TERMINAL}
+RUN_EVENT = {status: f"RUN_{status}" for status in RUN_TERMINAL}
 """The event a run's terminal status is announced by (``RUN_SUCCEEDED``...)."""
-RESUMABLE = RUN_RESUMABLE
 RUN_RESUMED = "RUN_RESUMED"
 ALL_RUNS = "RUNS"
 API_TRIGGER = {"type": "api"}
@@ -99,7 +93,7 @@ class Run:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in RUN_TERMINAL
 
     def executions(self) -> list[dict[str, Any]]:
         """Every execution of the run, oldest first, the current one last."""
@@ -249,10 +243,10 @@ class RunStore:
         concurrent reconcilers and an earlier execution of a resumed run cannot overwrite a status or
         duplicate the event.
         """
-        if status not in TERMINAL:
+        if status not in RUN_TERMINAL:
             raise ValueError(f"not a terminal status: {status}")
         at = finished_at or now_iso()
-        values: dict[str, Any] = {":t": status, ":f": at, ":r": RUNNING}
+        values: dict[str, Any] = {":t": status, ":f": at, ":r": RunStatus.RUNNING}
         sets = ["#s = :t", "finished_at = :f"]
         if error is not None:
             sets.append("error_json = :e")
@@ -283,13 +277,13 @@ class RunStore:
         Conditional on the run still being as read (its status, current execution and ``resumes``): of two
         resumes at once only one is made; False for the other, which changes nothing.
         """
-        if run.status not in RESUMABLE:
+        if run.status not in RUN_RESUMABLE:
             raise ValueError(f"a {run.status} run cannot be resumed")
         at = at or now_iso()
         number = run.resumes + 1
         earlier = [*run.earlier_executions, run.executions()[-1]]
         values: dict[str, Any] = {
-            ":r": RUNNING,
+            ":r": RunStatus.RUNNING,
             ":x": execution_arn,
             ":n": number,
             ":ex": json.dumps(earlier),
@@ -331,11 +325,7 @@ class RunStore:
 
 
 __all__ = [
-    "RESUMABLE",
-    "RUNNING",
     "RUN_RESUMED",
-    "STATUSES",
-    "TERMINAL",
     "Run",
     "RunStore",
     "new_run_id",

@@ -27,15 +27,13 @@ from functions.store.records import (
     Records,
     _node_event,
 )
-from functions.store.runs import RUNNING
 from functions.store.table import conditional_update, dump_json, iso, listing_page, node_sk, now_iso, run_pk
-from statemachine.status import NodeStatus
+from statemachine.status import NodeStatus, RunStatus
 
 if TYPE_CHECKING:
     from functions.store.runs import Run, RunStore
 
-WAITING = NodeStatus.WAITING.value
-WAITING_INDEX = WAITING
+WAITING_INDEX = NodeStatus.WAITING.value
 """``gsi1pk`` of a waiting node item: its status."""
 TOKEN_PREFIX = "TOKEN#"
 CLAIM_SECONDS = 60
@@ -91,7 +89,7 @@ class Waits(Records):
         execution left unfinished (the run was cancelled or failed while it waited)."""
         at = now_iso()
         sk = node_sk(node, iteration)
-        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at, resume, status=WAITING)
+        update = self._start_update(run_id, sk, node, iteration, attempt, tool, at, resume, status=NodeStatus.WAITING)
         sets = ["waiting_since = :at", "prompt = :prompt", "gsi1pk = :index", "gsi1sk = :order"]
         values = update["ExpressionAttributeValues"]
         values.update({":prompt": prompt, ":index": WAITING_INDEX, ":order": f"{at}#{run_id}#{node}#{iteration:04d}"})
@@ -161,7 +159,7 @@ class Waits(Records):
             "ExpressionAttributeValues": {
                 ":now": iso(now),
                 ":c": claim_id,
-                ":waiting": WAITING,
+                ":waiting": NodeStatus.WAITING,
                 ":a": attempt,
                 ":stale": stale,
             },
@@ -204,7 +202,7 @@ class Waits(Records):
             kept: list[Run | None] = []
             for run_id in run_ids:
                 run = by_id.get(run_id)
-                fits = run is not None and run.status == RUNNING and graph_id in (None, run.graph_id)
+                fits = run is not None and run.status == RunStatus.RUNNING and graph_id in (None, run.graph_id)
                 kept.append(run if fits and run_id not in seen else None)
                 if fits:
                     seen.add(run_id)
