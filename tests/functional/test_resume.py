@@ -97,6 +97,16 @@ CHAIN = {
 }
 
 
+def failed_chain(api: httpx.Client, cloud: LocalCloud) -> tuple[str, Flaky, Counting]:
+    """A run of ``CHAIN`` that failed at c (its function is down), and the functions b and c call."""
+    flaky, once = Flaky(), Counting()
+    cloud.register("stepgraph-user-flaky", flaky)
+    cloud.register("stepgraph-user-once", once)
+    run_id = start(api, create(api, CHAIN), {"x": 1})
+    assert wait_for_run(api, run_id, cloud=cloud)["status"] == "FAILED"
+    return run_id, flaky, once
+
+
 def test_a_failed_run_resumed_after_the_fix_runs_only_what_had_not_succeeded(
     api: httpx.Client, cloud: LocalCloud
 ) -> None:
@@ -171,11 +181,7 @@ def test_only_a_run_that_ended_unsuccessfully_can_be_resumed(api: httpx.Client, 
 
 def test_a_run_resumed_twice_fails_again_then_succeeds(api: httpx.Client, cloud: LocalCloud) -> None:
     # GIVEN a run that failed at c
-    flaky, once = Flaky(), Counting()
-    cloud.register("stepgraph-user-flaky", flaky)
-    cloud.register("stepgraph-user-once", once)
-    run_id = start(api, create(api, CHAIN), {"x": 1})
-    assert wait_for_run(api, run_id, cloud=cloud)["status"] == "FAILED"
+    run_id, flaky, once = failed_chain(api, cloud)
 
     # WHEN it is resumed before the cause is fixed, fails again, and is resumed after the fix
     assert resume(api, run_id).status_code == 202
@@ -208,11 +214,7 @@ def test_a_run_resumed_twice_fails_again_then_succeeds(api: httpx.Client, cloud:
 
 def test_two_resumes_at_once_one_wins_the_other_gets_409(api: httpx.Client, cloud: LocalCloud) -> None:
     # GIVEN a failed run
-    flaky, once = Flaky(), Counting()
-    cloud.register("stepgraph-user-flaky", flaky)
-    cloud.register("stepgraph-user-once", once)
-    run_id = start(api, create(api, CHAIN), {"x": 1})
-    assert wait_for_run(api, run_id, cloud=cloud)["status"] == "FAILED"
+    run_id, flaky, _ = failed_chain(api, cloud)
     flaky.broken = False
 
     # WHEN two clients resume it at the same moment
@@ -381,11 +383,7 @@ def test_a_foreach_resumed_runs_only_the_items_that_had_not_finished(api: httpx.
 def test_a_follower_sees_the_failure_the_resume_and_then_the_new_events(api: httpx.Client, cloud: LocalCloud) -> None:
     # GIVEN a failed run, fixed and resumed, whose resumed c is held until the test lets it answer
     ws_url = cloud.serve_websockets()
-    flaky, once = Flaky(), Counting()
-    cloud.register("stepgraph-user-flaky", flaky)
-    cloud.register("stepgraph-user-once", once)
-    run_id = start(api, create(api, CHAIN), {"x": 1})
-    assert wait_for_run(api, run_id, cloud=cloud)["status"] == "FAILED"
+    run_id, flaky, _ = failed_chain(api, cloud)
     flaky.broken = False
     flaky.released.clear()
     assert resume(api, run_id).status_code == 202
