@@ -57,7 +57,6 @@ FAKE_CREDENTIALS = {
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-TERMINAL_STATUSES = EXECUTION_TERMINAL
 # How long an emulated async retry waits (Lambda waits about a minute, then two).
 RETRY_DELAY_SECONDS = 0.05
 # How long StopExecution waits for an execution started a moment ago to have begun in moto.
@@ -764,7 +763,7 @@ class LocalCloud:
         # Express workflows send no status-change events to EventBridge; standard ones do.
         if _status_value(getattr(execution, "sm_type", "STANDARD")) != "STANDARD":
             return
-        if _status_value(execution.exec_status) not in TERMINAL_STATUSES:
+        if _status_value(execution.exec_status) not in EXECUTION_TERMINAL:
             return
         if self._stopping or execution not in self._executions:
             # An execution of an earlier LocalCloud in this process, ending late: not this stack's.

@@ -45,7 +45,6 @@ within DynamoDB's 400 KB."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_WAIT_SECONDS = 25
 """``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
-DONE = NODE_TERMINAL
 LLM_TOOL = "llm.converse"
 
 

@@ -26,7 +26,6 @@ from statemachine.status import RUN_FAILED, ExecutionStatus
 
 logger = Logger(service="stepgraph-events")
 DETAIL_TYPE = "Step Functions Execution Status Change"
-FAILED_STATUSES = RUN_FAILED
 RUNS_FAILED = "RunsFailed"
 """The metric the stack's failed-runs alarm watches: one per run that ended FAILED or TIMED_OUT."""
 

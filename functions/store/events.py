@@ -21,9 +21,11 @@ from botocore.exceptions import ClientError
 
 from functions.errors import StoreError
 from functions.store.table import TableHandle, condition_failed, event_sk, put_once, run_pk
+from statemachine.status import RUN_TERMINAL
 
 COUNTER_SK = "SEQ"
-RUN_TERMINAL_EVENTS = ("RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED", "RUN_TIMED_OUT")
+RUN_TERMINAL_EVENTS = tuple(f"RUN_{status}" for status in RUN_TERMINAL)
+"""The events a run's terminal status is announced by (``RUN_SUCCEEDED``...)."""
 RUN_RESUMED = "RUN_RESUMED"
 """A terminal run resumed: the terminal ``seq`` no longer ends its log."""
 

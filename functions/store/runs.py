@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from functions.errors import ConflictError, NotFoundError, StoreError
+from functions.store.events import RUN_RESUMED
 from functions.store.table import (
     TableHandle,
     clean,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 RUN_EVENT = {status: f"RUN_{status}" for status in RUN_TERMINAL}
 """The event a run's terminal status is announced by (``RUN_SUCCEEDED``...)."""
-RUN_RESUMED = "RUN_RESUMED"
 ALL_RUNS = "RUNS"
 API_TRIGGER = {"type": "api"}
 
