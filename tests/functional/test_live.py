@@ -262,7 +262,9 @@ def test_runs_watch_falls_back_to_polling_when_the_websocket_is_unreachable(
 ) -> None:
     import stepgraph_cli as cli
 
-    run_id = start_run(api, spec(echo("first"), echo("last")))
+    # a run still going when the watch begins (a run already ended is shown without trying the socket)
+    last = {"id": "last", "tool": "util.sleep", "params": {"seconds": 0.5}}
+    run_id = start_run(api, spec(echo("first"), last))
     code = cli.main(["runs", "watch", run_id, "--ws", "ws://127.0.0.1:9/", "--interval", "0.05"], client=api)
     out = capsys.readouterr()
     assert code == 0
