@@ -1,7 +1,11 @@
-"""The local cloud's cheaper ``UpdateItem`` (local/moto_speed.py) answers, refuses and streams as moto's own."""
+"""The local cloud's cheaper moto (local/moto_speed.py): `UpdateItem` answers, refuses and streams as moto's own, and
+executions of a kept definition parse run as with moto's own parse."""
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -10,6 +14,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local import moto_speed
+from local.lambdas import LambdaDispatcher
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -136,3 +141,114 @@ def test_invalid_update_expressions_are_refused_with_moto_s_errors(both: Any) ->
     assert fast == plain
     assert "accepted" not in fast
     assert fast.count("put") == 2 and len(fast) == 2 * (len(REFUSED) + 2)
+
+
+REQUEST_ID = re.compile(r"requestId[^,]*,")
+FLAKY = "arn:aws:lambda:us-east-1:123456789012:function:flaky"
+DEFINITION = {
+    "StartAt": "kept",
+    "States": {
+        "kept": {"Type": "Pass", "Result": {"kept": 1, "list": [1]}, "ResultPath": "$.r", "Next": "grow"},
+        "grow": {"Type": "Pass", "Result": "added", "ResultPath": "$.r.added", "Next": "flaky"},
+        "flaky": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": FLAKY, "Payload": {"retry.$": "$$.State.RetryCount"}},
+            "ResultSelector": {"attempt.$": "$.Payload"},
+            "ResultPath": "$.task",
+            "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1}],
+            "Next": "branches",
+        },
+        "branches": {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": "a", "States": {"a": {"Type": "Pass", "Result": {"b": "a"}, "End": True}}},
+                {
+                    "StartAt": "each",
+                    "States": {
+                        "each": {
+                            "Type": "Map",
+                            "ItemsPath": "$.r.list",
+                            "ItemProcessor": {
+                                "StartAt": "item",
+                                "States": {"item": {"Type": "Pass", "Parameters": {"i.$": "$"}, "End": True}},
+                            },
+                            "End": True,
+                        }
+                    },
+                },
+            ],
+            "ResultPath": "$.branches",
+            "Next": "which",
+        },
+        "which": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.task.attempt", "NumericEquals": 1, "Next": "done"}],
+            "Default": "wrong",
+        },
+        "done": {"Type": "Succeed"},
+        "wrong": {"Type": "Fail", "Error": "Wrong"},
+    },
+}
+
+
+class Boom(Exception):
+    """The error the flaky function raises on its first attempt (Lambda's errorType is the class name)."""
+
+
+def _flaky(event: dict[str, Any], _context: Any) -> int:
+    if event["retry"] < 1:
+        raise Boom("first attempt")
+    return int(event["retry"])
+
+
+def _executions(*, fast: bool, runs: int) -> list[tuple[str, Any, list[tuple[str, str]]]]:
+    """Run DEFINITION ``runs`` times at once; each execution's status, output and history (without times)."""
+    undo = moto_speed.install() if fast else None
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+            dispatcher = LambdaDispatcher()
+            dispatcher.register("flaky", _flaky, timeout=10)
+            dispatcher.install()
+            try:
+                sfn = boto3.client("stepfunctions", region_name="us-east-1")
+                arn = sfn.create_state_machine(
+                    name="kept", definition=json.dumps(DEFINITION), roleArn="arn:aws:iam::123456789012:role/r"
+                )["stateMachineArn"]
+                started = [
+                    sfn.start_execution(stateMachineArn=arn, name=f"run-{i}", input="{}")["executionArn"]
+                    for i in range(runs)
+                ]
+                found: list[tuple[str, Any, list[tuple[str, str]]]] = []
+                for execution in started:
+                    deadline = time.monotonic() + 30
+                    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+                        assert time.monotonic() < deadline
+                        time.sleep(0.02)
+                    history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+                    steps = sorted(  # sorted: the Parallel state's branches race
+                        (
+                            str(event["type"]),
+                            REQUEST_ID.sub("", json.dumps({k: v for k, v in event.items() if k.endswith("Details")})),
+                        )
+                        for event in history
+                    )
+                    found.append((str(described["status"]), json.loads(described.get("output") or "null"), steps))
+                return found
+            finally:
+                dispatcher.uninstall()
+    finally:
+        if undo is not None:
+            undo()
+
+
+def test_executions_of_a_kept_definition_run_as_moto_runs_each_alone() -> None:
+    # GIVEN a definition with a Pass result a later state extends, a Task retried once, a Parallel state and a Map
+    # WHEN it runs three times at once, with the local cloud's kept definition parse and with moto's own parse
+    plain = _executions(fast=False, runs=3)
+    fast = _executions(fast=True, runs=3)
+    # THEN each execution has the output and history moto gives when it parses the definition for each
+    assert fast == plain
+    assert [status for status, _, _ in fast] == ["SUCCEEDED"] * 3
+    assert all(output["r"] == {"kept": 1, "list": [1], "added": "added"} for _, output, _ in fast)
+    assert all([kind for kind, _ in steps].count("TaskFailed") == 1 for _, _, steps in fast)
