@@ -11,6 +11,9 @@ each run in a batch, in that order:
   ends (unless a ``RUN_RESUMED`` follows it in what the subscriber catches up on: the run goes on);
 - a removed subscription stops receiving.
 
+Subscriptions are looked up only for a run marked followed (``EventLog.follow``, before the first
+subscription item is written); the counter update each batch makes returns the mark.
+
 A run whose records fail is reported in ``batchItemFailures`` from its first record; records already
 numbered are skipped when they come again (the counter keeps the stream position).
 """
@@ -27,12 +30,13 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from functions.live.push import ApiGatewayPoster, Outbox
 from functions.live.subscriptions import SUB_PREFIX, Subscriptions, parse_subscription
-from functions.store.events import RUN_RESUMED, RUN_TERMINAL_EVENTS, Counter, EventLog, parse_event, terminal_after
+from functions.store.events import RUN_RESUMED, RUN_TERMINAL_EVENTS, EventLog, parse_event, terminal_after
 from functions.store.runs import RunStore
 
 if TYPE_CHECKING:
     from functions.live.push import Poster
     from functions.live.subscriptions import Subscription
+    from functions.store.events import Counter
 
 LOG = logging.getLogger(__name__)
 _DESERIALIZER = TypeDeserializer()
@@ -142,14 +146,8 @@ class StreamProcessor:
         """Counters this instance moved last (saves a read per batch; a stale one fails its conditional
         update, and the batch is retried with a fresh read)."""
 
-    def _remember(self, run_id: str, before: Counter, appended: list[tuple[int, dict[str, Any]]]) -> None:
-        if not appended:
-            self._counters[run_id] = before
-        else:
-            terminal = before.terminal_seq
-            for _, item in appended:
-                terminal = terminal_after(terminal, item.get("type"), int(item["seq"]))
-            self._counters[run_id] = Counter(int(appended[-1][1]["seq"]), appended[-1][0], terminal)
+    def _remember(self, run_id: str, counter: Counter) -> None:
+        self._counters[run_id] = counter
         while len(self._counters) > MAX_CACHED_COUNTERS:
             self._counters.popitem(last=False)
 
@@ -178,10 +176,10 @@ class StreamProcessor:
         counter = self._counters.pop(run_id, None) or self.log.counter(run_id)
         stamps = [(c.sn, c.stamp) for c in changes if c.stamp is not None]
         appended = self.log.append(run_id, stamps, counter)
-        self._remember(run_id, counter, appended)
-        by_sn = {sn: item for sn, item in appended}
+        self._remember(run_id, appended.counter)
+        by_sn = {sn: item for sn, item in appended.events}
         live: dict[str, Subscription] = {}
-        if by_sn:
+        if by_sn and appended.counter.followed:  # nobody ever subscribed: no subscription to look up
             live = {s.connection_id: s for s in self.subscriptions.of_run(run_id) if s.live}
         seq = counter.seq
         terminal: dict[str, Any] | None = None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from functions.store.events import EventLog
 from functions.store.table import TableHandle, condition_failed, run_pk
 
 if TYPE_CHECKING:
@@ -75,7 +76,9 @@ class Subscriptions(TableHandle):
         return "Item" in self.table.get_item(Key=key, ConsistentRead=True, ProjectionExpression="pk")
 
     def subscribe(self, connection_id: str, run_id: str, after: int) -> None:
-        """Record the subscription (replacing an earlier one of this connection to this run)."""
+        """Record the subscription (replacing an earlier one of this connection to this run). The run is marked
+        followed first: the stream function looks up the subscribers of followed runs only."""
+        EventLog(self.table).follow(run_id)
         self.table.update_item(
             Key={"pk": connection_pk(connection_id), "sk": "CONN"},
             UpdateExpression="ADD runs :run",

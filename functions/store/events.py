@@ -8,6 +8,10 @@ sequence number of the last record numbered (so a redelivered batch numbers noth
 ``seq`` of the run's terminal ``RUN_*`` event (cleared by a ``RUN_RESUMED``: the run goes on, and its
 events keep their numbers). An event is put before the counter moves past it, so a
 delivery that died in between finds its event already there (same ``eid``) and goes on.
+
+The counter also says whether the run was ever followed (``followed``, set by a WebSocket subscribe before
+its subscription item is written): the counter's update returns it, so the stream function looks a run's
+subscribers up only for runs someone follows, without a request of its own.
 """
 
 from __future__ import annotations
@@ -77,11 +81,32 @@ class EventOrderError(StoreError):
 
 @dataclass(frozen=True)
 class Counter:
-    """A run's event counter: last ``seq`` given, last stream sequence number numbered, terminal ``seq``."""
+    """A run's event counter: last ``seq`` given, last stream sequence number numbered, terminal ``seq``, and
+    whether a subscriber ever followed the run (as of the counter's last read or update)."""
 
     seq: int = 0
     stream_sn: int = 0
     terminal_seq: int | None = None
+    followed: bool = False
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What an append numbered (event items, each with the stream sequence number it came from) and the
+    run's counter after it."""
+
+    events: list[tuple[int, dict[str, Any]]]
+    counter: Counter
+
+
+def _counter_of(item: dict[str, Any]) -> Counter:
+    terminal = item.get("terminal_seq")
+    return Counter(
+        seq=int(str(item.get("seq", 0))),
+        stream_sn=int(str(item.get("stream_sn") or 0)),
+        terminal_seq=None if terminal is None else int(str(terminal)),
+        followed=bool(item.get("followed")),
+    )
 
 
 class EventLog(TableHandle):
@@ -89,20 +114,22 @@ class EventLog(TableHandle):
 
     def counter(self, run_id: str) -> Counter:
         item = self.table.get_item(Key={"pk": run_pk(run_id), "sk": COUNTER_SK}, ConsistentRead=True).get("Item")
-        if not item:
-            return Counter()
-        terminal = item.get("terminal_seq")
-        return Counter(
-            seq=int(str(item.get("seq", 0))),
-            stream_sn=int(str(item.get("stream_sn") or 0)),
-            terminal_seq=None if terminal is None else int(str(terminal)),
+        return _counter_of(item) if item else Counter()
+
+    def follow(self, run_id: str) -> None:
+        """Mark the run followed (for good): from now on the stream function looks up its subscribers.
+
+        Called before a subscription item is written, so every batch whose records come after that item in
+        the stream finds the mark in its counter update."""
+        self.table.update_item(
+            Key={"pk": run_pk(run_id), "sk": COUNTER_SK},
+            UpdateExpression="SET followed = :yes",
+            ExpressionAttributeValues={":yes": True},
         )
 
-    def append(
-        self, run_id: str, stamps: list[tuple[int, dict[str, Any]]], counter: Counter | None = None
-    ) -> list[tuple[int, dict[str, Any]]]:
+    def append(self, run_id: str, stamps: list[tuple[int, dict[str, Any]]], counter: Counter | None = None) -> Appended:
         """Number ``(stream sequence number, stamp)`` pairs after the run's last event; the new event items
-        with the sequence number of the record each came from.
+        with the sequence number of the record each came from, and the counter after them.
 
         Pairs at or before the counter's stream position were numbered by an earlier delivery and are
         skipped. ``counter`` is the run's counter if the caller just read it. ``EventOrderError`` when
@@ -111,7 +138,7 @@ class EventLog(TableHandle):
         counter = counter or self.counter(run_id)
         fresh = [(sn, stamp) for sn, stamp in stamps if sn > counter.stream_sn]
         if not fresh:
-            return []
+            return Appended([], counter)
         pk = run_pk(run_id)
         seq = counter.seq
         terminal = counter.terminal_seq
@@ -133,17 +160,18 @@ class EventLog(TableHandle):
         elif counter.terminal_seq is not None:
             removed = " REMOVE terminal_seq"
         try:
-            self.table.update_item(
+            updated = self.table.update_item(
                 Key={"pk": pk, "sk": COUNTER_SK},
                 UpdateExpression="SET " + ", ".join(sets) + removed,
                 ConditionExpression="attribute_not_exists(seq) OR seq = :old",
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if condition_failed(exc):
                 raise EventOrderError(f"the event counter of run {run_id} moved meanwhile") from exc
             raise
-        return written
+        return Appended(written, _counter_of(updated.get("Attributes") or {}))
 
     def page(self, run_id: str, *, after: int = 0, limit: int = 100) -> EventPage:
         """Events with ``seq`` > ``after``, in order; ``next`` is set when more are stored now."""

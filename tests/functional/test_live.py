@@ -114,6 +114,26 @@ def test_a_late_subscriber_with_after_gets_the_rest(cloud: LocalCloud, api: http
     assert messages[-1]["type"] == "run" and messages[-1]["status"] == run["status"]
 
 
+def test_a_run_nobody_follows_costs_the_stream_function_no_subscription_lookup(
+    cloud: LocalCloud, api: httpx.Client, ws_url: str
+) -> None:
+    # GIVEN a run nobody subscribes to, and one followed from its start
+    before = len(cloud.iam.calls)
+    alone = start_run(api, spec(echo("a"), echo("b"), name="alone"))
+    wait_for_run(api, alone, cloud=cloud)
+    cloud.drain_events()
+    lookups = [c for c in cloud.iam.calls[before:] if c.principal == "StreamFunction" and c.action.endswith(":Query")]
+    followed = start_run(api, spec(echo("a"), {"id": "slow", "tool": "util.sleep", "params": {"seconds": 0.5}}))
+    with open_socket(ws_url, cloud.api_key) as socket:
+        messages = follow(socket, followed)
+    run = wait_for_run(api, followed, cloud=cloud)
+    # WHEN the stream function has numbered both runs' events
+    # THEN it looked up no subscription for the first, whose log is whole, and the second's subscriber got it all
+    assert lookups == []
+    assert [e["seq"] for e in api_events(api, alone)] == list(range(1, 7))
+    assert_exactly_the_log(messages, api_events(api, followed), run)
+
+
 @pytest.mark.parametrize("key", [None, "wrong"], ids=["missing", "wrong"])
 def test_a_connection_without_the_key_is_refused(cloud: LocalCloud, ws_url: str, key: str | None) -> None:
     with pytest.raises(InvalidStatus) as refused:
