@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from statemachine import conditions
 from statemachine.errors import CompileError, ReferenceResolutionError
 from statemachine.graph import MAX_BRANCHES, Block, GraphModel, LoopB, ParB, SeqB, TaskB, block_nodes, first_node
-from statemachine.protocol import CACHE_DOC_KEY, TOOL_SERVICE_RETRY, NodeContext, service_errors
+from statemachine.protocol import CACHE_DOC_KEY, TOOL_SERVICE_RETRY, NodeContext, Retry, service_errors
 from statemachine.references import Path, has_reference, iter_references, jsonpath, parse_template
 from statemachine.spec import EXECUTOR_TIMEOUT_SECONDS, MAX_TOOL_TIMEOUT_SECONDS, RETRY_DEFAULTS
 
@@ -302,7 +302,7 @@ class _Compiler:
             node=node.id,
             tool=node.tool,
             params=self.model.effective_params(node),
-            retry=RETRY_DEFAULTS if node.is_human else self.spec.retry_for(node),
+            retry=Retry.of(RETRY_DEFAULTS if node.is_human else self.spec.retry_for(node)),
             timeout_seconds=self.spec.timeout_for(node),
             doc_budget=self.budget,
             **fields,
@@ -350,7 +350,7 @@ class _Compiler:
         """The executor request. Only the steps that run the tool (``run``, ``batch``) carry the params: the
         bookkeeping steps get the context without them, so a node's params are in the definition once."""
         with_params = ("run", "batch", "lookup", "wait")
-        text = ctx.to_json() if mode in with_params else ctx.model_copy(update={"params": {}}).to_json()
+        text = ctx.to_json() if mode in with_params else ctx.without_params().to_json()
         body: dict[str, Any] = {"node": node.id, "tool": node.tool, "mode": mode, "ctx": text}
         if batch:
             body.update({"doc.$": "$.doc", "start.$": "$.start", "size.$": "$.size"})
@@ -361,7 +361,7 @@ class _Compiler:
         return {"FunctionName": self.arn, "Payload": body}
 
     @staticmethod
-    def retry(policy: RetryPolicy | None, tool: str | None = None) -> list[dict[str, Any]]:
+    def retry(policy: RetryPolicy | Retry | None, tool: str | None = None) -> list[dict[str, Any]]:
         rules: list[dict[str, Any]] = [dict(SERVICE_RETRY)]
         transient = service_errors(tool) if tool else ()
         if transient:
@@ -678,7 +678,7 @@ def catch_all(next_state: str, *, result_path: str | None = "$.failure") -> list
     return [{"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": next_state}]
 
 
-def item_worst_seconds(timeout_seconds: int, policy: RetryPolicy | None) -> float:
+def item_worst_seconds(timeout_seconds: int, policy: RetryPolicy | Retry | None) -> float:
     """The longest one ``foreach`` item can take: every attempt timing out, every retry waiting its longest.
 
     Counting stops once past ``BATCH_SECONDS`` (the answer is then only "too long to batch").

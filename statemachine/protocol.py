@@ -42,14 +42,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from statemachine import payload
-from statemachine.spec import RetryPolicy  # noqa: TC001 (pydantic needs it at runtime)
+from statemachine.errors import StepgraphError
+
+if TYPE_CHECKING:
+    from statemachine.spec import RetryPolicy
 
 Mode = Literal["run", "plan", "batch", "item", "collect", "failed", "record", "lookup", "wait", "answer"]
+ItemRetries = Literal["executor", "states"]
 
 CACHE_DOC_KEY = payload.CACHE_KEYS
 """Document key where a cached ``lambda:`` node's ``lookup`` leaves its cache key on a miss (``{node: key}``):
@@ -81,16 +84,148 @@ def service_errors(tool: str) -> tuple[str, ...]:
     return _TOOL_SERVICE_ERRORS.get(tool, ())
 
 
-class NodeContext(BaseModel):
-    """Everything the executor needs to know about a node, fixed at compile time."""
+class ProtocolError(StepgraphError):
+    """A request or node context that is not what a compiled state machine sends (a field missing or mistyped)."""
 
-    model_config = ConfigDict(extra="ignore")
+
+# The executor parses requests with these plain dataclasses, not pydantic: its cold start stays free of pydantic
+# (about a third of it), which it loads only with a tool (tools declare pydantic models). Each field is checked
+# as the pydantic models that preceded them checked it; unknown keys are ignored, as they were.
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(one, str) for one in value)
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+_CHECKS: dict[str, tuple[str, Any]] = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "str?": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "int": ("an integer", _is_int),
+    "int?": ("an integer or null", lambda v: v is None or _is_int(v)),
+    "bool": ("a boolean", lambda v: isinstance(v, bool)),
+    "object": ("an object", lambda v: isinstance(v, Mapping)),
+    "strings": ("a list of strings", _is_str_list),
+    "any": ("anything", lambda v: True),
+}
+
+
+def _read(owner: str, raw: Any, kinds: Mapping[str, str], *, extra: bool = True) -> dict[str, Any]:
+    """The fields of ``raw`` named in ``kinds``, each checked (``ProtocolError`` names the first bad one).
+
+    Fields absent from ``raw`` are left out (the dataclass default applies; a required one fails there).
+    """
+    if not isinstance(raw, Mapping):
+        raise ProtocolError(f"{owner}: expected an object, got {_kind(raw)}")
+    if not extra:
+        unknown = sorted(str(k) for k in raw if k not in kinds)
+        if unknown:
+            raise ProtocolError(f"{owner}.{unknown[0]}: unknown field")
+    out: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        value = raw.get(name, MISSING)
+        if value is MISSING:
+            continue
+        expected, check = _CHECKS[kind]
+        if not check(value):
+            raise ProtocolError(f"{owner}.{name}: expected {expected}, got {_kind(value)}")
+        out[name] = dict(value) if kind == "object" else list(value) if kind == "strings" else value
+    return out
+
+
+def _build(cls: Any, owner: str, values: dict[str, Any]) -> Any:
+    missing = [f.name for f in fields(cls) if f.name not in values and _required(f)]
+    if missing:
+        raise ProtocolError(f"{owner}.{missing[0]}: field required")
+    return cls(**values)
+
+
+def _required(f: Any) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    """The fields of a dataclass that differ from their defaults, in declaration order (nested ones too)."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if default is not MISSING and value == default:
+            continue
+        out[f.name] = _dump(value) if hasattr(value, "__dataclass_fields__") else value
+    return out
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A node's merged retry policy as the executor reads it (``spec.RetryPolicy``'s fields)."""
+
+    max_attempts: int | None = None
+    interval_seconds: int | None = None
+    backoff_rate: float | None = None
+    max_delay_seconds: int | None = None
+    jitter: Literal["FULL", "NONE"] | None = None
+
+    @classmethod
+    def of(cls, policy: Retry | RetryPolicy | Mapping[str, Any]) -> Retry:
+        """The policy of a spec (already validated), or one read from JSON (checked here)."""
+        if isinstance(policy, Retry):
+            return policy
+        if not isinstance(policy, Mapping):
+            return cls(**{f.name: getattr(policy, f.name) for f in fields(cls)})
+        owner = "NodeContext.retry"
+        values = _read(owner, policy, {f.name: "any" for f in fields(cls)}, extra=False)
+        for name, least in (("max_attempts", 0), ("interval_seconds", 1), ("max_delay_seconds", 1)):
+            value = values.get(name)
+            if value is not None and not (_is_int(value) and value >= least):
+                raise ProtocolError(f"{owner}.{name}: expected an integer >= {least} or null, got {value!r}")
+        rate = values.get("backoff_rate")
+        if rate is not None:
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 1.0:
+                raise ProtocolError(f"{owner}.backoff_rate: expected a number >= 1.0 or null, got {rate!r}")
+            values["backoff_rate"] = float(rate)
+        if values.get("jitter") not in (None, "FULL", "NONE"):
+            raise ProtocolError(f"{owner}.jitter: expected 'FULL', 'NONE' or null, got {values['jitter']!r}")
+        return cls(**values)
+
+
+_CONTEXT_KINDS = {
+    "node": "str",
+    "tool": "str",
+    "params": "object",
+    "timeout_seconds": "int",
+    "optional": "bool",
+    "foreach": "str?",
+    "max_concurrency": "int?",
+    "in_loop": "bool",
+    "inline_paths": "strings",
+    "doc_budget": "int?",
+    "loop_counter": "str?",
+    "resets": "strings",
+    "clears": "strings",
+    "batch_max": "int?",
+    "cache_ttl": "int?",
+}
+
+
+@dataclass(kw_only=True)
+class NodeContext:
+    """Everything the executor needs to know about a node, fixed at compile time."""
 
     node: str
     tool: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     """The params template (edge ``map`` shorthands already merged in as references)."""
-    retry: RetryPolicy
+    retry: Retry
     """The merged policy; ``retry.max_attempts`` tells the executor whether a failure is final."""
     timeout_seconds: int
     optional: bool = False
@@ -100,7 +235,7 @@ class NodeContext(BaseModel):
     max_concurrency: int | None = None
     in_loop: bool = False
     """The node sits in a loop body: ``doc.loops[node]`` counts its runs (its iteration number)."""
-    inline_paths: list[str] = Field(default_factory=list)
+    inline_paths: list[str] = field(default_factory=list)
     """Dotted paths inside this node's output that conditions or ``foreach`` read: keep them inline."""
     doc_budget: int | None = None
     """Bytes the document this node returns may take (offload more when over): a Parallel's result holds one
@@ -108,36 +243,74 @@ class NodeContext(BaseModel):
     loop_counter: str | None = None
     """On a loop head: the ``doc.loops`` key counting the head's runs since its loop was entered (the Choice
     compares it with ``max_iterations``)."""
-    resets: list[str] = Field(default_factory=list)
+    resets: list[str] = field(default_factory=list)
     """On a loop head: the counters of the loops nested in its body, zeroed each time it runs."""
-    clears: list[str] = Field(default_factory=list)
+    clears: list[str] = field(default_factory=list)
     """A loop head's body nodes: their results are dropped when the head runs, so each iteration starts clean."""
     batch_max: int | None = None
     """On a ``foreach`` node: the most items one ``batch`` invocation may run (their worst case, every retry
     and timeout included, fits the executor's time limit)."""
     cache_ttl: int | None = None
     """``cache.ttl_seconds``: reuse an output of the same tool version and resolved params this recent."""
-    item_retries: Literal["executor", "states"] = "executor"
+    item_retries: ItemRetries = "executor"
     """On a ``foreach`` node: who retries a failed item: the executor inside its batch, or Step Functions
     (the child Task's ``Retry``; then batches hold one item)."""
 
+    def __post_init__(self) -> None:
+        self.retry = Retry.of(self.retry)  # a spec's RetryPolicy (or its fields) becomes the executor's Retry
+
+    def without_params(self) -> NodeContext:
+        """This context with no params (the bookkeeping steps' copy)."""
+        return replace(self, params={})
+
     def to_json(self) -> str:
-        """Compact JSON, as embedded in the Task's payload."""
-        return self.model_dump_json(exclude_defaults=True)
+        """Compact JSON of the fields that differ from their defaults, as embedded in the Task's payload."""
+        from pydantic_core import to_json  # the compiler's side (it uses pydantic): the bytes it always wrote
+
+        return to_json(_dump(self)).decode()
 
     @classmethod
     def from_json(cls, text: str) -> NodeContext:
-        """Parse the ``ctx`` string of a request."""
-        return cls.model_validate_json(text)
+        """Parse the ``ctx`` string of a request (``ProtocolError`` names a missing or mistyped field)."""
+        try:
+            raw = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"NodeContext: not JSON: {exc}") from None
+        values = _read("NodeContext", raw, _CONTEXT_KINDS)
+        if "retry" in raw:
+            values["retry"] = Retry.of(raw["retry"])
+        if "update_state" in raw:
+            update = raw["update_state"]
+            if not (isinstance(update, bool) or _is_str_map(update)):
+                expected = "a boolean or an object of strings"
+                raise ProtocolError(f"NodeContext.update_state: expected {expected}, got {_kind(update)}")
+            values["update_state"] = update if isinstance(update, bool) else dict(update)
+        if "item_retries" in raw:
+            values["item_retries"] = _one_of("NodeContext.item_retries", raw["item_retries"], get_args(ItemRetries))
+        return _build(cls, "NodeContext", values)
 
 
-class Failure(BaseModel):
+def _one_of(owner: str, value: Any, allowed: tuple[str, ...]) -> Any:
+    if value not in allowed:
+        raise ProtocolError(f"{owner}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Failure:
     """What Step Functions' ``Catch`` put in the document: the error name and its cause."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    error: str = "States.TaskFailed"
+    cause: str | None = None
 
-    error: str = Field(default="States.TaskFailed", alias="Error")
-    cause: str | None = Field(default=None, alias="Cause")
+    @classmethod
+    def from_doc(cls, raw: Mapping[str, Any]) -> Failure:
+        """``{"Error", "Cause"}`` (or ``error``/``cause``), other keys ignored."""
+        values = {}
+        for name, alias, kind in (("error", "Error", "str"), ("cause", "Cause", "str?")):
+            key = alias if alias in raw else name
+            values.update(_read("Failure", {name: raw[key]} if key in raw else {}, {name: kind}))
+        return cls(**values)
 
     def message(self) -> str:
         """The error message: the Lambda ``errorMessage`` when the cause is a Lambda error document."""
@@ -152,10 +325,24 @@ class Failure(BaseModel):
         return self.cause
 
 
-class ExecutorRequest(BaseModel):
-    """The payload of the executor Lambda (the Task's ``Parameters.Payload``)."""
+_REQUEST_KINDS = {
+    "node": "str",
+    "tool": "str",
+    "ctx": "str",
+    "doc": "object",
+    "retry_count": "int",
+    "execution": "str?",
+    "item": "any",
+    "index": "int?",
+    "start": "int?",
+    "size": "int?",
+    "token": "str?",
+}
 
-    model_config = ConfigDict(extra="ignore")
+
+@dataclass(kw_only=True)
+class ExecutorRequest:
+    """The payload of the executor Lambda (the Task's ``Parameters.Payload``)."""
 
     node: str
     tool: str
@@ -170,7 +357,7 @@ class ExecutorRequest(BaseModel):
     """``batch`` mode: the index of the batch's first item."""
     size: int | None = None
     """``batch`` mode: how many items a batch holds (the last one may hold fewer)."""
-    token: str | None = Field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
     """``wait`` mode: the Task's callback token (``$$.Task.Token``); never logged nor returned."""
 
     @property
@@ -187,12 +374,15 @@ class ExecutorRequest(BaseModel):
     def failure(self) -> Failure | None:
         """The caught error in ``failed`` mode."""
         raw = self.doc.get("failure")
-        return Failure.model_validate(raw) if isinstance(raw, Mapping) else None
+        return Failure.from_doc(raw) if isinstance(raw, Mapping) else None
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> ExecutorRequest:
-        """Parse the Lambda event (raises pydantic.ValidationError when it is not a request)."""
-        return cls.model_validate(event)
+        """Parse the Lambda event (``ProtocolError`` when it is not a request)."""
+        values = _read("ExecutorRequest", event, _REQUEST_KINDS)
+        if "mode" in event:
+            values["mode"] = _one_of("ExecutorRequest.mode", event["mode"], get_args(Mode))
+        return _build(cls, "ExecutorRequest", values)
 
 
 def lambda_result(doc: Mapping[str, Any], node: str) -> tuple[Any, str | None, int]:
@@ -204,12 +394,17 @@ def lambda_result(doc: Mapping[str, Any], node: str) -> tuple[Any, str | None, i
     return raw["Payload"], started if isinstance(started, str) else None, int(raw.get("retry_count") or 0) + 1
 
 
-class BatchPlan(BaseModel):
+@dataclass(frozen=True)
+class BatchPlan:
     """What ``plan`` returns: the document, and the first index of each batch of ``size`` items."""
 
     doc: dict[str, Any]
     starts: list[int]
     size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Lambda's return value."""
+        return {"doc": self.doc, "starts": list(self.starts), "size": self.size}
 
 
 BATCHES_PER_LANE = 2

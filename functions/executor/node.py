@@ -14,11 +14,10 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
 from functions.errors import StoreError
 from functions.executor.binding import execution_problem, resumes_of
@@ -26,7 +25,7 @@ from functions.executor.cache import node_key
 from functions.executor.errors import NodeFailed, node_failure
 from functions.executor.failures import describe_error
 from functions.executor.sandbox import ToolTimeout, run_tool
-from functions.executor.tools.base import ToolContext
+from functions.executor.tools._context import ToolContext
 from functions.settings import get_settings
 from functions.store.cache import NodeCache
 from functions.store.offload import DOC_BUDGET, Offloader
@@ -40,6 +39,7 @@ from statemachine.protocol import (
     BatchPlan,
     ExecutorRequest,
     NodeContext,
+    ProtocolError,
     batch_size,
     batch_starts,
     lambda_result,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from functions.executor.tools.base import Tool
     from functions.store.cache import CachedOutput
     from functions.store.records import NodeRecord
-    from statemachine.spec import RetryPolicy
+    from statemachine.protocol import Retry
 
 MAX_LOG_LINES = 200
 """LOG events kept per attempt; a tool that logs more gets one line saying how many were dropped."""
@@ -69,7 +69,7 @@ class ItemFailed(Exception):
     """A ``foreach`` item failed for good inside a batch; its failure is already recorded on the node."""
 
 
-def retry_delay(policy: RetryPolicy, attempt: int) -> float:
+def retry_delay(policy: Retry, attempt: int) -> float:
     """Seconds before retry ``attempt + 1``, as Step Functions computes them (interval, backoff, cap, jitter)."""
     delay = float(policy.interval_seconds or 1) * float(policy.backoff_rate or 1.0) ** (attempt - 1)
     if policy.max_delay_seconds:
@@ -153,14 +153,20 @@ class NodeExecutor:
         self.records = records or Records()
         self._cache = cache
         self.offloader = offloader or Offloader()
-        if tools is None:
-            from functions.executor.tools import registry
-
-            tools = registry.default
-        self.tools = tools
+        self._tools = tools
         self.log = logger or logging.getLogger(__name__)
         self.metric = metric or _no_metrics
         self.span = span or _no_span
+
+    @property
+    def tools(self) -> ToolSource:
+        """Where tools are found (the built-in registry unless injected), loaded on first use: the bookkeeping
+        steps never load a tool, nor pydantic, which the tools' models need."""
+        if self._tools is None:
+            from functions.executor.tools import registry
+
+            self._tools = registry.default
+        return self._tools
 
     @property
     def cache(self) -> NodeCache:
@@ -177,7 +183,7 @@ class NodeExecutor:
             request = ExecutorRequest.from_event(event)
             ctx = request.context
             run_id = str(request.doc["run"]["run_id"])
-        except (ValidationError, KeyError, TypeError) as exc:
+        except (ProtocolError, KeyError, TypeError) as exc:
             raise node_failure("stepgraph.InvalidRequest", f"not an executor request: {exc}") from None
         problem = execution_problem(request.execution, request.doc.get("run"), get_settings().prefix)
         if problem:
@@ -457,7 +463,7 @@ class NodeExecutor:
         if node is not None and node.terminal and node.status != NodeStatus.SUCCEEDED:
             error = node.error or {"code": "stepgraph.NodeFailed", "message": f"node {inv.node} is {node.status}"}
             raise node_failure(error["code"], error["message"])
-        return BatchPlan(doc=inv.request.doc, starts=starts, size=size).model_dump()
+        return BatchPlan(doc=inv.request.doc, starts=starts, size=size).to_dict()
 
     def run_batch(self, inv: Invocation) -> dict[str, Any]:
         """One Map child: run the items ``start .. start + size - 1`` in order; their outputs go to the store."""
@@ -472,7 +478,7 @@ class NodeExecutor:
             self._fail(inv, exc, 0, attempt=(inv.ctx.retry.max_attempts or 0) + 1)
         end = min(len(items), start + size)
         if inv.ctx.item_retries == "states":  # one item, one attempt: the child Task's Retry retries it
-            request = inv.request.model_copy(update={"item": items[start], "index": start, "mode": "item"})
+            request = replace(inv.request, item=items[start], index=start, mode="item")
             return self.run_item(Invocation(request, inv.ctx, inv.run_id, inv.iteration, inv.attempt))
         # A retried batch (its Lambda failed or timed out) resumes: items already finished are not run again;
         # so does a batch of a resumed run. The first delivery has nothing to resume, so its happy path reads nothing.
@@ -538,9 +544,7 @@ class NodeExecutor:
                     cached_from=reused[1],
                 )
         while True:
-            request = inv.request.model_copy(
-                update={"item": value, "index": index, "mode": "item", "retry_count": attempt - 1}
-            )
+            request = replace(inv.request, item=value, index=index, mode="item", retry_count=attempt - 1)
             item_inv = Invocation(request, inv.ctx, inv.run_id, inv.iteration, attempt)
             attempt_at = now_iso()
             if attempt > 1:  # a retry is visible (RUNNING, attempt n) while it runs; first attempts are not written
@@ -582,7 +586,7 @@ class NodeExecutor:
 
         Its params are resolved with the item, as the tool would get them; a miss leaves the key for its success.
         """
-        request = inv.request.model_copy(update={"item": value, "index": index, "mode": "item"})
+        request = replace(inv.request, item=value, index=index, mode="item")
         item_inv = Invocation(request, inv.ctx, inv.run_id, inv.iteration, attempt)
         try:
             key = self._cache_key(item_inv, self._scope(item_inv, with_item=True))
