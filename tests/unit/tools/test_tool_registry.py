@@ -172,7 +172,7 @@ def test_getting_one_tool_imports_only_its_module() -> None:
         "print(json.dumps(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith(p))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == ["base", "registry", "util_echo"]
+    assert json.loads(out) == ["_context", "base", "registry", "util_echo"]
 
 
 def test_the_fast_path_and_discovery_agree() -> None:
