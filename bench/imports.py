@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import statistics
@@ -34,6 +35,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from functions.names import state_machine_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = {
@@ -67,13 +74,16 @@ _TIMER = (
 # The first request after a cold import, in the same interpreter: a Lambda context as the runtime gives one.
 _FIRST_REQUEST = (
     "import sys, json; sys.path.insert(0, {root!r}); import time as _t; _c = _t.process_time(); "
-    "import functions.api.handler as _h; _i = _t.process_time(); "
+    "import {module} as _h; _i = _t.process_time(); "
     "_ctx = type('C', (), dict(function_name='stepgraph-bench', memory_limit_in_mb=1024, aws_request_id='r', "
     "invoked_function_arn='arn:aws:lambda:us-east-1:123456789012:function:stepgraph-bench', "
     "get_remaining_time_in_millis=lambda self: 29000))(); "
     "_r = _h.lambda_handler(json.loads({event!r}), _ctx); _e = _t.process_time(); "
-    "print((_i - _c) * 1000, (_e - _i) * 1000, _r['statusCode'])"
+    "print((_i - _c) * 1000, (_e - _i) * 1000, {status})"
 )
+# The executor's first invocations: a tool node (``util.echo``: the tool and pydantic load with it) and a
+# bookkeeping step (``record`` after a ``lambda:`` node: no tool).
+EXECUTOR_SAMPLES = {"run util.echo": "executor-run", "record lambda:": "executor-record"}
 
 
 class BenchSetupError(Exception):
@@ -216,7 +226,8 @@ class FirstRequest:
     name: str
     import_ms: list[float] = field(default_factory=list)
     request_ms: list[float] = field(default_factory=list)
-    status: int | None = None
+    status: int | str | None = None
+    function: str = "api"
 
 
 def _free_port() -> int:
@@ -233,9 +244,21 @@ def _api_event(method: str, path: str) -> str:
     return json.dumps(event)
 
 
+def _executor_event(sample: str, prefix: str) -> str:
+    """``events/<sample>.json`` for a run of its own (each cold invocation starts its node afresh), sent by the
+    execution of that run on this stack's state machine."""
+    event = json.loads((ROOT / "events" / f"{sample}.json").read_text())
+    run = event["doc"]["run"]
+    run["run_id"] = f"r_{secrets.token_hex(8)}"
+    machine = state_machine_name(prefix, run["graph_id"], run["version"])
+    event["execution"] = f"arn:aws:states:us-east-1:123456789012:execution:{machine}:{run['run_id']}"
+    return json.dumps(event)
+
+
 def measure_first_requests(python: str, artifact: Path, runs: int = 5) -> list[FirstRequest]:
-    """The API's import and first request in fresh interpreters from the artifact, its AWS calls answered by a
-    local cloud's moto server on loopback (a graph and one finished run in the table)."""
+    """The API's import and first request, and the executor's import and first invocation, in fresh interpreters
+    from the artifact, their AWS calls answered by a local cloud's moto server on loopback (a graph and one
+    finished run in the table; each executor invocation acts for a run of its own)."""
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -243,6 +266,7 @@ def measure_first_requests(python: str, artifact: Path, runs: int = 5) -> list[F
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request the handlers make
 
     from bench.common import example, session
+    from functions.settings import get_settings
 
     port = _free_port()
     with session() as runner:
@@ -256,23 +280,34 @@ def measure_first_requests(python: str, artifact: Path, runs: int = 5) -> list[F
             env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing")
             env.update(AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=runner.cloud.region)
             env.update(AWS_REGION=runner.cloud.region, STEPGRAPH_API_KEY="local-dev-key")
+            prefix = get_settings().prefix
+            calls: list[tuple[str, str, str, Callable[[], str]]] = [
+                (name, "api", "_r['statusCode']", lambda m=method, p=path: _api_event(m, p))
+                for name, method, path in (
+                    ("GET /runs/{id}", "GET", f"/runs/{run.run_id}"),
+                    ("GET /graphs", "GET", "/graphs"),
+                )
+            ]
+            calls += [
+                (name, "executor", "'ok'", lambda s=sample: _executor_event(s, prefix))
+                for name, sample in EXECUTOR_SAMPLES.items()
+            ]
             results = []
-            for name, method, path in (
-                ("GET /runs/{id}", "GET", f"/runs/{run.run_id}"),
-                ("GET /graphs", "GET", "/graphs"),
-            ):
-                figure = FirstRequest(name)
-                code = _FIRST_REQUEST.format(root=str(artifact), event=_api_event(method, path))
+            for name, function, status, event in calls:
+                figure = FirstRequest(name, function=function)
                 for _ in range(runs + 1):  # the first warms the file cache, as a warm host has it
+                    code = _FIRST_REQUEST.format(
+                        root=str(artifact), module=HANDLERS[function], event=event(), status=status
+                    )
                     done = subprocess.run(
                         [python, "-S", "-c", code], capture_output=True, text=True, env=env, cwd=artifact, check=False
                     )
                     if done.returncode != 0:
                         raise BenchSetupError((done.stderr.strip().splitlines() or ["request failed"])[-1])
-                    imported, requested, status = done.stdout.strip().splitlines()[-1].split()
+                    imported, requested, answered = done.stdout.strip().splitlines()[-1].split()
                     figure.import_ms.append(float(imported))
                     figure.request_ms.append(float(requested))
-                    figure.status = int(status)
+                    figure.status = int(answered) if answered.isdigit() else answered
                 figure.import_ms, figure.request_ms = figure.import_ms[1:], figure.request_ms[1:]
                 results.append(figure)
             return results
@@ -303,12 +338,12 @@ def figures(quick: bool = False) -> list[dict[str, object]]:
         rows.append(
             {
                 "section": "imports",
-                "name": f"api cold import + first {req.name}, CPU",
+                "name": f"{req.function} cold import + first {req.name}, CPU",
                 "value": statistics.median(total),
                 "unit": "ms",
-                "how": f"median of {runs} fresh Python 3.13 interpreters: import the API handler from the artifact,"
-                f" then one request (answered {req.status}; AWS calls to a local moto server): the request alone"
-                f" {statistics.median(req.request_ms):.0f} ms; process_time",
+                "how": f"median of {runs} fresh Python 3.13 interpreters: import the {req.function} handler from the"
+                f" artifact, then one request (answered {req.status}; AWS calls to a local moto server):"
+                f" the request alone {statistics.median(req.request_ms):.0f} ms; process_time",
             }
         )
     for fig in measured:
@@ -368,11 +403,11 @@ def report(measured: list[ImportFigure], first: list[FirstRequest]) -> str:
             f" {fig.median(fig.untraced_cpu_ms) or 0:>11.1f} {fig.median(fig.no_bytecode_cpu_ms) or 0:>12.1f}"
             f" {goal:>6}  {heavy}"
         )
-    lines += ["", "The API's cold import, then its first request in the same interpreter (median CPU ms):", ""]
+    lines += ["", "Cold import, then the first request in the same interpreter (median CPU ms):", ""]
     for req in first:
         total = [i + r for i, r in zip(req.import_ms, req.request_ms, strict=True)]
         lines.append(
-            f"{req.name:<16} import {statistics.median(req.import_ms):>6.1f}"
+            f"{req.function:<9} {req.name:<16} import {statistics.median(req.import_ms):>6.1f}"
             f"  request {statistics.median(req.request_ms):>6.1f}"
             f"  together {statistics.median(total):>6.1f}  (answered {req.status})"
         )
