@@ -16,8 +16,9 @@ the whole Lambda invoke the raw interpreter makes per state (bench/live.py). Her
 - a condition expression's parse is kept per text, names and the values it refers to (with what the parse
   notes as found, for moto's unused-names check), and the kept condition is evaluated again: it only reads
   the item;
-- the validators' tree walk looks up which processor (if any) takes a node once per node class and walker,
-  where moto rebuilds the processor map and runs abstract-class checks for every node it visits.
+- the validators' tree walk looks up which processor (if any) takes a node, and whether the walker has a hook
+  before each child, once per node class and walker, where moto rebuilds the processor map and runs
+  abstract-class checks for every node it visits.
 
 **Step Functions' executions.** moto's interpreter parses the state machine's definition again for every
 execution (an ANTLR parse and the build of its components: about 180 ms for a stepgraph chain of 20 nodes on
@@ -25,6 +26,9 @@ this machine, more than the executions' Lambda calls together). The components b
 kept pickled, per definition text, from the parse that validated the definition at CreateStateMachine (or the
 first execution's); each execution unpickles its own copy (about 1 ms), so executions share no component, as
 with moto's own parse (components keep a lazily drawn heap key, a ``Pass`` state its ``Result`` object).
+
+**Every request.** moto lists the methods of the service's response class (``inspect.getmembers``) on every
+request, to check that the action is one of them; the list is kept per class.
 
 Nothing here is visible to a caller: same results, same errors, same stream records, same histories.
 """
@@ -52,10 +56,34 @@ def install() -> Callable[[], None]:
     the undo."""
     undo_updates = _install_update_item()
     undo_definitions = _install_definition_cache()
+    undo_names = _install_action_names()
 
     def undo() -> None:
+        undo_names()
         undo_definitions()
         undo_updates()
+
+    return undo
+
+
+def _install_action_names() -> Callable[[], None]:
+    """Keep the method names of each moto response class (moto lists them again for every request)."""
+    import importlib
+
+    responses: Any = importlib.import_module("moto.core.responses")
+    original = responses.method_names_from_class
+    kept: dict[type, frozenset[str]] = {}
+
+    def method_names(clazz: type) -> frozenset[str]:
+        names = kept.get(clazz)
+        if names is None:
+            names = kept[clazz] = frozenset(original(clazz))
+        return names
+
+    responses.method_names_from_class = method_names
+
+    def undo() -> None:
+        responses.method_names_from_class = original
 
     return undo
 
@@ -201,30 +229,36 @@ def _install_update_item() -> Callable[[], None]:
         return copy.deepcopy(value, memo)
 
     original_walk = DepthFirstTraverser.traverse_node_recursively
-    is_node: dict[type, bool] = {}
-
-    def processor_of(walker: Any, kind: type) -> Any:
-        """The function ``walker.process`` would apply to a node of class ``kind`` (None: it takes none)."""
-        table = walker.__dict__.get("_stepgraph_processors")
-        if table is None:
-            table = walker.__dict__["_stepgraph_processors"] = {}
-        if kind not in table:
-            table[kind] = next((f for k, f in walker._processing_map().items() if issubclass(kind, k)), None)
-        return table[kind]
+    no_hook = DepthFirstTraverser.pre_processing_of_child
+    not_node, unknown = object(), object()
 
     def walk(walker: Any, node: Any, child_id: int = -1) -> Any:
+        """moto's depth-first walk, with what it looks up per node (which processor takes the node's class,
+        whether the walker has a hook before each child) looked up once per walker and class."""
+        state = walker.__dict__.get("_stepgraph_walk")
+        if state is None:
+            hook = None if type(walker).pre_processing_of_child is no_hook else walker.pre_processing_of_child
+            state = walker.__dict__["_stepgraph_walk"] = ({}, hook)
+        return walk_node(walker, state[0], state[1], node, child_id)
+
+    def walk_node(walker: Any, table: dict[type, Any], hook: Any, node: Any, child_id: int) -> Any:
         kind = type(node)
-        node_kind = is_node.get(kind)
-        if node_kind is None:
-            node_kind = is_node[kind] = isinstance(node, Node)
-        if not node_kind:
+        process = table.get(kind, unknown)
+        if process is unknown:
+            if isinstance(node, Node):
+                process = next((f for k, f in walker._processing_map().items() if issubclass(kind, k)), None)
+            else:
+                process = not_node
+            table[kind] = process
+        if process is not_node:
             return node
         parent_node = node.parent
-        if node.children is not None:
-            for i, child_node in enumerate(node.children):
-                walker.pre_processing_of_child(node, i)
-                walk(walker, child_node, i)
-        process = processor_of(walker, kind)
+        children = node.children
+        if children is not None:
+            for i, child_node in enumerate(children):
+                if hook is not None:
+                    hook(node, i)
+                walk_node(walker, table, hook, child_node, i)
         if process is not None:
             node = process(node)
             node.parent = parent_node
