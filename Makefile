@@ -22,6 +22,11 @@ NODE_STAMP := node_modules/.installed
 # runs on Amazon Linux 2023 (glibc 2.34), so manylinux 2014 and 2_28 wheels both load there.
 LAMBDA_PYTHON := 3.13
 LAMBDA_PLATFORMS ?= --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64
+# The only botocore service data shipped: the services the functions call (tests/unit/test_build_services.py
+# keeps the two in step), and sts and xray (botocore's role credential providers, the X-Ray SDK's sampling
+# rules). botocore lists every service directory it has (about 450) when a cold start makes its first client,
+# a large part of the first request's time; no other service's data is ever read.
+LAMBDA_BOTOCORE_SERVICES := apigateway apigatewaymanagementapi bedrock-runtime dynamodb lambda scheduler stepfunctions sts xray
 # The artifacts ship bytecode, or every cold start compiles every module (/var/task is read-only, nothing is
 # cached). Only the runtime's own minor version reads it, so it is compiled by a Python 3.13: pyenv's, else
 # one on PATH (set LAMBDA_PYTHON_BIN to choose). Hash-based and unchecked: a zip keeps mtimes to 2 s only,
@@ -109,6 +114,8 @@ build-ApiFunction build-ExecutorFunction build-EventsFunction build-StreamFuncti
 		--target "$(ARTIFACTS_DIR)" $(LAMBDA_PLATFORMS) --implementation cp --python-version $(LAMBDA_PYTHON) \
 		--only-binary=:all: -r "$(ARTIFACTS_DIR)/.requirements.txt"
 	rm -f "$(ARTIFACTS_DIR)/.requirements.txt"
+	find "$(ARTIFACTS_DIR)/botocore/data" -mindepth 1 -maxdepth 1 -type d \
+		$(foreach service,$(LAMBDA_BOTOCORE_SERVICES),-not -name $(service)) -exec rm -rf {} +
 	@"$(LAMBDA_PYTHON_BIN)" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$(LAMBDA_PYTHON)'.split('.'))))" \
 		2>/dev/null || { echo "no Python $(LAMBDA_PYTHON) to compile the bytecode ('$(LAMBDA_PYTHON_BIN)'): pyenv install $(LAMBDA_PYTHON), or set LAMBDA_PYTHON_BIN"; exit 2; }
 	"$(LAMBDA_PYTHON_BIN)" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_build_services import shipped_services
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
@@ -52,6 +54,9 @@ def test_build_target_ships_both_packages_and_platform_wheels(tmp_path: Path) ->
         assert name in installed, name
     native = list(artifacts.glob("pydantic_core/*.so"))
     assert native and all("cpython-313-aarch64-linux-gnu" in p.name for p in native)
+    # AND botocore's data only for the services the functions call (the Makefile's LAMBDA_BOTOCORE_SERVICES)
+    shipped = {p.name for p in (artifacts / "botocore" / "data").iterdir() if p.is_dir()}
+    assert shipped == shipped_services()
 
 
 def test_build_target_refuses_to_run_without_artifacts_dir() -> None:
