@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
-import subprocess
 import sys
 import threading
 import time
@@ -48,6 +46,8 @@ class Worker:
     """One worker process and the pipe protocol to it."""
 
     def __init__(self) -> None:
+        import subprocess  # here, not at import: only isolated tools start workers (the executor's cold start)
+
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.process = subprocess.Popen(
@@ -89,6 +89,8 @@ class Worker:
         except OSError as exc:
             self.kill()
             raise WorkerLost(f"{tool} crashed: its worker process is gone ({exc})") from None
+        import selectors
+
         with selectors.DefaultSelector() as selector:
             selector.register(self.fd, selectors.EVENT_READ)
             while True:
@@ -118,6 +120,8 @@ class Worker:
         """Stop the worker now (SIGKILL) and reap it."""
         with contextlib.suppress(OSError):
             self.process.kill()
+        import subprocess
+
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
         for stream in (self.process.stdin, self.process.stdout):
