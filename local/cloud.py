@@ -31,8 +31,9 @@ from moto import mock_aws
 from local import callbacks, moto_speed, strict
 from local.apigw import ApiGatewayShim
 from local.bedrock import StandInModel
-from local.iam import IamAudit
+from local.iam import IamAudit, current_function
 from local.lambdas import InvokeResult, LambdaDispatcher
+from local.priority import PriorityLock
 from local.scheduler import LocalScheduler
 from local.streams import TableStream
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
@@ -61,6 +62,13 @@ FAKE_CREDENTIALS = {
 RETRY_DELAY_SECONDS = 0.05
 # How long StopExecution waits for an execution started a moment ago to have begun in moto.
 STOP_WAIT_SECONDS = 10.0
+# The functions behind API Gateway (HTTP and WebSocket): a user waits on their answers.
+FOREGROUND_FUNCTIONS = ("ApiFunction", "LiveFunction")
+# DynamoDB actions that change nothing: they may run at the same time as each other.
+DYNAMODB_READS = frozenset(
+    {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "DescribeTimeToLive"}
+    | {"ListTables"}
+)
 
 _active_lock = threading.Lock()
 _active: LocalCloud | None = None
@@ -704,17 +712,24 @@ class LocalCloud:
         self._restore.append(lambda: setattr(Execution, "stop", original_stop))
 
     def _serialize_dynamodb(self) -> None:
-        """Run moto's DynamoDB requests one at a time. moto has no locking: a conditional write checks, then
+        """Run moto's DynamoDB writes one at a time. moto has no locking: a conditional write checks, then
         writes, so two threads could both pass ``attribute_not_exists``, and a read could see an item an
-        update is still changing. In AWS each item write is atomic; one lock gives the same guarantee."""
+        update is still changing. In AWS each item write is atomic; one lock gives the same guarantee. Reads
+        share it, and requests of the functions behind API Gateway go first, so a big run's background work
+        doesn't keep an API answer waiting (in AWS they share nothing)."""
         from moto.dynamodb.responses import DynamoHandler
 
-        lock = threading.RLock()
+        foreground = {self.function_name(logical_id) for logical_id in FOREGROUND_FUNCTIONS}
+        lock = PriorityLock(lambda: current_function.get() in foreground)
         original = DynamoHandler.call_action
 
         def call_action(handler: Any) -> Any:
-            with lock:
+            write = handler.get_endpoint_name(handler.headers) not in DYNAMODB_READS
+            lock.acquire(write=write)
+            try:
                 return original(handler)
+            finally:
+                lock.release()
 
         DynamoHandler.call_action = call_action  # type: ignore[method-assign]
         self._restore.append(lambda: setattr(DynamoHandler, "call_action", original))

@@ -93,7 +93,7 @@ def test_fifty_runs_started_at_once_all_succeed_with_every_record_and_event_once
                 pending.discard(run_id)
         time.sleep(0.2)
     assert not pending, f"{len(pending)} runs still RUNNING"
-    assert cloud.drain_events(10)
+    assert cloud.drain_events(60)  # generous: the stream may be far behind on a shared machine
     for n, run_id in run_ids.items():
         run = api.get(f"/runs/{run_id}").json()
         assert run["status"] == "SUCCEEDED", (run_id, run["status"], run["error"])
