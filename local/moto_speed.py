@@ -32,6 +32,10 @@ service models, moto's modules and backends); Python's full garbage collection w
 this machine), about once every five runs of a 20-node chain. They are frozen out of collections while the cloud
 runs (``gc.freeze``) and thawed when it stops, so whatever a stopped cloud leaves behind is collected as usual.
 
+**JSONPath.** moto's interpreter parses a path (``$.Payload``, ``$$.State.RetryCount``) with jsonpath-ng every
+time a state reads one, building a new parser each time (about 0.4 ms a path on this machine); the parsed path
+is kept per text (``find`` only reads it).
+
 **Every request.** moto lists the methods of the service's response class (``inspect.getmembers``) on every
 request, to check that the action is one of them; the list is kept per class.
 
@@ -63,21 +67,47 @@ _VALUE_REFERENCE = re.compile(r":[A-Za-z0-9_]+")
 
 
 def install() -> Callable[[], None]:
-    """Patch moto's update-expression parsing and validation, its per-execution definition parse, its
-    per-request method listing and its AttributeValue serializing, and freeze the heap out of garbage
-    collections; returns the undo."""
+    """Patch moto's update-expression parsing and validation, its per-execution definition parse, its JSONPath
+    parses, its per-request method listing and its AttributeValue serializing, and freeze the heap out of
+    garbage collections; returns the undo."""
     undo_updates = _install_update_item()
     undo_definitions = _install_definition_cache()
     undo_names = _install_action_names()
+    undo_paths = _install_json_paths()
     undo_serializer = _install_attribute_values()
     gc.freeze()
 
     def undo() -> None:
         gc.unfreeze()
+        undo_paths()
         undo_serializer()
         undo_names()
         undo_definitions()
         undo_updates()
+
+    return undo
+
+
+def _install_json_paths() -> Callable[[], None]:
+    """Keep each JSONPath moto's interpreter reads a value with, parsed (it parses it again for every read)."""
+    import importlib
+
+    json_path: Any = importlib.import_module("moto.stepfunctions.parser.asl.utils.json_path")
+    original = json_path.parse
+    kept: dict[str, Any] = {}
+
+    def parse(path: str) -> Any:
+        found = kept.get(path)
+        if found is None:
+            found = original(path)
+            if len(kept) < MAX_KEPT_EXPRESSIONS:
+                kept[path] = found
+        return found
+
+    json_path.parse = parse
+
+    def undo() -> None:
+        json_path.parse = original
 
     return undo
 
