@@ -12,7 +12,8 @@ the whole Lambda invoke the raw interpreter makes per state (bench/live.py). Her
 - such a kept tree is copied by unpickling its pickled form (same objects as ``deepcopy``, several times faster);
 - the action-count and overlapping-path checks run once, on the root, whose clauses and paths include those
   of every node below it: when the root passes, every node would have; when it does not, moto's own walk
-  runs and refuses the expression exactly as before;
+  runs and refuses the expression exactly as before. They read only the expression and its names, so a pass
+  is kept per expression text and names;
 - a condition expression's parse is kept per text, names and the values it refers to (with what the parse
   notes as found, for moto's unused-names check), and the kept condition is evaluated again: it only reads
   the item;
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 MAX_KEPT_EXPRESSIONS = 512
 MAX_KEPT_DEFINITIONS = 128
 _VALUE_REFERENCE = re.compile(r":[A-Za-z0-9_]+")
+_EXPRESSION = "_stepgraph_expression"
 
 
 def install() -> Callable[[], None]:
@@ -199,8 +201,9 @@ def _install_update_item() -> Callable[[], None]:
     UpdateExpressionParser = expressions.UpdateExpressionParser
 
     lock = threading.Lock()
-    kept: OrderedDict[str, tuple[Any, bytes]] = OrderedDict()
-    pickled: dict[int, tuple[Any, bytes]] = {}
+    kept: OrderedDict[str, tuple[Any, bytes, str]] = OrderedDict()
+    pickled: dict[int, tuple[Any, bytes, str]] = {}
+    passed: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
     original_make = UpdateExpressionParser.__dict__["make"]
     original_deepcopy = validators.deepcopy
     checkers = {
@@ -216,12 +219,12 @@ def _install_update_item() -> Callable[[], None]:
                 kept.move_to_end(expression)
                 return found[0]
         tree = original_make.__func__(cls, expression)
-        entry = (tree, pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL))
+        entry = (tree, pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL), expression)
         with lock:
             kept[expression] = entry
             pickled[id(tree)] = entry
             while len(kept) > MAX_KEPT_EXPRESSIONS:
-                old, _ = kept.popitem(last=False)[1]
+                old = kept.popitem(last=False)[1][0]
                 pickled.pop(id(old), None)
         return tree
 
@@ -271,7 +274,9 @@ def _install_update_item() -> Callable[[], None]:
     def deepcopy(value: Any, memo: Any = None) -> Any:
         entry = pickled.get(id(value)) if memo is None else None
         if entry is not None and entry[0] is value:
-            return pickle.loads(entry[1])
+            tree = pickle.loads(entry[1])
+            tree.__dict__[_EXPRESSION] = entry[2]  # the root checks' outcome is kept per expression text
+            return tree
         return copy.deepcopy(value, memo)
 
     original_walk = DepthFirstTraverser.traverse_node_recursively
@@ -317,10 +322,18 @@ def _install_update_item() -> Callable[[], None]:
     def check_at_root(check: str) -> Callable[[Any, Any], Any]:
         def traverse(checker: Any, node: Any) -> Any:
             if isinstance(node, UpdateExpression):
+                text = node.__dict__.get(_EXPRESSION)
+                names = getattr(checker, "expression_attribute_names", None) or {}
+                key = None if text is None else (check, text, tuple(sorted(names.items())))
+                if key is not None and key in passed:
+                    return node
                 try:
                     getattr(checker, check)(node)
                 except Exception:
                     return original_traverse(checker, node)  # moto's walk: its own error, from where it finds it
+                if key is not None and len(passed) < 4 * MAX_KEPT_EXPRESSIONS:
+                    with lock:
+                        passed.add(key)
             return node
 
         return traverse
