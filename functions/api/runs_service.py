@@ -208,7 +208,7 @@ def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
         graph_id, version = run.graph_id, run.version
 
         def node_ids() -> list[str]:
-            return services.graphs.version(graph_id, version).node_ids
+            return services.graphs.node_ids(graph_id, version)
 
         if runs_sync.reconcile(services.runs, services.sfn, run_id, run.execution_arn, node_ids):
             run = services.runs.get(run_id)  # as this call or the events function settled it
@@ -350,7 +350,7 @@ def listed(services: Services, runs: list[Run]) -> list[dict[str, Any]]:
     for run in runs:
         key = (run.graph_id, run.version)
         if key not in spec_nodes:
-            spec_nodes[key] = services.graphs.version(run.graph_id, run.version).node_ids
+            spec_nodes[key] = services.graphs.node_ids(run.graph_id, run.version)
         nodes = spec_nodes[key]
         if run.status in RUN_TERMINAL:
             done = len(nodes)
@@ -437,7 +437,7 @@ def detail(services: Services, run: Run) -> dict[str, Any]:
     ``null`` with ``output_omitted`` saying its size, and a ``foreach`` node's items are paged by
     ``GET /runs/{id}/nodes/{node}/items``.
     """
-    spec_nodes = services.graphs.version(run.graph_id, run.version).node_ids
+    spec_nodes = services.graphs.node_ids(run.graph_id, run.version)
     records: dict[str, list[NodeRecord]] = {}
     for record in services.records.list_nodes(run.run_id):
         records.setdefault(record.node, []).append(record)
@@ -588,7 +588,7 @@ def item_page(
     if iteration is None:
         iteration = services.records.latest_iteration(run_id, node)
         if iteration is None:
-            spec_nodes = services.graphs.version(run.graph_id, run.version).node_ids
+            spec_nodes = services.graphs.node_ids(run.graph_id, run.version)
             if node not in spec_nodes:
                 raise NotFoundError(f"run {run_id} has no node {node!r}")
             return {"node": node, "iteration": None, "total": None, "done": 0, "items": [], "next": None}

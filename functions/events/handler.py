@@ -74,7 +74,7 @@ class Handler:
             logger.info("execution is not a stepgraph run", extra={"execution": detail.get("executionArn")})
             return {"settled": False, "run_id": run_id, "reason": "unknown run"}
         try:
-            nodes = graphs.version(run.graph_id, run.version).node_ids
+            nodes = graphs.node_ids(run.graph_id, run.version)
         except NotFoundError:
             nodes = []
         if status in RUN_FAILED:

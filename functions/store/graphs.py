@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 ALL_GRAPHS = "GRAPHS"
+MAX_KEPT_NODE_IDS = 256
+_NODE_IDS: OrderedDict[tuple[str, str, int], tuple[str, ...]] = OrderedDict()
+_NODE_IDS_LOCK = threading.Lock()
 
 
 def new_graph_id() -> str:
@@ -222,6 +227,22 @@ class GraphStore:
         if not item:
             raise NotFoundError(f"graph {graph_id!r} has no version {version}")
         return GraphVersion.from_item(item)
+
+    def node_ids(self, graph_id: str, version: int) -> list[str]:
+        """The node ids of a version's spec, in spec order. A version never changes once written, so they are
+        kept per container: reading a running run costs no read of its graph."""
+        key = (self.table.name, graph_id, version)
+        with _NODE_IDS_LOCK:
+            kept = _NODE_IDS.get(key)
+            if kept is not None:
+                _NODE_IDS.move_to_end(key)
+                return list(kept)
+        ids = self.version(graph_id, version).node_ids
+        with _NODE_IDS_LOCK:
+            _NODE_IDS[key] = tuple(ids)
+            while len(_NODE_IDS) > MAX_KEPT_NODE_IDS:
+                _NODE_IDS.popitem(last=False)
+        return ids
 
     def versions(self, graph_id: str) -> list[GraphVersion]:
         """Every version, oldest first."""

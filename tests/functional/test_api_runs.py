@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from functional_support import wait_for_run
 
+from functions.api.services import get_services
+
 if TYPE_CHECKING:
     import httpx
     import pytest
@@ -295,3 +297,28 @@ def test_a_running_runs_state_shows_the_updates_so_far(api: httpx.Client) -> Non
     assert run["state"] == {"task": "review", "quality_score": 7}
     assert run["progress"] == {"done": 1, "total": 2, "percent": 50}
     assert wait_for_run(api, run_id)["state"] == {"task": "review", "quality_score": 7}
+
+
+def test_reading_a_running_run_again_does_not_read_its_graph_again(api: httpx.Client) -> None:
+    # GIVEN a run still going (its node sleeps), read once
+    spec = {"name": "napping", "nodes": [{"id": "nap", "tool": "util.sleep", "params": {"seconds": 2}}]}
+    graph_id = create(api, spec)
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={}).json()["run_id"]
+    assert api.get(f"/runs/{run_id}").json()["status"] == "RUNNING"
+    reads: list[str] = []
+
+    def on_get(params: dict[str, Any], **_: Any) -> None:
+        reads.append(str(params["Key"]["sk"]))
+
+    events = get_services().graphs.table.meta.client.meta.events  # the API's own client
+    events.register("before-parameter-build.dynamodb.GetItem", on_get)
+    try:
+        # WHEN it is read again
+        run = api.get(f"/runs/{run_id}").json()
+    finally:
+        events.unregister("before-parameter-build.dynamodb.GetItem", on_get)
+
+    # THEN the answer lists its node, read without another read of the graph's version (it never changes)
+    assert run["status"] == "RUNNING" and list(run["nodes"]) == ["nap"]
+    assert reads and not [sk for sk in reads if sk.startswith("VERSION#")], reads
+    assert wait_for_run(api, run_id)["status"] == "SUCCEEDED"
