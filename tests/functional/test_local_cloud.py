@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 from functional_support import ACCOUNT, create_machine, one_task, run_machine, start_machine, task, wait_execution
 
@@ -410,3 +411,32 @@ def test_dynamodb_requests_are_atomic_under_concurrency(cloud: LocalCloud) -> No
     # THEN no reader ever sees a half-made item and no request fails, as in AWS
     assert errors == []
     assert partial == []
+
+
+def test_a_query_reads_what_its_key_condition_selects_in_sort_key_order(cloud: LocalCloud) -> None:
+    # GIVEN a partition of many sort keys (and another partition with keys that would match)
+    table = boto3.resource("dynamodb").Table(cloud.table_name)
+    keys = [f"ITEM#n#0000#{i:06d}" for i in range(300)] + ["NODE#a#0000", "NODE#b#0000", "NODE#\u00e9#0000", "SEQ"]
+    with table.batch_writer() as batch:
+        for sk in reversed(keys):
+            batch.put_item(Item={"pk": "RUN#r", "sk": sk})
+        batch.put_item(Item={"pk": "RUN#other", "sk": "NODE#a#0000"})
+    pk = Key("pk").eq("RUN#r")
+    sk = Key("sk")
+    conditions = {
+        "begins_with": (sk.begins_with("NODE#"), lambda k: k.startswith("NODE#")),
+        "=": (sk.eq("SEQ"), lambda k: k == "SEQ"),
+        "<": (sk.lt("ITEM#n#0000#000003"), lambda k: k < "ITEM#n#0000#000003"),
+        "<=": (sk.lte("ITEM#n#0000#000003"), lambda k: k <= "ITEM#n#0000#000003"),
+        ">": (sk.gt("NODE#a"), lambda k: k > "NODE#a"),
+        ">=": (sk.gte("NODE#b#0000"), lambda k: k >= "NODE#b#0000"),
+        "between": (
+            sk.between("ITEM#n#0000#000100", "ITEM#n#0000#000104"),
+            lambda k: "ITEM#n#0000#000100" <= k <= "ITEM#n#0000#000104",
+        ),
+    }
+    for name, (condition, selects) in conditions.items():
+        # WHEN the partition is queried with each kind of key condition
+        found = [item["sk"] for item in table.query(KeyConditionExpression=pk & condition)["Items"]]
+        # THEN exactly the selected keys come back, in sort key order, and none of the other partition
+        assert found == sorted(k for k in keys if selects(k)), name
