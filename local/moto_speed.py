@@ -95,46 +95,39 @@ def install() -> Callable[[], None]:
 
 def _install_json_paths() -> Callable[[], None]:
     """Keep each JSONPath moto's interpreter reads a value with, parsed (it parses it again for every read)."""
-    import importlib
-
-    json_path: Any = importlib.import_module("moto.stepfunctions.parser.asl.utils.json_path")
-    original = json_path.parse
-    kept: dict[str, Any] = {}
-
-    def parse(path: str) -> Any:
-        found = kept.get(path)
-        if found is None:
-            found = original(path)
-            if len(kept) < MAX_KEPT_EXPRESSIONS:
-                kept[path] = found
-        return found
-
-    json_path.parse = parse
-
-    def undo() -> None:
-        json_path.parse = original
-
-    return undo
+    return _keep_results("moto.stepfunctions.parser.asl.utils.json_path", "parse", limit=MAX_KEPT_EXPRESSIONS)
 
 
 def _install_action_names() -> Callable[[], None]:
     """Keep the method names of each moto response class (moto lists them again for every request)."""
+    return _keep_results("moto.core.responses", "method_names_from_class", kept_as=frozenset)
+
+
+def _keep_results(
+    module_name: str, function_name: str, *, limit: int | None = None, kept_as: Callable[[Any], Any] | None = None
+) -> Callable[[], None]:
+    """Replace a module's one-argument function with one that keeps its result per argument (the first ``limit``
+    arguments; ``kept_as`` converts a result before it is kept); returns the undo."""
     import importlib
 
-    responses: Any = importlib.import_module("moto.core.responses")
-    original = responses.method_names_from_class
-    kept: dict[type, frozenset[str]] = {}
+    module: Any = importlib.import_module(module_name)
+    original = getattr(module, function_name)
+    kept: dict[Any, Any] = {}
 
-    def method_names(clazz: type) -> frozenset[str]:
-        names = kept.get(clazz)
-        if names is None:
-            names = kept[clazz] = frozenset(original(clazz))
-        return names
+    def keeping(argument: Any) -> Any:
+        found = kept.get(argument)
+        if found is None:
+            found = original(argument)
+            if kept_as is not None:
+                found = kept_as(found)
+            if limit is None or len(kept) < limit:
+                kept[argument] = found
+        return found
 
-    responses.method_names_from_class = method_names
+    setattr(module, function_name, keeping)
 
     def undo() -> None:
-        responses.method_names_from_class = original
+        setattr(module, function_name, original)
 
     return undo
 

@@ -71,30 +71,36 @@ def _start(table: Any, sk: str, attempt: int, at: str) -> dict[str, Any]:
     return dict(response["Attributes"])
 
 
+def _outcome(call: Callable[..., Any], done: str, **kwargs: Any) -> str:
+    """``done`` when the call is accepted, else its error code and message."""
+    try:
+        call(**kwargs)
+    except ClientError as exc:
+        return f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}"
+    return done
+
+
 def _errors(table: Any) -> list[str]:
-    found = []
-    for expression in REFUSED:
-        try:
-            table.update_item(
-                Key={"pk": "RUN#r", "sk": "n1"},
-                UpdateExpression=expression,
-                ExpressionAttributeValues={":v": 1},
-            )
-        except ClientError as exc:
-            found.append(f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}")
-        else:
-            found.append("accepted")
+    found = [
+        _outcome(
+            table.update_item,
+            "accepted",
+            Key={"pk": "RUN#r", "sk": "n1"},
+            UpdateExpression=expression,
+            ExpressionAttributeValues={":v": 1},
+        )
+        for expression in REFUSED
+    ]
     for names in ({"#s": "status"}, {"#s": "status", "#unused": "x"}):  # a name the condition does not use
-        try:
-            table.put_item(
+        found.append(
+            _outcome(
+                table.put_item,
+                "put",
                 Item={"pk": "RUN#r", "sk": "n2"},
                 ConditionExpression="attribute_not_exists(#s)",
                 ExpressionAttributeNames=names,
             )
-        except ClientError as exc:
-            found.append(f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}")
-        else:
-            found.append("put")
+        )
     return found
 
 
@@ -172,20 +178,17 @@ def test_an_update_that_creates_its_item_answers_as_moto_s_whether_it_reads_the_
 def test_an_expression_that_passed_is_checked_again_with_other_names(both: Any) -> None:
     # GIVEN one update expression whose two paths are distinct under some names and the same path under others
     def run(table: Any) -> list[str]:
-        found = []
-        for names in ({"#a": "x", "#b": "y"}, {"#a": "x", "#b": "x"}, {"#a": "x", "#b": "y"}):
-            try:
-                table.update_item(
-                    Key={"pk": "RUN#r", "sk": "n1"},
-                    UpdateExpression="SET #a = :v, #b = :v",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={":v": 1},
-                )
-            except ClientError as exc:
-                found.append(f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}")
-            else:
-                found.append("accepted")
-        return found
+        return [
+            _outcome(
+                table.update_item,
+                "accepted",
+                Key={"pk": "RUN#r", "sk": "n1"},
+                UpdateExpression="SET #a = :v, #b = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":v": 1},
+            )
+            for names in ({"#a": "x", "#b": "y"}, {"#a": "x", "#b": "x"}, {"#a": "x", "#b": "y"})
+        ]
 
     # WHEN moto runs it with and without the local cloud's cheaper UpdateItem, the distinct names first
     plain, fast = both(run)
