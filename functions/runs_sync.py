@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from functions.executor.binding import run_of_execution
+from functions.store.events import RUN_EVENT
 from functions.store.records import Records
-from functions.store.runs import RUN_EVENT, RunStore
 from functions.store.table import iso, now_iso
 from statemachine.status import RUN_FAILED, ExecutionStatus, NodeStatus, RunStatus
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from mypy_boto3_stepfunctions.client import SFNClient
+
+    from functions.store.runs import RunStore
 
 # Step Functions execution status → run status (RUNNING and PENDING_REDRIVE are not terminal here).
 RUN_STATUS: dict[str, str] = {

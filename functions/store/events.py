@@ -28,8 +28,9 @@ from functions.store.table import TableHandle, condition_failed, event_sk, put_o
 from statemachine.status import RUN_TERMINAL
 
 COUNTER_SK = "SEQ"
-RUN_TERMINAL_EVENTS = tuple(f"RUN_{status}" for status in RUN_TERMINAL)
-"""The events a run's terminal status is announced by (``RUN_SUCCEEDED``...)."""
+RUN_EVENT = {status: f"RUN_{status}" for status in RUN_TERMINAL}
+"""The event a run's terminal status is announced by (``RUN_SUCCEEDED``...)."""
+RUN_TERMINAL_EVENTS = tuple(RUN_EVENT.values())
 RUN_RESUMED = "RUN_RESUMED"
 """A terminal run resumed: the terminal ``seq`` no longer ends its log."""
 

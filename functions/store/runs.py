@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from functions.errors import ConflictError, NotFoundError, StoreError
-from functions.store.events import RUN_RESUMED
+from functions.store.events import RUN_EVENT, RUN_RESUMED
 from functions.store.table import (
     TableHandle,
     clean,
@@ -43,8 +43,6 @@ from statemachine.status import RUN_RESUMABLE, RUN_TERMINAL, RunStatus
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
-RUN_EVENT = {status: f"RUN_{status}" for status in RUN_TERMINAL}
-"""The event a run's terminal status is announced by (``RUN_SUCCEEDED``...)."""
 ALL_RUNS = "RUNS"
 API_TRIGGER = {"type": "api"}
 
