@@ -275,37 +275,29 @@ class _Compiler:
     # ---- nodes -----------------------------------------------------------------------------------------
 
     def context(self, node: Node) -> NodeContext:
-        fields: dict[str, Any] = {}  # only what differs from NodeContext's defaults: fewer fields to validate
-        if node.optional:
-            fields["optional"] = True
-        if node.update_state is not False:
-            fields["update_state"] = node.update_state
-        if node.foreach is not None:
-            fields["foreach"] = node.foreach
-        if node.foreach:
-            fields["max_concurrency"] = self.model.map_concurrency(node, self.map_caps)
-            fields.update(self.batching(node))
-        if node.id in self.looped:
-            fields["in_loop"] = True
-        if node.id in self.inline:
-            fields["inline_paths"] = self.inline[node.id]
         loop = self.loop_heads.get(node.id)
-        if loop:
-            fields["clears"] = sorted(loop.body - {node.id}, key=self.model.order.__getitem__)
-            fields["loop_counter"] = loop_counter(node.id)
-            fields["resets"] = sorted(
-                loop_counter(inner.head) for inner in self.model.loops if inner is not loop and inner.body < loop.body
-            )
-        if node.cache:
-            fields["cache_ttl"] = node.cache.ttl_seconds
         return NodeContext(
             node=node.id,
             tool=node.tool,
             params=self.model.effective_params(node),
             retry=Retry.of(RETRY_DEFAULTS if node.is_human else self.spec.retry_for(node)),
             timeout_seconds=self.spec.timeout_for(node),
+            optional=node.optional,
+            update_state=node.update_state,
+            foreach=node.foreach,
+            max_concurrency=self.model.map_concurrency(node, self.map_caps) if node.foreach else None,
+            in_loop=node.id in self.looped,
+            inline_paths=self.inline.get(node.id, []),
+            clears=sorted(loop.body - {node.id}, key=self.model.order.__getitem__) if loop else [],
+            loop_counter=loop_counter(node.id) if loop else None,
+            resets=sorted(
+                loop_counter(inner.head)
+                for inner in self.model.loops
+                if loop and inner is not loop and inner.body < loop.body
+            ),
             doc_budget=self.budget,
-            **fields,
+            cache_ttl=node.cache.ttl_seconds if node.cache else None,
+            **self.batching(node),
         )
 
     def batching(self, node: Node) -> dict[str, Any]:
