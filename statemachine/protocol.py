@@ -376,6 +376,10 @@ class ExecutorRequest:
         raw = self.doc.get("failure")
         return Failure.from_doc(raw) if isinstance(raw, Mapping) else None
 
+    def for_item(self, item: Any, index: int, **changes: Any) -> ExecutorRequest:
+        """This request as one ``foreach`` item's (``item`` mode)."""
+        return replace(self, item=item, index=index, mode="item", **changes)
+
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> ExecutorRequest:
         """Parse the Lambda event (``ProtocolError`` when it is not a request)."""

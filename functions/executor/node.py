@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -478,7 +478,7 @@ class NodeExecutor:
             self._fail(inv, exc, 0, attempt=(inv.ctx.retry.max_attempts or 0) + 1)
         end = min(len(items), start + size)
         if inv.ctx.item_retries == "states":  # one item, one attempt: the child Task's Retry retries it
-            request = replace(inv.request, item=items[start], index=start, mode="item")
+            request = inv.request.for_item(items[start], start)
             return self.run_item(Invocation(request, inv.ctx, inv.run_id, inv.iteration, inv.attempt))
         # A retried batch (its Lambda failed or timed out) resumes: items already finished are not run again;
         # so does a batch of a resumed run. The first delivery has nothing to resume, so its happy path reads nothing.
@@ -544,7 +544,7 @@ class NodeExecutor:
                     cached_from=reused[1],
                 )
         while True:
-            request = replace(inv.request, item=value, index=index, mode="item", retry_count=attempt - 1)
+            request = inv.request.for_item(value, index, retry_count=attempt - 1)
             item_inv = Invocation(request, inv.ctx, inv.run_id, inv.iteration, attempt)
             attempt_at = now_iso()
             if attempt > 1:  # a retry is visible (RUNNING, attempt n) while it runs; first attempts are not written
@@ -586,7 +586,7 @@ class NodeExecutor:
 
         Its params are resolved with the item, as the tool would get them; a miss leaves the key for its success.
         """
-        request = replace(inv.request, item=value, index=index, mode="item")
+        request = inv.request.for_item(value, index)
         item_inv = Invocation(request, inv.ctx, inv.run_id, inv.iteration, attempt)
         try:
             key = self._cache_key(item_inv, self._scope(item_inv, with_item=True))
