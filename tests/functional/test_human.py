@@ -102,7 +102,8 @@ def test_an_approval_waits_then_routes_on_the_answer(cloud: LocalCloud, api: htt
         assert wait["tool"] == "human.approval"
         assert wait["prompt"] == "Publish Q3 report?"
         assert wait["since"].endswith("Z")
-        # AND the event log says so, prompt included
+        # AND the event log says so, prompt included (once the table's stream has delivered it)
+        cloud.drain_events()
         events = api.get(f"/runs/{run_id}/events").json()["events"]
         waiting = [e for e in events if e["type"] == "NODE_WAITING"]
         assert len(waiting) == 1
