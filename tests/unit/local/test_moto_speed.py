@@ -366,3 +366,21 @@ def test_only_values_without_binary_data_are_copied_as_they_are() -> None:
     assert moto_speed.wire_attribute_value({"M": {"a": {"L": [{"B": "eA=="}]}}}) is None
     assert moto_speed.wire_attribute_value({"BS": ["eA=="]}) is None
     assert moto_speed.wire_attribute_value({"S": "a", "N": "1"}) is None
+
+
+def test_state_data_is_copied_as_deepcopy_copies_it() -> None:
+    # GIVEN a state's data: nested maps and lists, a list shared by two keys, and a value pickle refuses
+    shared = [1, {"deep": ["x"]}]
+    data = {"items": [{"i": i, "v": {"s": str(i)}} for i in range(3)], "a": shared, "b": shared, "n": None}
+    unpicklable = {"call": lambda: 1, "list": [1, 2]}
+    # WHEN the interpreter's copy makes copies of them
+    copied = moto_speed.copy_data(data)
+    refused = moto_speed.copy_data(unpicklable)
+    # THEN each is equal to the original and shares no container with it, as copy.deepcopy's
+    assert copied == data
+    assert copied["items"][0]["v"] is not data["items"][0]["v"] and copied["a"][1] is not shared[1]
+    # AND what was shared inside stays shared
+    assert copied["a"] is copied["b"]
+    # AND a value pickle refuses is deep-copied as before
+    assert refused["call"] is unpicklable["call"] and refused["list"] == [1, 2]
+    assert refused["list"] is not unpicklable["list"]
