@@ -20,7 +20,7 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 import boto3
 import botocore.handlers
@@ -33,7 +33,7 @@ from local.apigw import ApiGatewayShim
 from local.bedrock import StandInModel
 from local.iam import IamAudit, current_function
 from local.lambdas import InvokeResult, LambdaDispatcher
-from local.priority import PriorityLock
+from local.priority import ForegroundGate, PriorityLock
 from local.scheduler import LocalScheduler
 from local.streams import TableStream
 from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Template, pattern_matches
@@ -277,6 +277,15 @@ class LocalCloud:
         if "LiveFunction" in self.functions:
             stage = str(self.template.resolve({"Ref": "StageName"}))
             self.websockets = LocalWebSockets(self.dispatcher, self.functions["LiveFunction"].name, stage=stage)
+        # API requests first (local/priority.py): in AWS the functions behind API Gateway have CPUs of their own.
+        foreground = {spec.name for logical_id, spec in self.functions.items() if logical_id in FOREGROUND_FUNCTIONS}
+
+        def is_foreground() -> bool:
+            return current_function.get() in foreground
+
+        self._dynamodb_lock = PriorityLock(is_foreground)
+        self.gate = ForegroundGate(is_foreground, self._dynamodb_lock.held_here)
+        self.dispatcher.serving = lambda name: self.gate.serving(name in foreground)
         iam = iam or os.environ.get("STEPGRAPH_LOCAL_IAM") or "audit"
         if iam not in ("audit", "enforce", "off"):
             raise ValueError(f"iam must be 'audit', 'enforce' or 'off', not {iam!r}")
@@ -323,6 +332,9 @@ class LocalCloud:
                 botocore.handlers.BUILTIN_HANDLERS.append(audit)
                 self._restore.append(lambda: botocore.handlers.BUILTIN_HANDLERS.remove(audit))
                 self.dispatcher.on_invoke = self.iam.on_interpreter_invoke
+            give_way = ("before-call", self.gate.give_way)
+            botocore.handlers.BUILTIN_HANDLERS.append(give_way)
+            self._restore.append(lambda: botocore.handlers.BUILTIN_HANDLERS.remove(give_way))
             boto3.setup_default_session(region_name=self.region)
             _share_model_loader()
             self._set_env(self.environment)
@@ -343,6 +355,8 @@ class LocalCloud:
             self._restore.append(strict.install())
             self._restore.append(callbacks.install())
             self._serialize_dynamodb()
+            self._give_way_between_states()
+            self._give_way_while_requests_sleep()
             self._restore.append(moto_speed.install())
             self._start_stream_mappings()
             if self.websockets is not None:
@@ -719,8 +733,7 @@ class LocalCloud:
         doesn't keep an API answer waiting (in AWS they share nothing)."""
         from moto.dynamodb.responses import DynamoHandler
 
-        foreground = {self.function_name(logical_id) for logical_id in FOREGROUND_FUNCTIONS}
-        lock = PriorityLock(lambda: current_function.get() in foreground)
+        lock = self._dynamodb_lock
         original = DynamoHandler.call_action
 
         def call_action(handler: Any) -> Any:
@@ -733,6 +746,34 @@ class LocalCloud:
 
         DynamoHandler.call_action = call_action  # type: ignore[method-assign]
         self._restore.append(lambda: setattr(DynamoHandler, "call_action", original))
+
+    def _give_way_between_states(self) -> None:
+        """Let an execution's threads wait at each state while an API request is young (``ForegroundGate``):
+        between its AWS calls, a ``Map`` item thread spends its CPU on the interpreter's states."""
+        from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+        original = CommonStateField._eval_body
+        gate = self.gate
+
+        def eval_body(state: Any, env: Any) -> None:
+            gate.give_way()
+            original(state, env)
+
+        CommonStateField._eval_body = eval_body  # type: ignore[method-assign,assignment]
+        self._restore.append(lambda: setattr(CommonStateField, "_eval_body", original))
+
+    def _give_way_while_requests_sleep(self) -> None:
+        """``time.sleep`` sets the sleeping thread's foreground window aside: an API request that waits for a
+        run (``?wait=``, reading it every so often) must not hold that run back while it sleeps."""
+        original = time.sleep
+        gate = self.gate
+
+        def sleep(seconds: float | SupportsIndex) -> None:
+            with gate.idle():
+                original(seconds)
+
+        time.sleep = sleep
+        self._restore.append(lambda: setattr(time, "sleep", original))
 
     def _query_one_partition(self) -> None:
         """Let a table ``Query`` read only its partition. moto reads and sorts every item of the table for each

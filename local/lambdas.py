@@ -131,6 +131,8 @@ class LambdaDispatcher:
         # Fault injection: (function name, request body) -> an error code Lambda answers instead of running
         # the function (``TooManyRequestsException`` when throttled, ``ServiceException``...), or None.
         self.refuse: Callable[[str, bytes], str | None] | None = None
+        # Wraps each handler run, given the function's name (the local cloud serves API requests first).
+        self.serving: Callable[[str], contextlib.AbstractContextManager[object]] = lambda name: contextlib.nullcontext()
 
     # ------------------------------------------------------------------ registry
 
@@ -209,7 +211,8 @@ class LambdaDispatcher:
         def target() -> None:
             current_function.set(fn.name)
             try:
-                run_handler()
+                with self.serving(fn.name):
+                    run_handler()
             finally:
                 with self._idle:
                     self._in_flight -= 1

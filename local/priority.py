@@ -1,4 +1,4 @@
-"""The local cloud's one lock around moto's tables: reads share it, writes have it alone, API requests go first.
+"""API requests first: the local cloud's one lock around moto's tables, and the gate background work waits at.
 
 In AWS every Lambda invocation has its own CPU and DynamoDB serves each request on its own; locally they all
 share one process and moto, which has no locking of its own. A write must not interleave with another request
@@ -6,21 +6,30 @@ share one process and moto, which has no locking of its own. A write must not in
 ``Query`` of thousands of items. Python's locks are not fair either: a background thread that releases and takes
 the lock again before a waiting thread wakes could keep an API read waiting for seconds while a 10,000-item
 ``foreach`` runs. So while a foreground request waits, no background request takes the lock (for a while).
+
+The lock is not enough: every runnable thread gets an equal share of the GIL, so behind a 10,000-item ``foreach``
+(its item threads, the interpreter, the stream function) a ``GET /runs/{id}`` needing 50 ms of CPU took up to
+2.6 s. In AWS the API's function has a CPU of its own. So while a foreground invocation is young, background work
+pauses where it can safely wait (``ForegroundGate``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 
 # How long a background request gives way to foreground ones before it takes its turn regardless: many API
 # requests at once (a console polling fifty runs) must not starve the runs they watch.
 MAX_YIELD_SECONDS = 0.1
+# How long a foreground invocation holds background work back: an answer needs well under a second of CPU; a
+# long-poll (``?wait=``) waits on the run it holds back, and must not keep it waiting longer.
+FOREGROUND_WINDOW_SECONDS = 1.0
 
 
 class PriorityLock:
@@ -90,8 +99,72 @@ class PriorityLock:
     def _free_for(self, write: bool) -> bool:
         return self._writer is None and not (write and self._holds)
 
+    def held_here(self) -> bool:
+        """Whether this thread is inside the lock."""
+        return threading.get_ident() in self._holds
+
     @property
     def foreground_waiting(self) -> int:
         """Foreground threads waiting for the lock now."""
         with self._state:
             return self._foreground_waiting
+
+
+class ForegroundGate:
+    """While a foreground invocation is in its first ``FOREGROUND_WINDOW_SECONDS``, a background thread that
+    reaches ``give_way`` (its next AWS call, its execution's next state) waits, at most ``MAX_YIELD_SECONDS``
+    each time: a stream of requests slows the runs, and never stops them. An invocation that sleeps (a
+    long-poll between its reads) holds nothing back meanwhile, and a thread inside the DynamoDB lock never
+    waits here (a foreground read may be waiting for it)."""
+
+    def __init__(self, is_foreground: Callable[[], bool], holds_lock: Callable[[], bool]) -> None:
+        self._is_foreground = is_foreground
+        self._holds_lock = holds_lock
+        self._state = threading.Condition(threading.Lock())
+        self._windows: dict[int, float] = {}  # thread serving a foreground invocation -> the end of its window
+
+    @contextlib.contextmanager
+    def serving(self, foreground: bool) -> Iterator[None]:
+        """Hold background work back while this thread runs the block (in its first moments), if
+        ``foreground``."""
+        if not foreground:
+            yield
+            return
+        me = threading.get_ident()
+        with self._state:
+            self._windows[me] = time.monotonic() + FOREGROUND_WINDOW_SECONDS
+        try:
+            yield
+        finally:
+            with self._state:
+                self._windows.pop(me, None)
+                self._state.notify_all()
+
+    @contextlib.contextmanager
+    def idle(self) -> Iterator[None]:
+        """This thread waits for nothing the block does (it sleeps): its window, if any, is set aside."""
+        me = threading.get_ident()
+        if me not in self._windows:
+            yield
+            return
+        with self._state:
+            end = self._windows.pop(me)
+            self._state.notify_all()
+        try:
+            yield
+        finally:
+            with self._state:
+                self._windows[me] = end
+
+    def give_way(self, **_: object) -> None:
+        """Wait while a foreground invocation's window is open (botocore ``before-call`` handler, too)."""
+        if not self._windows or self._is_foreground() or self._holds_lock():
+            return
+        deadline = time.monotonic() + MAX_YIELD_SECONDS
+        with self._state:
+            while self._windows:
+                now = time.monotonic()
+                until = min(max(self._windows.values()), deadline)
+                if until <= now:
+                    return
+                self._state.wait(until - now)

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from local import priority
-from local.priority import PriorityLock
+from local.priority import ForegroundGate, PriorityLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -153,3 +153,103 @@ def test_a_stream_of_api_requests_does_not_starve_background_work() -> None:
         reader.join(5)
     # THEN it gets it after giving way for a while, not once they have all stopped
     assert waited < 1.0
+
+
+def _gate() -> ForegroundGate:
+    return ForegroundGate(lambda: getattr(foreground, "is_api", False), lambda: getattr(foreground, "locked", False))
+
+
+def _give_way_in_thread(
+    gate: ForegroundGate, passed: list[str], name: str, *, locked: bool = False
+) -> threading.Thread:
+    def run() -> None:
+        foreground.locked = locked
+        gate.give_way()
+        passed.append(name)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_background_work_waits_while_an_api_request_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an API request being served
+    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", 10.0)
+    gate = _gate()
+    passed: list[str] = []
+    with gate.serving(True):
+        # WHEN background work reaches the gate, and so do the API request itself and a thread inside the lock
+        foreground.is_api = True
+        gate.give_way()
+        passed.append("api")
+        foreground.is_api = False
+        locked = _give_way_in_thread(gate, passed, "locked", locked=True)
+        locked.join(5)
+        waiting = _give_way_in_thread(gate, passed, "background")
+        waiting.join(0.2)
+        # THEN only the background work waits
+        assert passed == ["api", "locked"]
+    # AND it goes on as soon as the request has been answered
+    waiting.join(5)
+    assert passed == ["api", "locked", "background"]
+
+
+def test_background_work_passes_the_gate_when_nothing_foreground_is_served() -> None:
+    # GIVEN a gate with no request being served, and one whose served block is not foreground
+    gate = _gate()
+    passed: list[str] = []
+    with gate.serving(False):
+        # WHEN background work reaches it
+        _give_way_in_thread(gate, passed, "background").join(5)
+    # THEN it does not wait
+    assert passed == ["background"]
+
+
+def test_background_work_waits_a_bounded_time_for_a_long_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an API request served for longer than background work gives way (a long-poll, say)
+    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", 0.05)
+    gate = _gate()
+    passed: list[str] = []
+    with gate.serving(True):
+        # WHEN background work reaches the gate three times meanwhile
+        def run() -> None:
+            for i in range(3):
+                gate.give_way()
+                passed.append(f"step-{i}")
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(5)
+        # THEN it has gone on each time while the request is still being served
+        assert passed == ["step-0", "step-1", "step-2"]
+
+
+def test_a_request_holds_background_work_back_only_in_its_first_moments(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an API request served past its window (a long-poll waiting on the run it would hold back)
+    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", 10.0)
+    monkeypatch.setattr(priority, "FOREGROUND_WINDOW_SECONDS", 0.05)
+    gate = _gate()
+    passed: list[str] = []
+    with gate.serving(True):
+        time.sleep(0.1)
+        # WHEN background work reaches the gate
+        _give_way_in_thread(gate, passed, "background").join(5)
+        # THEN it goes on while the request is still being served
+        assert passed == ["background"]
+
+
+def test_a_request_that_sleeps_holds_nothing_back_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an API request being served, that sleeps between two reads (a long-poll)
+    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", 10.0)
+    gate = _gate()
+    passed: list[str] = []
+    with gate.serving(True):
+        # WHEN background work reaches the gate while it sleeps, then again once it is awake
+        with gate.idle():
+            _give_way_in_thread(gate, passed, "while asleep").join(5)
+        awake = _give_way_in_thread(gate, passed, "while awake")
+        awake.join(0.2)
+        # THEN it went on while the request slept, and waits again while it runs
+        assert passed == ["while asleep"]
+    awake.join(5)
+    assert passed == ["while asleep", "while awake"]
