@@ -155,7 +155,10 @@ def test_a_stream_of_api_requests_does_not_starve_background_work() -> None:
     assert waited < 1.0
 
 
-def _gate() -> ForegroundGate:
+def _gate(monkeypatch: pytest.MonkeyPatch, *, max_yield: float = 10.0, window: float = 1.0) -> ForegroundGate:
+    """A gate whose background work gives way for ``max_yield`` seconds, to requests in their first ``window``."""
+    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", max_yield)
+    monkeypatch.setattr(priority, "FOREGROUND_WINDOW_SECONDS", window)
     return ForegroundGate(lambda: getattr(foreground, "is_api", False), lambda: getattr(foreground, "locked", False))
 
 
@@ -174,8 +177,7 @@ def _give_way_in_thread(
 
 def test_background_work_waits_while_an_api_request_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN an API request being served
-    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", 10.0)
-    gate = _gate()
+    gate = _gate(monkeypatch)
     passed: list[str] = []
     with gate.serving(True):
         # WHEN background work reaches the gate, and so do the API request itself and a thread inside the lock
@@ -194,9 +196,9 @@ def test_background_work_waits_while_an_api_request_is_served(monkeypatch: pytes
     assert passed == ["api", "locked", "background"]
 
 
-def test_background_work_passes_the_gate_when_nothing_foreground_is_served() -> None:
+def test_background_work_passes_the_gate_when_nothing_foreground_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a gate with no request being served, and one whose served block is not foreground
-    gate = _gate()
+    gate = _gate(monkeypatch)
     passed: list[str] = []
     with gate.serving(False):
         # WHEN background work reaches it
@@ -207,8 +209,7 @@ def test_background_work_passes_the_gate_when_nothing_foreground_is_served() -> 
 
 def test_background_work_waits_a_bounded_time_for_a_long_request(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN an API request served for longer than background work gives way (a long-poll, say)
-    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", 0.05)
-    gate = _gate()
+    gate = _gate(monkeypatch, max_yield=0.05)
     passed: list[str] = []
     with gate.serving(True):
         # WHEN background work reaches the gate three times meanwhile
@@ -226,9 +227,7 @@ def test_background_work_waits_a_bounded_time_for_a_long_request(monkeypatch: py
 
 def test_a_request_holds_background_work_back_only_in_its_first_moments(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN an API request served past its window (a long-poll waiting on the run it would hold back)
-    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", 10.0)
-    monkeypatch.setattr(priority, "FOREGROUND_WINDOW_SECONDS", 0.05)
-    gate = _gate()
+    gate = _gate(monkeypatch, window=0.05)
     passed: list[str] = []
     with gate.serving(True):
         time.sleep(0.1)
@@ -240,8 +239,7 @@ def test_a_request_holds_background_work_back_only_in_its_first_moments(monkeypa
 
 def test_a_request_that_sleeps_holds_nothing_back_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN an API request being served, that sleeps between two reads (a long-poll)
-    monkeypatch.setattr(priority, "MAX_YIELD_SECONDS", 10.0)
-    gate = _gate()
+    gate = _gate(monkeypatch)
     passed: list[str] = []
     with gate.serving(True):
         # WHEN background work reaches the gate while it sleeps, then again once it is awake
