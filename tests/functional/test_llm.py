@@ -104,7 +104,7 @@ def test_bedrock_throttling_is_retried_by_step_functions(api: httpx.Client, clou
 
     # WHEN it runs
     started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": {"question": "Hello there."}})
-    run = wait_for_run(api, started.json()["run_id"], timeout=60)
+    run = wait_for_run(api, started.json()["run_id"], timeout=60, cloud=cloud)  # its events numbered too
 
     # THEN the Task's own Retry (not the tool, not the node's policy) retried the throttled call
     retriers = definition["States"]["ask"]["Retry"]
