@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
 from functions.api import errors
 from functions.api.cors import header, preflight_response, with_cors
@@ -26,6 +27,8 @@ from statemachine.errors import JsonInputError, LimitError
 from statemachine.spec import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
+    import re
+
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -156,6 +159,12 @@ class StepgraphResolver(APIGatewayRestResolver):
         self._request.context = value
 
     _docs_enabled = False
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = r"^{}/*\Z") -> re.Pattern[str]:
+        """A route's pattern, ending at the path's end: Powertools ends it with ``$``, which also matches before
+        a final newline, so ``GET /tools/%0A`` was answered as ``GET /tools``."""
+        return ApiGatewayResolver._compile_regex(rule, base_regex)
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         origins = get_settings().cors_origins

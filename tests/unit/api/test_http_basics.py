@@ -160,6 +160,15 @@ def test_unknown_route_and_unknown_ids_are_404(client: Client) -> None:
     assert_error(client.post("/graphs/g_000000000000/runs", json={"input": {}}), 404, "not_found")
 
 
+def test_a_path_ending_in_a_newline_names_nothing(client: Client) -> None:
+    # GIVEN paths that are a route's path and a newline (%0A), a name no graph, run or tool can have
+    for path in ("/tools/\n", "/graphs/\n", "/runs/\n", "/tools\n", "/graphs\n"):
+        # WHEN one is requested
+        reply = client.get(path)
+        # THEN it is 404, not the answer of the route it starts with (the tool list for GET /tools/%0A)
+        assert_error(reply, 404, "not_found")
+
+
 def test_tools_are_listed_with_their_param_schemas(client: Client) -> None:
     # WHEN the tools are listed
     reply = client.get("/tools")
