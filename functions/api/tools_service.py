@@ -51,7 +51,7 @@ def check_registration(services: Services, body: dict[str, Any], *, name: str) -
     """The checked registration (name, description, params_schema, source, timeout_seconds); 413/422 otherwise."""
     from functions.executor.tools._models import check_schema
 
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise _bad(
             "name",
             "a tool name is lowercase dotted words of letters, digits and '-' (like acme.slugify), at most 4 dots",

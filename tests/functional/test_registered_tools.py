@@ -86,6 +86,7 @@ def test_params_are_checked_against_the_schema_when_the_graph_is_created(api: ht
         ({"source": "x = 1\n" * 50_000 + "def run(p):\n    return p\n"}, 413, "limit"),
         ({"params_schema": {"type": "no-such-type"}}, 422, "JSON Schema"),
         ({"name": "util.echo"}, 409, "built-in"),
+        ({"name": "acme.bad\n"}, 422, "lowercase dotted words"),
     ],
 )
 def test_bad_registrations_are_refused_and_leave_no_function(

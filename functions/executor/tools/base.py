@@ -61,7 +61,7 @@ class OpenParams(BaseModel):
 
 def is_error_code(code: str) -> bool:
     """Whether ``code`` can be a Step Functions error name raised by a tool."""
-    return bool(_ERROR_CODE_RE.match(code)) and not code.startswith("States.")
+    return bool(_ERROR_CODE_RE.fullmatch(code)) and not code.startswith("States.")
 
 
 def _errors_text(exc: ValidationError) -> str:

@@ -11,6 +11,7 @@ import pytest
 from functions.executor import handler
 from functions.executor.errors import NodeFailed, error_type, node_failure
 from functions.executor.node import NodeExecutor
+from functions.executor.tools.base import is_error_code
 from functions.store.offload import BlobStore, Offloader
 from functions.store.records import Records
 from local.lambdas import LambdaDispatcher
@@ -41,6 +42,15 @@ def test_the_raised_class_is_named_by_the_code_and_stable() -> None:
     assert type(exc).__name__ == "stepgraph.ReferenceError"
     assert error_type("stepgraph.ReferenceError") is type(exc)
     assert isinstance(exc, NodeFailed) and exc.code == "stepgraph.ReferenceError" and str(exc) == "no field"
+
+
+def test_an_error_code_is_a_step_functions_error_name_whole() -> None:
+    # GIVEN codes a tool may raise, good and bad
+    # WHEN each is checked
+    # THEN a name like Flaky.Timeout is one, a reserved States. name or one ending in a newline is not
+    assert is_error_code("Flaky.Timeout")
+    assert not is_error_code("States.Timeout")
+    assert not is_error_code("Flaky\n")
 
 
 def test_through_the_local_lambda_dispatcher_the_error_type_is_the_tool_code(executor: NodeExecutor) -> None:
