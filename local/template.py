@@ -151,7 +151,7 @@ class ApiRoute:
                     pattern += f"(?P<{name}>[^/]+)"
             else:
                 pattern += re.escape(part)
-        m = re.match(pattern + "$", path)
+        m = re.fullmatch(pattern, path, re.DOTALL)
         if m is None:
             return None
         params.update(m.groupdict())

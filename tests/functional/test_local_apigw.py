@@ -83,6 +83,16 @@ def test_health_hits_its_own_resource(cloud: LocalCloud, captured: list[dict[str
     assert event["requestContext"]["identity"]["apiKey"] is None
 
 
+def test_a_resource_is_hit_by_its_whole_path_only(cloud: LocalCloud, captured: list[dict[str, Any]]) -> None:
+    # GIVEN the template's /health resource and its /{proxy+} for every other path
+    # WHEN /health followed by a newline (%0A), and a proxied path with one inside, are requested
+    with cloud.client() as client:
+        client.get("/health%0A")
+        client.get("/runs/a%0Ab")
+    # THEN neither is /health's; both reach the proxy resource whole, as API Gateway routes them
+    assert [(e["resource"], e["path"]) for e in captured] == [("/{proxy+}", "/health\n"), ("/{proxy+}", "/runs/a\nb")]
+
+
 def test_binary_bodies_are_base64_both_ways(cloud: LocalCloud, captured: list[dict[str, Any]]) -> None:
     with cloud.client() as client:
         response = client.put("/binary", content=b"\x00\x01\xff", headers={"Content-Type": "application/octet-stream"})
