@@ -75,7 +75,7 @@ def jsonpath(parts: tuple[str | int, ...]) -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _SHORTHAND.match(part):
+        elif _SHORTHAND.fullmatch(part):
             out += f".{part}"
         else:
             out += "['" + part.replace("\\", "\\\\").replace("'", "\\'") + "']"
