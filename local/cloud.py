@@ -66,8 +66,16 @@ STOP_WAIT_SECONDS = 10.0
 FOREGROUND_FUNCTIONS = ("ApiFunction", "LiveFunction")
 # DynamoDB actions that change nothing: they may run at the same time as each other.
 DYNAMODB_READS = frozenset(
-    {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "DescribeTimeToLive"}
-    | {"ListTables"}
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "DescribeTable",
+        "DescribeTimeToLive",
+        "ListTables",
+    }
 )
 
 _active_lock = threading.Lock()

@@ -140,7 +140,7 @@ class ApiRoute:
         if self.method not in ("ANY", method.upper()):
             return None
         params: dict[str, str] = {}
-        pattern = "^"
+        pattern = ""
         for part in re.split(r"(\{[^}]+\})", self.path):
             if part.startswith("{") and part.endswith("}"):
                 name = part[1:-1]
