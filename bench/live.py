@@ -102,10 +102,30 @@ def _raw_chain(runner: Runner, function: str, n: int) -> str:
     return str(created["stateMachineArn"])
 
 
+def _node_writes_cpu(nodes: int = 200) -> float:
+    """Thread CPU ms of the executor's two happy-path writes of a node (start, succeed), made alone through
+    the store into the local cloud's DynamoDB (moto behind boto3): the floor under a stepgraph node here."""
+    from functions.store.records import Records
+
+    records = Records()
+    run_id = f"r_bench{time.time_ns():x}"
+    began = time.thread_time()
+    for i in range(nodes):
+        records.start_attempt(run_id, f"n{i}", 0, 1, tool="util.echo")
+        records.succeed_attempt(run_id, f"n{i}", 0, 1, output={"i": i}, tool_ms=0)
+    return (time.thread_time() - began) / nodes * 1000
+
+
+def _ms(seconds: list[float]) -> float:
+    return round(statistics.median(seconds) * 1000, 1) if seconds else float("nan")
+
+
 def overhead_beside_raw(quick: bool = False) -> list[Figure]:
     repeat = 2 if quick else 5
     with session() as runner:
-        function = runner.cloud.function_name("ExecutorFunction").replace("-executor", "-user-echo")
+        dispatcher = runner.cloud.dispatcher
+        executor, stream = (runner.cloud.function_name(f) for f in ("ExecutorFunction", "StreamFunction"))
+        function = executor.replace("-executor", "-user-echo")
         runner.cloud.register(function, lambda event, context: event, timeout=10)
         raw_arn = _raw_chain(runner, function, CHAIN)
         sfn = boto3.client("stepfunctions", region_name=runner.cloud.region)
@@ -113,12 +133,16 @@ def overhead_beside_raw(quick: bool = False) -> list[Figure]:
         ours: list[float] = []
         held: list[float] = []
         raw: list[float] = []
+        executor_cpu: list[float] = []
+        stream_cpu: list[float] = []
         for i in range(repeat + 1):  # the first of each is a warm-up
+            used = dispatcher.usage(executor), dispatcher.usage(stream)
             execution = runner.run(graph_id)
             runner.cloud.drain_events()
+            ran, streamed = dispatcher.usage(executor) - used[0], dispatcher.usage(stream) - used[1]
             with contextlib.ExitStack() as stack:  # the stream function waits until the run has ended
-                for stream in runner.cloud.streams:
-                    stack.enter_context(stream.held())
+                for held_stream in runner.cloud.streams:
+                    stack.enter_context(held_stream.held())
                 alone = runner.run(graph_id)
             runner.cloud.drain_events()
             started = sfn.start_execution(stateMachineArn=raw_arn, name=f"raw-{i}", input="{}")
@@ -127,16 +151,23 @@ def overhead_beside_raw(quick: bool = False) -> list[Figure]:
                 continue
             if execution.status == "SUCCEEDED":
                 ours.append(execution.seconds / CHAIN)
+                executor_cpu.append(ran.cpu_seconds / CHAIN)
+                stream_cpu.append(streamed.cpu_seconds / CHAIN)
             if alone.status == "SUCCEEDED":
                 held.append(alone.seconds / CHAIN)
             if described["status"] == "SUCCEEDED":
                 raw.append((described["stopDate"] - described["startDate"]).total_seconds() / CHAIN)
             runner.cloud.drain_events()
+        writes = _node_writes_cpu(50 if quick else 200)
     if not ours or not raw:
         return [Figure("live", "per-node time beside the raw interpreter", "run failed", "-", "")]
     mine, theirs = statistics.median(ours) * 1000, statistics.median(raw) * 1000
     how = f"median of {len(ours)} runs of a chain of {CHAIN}: execution wall time / nodes"
     alone = statistics.median(held) * 1000 if held else float("nan")
+    cpu_how = (
+        f"median of {len(ours)} runs of the chain of {CHAIN} (stream live): the handler threads' CPU "
+        "(the local Lambda's per-function usage) / nodes"
+    )
     return [
         Figure("live", f"per node, stepgraph chain of {CHAIN} (util.echo)", round(mine, 1), "ms/node", how),
         Figure(
@@ -161,6 +192,16 @@ def overhead_beside_raw(quick: bool = False) -> list[Figure]:
             round(alone / theirs, 2),
             "x",
             how,
+        ),
+        Figure("live", "executor CPU per node", _ms(executor_cpu), "ms/node", cpu_how),
+        Figure("live", "stream function CPU per node", _ms(stream_cpu), "ms/node", cpu_how),
+        Figure(
+            "live",
+            "the executor's two writes of a node alone (start, succeed)",
+            round(writes, 1),
+            "ms CPU",
+            "thread CPU of Records.start_attempt + succeed_attempt into the local cloud's DynamoDB (moto behind "
+            "boto3), no run around them: what a node costs here before the executor does anything else",
         ),
     ]
 

@@ -96,6 +96,23 @@ class LocalFunction:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What a function's invocations have used so far, as Lambda's ``REPORT`` lines add up: how many ran,
+    their duration, and the CPU time of their handler threads (the figure a shared local process can split)."""
+
+    invocations: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    def __sub__(self, earlier: Usage) -> Usage:
+        return Usage(
+            self.invocations - earlier.invocations,
+            self.seconds - earlier.seconds,
+            self.cpu_seconds - earlier.cpu_seconds,
+        )
+
+
+@dataclass(frozen=True)
 class InvokeResult:
     """What an invocation returned: HTTP status, ``FunctionError`` (or None) and the payload bytes."""
 
@@ -120,6 +137,7 @@ class LambdaDispatcher:
         self._sessions: list[Any] = []
         self._in_flight = 0
         self._idle = threading.Condition()
+        self._usage: dict[str, Usage] = {}
         # Names of functions created in moto's own Lambda backend (e.g. by a test with create_function);
         # calls to those are left to moto. Any other unknown name is ResourceNotFoundException, as in AWS.
         self.passthrough: Callable[[str], bool] = lambda name: False
@@ -152,6 +170,11 @@ class LambdaDispatcher:
         with self._lock:
             self._functions[name] = fn
         return fn
+
+    def usage(self, name: str) -> Usage:
+        """The function's invocations, duration and handler CPU so far (its ended invocations)."""
+        with self._lock:
+            return self._usage.get(name, Usage())
 
     def unregister(self, name: str) -> None:
         with self._lock:
@@ -210,10 +233,12 @@ class LambdaDispatcher:
 
         def target() -> None:
             current_function.set(fn.name)
+            began, cpu = time.perf_counter(), time.thread_time()
             try:
                 with self.serving(fn.name):
                     run_handler()
             finally:
+                self._report(fn.name, time.perf_counter() - began, time.thread_time() - cpu)
                 with self._idle:
                     self._in_flight -= 1
                     self._idle.notify_all()
@@ -249,6 +274,11 @@ class LambdaDispatcher:
         if "error" in outcome:
             return InvokeResult(200, "Unhandled", outcome["error"], request_id)
         return InvokeResult(200, None, outcome["payload"], request_id)
+
+    def _report(self, name: str, seconds: float, cpu_seconds: float) -> None:
+        with self._lock:
+            used = self._usage.get(name, Usage())
+            self._usage[name] = Usage(used.invocations + 1, used.seconds + seconds, used.cpu_seconds + cpu_seconds)
 
     @property
     def in_flight(self) -> int:

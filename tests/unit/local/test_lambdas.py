@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -157,3 +158,28 @@ def test_an_unknown_function_is_resource_not_found(dispatcher: LambdaDispatcher)
         lambda_client().invoke(FunctionName="missing", Payload=b"{}")
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert ARN + "missing" in info.value.response["Error"]["Message"]
+
+
+def test_usage_adds_up_each_functions_invocations_and_their_handler_cpu(dispatcher: LambdaDispatcher) -> None:
+    # GIVEN a function that spends CPU and one that sleeps
+    def spin(event: Any, ctx: Any) -> int:
+        total, deadline = 0, time.thread_time() + 0.05
+        while time.thread_time() < deadline:
+            total += 1
+        return total
+
+    dispatcher.register("spin", spin)
+    dispatcher.register("nap", lambda event, ctx: time.sleep(0.05))
+    before = dispatcher.usage("spin")
+    # WHEN each is invoked twice
+    for _ in range(2):
+        lambda_client().invoke(FunctionName="spin", Payload=b"{}")
+        lambda_client().invoke(FunctionName="nap", Payload=b"{}")
+    # THEN each one's usage counts its own invocations; the spinning one's CPU is what it spent
+    spun, napped = dispatcher.usage("spin") - before, dispatcher.usage("nap")
+    assert (spun.invocations, napped.invocations) == (2, 2)
+    assert spun.cpu_seconds >= 0.1
+    assert spun.seconds >= spun.cpu_seconds
+    assert napped.seconds >= 0.1
+    assert napped.cpu_seconds < 0.05
+    assert dispatcher.usage("never-invoked").invocations == 0
