@@ -68,7 +68,7 @@ def error_of(error: str | None, cause: str | None) -> dict[str, str]:
     if cause:
         try:
             parsed = json.loads(cause)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
             message = parsed["errorMessage"]

@@ -306,7 +306,7 @@ def _route(message: str | bytes) -> tuple[str, str]:
     if isinstance(message, str):
         try:
             action = json.loads(message).get("action")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             action = None
         if action in ROUTE_KEYS:
             return str(action), "MESSAGE"

@@ -16,6 +16,9 @@ from statemachine.errors import JsonInputError, LimitError
 
 MAX_JSON_DEPTH = 64
 """Objects and lists nest at most this deep (the top-level value is depth 1)."""
+MAX_OUTPUT_DEPTH = 240
+"""A node's output nests at most this deep: ``GET /runs/{id}`` serves it three levels down in the run document,
+whose serializer (pydantic's) gives up at 255 levels."""
 MAX_INTEGER_DIGITS = 100
 """Integers have at most this many digits; other numbers must fit a 64-bit float."""
 _TOO_MANY_DIGITS = 10**MAX_INTEGER_DIGITS
@@ -68,12 +71,11 @@ def loads(text: str | bytes) -> Any:
     return value
 
 
-def _too_deep(loc: str) -> LimitError:
+def _too_deep(loc: str, limit: int = MAX_JSON_DEPTH) -> LimitError:
     loc = _shown(loc)
     return LimitError(
-        f"JSON nested deeper than {MAX_JSON_DEPTH} levels at {loc}; "
-        f"objects and lists nest at most {MAX_JSON_DEPTH} deep",
-        [{"loc": loc, "message": f"nested deeper than {MAX_JSON_DEPTH} levels (limit: JSON depth)"}],
+        f"JSON nested deeper than {limit} levels at {loc}; objects and lists nest at most {limit} deep",
+        [{"loc": loc, "message": f"nested deeper than {limit} levels (limit: JSON depth)"}],
     )
 
 
@@ -116,8 +118,9 @@ def _check_text(text: str, loc: str) -> None:
         ) from None
 
 
-def check(value: Any, root: str = "") -> None:
-    """Raise unless ``value`` (parsed JSON, or a Python value about to become JSON) is within the limits.
+def check(value: Any, root: str = "", *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise unless ``value`` (parsed JSON, or a Python value about to become JSON) is within the limits,
+    nested at most ``max_depth`` deep.
 
     One iterative pass: no recursion, whatever the depth; a value's location is spelled out only for an error.
     """
@@ -144,8 +147,8 @@ def check(value: Any, root: str = "") -> None:
                     [{"loc": loc, "message": "NaN and infinities are not JSON numbers"}],
                 )
         elif isinstance(current, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                raise _too_deep(_loc_text(where) or "the top level")
+            if depth > max_depth:
+                raise _too_deep(_loc_text(where) or "the top level", max_depth)
             if isinstance(current, dict):
                 for key, item in current.items():
                     name = str(key)

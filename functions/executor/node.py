@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.errors import StoreError
+from functions.errors import StoreError, ToolError
 from functions.executor.binding import execution_problem, resumes_of
 from functions.executor.cache import node_key
 from functions.executor.errors import NodeFailed, node_failure
@@ -31,8 +31,8 @@ from functions.store.cache import NodeCache
 from functions.store.offload import DOC_BUDGET, Offloader
 from functions.store.records import ItemResult, Records, restartable
 from functions.store.table import now_iso, store_iso
-from statemachine import payload, references
-from statemachine.errors import DataError
+from statemachine import jsonlimits, payload, references
+from statemachine.errors import DataError, JsonInputError, LimitError
 from statemachine.protocol import (
     CACHE_DOC_KEY,
     ITEM_MARKER,
@@ -91,6 +91,16 @@ def _no_span(name: str) -> AbstractContextManager[Any]:
 
 class ToolSource(Protocol):
     def get(self, name: str) -> Tool: ...
+
+
+def checked_output(tool: str, output: Any) -> Any:
+    """``output`` when it can be stored, passed on and served whole (``jsonlimits``, nested at most
+    ``MAX_OUTPUT_DEPTH``); otherwise the node fails with ``InvalidOutput`` saying what is wrong."""
+    try:
+        jsonlimits.check(output, "output", max_depth=jsonlimits.MAX_OUTPUT_DEPTH)
+    except (LimitError, JsonInputError) as exc:
+        raise ToolError(f"{tool}: {exc.message}", code="InvalidOutput") from None
+    return output
 
 
 def _ended_item(node: NodeRecord, fallback: str) -> dict[str, Any]:
@@ -692,6 +702,7 @@ class NodeExecutor:
             if replay is not None:
                 return replay
         try:
+            checked_output(inv.tool, output)
             slim = self.offloader.offload(inv.run_id, inv.node, inv.iteration, output, keep_inline=inv.ctx.inline_paths)
             doc = self._apply(inv, output, slim)
         except Exception as exc:
@@ -751,7 +762,7 @@ class NodeExecutor:
         deadline = inv.received + inv.ctx.timeout_seconds + TIMEOUT_GRACE_SECONDS
         with self.span(f"## tool {inv.tool}"):
             try:
-                return run_tool(tool, params, context, deadline)
+                return checked_output(inv.tool, run_tool(tool, params, context, deadline))
             except ToolTimeout:
                 seconds = inv.ctx.timeout_seconds
                 unit = "second" if seconds == 1 else "seconds"

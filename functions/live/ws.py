@@ -151,6 +151,8 @@ class WebSocketHandler:
             message = json.loads(body)
         except ValueError:
             raise Refused("bad_request", "the message is not JSON") from None
+        except RecursionError:
+            raise Refused("bad_request", "the message nests too deep to read") from None
         if not isinstance(message, dict):
             raise Refused("bad_request", "the message must be a JSON object with an action")
         return message

@@ -249,7 +249,7 @@ def decode_cursor(cursor: str | None, expected: dict[str, str | None]) -> dict[s
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
         raise BadRequestError("the cursor is not one this API returned") from None
     ok = (
         isinstance(key, dict)

@@ -15,7 +15,7 @@ from functional_support import wait_for_run
 
 from functions.api.runs_service import MAX_RUN_INPUT_BYTES
 from statemachine.conditions import MAX_CONDITION_CHARS, MAX_CONDITION_NESTING, MAX_CONDITION_TERMS
-from statemachine.jsonlimits import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH
+from statemachine.jsonlimits import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, MAX_OUTPUT_DEPTH
 from statemachine.references import MAX_PATH_PARTS
 
 if TYPE_CHECKING:
@@ -284,3 +284,40 @@ def test_run_input_up_to_the_documented_limit_is_accepted_and_over_it_is_413(
     assert run["input"] == at_limit
     error = error_of(refused, 413, "payload_too_large")
     assert f"over the limit of {MAX_RUN_INPUT_BYTES} bytes" in error["message"]
+
+
+# ---- what a node hands back ---------------------------------------------------------------------------------
+
+
+def nested_list(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("depth", "recorded"), [(MAX_OUTPUT_DEPTH, "SUCCEEDED"), (MAX_OUTPUT_DEPTH + 60, "FAILED")])
+def test_a_lambda_output_too_deep_to_serve_fails_its_node_and_the_run_stays_readable(
+    api: httpx.Client, cloud: LocalCloud, depth: int, recorded: str
+) -> None:
+    # GIVEN a graph whose lambda: node's function answers lists nested `depth` deep
+    cloud.register("stepgraph-user-deep", lambda event, ctx: nested_list(depth))
+    spec = {"name": "deep", "nodes": [{"id": "deep", "tool": "lambda:stepgraph-user-deep"}], "edges": []}
+    created = api.post("/graphs", json=spec)
+    assert created.status_code == 201, created.text
+
+    # WHEN it runs
+    started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": {}})
+    assert started.status_code == 202, started.text
+    run = wait_for_run(api, started.json()["run_id"], cloud=cloud)
+
+    # THEN up to the limit the output is recorded and served whole; past it the node fails with InvalidOutput
+    # naming the limit, and GET /runs/{id} still answers (it was a 500 once such an output was stored)
+    node = run["nodes"]["deep"]
+    assert node["status"] == recorded, node
+    if recorded == "SUCCEEDED":
+        assert node["output"] == nested_list(depth)
+    else:
+        assert run["status"] == "FAILED"
+        assert node["error"]["code"] == "InvalidOutput"
+        assert f"nest at most {MAX_OUTPUT_DEPTH} deep" in node["error"]["message"]

@@ -135,6 +135,8 @@ def _parse_json(text: str, schema: dict[str, Any] | None) -> Any:
         value = json.loads(body)
     except ValueError as exc:
         raise BadModelOutput(f"the model's answer is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadModelOutput("the model's JSON answer nests too deep to parse") from None
     if schema is not None:
         problem = _models.schema_problem(value, schema)
         if problem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -185,6 +186,7 @@ def test_tools_are_listed_with_their_param_schemas(client: Client) -> None:
 
 
 def test_a_bad_cursor_is_400_not_500(client: Client) -> None:
-    for value in ("!!!", "eyJ4IjoxfQ", "bm90IGpzb24"):
+    deepest = base64.urlsafe_b64encode(b"[" * 768 + b"]" * 768).decode()  # 2,048 characters: the longest taken
+    for value in ("!!!", "eyJ4IjoxfQ", "bm90IGpzb24", deepest):
         assert_error(client.get("/graphs", params={"next": value}), 400, "bad_request")
         assert_error(client.get("/runs", params={"next": value}), 400, "bad_request")

@@ -14,6 +14,7 @@ from functions.executor.errors import NodeFailed
 from functions.executor.node import NodeExecutor
 from functions.store.offload import DOC_BUDGET, BlobStore, Offloader
 from functions.store.records import Records
+from statemachine.jsonlimits import MAX_OUTPUT_DEPTH
 
 from .helpers import RUN, FakeContext, document, numbered, request
 
@@ -156,6 +157,48 @@ def test_an_unknown_tool_and_bad_params_are_named(records: Records) -> None:
         invoke(request("m", "util.sleep", {"seconds": "soon"}))
     assert type(raised.value).__name__ == "InvalidParams"
     assert "seconds" in str(raised.value)
+
+
+def nested_list(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(10**150, "more than 100 digits"), (nested_list(MAX_OUTPUT_DEPTH), f"nest at most {MAX_OUTPUT_DEPTH} deep")],
+)
+def test_a_tool_output_that_cannot_be_stored_and_served_fails_the_node_as_invalid_output(
+    records: Records, value: Any, message: str
+) -> None:
+    # GIVEN util.echo handing back a value past stepgraph's JSON limits (here one level deeper than the limit)
+    # WHEN it runs
+    with pytest.raises(NodeFailed) as raised:
+        invoke(request("odd", "util.echo", {"v": value}))
+    # THEN the node fails with InvalidOutput saying why, and no output is recorded
+    assert type(raised.value).__name__ == "InvalidOutput"
+    assert message in str(raised.value)
+    node = records.get_node(RUN, "odd", 1)
+    assert node is not None and node.output is None
+    assert node.error is not None and node.error["code"] == "InvalidOutput"
+
+
+@pytest.mark.parametrize(("value", "message"), [(float("nan"), "not finite"), ("\ud800", "lone surrogate")])
+def test_a_lambda_result_no_json_reader_takes_fails_the_node_as_invalid_output(
+    records: Records, value: Any, message: str
+) -> None:
+    # GIVEN a lambda: node's function answered a value that is not JSON once written out (NaN, a lone surrogate)
+    doc = document(results={"agent": {"Payload": {"v": value}, "started": "2026-01-01T00:00:00.123Z"}})
+    # WHEN the record step runs
+    with pytest.raises(NodeFailed) as raised:
+        invoke(request("agent", "lambda:my-agent", {}, doc=doc, mode="record"))
+    # THEN the node fails with InvalidOutput instead of storing what GET /runs/{id} could not serve
+    assert type(raised.value).__name__ == "InvalidOutput"
+    assert message in str(raised.value)
+    node = records.get_node(RUN, "agent", 1)
+    assert node is not None and node.output is None
 
 
 def test_a_request_that_is_not_one_fails_as_invalid_request(records: Records) -> None:

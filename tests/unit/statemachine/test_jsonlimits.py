@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine.errors import JsonInputError, LimitError
-from statemachine.jsonlimits import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, check, loads
+from statemachine.jsonlimits import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, MAX_OUTPUT_DEPTH, check, loads
 
 
 def nested(depth: int) -> str:
@@ -88,6 +88,15 @@ def test_check_walks_a_value_far_deeper_than_the_recursion_limit_without_recursi
         value = [value]
     with pytest.raises(LimitError, match="nested deeper than 64"):
         check(value)
+
+
+def test_check_takes_a_deeper_limit_for_outputs_and_names_it() -> None:
+    value: Any = 1
+    for _ in range(MAX_OUTPUT_DEPTH):
+        value = [value]
+    check(value, max_depth=MAX_OUTPUT_DEPTH)
+    with pytest.raises(LimitError, match=f"nest at most {MAX_OUTPUT_DEPTH} deep"):
+        check([value], "output", max_depth=MAX_OUTPUT_DEPTH)
 
 
 JSON_VALUES = st.recursive(

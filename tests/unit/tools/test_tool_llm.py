@@ -71,5 +71,10 @@ def test_a_bad_json_answer_fails_with_bad_model_output(text: str, message: str) 
     assert caught.value.code == "BadModelOutput"
 
 
+def test_an_answer_nested_deeper_than_the_parser_goes_is_bad_model_output() -> None:
+    with pytest.raises(llm_converse.BadModelOutput, match="nests too deep"):
+        llm_converse._parse_json("[" * 5000 + "]" * 5000, None)
+
+
 def test_a_fenced_json_answer_is_parsed() -> None:
     assert llm_converse._parse_json('```json\n{"a": 1}\n```', {"type": "object"}) == {"a": 1}

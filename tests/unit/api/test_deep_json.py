@@ -1,0 +1,24 @@
+"""JSON from outside that nests deeper than Python's parser goes is refused or set aside, never a crash."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from functions.errors import BadRequestError
+from functions.runs_sync import error_of
+from functions.store.table import decode_cursor
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def test_a_cursor_nested_past_the_parser_is_a_bad_request() -> None:
+    cursor = base64.urlsafe_b64encode(DEEP.encode()).decode().rstrip("=")
+    with pytest.raises(BadRequestError, match="not one this API returned"):
+        decode_cursor(cursor, {"pk": None, "sk": None})
+
+
+def test_an_error_cause_nested_past_the_parser_is_kept_as_text() -> None:
+    # A Lambda function may fail with any payload; Step Functions passes it on as the cause.
+    assert error_of("Boom", DEEP) == {"code": "Boom", "message": DEEP}
