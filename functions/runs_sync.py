@@ -24,6 +24,8 @@ from functions.executor.binding import run_of_execution
 from functions.store.events import RUN_EVENT
 from functions.store.records import Records
 from functions.store.table import iso, now_iso
+from statemachine.jsonlimits import valid_text
+from statemachine.protocol import Failure
 from statemachine.status import RUN_FAILED, ExecutionStatus, NodeStatus, RunStatus
 
 if TYPE_CHECKING:
@@ -64,16 +66,8 @@ def sfn_time(value: Any) -> str | None:
 
 def error_of(error: str | None, cause: str | None) -> dict[str, str]:
     """``{"code", "message"}`` from Step Functions' error and cause (a Lambda cause is JSON with errorMessage)."""
-    message = cause or ""
-    if cause:
-        try:
-            parsed = json.loads(cause)
-        except (ValueError, RecursionError):
-            parsed = None
-        if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
-            message = parsed["errorMessage"]
-    code = error or "States.Runtime"
-    return {"code": code, "message": message or code}
+    code = valid_text(error or "States.Runtime")
+    return {"code": code, "message": Failure(code, cause).message() or code}
 
 
 def node_errors(sfn: SFNClient, execution_arn: str) -> dict[str, dict[str, str]]:

@@ -71,6 +71,14 @@ def loads(text: str | bytes) -> Any:
     return value
 
 
+def valid_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (and a split pair joined): text from outside (an
+    error message a function raised, Step Functions' cause) that can then be stored in DynamoDB and served."""
+    if text.isascii():
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _too_deep(loc: str, limit: int = MAX_JSON_DEPTH) -> LimitError:
     loc = _shown(loc)
     return LimitError(

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from statemachine import payload
 from statemachine.errors import StepgraphError
+from statemachine.jsonlimits import valid_text
 
 if TYPE_CHECKING:
     from statemachine.spec import RetryPolicy
@@ -313,16 +314,17 @@ class Failure:
         return cls(**values)
 
     def message(self) -> str:
-        """The error message: the Lambda ``errorMessage`` when the cause is a Lambda error document."""
+        """The error message: the Lambda ``errorMessage`` when the cause is a Lambda error document (valid
+        Unicode: a function may raise any text)."""
         if not self.cause:
-            return self.error
+            return valid_text(self.error)
         try:
             parsed = json.loads(self.cause)
-        except ValueError:
-            return self.cause
+        except (ValueError, RecursionError):
+            return valid_text(self.cause)
         if isinstance(parsed, Mapping) and isinstance(parsed.get("errorMessage"), str):
-            return str(parsed["errorMessage"])
-        return self.cause
+            return valid_text(parsed["errorMessage"])
+        return valid_text(self.cause)
 
 
 _REQUEST_KINDS = {

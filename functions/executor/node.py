@@ -671,7 +671,7 @@ class NodeExecutor:
     def record_caught_failure(self, inv: Invocation) -> dict[str, Any]:
         """An ``optional`` node's failure was caught: make sure it is recorded, then go on with a null output."""
         failure = inv.request.failure
-        code = failure.error if failure else "States.TaskFailed"
+        code = jsonlimits.valid_text(failure.error) if failure else "States.TaskFailed"
         message = failure.message() if failure else "the node failed"
         self._guard(
             lambda: self.records.fail_node(

@@ -321,3 +321,34 @@ def test_a_lambda_output_too_deep_to_serve_fails_its_node_and_the_run_stays_read
         assert run["status"] == "FAILED"
         assert node["error"]["code"] == "InvalidOutput"
         assert f"nest at most {MAX_OUTPUT_DEPTH} deep" in node["error"]["message"]
+
+
+def raise_text(text: str) -> Any:
+    def handler(event: Any, ctx: Any) -> Any:
+        raise RuntimeError(text)
+
+    return handler
+
+
+@pytest.mark.parametrize("optional", [False, True])
+def test_a_lambda_error_message_that_is_not_valid_unicode_leaves_the_run_readable(
+    api: httpx.Client, cloud: LocalCloud, optional: bool
+) -> None:
+    # GIVEN a lambda: node whose function fails with a message holding a lone surrogate
+    cloud.register("stepgraph-user-odd", raise_text("bad \ud800 text"))
+    node: dict[str, Any] = {"id": "odd", "tool": "lambda:stepgraph-user-odd", "optional": optional}
+    spec = {"name": "odd", "nodes": [node, {"id": "next", "tool": "util.echo", "params": {}}]}
+    spec["edges"] = [{"from": "odd", "to": "next"}]
+    created = api.post("/graphs", json=spec)
+    assert created.status_code == 201, created.text
+
+    # WHEN it runs
+    started = api.post(f"/graphs/{created.json()['graph_id']}/runs", json={"input": {}})
+    run = wait_for_run(api, started.json()["run_id"], cloud=cloud)
+
+    # THEN the run and its log read back (both were a 500 for good), the message with a replacement character
+    assert run["status"] == ("SUCCEEDED" if optional else "FAILED"), run
+    assert run["nodes"]["odd"]["error"] == {"code": "RuntimeError", "message": "bad \ufffd text"}
+    events = api.get(f"/runs/{run['run_id']}/events")
+    assert events.status_code == 200, events.text
+    assert any("bad \ufffd text" in event["message"] for event in events.json()["events"])

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from functions.errors import ToolError
 from functions.executor import handler
 from functions.executor.errors import NodeFailed, error_type, node_failure
+from functions.executor.failures import describe_error
 from functions.executor.node import NodeExecutor
 from functions.executor.tools.base import is_error_code
 from functions.store.offload import BlobStore, Offloader
@@ -42,6 +44,17 @@ def test_the_raised_class_is_named_by_the_code_and_stable() -> None:
     assert type(exc).__name__ == "stepgraph.ReferenceError"
     assert error_type("stepgraph.ReferenceError") is type(exc)
     assert isinstance(exc, NodeFailed) and exc.code == "stepgraph.ReferenceError" and str(exc) == "no field"
+
+
+@pytest.mark.parametrize(
+    "exc", [ToolError("bad \ud800 text", code="Odd\udfff"), ValueError("bad \ud800 text")], ids=["tool", "crash"]
+)
+def test_a_failure_is_described_in_valid_unicode_whatever_the_exception_carried(exc: Exception) -> None:
+    # A tool may raise any text; the failure is stored in DynamoDB and served as UTF-8.
+    code, message = describe_error(exc, "util.odd")
+    assert "bad \ufffd text" in message
+    code.encode("utf-8")
+    message.encode("utf-8")
 
 
 def test_an_error_code_is_a_step_functions_error_name_whole() -> None:

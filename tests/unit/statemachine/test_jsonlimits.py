@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine.errors import JsonInputError, LimitError
-from statemachine.jsonlimits import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, MAX_OUTPUT_DEPTH, check, loads
+from statemachine.jsonlimits import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH, MAX_OUTPUT_DEPTH, check, loads, valid_text
 
 
 def nested(depth: int) -> str:
@@ -88,6 +88,15 @@ def test_check_walks_a_value_far_deeper_than_the_recursion_limit_without_recursi
         value = [value]
     with pytest.raises(LimitError, match="nested deeper than 64"):
         check(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [("plain", "plain"), ("bad \ud800 text", "bad \ufffd text"), ("\ud83d\ude00 joined", "\U0001f600 joined")],
+)
+def test_valid_text_replaces_each_lone_surrogate_with_one_replacement_character(text: str, valid: str) -> None:
+    assert valid_text(text) == valid
+    valid.encode("utf-8")
 
 
 def test_check_takes_a_deeper_limit_for_outputs_and_names_it() -> None:

@@ -1,4 +1,5 @@
-"""JSON from outside that nests deeper than Python's parser goes is refused or set aside, never a crash."""
+"""Text from outside (a cursor, Step Functions' error and cause) that Python's parser or UTF-8 cannot take
+whole is refused or made valid, never a crash."""
 
 from __future__ import annotations
 
@@ -22,3 +23,8 @@ def test_a_cursor_nested_past_the_parser_is_a_bad_request() -> None:
 def test_an_error_cause_nested_past_the_parser_is_kept_as_text() -> None:
     # A Lambda function may fail with any payload; Step Functions passes it on as the cause.
     assert error_of("Boom", DEEP) == {"code": "Boom", "message": DEEP}
+
+
+def test_an_error_message_with_a_lone_surrogate_is_kept_with_a_replacement_character() -> None:
+    cause = '{"errorMessage": "bad \\ud800 text", "errorType": "Bad\\udfff"}'
+    assert error_of("Bad\udfff", cause) == {"code": "Bad\ufffd", "message": "bad \ufffd text"}
