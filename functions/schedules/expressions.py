@@ -9,6 +9,7 @@ the column of the problem. croniter (and dateutil under it) is imported on first
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Literal
 
 from functions.errors import ScheduleError
 
+MAX_YEARS_AHEAD = 200
+"""How far ahead a cron schedule's next fire time is looked for (its year field reaches 2099)."""
 CRON_FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
 _ALLOWED = {
     "minutes": set("0123456789,-*/"),
@@ -69,8 +72,9 @@ class Expression:
         assert self.cron is not None
         from croniter import CroniterBadDateError, croniter
 
-        try:
-            moment = croniter(self.cron, after.astimezone(_zone(self.timezone))).get_next(datetime)
+        start = after.astimezone(_zone(self.timezone))
+        try:  # croniter gives up 50 years ahead by default; a cron's year field reaches 2099
+            moment = croniter(self.cron, start, max_years_between_matches=MAX_YEARS_AHEAD).get_next(datetime)
         except CroniterBadDateError:
             return None
         return moment.astimezone(UTC)
@@ -110,7 +114,11 @@ def check_timezone(name: str) -> None:
 
 @lru_cache(maxsize=1)
 def _zone_names() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+    """The IANA names of the ``tzdata`` package the functions ship with: the same list here and in Lambda.
+    (``zoneinfo.available_timezones()`` adds whatever the machine's zoneinfo directory holds, such as
+    ``localtime``, which Lambda's image does not have.)"""
+    names = importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return frozenset(names) | {"UTC"}
 
 
 @lru_cache(maxsize=64)

@@ -72,6 +72,19 @@ def test_cron_and_at_are_read_in_the_schedules_time_zone_across_daylight_saving(
 
 
 @pytest.mark.parametrize(
+    ("expression", "fires"),
+    [
+        ("cron(0 9 1 * ? 2099)", datetime(2099, 1, 1, 9, tzinfo=UTC)),
+        ("cron(0 9 L * ? 2099)", datetime(2099, 1, 31, 9, tzinfo=UTC)),
+        ("cron(59 23 31 12 ? 2099)", datetime(2099, 12, 31, 23, 59, tzinfo=UTC)),
+    ],
+)
+def test_a_cron_far_ahead_in_its_year_field_is_taken_and_fires_then(expression: str, fires: datetime) -> None:
+    # decades ahead, past croniter's default 50-year search
+    assert first(expression) == fires
+
+
+@pytest.mark.parametrize(
     ("expression", "field", "col", "words"),
     [
         ("cron(0 9 * * * *)", "day-of-week", 14, "'?'"),
@@ -111,7 +124,8 @@ def test_a_malformed_expression_names_its_field_and_column(
     assert words in detail["message"]
 
 
-@pytest.mark.parametrize("zone", ["Mars/Base", "", "utc+1", "../../etc/passwd", "Europe/" + "x" * 60])
+# "localtime" is a file of many machines' zoneinfo directory (this one's too), not a zone Lambda's image or tzdata has
+@pytest.mark.parametrize("zone", ["Mars/Base", "", "utc+1", "../../etc/passwd", "Europe/" + "x" * 60, "localtime"])
 def test_an_unknown_time_zone_is_refused(zone: str) -> None:
     with pytest.raises(ScheduleError, match="unknown time zone") as raised:
         parse("rate(1 hour)", zone)
