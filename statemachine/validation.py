@@ -264,7 +264,9 @@ class _Checker:
             return
         from jsonschema import Draft202012Validator
 
-        for err in sorted(Draft202012Validator(schema).iter_errors(params), key=lambda e: list(e.absolute_path)):
+        from statemachine.schemas import errors
+
+        for err in sorted(errors(schema, params, Draft202012Validator), key=lambda e: list(e.absolute_path)):
             loc = tuple(err.absolute_path)
             structural = err.validator in ("required", "additionalProperties")
             if _under_whole_reference(params, loc) or (not structural and _holds_template(err.instance)):

@@ -11,13 +11,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import pytest
 from functional_support import start_run, wait_for_run
 
 import stepgraph_cli as cli
 
 if TYPE_CHECKING:
     import httpx
-    import pytest
 
     from local.cloud import LocalCloud
 
@@ -174,17 +174,42 @@ def test_an_input_is_checked_against_the_schema(cloud: LocalCloud, api: httpx.Cl
     assert done["nodes"]["print"]["output"] == {"copies": 3}
 
 
-def test_a_schema_that_is_not_json_schema_is_refused_at_creation(api: httpx.Client) -> None:
-    # GIVEN an input step whose schema is not a JSON Schema
+@pytest.mark.parametrize(
+    ("schema", "needle"),
+    [
+        ({"type": "integer", "minimum": "one"}, "not a valid JSON Schema"),
+        ({"type": "string", "pattern": "^(?!admin)"}, "not one RE2 takes"),
+        ({"$ref": "#"}, "refers to itself without end"),
+    ],
+)
+def test_a_schema_that_cannot_be_applied_is_refused_at_creation(
+    api: httpx.Client, schema: dict[str, Any], needle: str
+) -> None:
+    # GIVEN an input step whose schema is not a JSON Schema, or one that cannot be applied here
     spec = json.loads(json.dumps(INPUT_SPEC))
-    spec["nodes"][0]["params"]["schema"] = {"type": "integer", "minimum": "one"}
+    spec["nodes"][0]["params"]["schema"] = schema
     # WHEN the graph is created
     created = api.post("/graphs", json=spec)
-    # THEN it is refused, naming the node's schema
+    # THEN it is refused, naming the node's schema and why
     assert created.status_code == 422, created.text
     [detail] = created.json()["error"]["details"]
     assert detail["loc"] == "nodes[0].params.schema"
     assert detail["node"] == "ask"
+    assert needle in detail["message"]
+
+
+def test_an_answer_to_a_catastrophic_pattern_is_checked_at_once(cloud: LocalCloud, api: httpx.Client) -> None:
+    # GIVEN a run waiting for an input whose schema's pattern backtracks exponentially in Python's re
+    spec = json.loads(json.dumps(INPUT_SPEC))
+    spec["nodes"][0]["params"]["schema"] = {"type": "string", "pattern": "^(a+)+$"}
+    spec["nodes"][1]["params"] = {"copies": "{{ ask.input }}"}
+    run_id, _ = waiting_run(api, spec)
+    # WHEN the answer does not match it
+    broken = respond(api, run_id, "ask", {"input": "a" * 40 + "!"})
+    # THEN the API says so at once (it spun until its timeout), and a matching answer goes on
+    assert broken.status_code == 422, broken.text
+    assert "does not match" in broken.json()["error"]["details"][0]["message"]
+    assert respond(api, run_id, "ask", {"input": "aaaa"}).status_code == 200
 
 
 def test_a_node_that_is_not_waiting_gets_409_and_unknown_ids_404(cloud: LocalCloud, api: httpx.Client) -> None:

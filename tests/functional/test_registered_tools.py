@@ -79,6 +79,20 @@ def test_params_are_checked_against_the_schema_when_the_graph_is_created(api: ht
     assert "'text' is a required property" in missing.text
 
 
+def test_a_pattern_that_backtracks_catastrophically_is_matched_at_once(api: httpx.Client) -> None:
+    # GIVEN a tool whose schema has a pattern exponential for a backtracking engine (Python's re would spin
+    # on the param below until the API function timed out)
+    pattern = "^(a+)+$"
+    schema = {"type": "object", "properties": {"text": {"type": "string", "pattern": pattern}}}
+    assert register(api, "acme.strict", SLUGIFY, schema).status_code == 201
+    # WHEN a graph gives it a param that does not match
+    refused = api.post("/graphs", json=graph("acme.strict", {"text": "a" * 40 + "!"}))
+    # THEN the API answers at once that it does not match; a matching one is taken
+    assert refused.status_code == 422, refused.text
+    assert f"does not match '{pattern}'" in refused.json()["error"]["details"][0]["message"]
+    assert api.post("/graphs", json=graph("acme.strict", {"text": "aaaa"})).status_code == 201
+
+
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [
@@ -87,6 +101,9 @@ def test_params_are_checked_against_the_schema_when_the_graph_is_created(api: ht
         ({"params_schema": {"type": "no-such-type"}}, 422, "JSON Schema"),
         ({"name": "util.echo"}, 409, "built-in"),
         ({"name": "acme.bad\n"}, 422, "lowercase dotted words"),
+        ({"params_schema": {"properties": {"x": {"pattern": "(?=a)a"}}}}, 422, "not one RE2 takes"),
+        ({"params_schema": {"$ref": "http://127.0.0.1:9/schema.json"}}, 422, "points outside the schema"),
+        ({"params_schema": {"$ref": "#"}}, 422, "refers to itself without end"),
     ],
 )
 def test_bad_registrations_are_refused_and_leave_no_function(

@@ -48,9 +48,12 @@ class InputAnswer(BaseModel):
 
 
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` if it is a valid JSON Schema (its own ``$schema`` draft, else 2020-12); ValueError otherwise."""
+    """``schema`` if it is a valid JSON Schema (its own ``$schema`` draft, else 2020-12) that can be applied
+    here (``statemachine.schemas.intake_problems``); ValueError otherwise."""
     from jsonschema import Draft202012Validator, validators
     from jsonschema.exceptions import SchemaError
+
+    from statemachine.schemas import intake_problems
 
     cls = validators.validator_for(schema, default=Draft202012Validator)
     try:
@@ -58,42 +61,18 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
-    outside = _outside_refs(schema, "")
-    if outside:
-        where, ref = outside[0]
-        raise ValueError(
-            f"$ref {ref!r} at {where or '(root)'} points outside the schema; only references within it (#/...) "
-            "are followed (no schema is fetched)"
-        )
+    problems = intake_problems(schema)
+    if problems:
+        raise ValueError(problems[0])
     return schema
-
-
-def _outside_refs(value: Any, where: str) -> list[tuple[str, str]]:
-    """``(path, ref)`` of every ``$ref``/``$dynamicRef`` that does not point inside the schema itself."""
-    found: list[tuple[str, str]] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("$ref", "$dynamicRef") and isinstance(item, str) and not item.startswith("#"):
-                found.append((where, item))
-            found.extend(_outside_refs(item, f"{where}/{key}" if where else str(key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(_outside_refs(item, f"{where}/{index}"))
-    return found
 
 
 def schema_problems(schema: dict[str, Any], value: Any) -> list[dict[str, Any]]:
     """Where ``value`` breaks ``schema``: ``[{"loc": "input.<path>", "message"}]`` in path order."""
-    from jsonschema import Draft202012Validator, validators
-    from referencing.exceptions import Unresolvable
+    from statemachine.schemas import errors
 
-    cls = validators.validator_for(schema, default=Draft202012Validator)
     found = []
-    try:
-        errors = sorted(cls(schema).iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
-    except Unresolvable as exc:  # a schema stored before references were checked at creation
-        return [{"loc": "input", "message": f"the node's schema cannot be applied: {exc}"}]
-    for err in errors:
+    for err in sorted(errors(schema, value), key=lambda e: [str(p) for p in e.absolute_path]):
         loc = ".".join(["input", *(str(p) for p in err.absolute_path)])
         found.append({"loc": loc, "message": err.message})
     return found

@@ -48,18 +48,25 @@ def check_schema(schema: dict[str, Any]) -> None:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
+    from statemachine.schemas import intake_problems
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
+    problems = intake_problems(schema, Draft202012Validator)
+    if problems:
+        raise ValueError(problems[0])
 
 
 def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
     """The first way ``value`` breaks ``schema`` (with its place), or None when it matches."""
     from jsonschema import Draft202012Validator
 
-    error = next(iter(sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))), None)
+    from statemachine.schemas import errors
+
+    error = next(iter(sorted(errors(schema, value, Draft202012Validator), key=lambda e: list(e.path))), None)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

@@ -1,0 +1,210 @@
+"""JSON Schemas from callers: what is taken, and validation whose patterns are matched in linear time.
+
+``jsonschema`` matches ``pattern``, ``patternProperties`` (and the ``additionalProperties`` beside them) with
+Python's backtracking ``re``: a pattern such as ``^(a+)+$`` takes exponential time on ``"aaaa…!"``, and the
+API or the executor would spin until its Lambda timeout. Schemas come from callers (a registered tool's
+``params_schema``, a ``human.input`` or ``llm.converse`` ``schema``), so their patterns are matched here by RE2,
+which never backtracks. RE2 takes the usual syntax (classes, quantifiers, anchors, ``\\p{L}``, ``(?i)``) but
+not lookarounds or backreferences; ``\\uXXXX`` escapes are read as the character. A schema is checked when
+it is taken (:func:`pattern_problems`); a pattern stored before that which RE2 cannot take fails
+validation with a message, never an exception.
+
+Taking a schema (:func:`intake_problems`) also refuses references outside it (nothing is ever fetched) and
+a schema that refers to itself without end; :func:`errors` reports either as a problem of the value, for
+schemas stored before these checks.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from jsonschema.protocols import Validator
+
+_UNICODE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-fA-F]{4})")
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+"""Keywords whose values are data, not schemas: a ``pattern`` key inside them is not a pattern."""
+
+
+class PatternError(ValueError):
+    """A pattern RE2 cannot take (a lookaround, a backreference, a syntax error)."""
+
+
+@lru_cache(maxsize=512)
+def compiled(pattern: str) -> Any:
+    """The RE2 program for a JSON Schema ``pattern``; :class:`PatternError` when RE2 cannot take it."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(_UNICODE_ESCAPE.sub(r"\1\\x{\2}", pattern), options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise PatternError(
+            f"pattern {pattern!r} is not one RE2 takes (patterns are matched in linear time: no lookarounds or "
+            f"backreferences): {reason}"
+        ) from None
+
+
+def intake_problems(schema: dict[str, Any], draft: Any = None) -> list[str]:
+    """Why ``schema`` (valid against its meta-schema) cannot be applied here: patterns RE2 cannot take,
+    references outside it, a reference to itself without end. Empty when it can."""
+    problems = pattern_problems(schema)
+    problems += [
+        f"$ref {ref!r} at {where or '(root)'} points outside the schema; only references within it (#/...) "
+        "are followed (no schema is fetched)"
+        for where, ref in outside_refs(schema)
+    ]
+    if not problems:
+        try:
+            list(validator(schema, draft).iter_errors(None))
+        except RecursionError:
+            problems.append("the schema refers to itself without end (a $ref cycle that reads no part of the value)")
+    return problems
+
+
+def outside_refs(schema: Any) -> list[tuple[str, str]]:
+    """``(path, ref)`` of every ``$ref``/``$dynamicRef`` that does not point inside the schema itself."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str]] = [(schema, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(item, str) and not item.startswith("#"):
+                    found.append((where, item))
+                stack.append((item, f"{where}/{key}" if where else str(key)))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}/{index}") for index, item in enumerate(value))
+    return sorted(found)
+
+
+def errors(schema: dict[str, Any], value: Any, draft: Any = None) -> list[Any]:
+    """The ``ValidationError``s of ``value`` against ``schema``; a schema that cannot be applied (a reference
+    that does not resolve, one that refers to itself without end) is one error at the value's root."""
+    from jsonschema.exceptions import ValidationError
+    from referencing.exceptions import Unresolvable
+
+    try:
+        return list(validator(schema, draft).iter_errors(value))
+    except Unresolvable as exc:
+        reason = f"a reference does not resolve ({exc})"
+    except RecursionError:
+        reason = "it refers to itself without end"
+    return [ValidationError(f"the schema cannot be applied: {reason}", instance=value)]
+
+
+def pattern_problems(schema: Any) -> list[str]:
+    """Why each pattern of ``schema`` cannot be matched here (empty when all can)."""
+    problems: list[str] = []
+    pattern_properties = unevaluated = False
+    stack: list[tuple[Any, str]] = [(schema, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, f"{where}/{i}") for i, item in enumerate(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        patterns = [(node["pattern"], f"{where}/pattern")] if isinstance(node.get("pattern"), str) else []
+        if isinstance(node.get("patternProperties"), dict):
+            pattern_properties = True
+            patterns += [(key, f"{where}/patternProperties") for key in node["patternProperties"]]
+        unevaluated = unevaluated or "unevaluatedProperties" in node
+        for pattern, at in patterns:
+            try:
+                compiled(pattern)
+            except PatternError as exc:
+                problems.append(f"{at or '(root)'}: {exc}")
+        stack.extend((value, f"{where}/{key}") for key, value in node.items() if key not in _DATA_KEYWORDS)
+    if pattern_properties and unevaluated:
+        problems.append(
+            "unevaluatedProperties beside patternProperties is not supported: its patterns would be matched by "
+            "a backtracking engine"
+        )
+    return problems
+
+
+def validator(schema: dict[str, Any], draft: Any = None) -> Validator:
+    """A validator for ``schema`` matching patterns with RE2: of ``draft`` (a jsonschema validator class), else
+    of the schema's own ``$schema`` draft, else 2020-12."""
+    from jsonschema import Draft202012Validator, validators
+
+    return _linear(draft or validators.validator_for(schema, default=Draft202012Validator))(schema)
+
+
+@lru_cache(maxsize=8)
+def _linear(cls: Any) -> Any:
+    from jsonschema import validators
+
+    return validators.extend(
+        cls,
+        {"pattern": _pattern, "patternProperties": _pattern_properties, "additionalProperties": _additional},
+    )
+
+
+def _search(pattern: str, text: str) -> bool:
+    return compiled(pattern).search(text) is not None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        matched = _search(pattern, instance)
+    except PatternError as exc:
+        yield ValidationError(f"the schema's {exc}")
+        return
+    if not matched:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: Any) -> Iterator[Any]:
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        try:
+            matching = [key for key in instance if _search(pattern, key)]
+        except PatternError as exc:
+            yield ValidationError(f"the schema's {exc}")
+            continue
+        for key in matching:
+            yield from validator.descend(instance[key], subschema, path=key, schema_path=pattern)
+
+
+def _additional(validator: Any, additional: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    """``additionalProperties`` as jsonschema has it, the properties ``patternProperties`` covers found by RE2."""
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    try:
+        extras = {key for key in instance if key not in properties and not any(_search(p, key) for p in patterns)}
+    except PatternError as exc:
+        yield ValidationError(f"the schema's {exc}")
+        return
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        if patterns:
+            verb = "does" if len(extras) == 1 else "do"
+            joined = ", ".join(repr(each) for each in sorted(extras))
+            listed = ", ".join(repr(each) for each in sorted(patterns))
+            yield ValidationError(f"{joined} {verb} not match any of the regexes: {listed}")
+        else:
+            unexpected = sorted(extras, key=str)
+            verb = "was" if len(unexpected) == 1 else "were"
+            joined = ", ".join(repr(each) for each in unexpected)
+            yield ValidationError(f"Additional properties are not allowed ({joined} {verb} unexpected)")
