@@ -270,6 +270,7 @@ def resume_run(services: Services, run_id: str) -> dict[str, Any]:
     if run.status not in RUN_RESUMABLE:
         raise ConflictError(f"run {run_id} is {run.status}: only a FAILED, CANCELLED or TIMED_OUT run can be resumed")
     try:
+        services.graphs.get(run.graph_id)  # a deleted graph's versions stay readable (its runs show them)
         version = services.graphs.version(run.graph_id, run.version)
     except NotFoundError as exc:
         raise ConflictError(f"run {run_id} cannot be resumed: its graph {run.graph_id} was deleted") from exc

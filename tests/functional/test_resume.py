@@ -179,6 +179,23 @@ def test_only_a_run_that_ended_unsuccessfully_can_be_resumed(api: httpx.Client, 
     assert (run["resumes"], len(run["executions"])) == (0, 1)
 
 
+def test_a_run_of_a_deleted_graph_cannot_be_resumed_and_keeps_its_failure(api: httpx.Client, cloud: LocalCloud) -> None:
+    # GIVEN a failed run whose graph is then deleted (its state machines with it)
+    spec = {"name": "gone", "nodes": [{"id": "a", "tool": "util.fail", "params": {"failures": 1, "error": "Boom"}}]}
+    graph_id = create(api, spec)
+    run_id = start(api, graph_id)
+    failed = wait_for_run(api, run_id, cloud=cloud)
+    assert failed["status"] == "FAILED"
+    assert api.delete(f"/graphs/{graph_id}").status_code == 200
+    # WHEN it is resumed
+    refused = resume(api, run_id)
+    # THEN 409 says why (it was a 502 "try again" that also rewrote the run's error), and the run is as it was
+    assert refused.status_code == 409, refused.text
+    assert "was deleted" in refused.json()["error"]["message"]
+    after = api.get(f"/runs/{run_id}").json()
+    assert (after["status"], after["error"], after["resumes"]) == ("FAILED", failed["error"], 0)
+
+
 def test_a_run_resumed_twice_fails_again_then_succeeds(api: httpx.Client, cloud: LocalCloud) -> None:
     # GIVEN a run that failed at c
     run_id, flaky, once = failed_chain(api, cloud)
