@@ -71,9 +71,17 @@ def loads(text: str | bytes) -> Any:
     return value
 
 
-def valid_text(text: str) -> str:
-    """``text`` with each lone surrogate replaced by U+FFFD (and a split pair joined): text from outside (an
-    error message a function raised, Step Functions' cause) that can then be stored in DynamoDB and served."""
+MAX_ERROR_MESSAGE = 4000
+"""An error message is recorded with at most this many characters (a tool or function may raise a whole
+response body; the node's item, its event and the run's error each hold the message)."""
+
+
+def valid_text(text: str, limit: int | None = None) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (and a split pair joined), cut to ``limit``
+    characters when given: text from outside (an error message a function raised, Step Functions' cause)
+    that can then be stored in DynamoDB and served."""
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}... (cut: {len(text)} characters in all)"
     if text.isascii():
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from statemachine import payload
 from statemachine.errors import StepgraphError
-from statemachine.jsonlimits import valid_text
+from statemachine.jsonlimits import MAX_ERROR_MESSAGE, valid_text
 
 if TYPE_CHECKING:
     from statemachine.spec import RetryPolicy
@@ -315,16 +315,16 @@ class Failure:
 
     def message(self) -> str:
         """The error message: the Lambda ``errorMessage`` when the cause is a Lambda error document (valid
-        Unicode: a function may raise any text)."""
+        Unicode and at most ``MAX_ERROR_MESSAGE`` characters: a function may raise any text)."""
         if not self.cause:
-            return valid_text(self.error)
+            return valid_text(self.error, MAX_ERROR_MESSAGE)
         try:
             parsed = json.loads(self.cause)
         except (ValueError, RecursionError):
-            return valid_text(self.cause)
+            return valid_text(self.cause, MAX_ERROR_MESSAGE)
         if isinstance(parsed, Mapping) and isinstance(parsed.get("errorMessage"), str):
-            return valid_text(parsed["errorMessage"])
-        return valid_text(self.cause)
+            return valid_text(parsed["errorMessage"], MAX_ERROR_MESSAGE)
+        return valid_text(self.cause, MAX_ERROR_MESSAGE)
 
 
 _REQUEST_KINDS = {

@@ -9,14 +9,14 @@ from functions.executor.errors import NodeFailed
 from functions.executor.sandbox import ToolTimeout
 from statemachine import references
 from statemachine.errors import DataError, StepgraphError
-from statemachine.jsonlimits import valid_text
+from statemachine.jsonlimits import MAX_ERROR_MESSAGE, valid_text
 
 
 def describe_error(exc: BaseException, tool: str) -> tuple[str, str]:
     """The ``(code, message)`` a failure is recorded and raised with, as valid Unicode (a tool's exception may
     carry any text, a lone surrogate included)."""
     code, message = _described(exc, tool)
-    return valid_text(code), valid_text(message)
+    return valid_text(code), valid_text(message, MAX_ERROR_MESSAGE)
 
 
 def _described(exc: BaseException, tool: str) -> tuple[str, str]:

@@ -21,6 +21,9 @@ from typing import Any
 
 CONFIG_FILE = "stepgraph_tool.json"
 TOOL_FILE = "tool.py"
+MAX_ERROR_CHARS = 4096
+"""A tool's error message is cut to this many characters: Step Functions carries it as the node's cause, and a
+long one (a response body put in an exception) made the failure too big to be caught, or recorded."""
 KEEP_ENV = frozenset({"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR", "PYTHONIOENCODING"})
 """Environment variables a tool may see: nothing of the stack's, no credentials, no runtime endpoints."""
 
@@ -178,6 +181,13 @@ def call(params: Any, config: dict[str, Any], remaining_ms: int | None = None) -
             ) from None
         except ToolTimeout:
             raise ToolTimeout(f"{config.get('name', 'tool')} ran past its timeout of {timeout:g} s") from None
+        except Exception as exc:
+            message = str(exc)
+            if len(message) <= MAX_ERROR_CHARS:
+                raise
+            named = type(type(exc).__name__, (Exception,), {"__module__": type(exc).__module__})
+            cut = f"{message[:MAX_ERROR_CHARS]}... (cut: {len(message)} characters in all)"
+            raise named(cut) from None
     finally:
         if timed:
             signal.setitimer(signal.ITIMER_REAL, 0)

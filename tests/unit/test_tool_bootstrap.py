@@ -11,6 +11,7 @@ import zipfile
 from typing import TYPE_CHECKING, Any
 
 from functions.api.tools_service import package
+from functions.tools_runtime.bootstrap import MAX_ERROR_CHARS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -99,3 +100,10 @@ def test_params_that_break_the_schema_fail_before_the_tool_runs(tmp_path: Path) 
 def test_an_exception_keeps_its_class_name(tmp_path: Path) -> None:
     answer = invoke(tmp_path, "class Nope(Exception):\n    pass\n\n\ndef run(params):\n    raise Nope('no')\n")
     assert answer == {"errorType": "Nope", "errorMessage": "no"}
+
+
+def test_a_long_error_message_is_cut_and_keeps_its_class_name(tmp_path: Path) -> None:
+    # A tool that puts a whole response body in its exception: the failure must stay small enough to be caught
+    answer = invoke(tmp_path, "def run(params):\n    raise ValueError('x' * 300_000)\n")
+    assert answer["errorType"] == "ValueError"
+    assert answer["errorMessage"] == "x" * MAX_ERROR_CHARS + "... (cut: 300000 characters in all)"

@@ -4,6 +4,7 @@ whole is refused or made valid, never a crash."""
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -22,7 +23,14 @@ def test_a_cursor_nested_past_the_parser_is_a_bad_request() -> None:
 
 def test_an_error_cause_nested_past_the_parser_is_kept_as_text() -> None:
     # A Lambda function may fail with any payload; Step Functions passes it on as the cause.
-    assert error_of("Boom", DEEP) == {"code": "Boom", "message": DEEP}
+    error = error_of("Boom", DEEP)
+    assert error["code"] == "Boom"
+    assert error["message"].startswith(DEEP[:4000]) and error["message"].endswith("(cut: 10000 characters in all)")
+
+
+def test_a_long_error_message_is_cut_saying_how_long_it_was() -> None:
+    cause = json.dumps({"errorMessage": "x" * 10_000, "errorType": "Big"})
+    assert error_of("Big", cause) == {"code": "Big", "message": "x" * 4000 + "... (cut: 10000 characters in all)"}
 
 
 def test_an_error_message_with_a_lone_surrogate_is_kept_with_a_replacement_character() -> None:

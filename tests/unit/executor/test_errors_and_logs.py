@@ -17,6 +17,7 @@ from functions.executor.tools.base import is_error_code
 from functions.store.offload import BlobStore, Offloader
 from functions.store.records import Records
 from local.lambdas import LambdaDispatcher
+from statemachine.jsonlimits import MAX_ERROR_MESSAGE
 
 from .helpers import RUN, request
 
@@ -55,6 +56,11 @@ def test_a_failure_is_described_in_valid_unicode_whatever_the_exception_carried(
     assert "bad \ufffd text" in message
     code.encode("utf-8")
     message.encode("utf-8")
+
+
+def test_a_long_failure_message_is_cut_to_the_recorded_length() -> None:
+    code, message = describe_error(ToolError("y" * 50_000, code="Wordy"), "util.odd")
+    assert (code, message) == ("Wordy", "y" * MAX_ERROR_MESSAGE + "... (cut: 50000 characters in all)")
 
 
 def test_an_error_code_is_a_step_functions_error_name_whole() -> None:
