@@ -71,10 +71,13 @@ def check_registration(services: Services, body: dict[str, Any], *, name: str) -
     try:
         tree = ast.parse(source, filename="tool.py")
     except SyntaxError as exc:
+        where = f"line {exc.lineno}: " if exc.lineno is not None else ""
         raise SpecError(
-            f"the source does not parse: line {exc.lineno}: {exc.msg}",
+            f"the source does not parse: {where}{exc.msg}",
             [{"loc": "source", "message": exc.msg, "position": {"line": exc.lineno, "col": exc.offset}}],
         ) from None
+    except (RecursionError, MemoryError):  # Python's parser gives up on an expression nested this deep
+        raise _bad("source", "the source nests too deeply for Python's parser (an expression thousands deep)") from None
     if not any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body):
         raise _bad("source", "the source must define a top-level function run(params)")
     schema = body.get("params_schema", {"type": "object"})

@@ -98,6 +98,8 @@ def test_a_pattern_that_backtracks_catastrophically_is_matched_at_once(api: http
     [
         ({"source": "def run(params)\n    return 1\n"}, 422, "line 1"),
         ({"source": "x = 1\n" * 50_000 + "def run(p):\n    return p\n"}, 413, "limit"),
+        ({"source": "x = " + "-" * 100_000 + "1\ndef run(p):\n    return p\n"}, 422, "nests too deeply"),
+        ({"source": "def run(p):\n    return p\n\x00"}, 422, "null bytes"),
         ({"params_schema": {"type": "no-such-type"}}, 422, "JSON Schema"),
         ({"name": "util.echo"}, 409, "built-in"),
         ({"name": "acme.bad\n"}, 422, "lowercase dotted words"),
