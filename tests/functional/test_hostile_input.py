@@ -352,3 +352,17 @@ def test_a_lambda_error_message_that_is_not_valid_unicode_leaves_the_run_readabl
     events = api.get(f"/runs/{run['run_id']}/events")
     assert events.status_code == 200, events.text
     assert any("bad \ufffd text" in event["message"] for event in events.json()["events"])
+
+
+def test_a_jmespath_expression_nested_past_the_parser_is_refused_naming_the_param(api: httpx.Client) -> None:
+    # GIVEN a transform node whose expression is 3,000 parentheses deep (it was a 500)
+    expression = "(" * 3000 + "a" + ")" * 3000
+    spec = {
+        "name": "deep",
+        "nodes": [{"id": "t", "tool": "transform", "params": {"value": {}, "expression": expression}}],
+    }
+    # WHEN the graph is created THEN 422 names the node's param, and nothing is created
+    error = error_of(api.post("/graphs", json=spec), 422, "invalid_spec")
+    assert error["details"][0]["loc"] == "nodes[0].params.expression"
+    assert "nests too deeply" in error["details"][0]["message"]
+    assert_no_graph_created(api)

@@ -92,6 +92,24 @@ def test_transform_type_error_is_a_tool_error_step_functions_can_match() -> None
     assert info.value.code == "ExpressionError"
 
 
+@pytest.mark.parametrize("expression", ["(" * 3000 + "a" + ")" * 3000, "!" * 20_000 + "a", "a" + "[?b]" * 5000])
+def test_an_expression_nested_past_the_parser_is_refused_when_validating(expression: str) -> None:
+    """GIVEN an expression thousands deep (jmespath parses recursively) THEN validation refuses it by name."""
+    model = registry.params_model("transform")
+    assert model is not None
+    with pytest.raises(ValueError, match="nests too deeply"):
+        model.model_validate({"value": {}, "expression": expression})
+
+
+def test_an_expression_too_deep_to_evaluate_is_an_expression_error() -> None:
+    """GIVEN 20,000 pipes (they parse) WHEN run THEN ExpressionError, not a crash."""
+    from functions.errors import ToolError
+
+    with pytest.raises(ToolError, match="nests too deeply") as info:
+        invoke("transform", {"value": {"a": 1}, "expression": " | ".join(["a"] * 20_000)})
+    assert info.value.code == "ExpressionError"
+
+
 def test_text_analyze_counts_words_sentences_and_top_words() -> None:
     """GIVEN a short article WHEN analyzed THEN counts, top words (ties alphabetical) and sentiment are exact."""
     out = invoke("text.analyze", {"text": ARTICLE, "top": 4})
