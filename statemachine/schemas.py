@@ -51,6 +51,25 @@ def compiled(pattern: str) -> Any:
         ) from None
 
 
+def check(schema: dict[str, Any], draft: Any = None) -> None:
+    """Raise ``ValueError`` naming why ``schema`` cannot be taken: not a valid JSON Schema of its draft
+    (``draft``, else its own ``$schema``, else 2020-12), or one of :func:`intake_problems`."""
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import SchemaError
+
+    cls = draft or validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
+    except RecursionError:  # the meta-schema reads each pattern with Python's re, whose parser recurses
+        raise ValueError("a pattern of the schema nests too deeply to be read (thousands of groups)") from None
+    problems = intake_problems(schema, cls)
+    if problems:
+        raise ValueError(problems[0])
+
+
 def intake_problems(schema: dict[str, Any], draft: Any = None) -> list[str]:
     """Why ``schema`` (valid against its meta-schema) cannot be applied here: patterns RE2 cannot take,
     references outside it, a reference to itself without end. Empty when it can."""

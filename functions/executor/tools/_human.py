@@ -48,22 +48,11 @@ class InputAnswer(BaseModel):
 
 
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` if it is a valid JSON Schema (its own ``$schema`` draft, else 2020-12) that can be applied
-    here (``statemachine.schemas.intake_problems``); ValueError otherwise."""
-    from jsonschema import Draft202012Validator, validators
-    from jsonschema.exceptions import SchemaError
+    """``schema`` if it is a JSON Schema (its own ``$schema`` draft, else 2020-12) that can be applied here
+    (``statemachine.schemas.check``); ValueError otherwise."""
+    from statemachine.schemas import check
 
-    from statemachine.schemas import intake_problems
-
-    cls = validators.validator_for(schema, default=Draft202012Validator)
-    try:
-        cls.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
-    problems = intake_problems(schema)
-    if problems:
-        raise ValueError(problems[0])
+    check(schema)
     return schema
 
 

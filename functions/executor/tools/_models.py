@@ -44,20 +44,13 @@ def cost_usd(model_id: str, input_tokens: int, output_tokens: int) -> float:
 
 
 def check_schema(schema: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the problem when ``schema`` is not a valid JSON Schema (draft 2020-12)."""
+    """Raise ``ValueError`` naming the problem when ``schema`` is not a JSON Schema (draft 2020-12) stepgraph
+    can apply (``statemachine.schemas.check``)."""
     from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
 
-    from statemachine.schemas import intake_problems
+    from statemachine.schemas import check
 
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
-    problems = intake_problems(schema, Draft202012Validator)
-    if problems:
-        raise ValueError(problems[0])
+    check(schema, Draft202012Validator)
 
 
 def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from statemachine.schemas import pattern_problems, validator
+from statemachine.schemas import check, pattern_problems, validator
 
 CATASTROPHIC = "^(a+)+$"
 """Exponential for a backtracking engine on 'aaaa…!': Python's re would not finish on the text below."""
@@ -76,3 +76,25 @@ def test_unevaluated_properties_beside_pattern_properties_is_refused() -> None:
         "backtracking engine"
     ]
     assert pattern_problems({"unevaluatedProperties": False, "properties": {"a": {"pattern": "^a"}}}) == []
+
+
+@pytest.mark.parametrize(
+    ("schema", "reason"),
+    [
+        ({"type": "integer", "minimum": "one"}, "not a valid JSON Schema at minimum"),
+        ({"pattern": "(" * 3000 + ")" * 3000}, "nests too deeply to be read"),
+        ({"pattern": "^(?!admin)"}, "not one RE2 takes"),
+        ({"$ref": "https://example.com/schema.json"}, "points outside the schema"),
+        ({"$ref": "#"}, "refers to itself without end"),
+    ],
+)
+def test_a_schema_that_cannot_be_taken_is_a_value_error_saying_why(schema: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        check(schema)
+
+
+def test_a_schema_that_can_be_taken_passes_in_its_own_draft_or_the_one_asked_for() -> None:
+    check({"type": "object", "properties": {"tags": {"type": "array", "items": {"pattern": "^[a-z]+$"}}}})
+    check({"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}]})
+    with pytest.raises(ValueError, match="not a valid JSON Schema"):
+        check({"items": [{"type": "string"}]}, Draft202012Validator)
