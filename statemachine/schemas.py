@@ -5,13 +5,14 @@ Python's backtracking ``re``: a pattern such as ``^(a+)+$`` takes exponential ti
 API or the executor would spin until its Lambda timeout. Schemas come from callers (a registered tool's
 ``params_schema``, a ``human.input`` or ``llm.converse`` ``schema``), so their patterns are matched here by RE2,
 which never backtracks. RE2 takes the usual syntax (classes, quantifiers, anchors, ``\\p{L}``, ``(?i)``) but
-not lookarounds or backreferences; ``\\uXXXX`` escapes are read as the character. A schema is checked when
-it is taken (:func:`pattern_problems`); a pattern stored before that which RE2 cannot take fails
-validation with a message, never an exception.
+not lookarounds or backreferences; ``\\uXXXX`` escapes are read as the character. It also reads ``$``
+(the end of the text, not the place before a final newline) and ``\\d``/``\\w`` (ASCII) as ECMA-262, JSON
+Schema's regex dialect, does: ``^[a-z]+$`` no longer takes ``"abc\\n"``.
 
-Taking a schema (:func:`intake_problems`) also refuses references outside it (nothing is ever fetched) and
-a schema that refers to itself without end; :func:`errors` reports either as a problem of the value, for
-schemas stored before these checks.
+A schema is checked when it is taken (:func:`check`): valid against its meta-schema, patterns RE2 can take,
+no reference outside it (nothing is ever fetched), no reference to itself without end. :func:`errors`
+applies one; a schema stored before these checks that cannot be applied gives an error of the value, never
+an exception.
 """
 
 from __future__ import annotations
