@@ -73,34 +73,76 @@ def check(schema: dict[str, Any], draft: Any = None) -> None:
 
 def intake_problems(schema: dict[str, Any], draft: Any = None) -> list[str]:
     """Why ``schema`` (valid against its meta-schema) cannot be applied here: patterns RE2 cannot take,
-    references outside it, a reference to itself without end. Empty when it can."""
+    references outside it or to nothing in it, a reference to itself without end. Empty when it can."""
+    from referencing.exceptions import Unresolvable
+
     problems = pattern_problems(schema)
     problems += [
         f"$ref {ref!r} at {where or '(root)'} points outside the schema; only references within it (#/...) "
         "are followed (no schema is fetched)"
         for where, ref in outside_refs(schema)
     ]
+    problems += _dangling_refs(schema, draft)
     if not problems:
         try:
             list(validator(schema, draft).iter_errors(None))
         except RecursionError:
             problems.append("the schema refers to itself without end (a $ref cycle that reads no part of the value)")
+        except Unresolvable as exc:
+            problems.append(f"a $ref of the schema does not resolve: {exc}")
+    return problems
+
+
+def _dangling_refs(schema: dict[str, Any], draft: Any) -> list[str]:
+    """Why each in-schema ``$ref`` that points at nothing does not resolve (none are looked for when a
+    subschema sets its own ``$id``: its references are read against that)."""
+    from jsonschema import Draft202012Validator, validators
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import specification_with
+
+    inside = [(where, ref) for where, ref in _refs(schema) if ref.startswith("#")]
+    if not inside or any(where and "$id" in node for node, where in _subschemas(schema)):
+        return []
+    cls = draft or validators.validator_for(schema, default=Draft202012Validator)
+    dialect = specification_with(cls.META_SCHEMA.get("$schema") or cls.META_SCHEMA.get("$id", ""))
+    resolver = Registry().resolver_with_root(dialect.create_resource(schema))
+    problems = []
+    for where, ref in inside:
+        try:
+            resolver.lookup(ref)
+        except Unresolvable as exc:
+            problems.append(f"$ref {ref!r} at {where or '(root)'} points at nothing in the schema ({exc})")
     return problems
 
 
 def outside_refs(schema: Any) -> list[tuple[str, str]]:
     """``(path, ref)`` of every ``$ref``/``$dynamicRef`` that does not point inside the schema itself."""
-    found: list[tuple[str, str]] = []
+    return [(where, ref) for where, ref in _refs(schema) if not ref.startswith("#")]
+
+
+def _subschemas(schema: Any) -> list[tuple[dict[str, Any], str]]:
+    """Every object in ``schema`` with its path (``a/b/0``; the root's is empty)."""
+    found: list[tuple[dict[str, Any], str]] = []
     stack: list[tuple[Any, str]] = [(schema, "")]
     while stack:
         value, where = stack.pop()
         if isinstance(value, dict):
-            for key, item in value.items():
-                if key in ("$ref", "$dynamicRef") and isinstance(item, str) and not item.startswith("#"):
-                    found.append((where, item))
-                stack.append((item, f"{where}/{key}" if where else str(key)))
+            found.append((value, where))
+            stack.extend((item, f"{where}/{key}" if where else str(key)) for key, item in value.items())
         elif isinstance(value, list):
             stack.extend((item, f"{where}/{index}") for index, item in enumerate(value))
+    return found
+
+
+def _refs(schema: Any) -> list[tuple[str, str]]:
+    """``(path, ref)`` of every ``$ref``/``$dynamicRef`` string in ``schema``, in path order."""
+    found = [
+        (where, node[key])
+        for node, where in _subschemas(schema)
+        for key in ("$ref", "$dynamicRef")
+        if isinstance(node.get(key), str)
+    ]
     return sorted(found)
 
 

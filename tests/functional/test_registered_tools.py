@@ -106,6 +106,7 @@ def test_a_pattern_that_backtracks_catastrophically_is_matched_at_once(api: http
         ({"params_schema": {"properties": {"x": {"pattern": "(?=a)a"}}}}, 422, "not one RE2 takes"),
         ({"params_schema": {"$ref": "http://127.0.0.1:9/schema.json"}}, 422, "points outside the schema"),
         ({"params_schema": {"$ref": "#"}}, 422, "refers to itself without end"),
+        ({"params_schema": {"properties": {"x": {"$ref": "#/$defs/x"}}}}, 422, "points at nothing in the schema"),
         ({"params_schema": {"properties": {"x": {"pattern": "(" * 3000 + ")" * 3000}}}}, 422, "nests too deeply"),
     ],
 )

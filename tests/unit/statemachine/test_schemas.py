@@ -94,6 +94,8 @@ def test_unevaluated_properties_beside_pattern_properties_is_refused() -> None:
         ({"pattern": "^(?!admin)"}, "not one RE2 takes"),
         ({"$ref": "https://example.com/schema.json"}, "points outside the schema"),
         ({"$ref": "#"}, "refers to itself without end"),
+        ({"$ref": "#/$defs/missing"}, "points at nothing in the schema"),
+        ({"properties": {"a": {"$ref": "#/nope"}}}, "'#/nope' at properties/a points at nothing"),
     ],
 )
 def test_a_schema_that_cannot_be_taken_is_a_value_error_saying_why(schema: dict[str, Any], reason: str) -> None:
@@ -103,6 +105,13 @@ def test_a_schema_that_cannot_be_taken_is_a_value_error_saying_why(schema: dict[
 
 def test_a_schema_that_can_be_taken_passes_in_its_own_draft_or_the_one_asked_for() -> None:
     check({"type": "object", "properties": {"tags": {"type": "array", "items": {"pattern": "^[a-z]+$"}}}})
+    check(
+        {
+            "$defs": {"n": {"$anchor": "n", "type": "integer"}},
+            "properties": {"a": {"$ref": "#/$defs/n"}},
+            "items": {"$ref": "#n"},
+        }
+    )
     check({"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}]})
     with pytest.raises(ValueError, match="not a valid JSON Schema"):
         check({"items": [{"type": "string"}]}, Draft202012Validator)
