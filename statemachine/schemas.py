@@ -122,14 +122,18 @@ def outside_refs(schema: Any) -> list[tuple[str, str]]:
 
 
 def _subschemas(schema: Any) -> list[tuple[dict[str, Any], str]]:
-    """Every object in ``schema`` with its path (``a/b/0``; the root's is empty)."""
+    """Every object in ``schema`` with its path (``a/b/0``; the root's is empty), data keywords' values left out."""
     found: list[tuple[dict[str, Any], str]] = []
     stack: list[tuple[Any, str]] = [(schema, "")]
     while stack:
         value, where = stack.pop()
         if isinstance(value, dict):
             found.append((value, where))
-            stack.extend((item, f"{where}/{key}" if where else str(key)) for key, item in value.items())
+            stack.extend(
+                (item, f"{where}/{key}" if where else str(key))
+                for key, item in value.items()
+                if key not in _DATA_KEYWORDS
+            )
         elif isinstance(value, list):
             stack.extend((item, f"{where}/{index}") for index, item in enumerate(value))
     return found

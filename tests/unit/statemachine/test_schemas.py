@@ -113,5 +113,6 @@ def test_a_schema_that_can_be_taken_passes_in_its_own_draft_or_the_one_asked_for
         }
     )
     check({"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}]})
+    check({"type": "object", "examples": [{"$ref": "#/data, not a reference", "pattern": "(?=data)"}]})
     with pytest.raises(ValueError, match="not a valid JSON Schema"):
         check({"items": [{"type": "string"}]}, Draft202012Validator)
