@@ -10,6 +10,7 @@ Everything is checked before the first AWS call, and a failure after it deletes 
 from __future__ import annotations
 
 import ast
+import base64
 import contextlib
 import hashlib
 import io
@@ -131,7 +132,7 @@ def package(checked: dict[str, Any], memory_mb: int) -> bytes:
 
 def _lambda_error(operation: str, exc: ClientError) -> Exception:
     code = exc.response["Error"].get("Code", "")
-    if code == "ResourceConflictException":
+    if code in ("ResourceConflictException", "PreconditionFailedException"):
         return ConflictError(f"{operation}: the tool's function is being changed; retry")
     return UpstreamError(f"{operation} failed: {code}")
 
@@ -209,20 +210,22 @@ def publish(services: Services, name: str, body: dict[str, Any]) -> dict[str, An
     current = services.tools.get(name)
     checked = check_registration(services, body, name=name)
     fname = current.function_name
-    settings = services.settings
+    code = package(checked, services.settings.tool_memory_mb)
+    code_sha256 = base64.b64encode(hashlib.sha256(code).digest()).decode()
+    timeout = checked["timeout_seconds"] + FUNCTION_MARGIN_SECONDS
     try:
         _wait_ready(services, fname)
-        services.lambda_.update_function_configuration(
-            FunctionName=fname, Timeout=checked["timeout_seconds"] + FUNCTION_MARGIN_SECONDS
-        )
+        services.lambda_.update_function_configuration(FunctionName=fname, Timeout=timeout)
         _wait_ready(services, fname)
-        services.lambda_.update_function_code(
-            FunctionName=fname, ZipFile=package(checked, settings.tool_memory_mb), Publish=False
-        )
+        services.lambda_.update_function_code(FunctionName=fname, ZipFile=code, Publish=False)
         _wait_ready(services, fname)
-        published = services.lambda_.publish_version(FunctionName=fname)
+        # CodeSha256: Lambda refuses to publish code another update put there meanwhile.
+        published = services.lambda_.publish_version(FunctionName=fname, CodeSha256=code_sha256)
     except ClientError as exc:
         raise _lambda_error("publishing the tool's function", exc) from exc
+    if published.get("CodeSha256") != code_sha256 or published.get("Timeout") != timeout:
+        # Another update's code or timeout is in the version: record nothing (the version may be the other's).
+        raise ConflictError(f"tool {name!r} was being changed by another update at the same time; retry")
     version = _version(checked, current.version + 1, fname, str(published["Version"]))
     services.tools.add_version(version)
     return _describe(version)

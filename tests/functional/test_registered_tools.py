@@ -208,6 +208,41 @@ def test_a_graph_runs_the_tool_version_it_was_created_with_until_updated(api: ht
     assert [v["version"] for v in listed["versions"]] == [1, 2]
 
 
+def test_an_update_overtaken_by_another_records_nothing_and_a_retry_records_its_own_code(api: httpx.Client) -> None:
+    # GIVEN a tool, and another update of its function landing between this update's code and its publish
+    from functions.api.services import get_services
+    from functions.api.tools_service import package
+
+    assert register(api, "acme.race", "def run(params):\n    return {'v': 1}\n", {"type": "object"}).status_code == 201
+    events = get_services().lambda_.meta.events
+    other = {"name": "acme.race", "params_schema": {"type": "object"}, "timeout_seconds": 30, "description": ""}
+    other["source"] = "def run(params):\n    return {'v': 'other'}\n"
+    overtaken: list[str] = []
+
+    def overtake(params: dict[str, Any], **_: Any) -> None:
+        if not overtaken:
+            overtaken.append("yes")
+            boto3.client("lambda").update_function_code(
+                FunctionName="stepgraph-tool-acme_race", ZipFile=package(other, 256), Publish=False
+            )
+
+    events.register("before-call.lambda.PublishVersion", overtake, unique_id="overtake")
+    body = {"params_schema": {"type": "object"}, "source": "def run(params):\n    return {'v': 2}\n"}
+    try:
+        # WHEN this update publishes
+        first = api.put("/tools/acme.race", json=body)
+    finally:
+        events.unregister("before-call.lambda.PublishVersion", unique_id="overtake")
+    # THEN it is a 409 and records nothing (the version Lambda made holds the other code); a retry records its own
+    assert overtaken and first.status_code == 409, first.text
+    assert api.get("/tools/acme.race").json()["version"] == 1
+    retried = api.put("/tools/acme.race", json=body)
+    assert retried.status_code == 200, retried.text
+    graph_id = api.post("/graphs", json=graph("acme.race", {})).json()["graph_id"]
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"]
+    assert wait_for_run(api, run_id, 60)["nodes"]["t"]["output"] == {"v": 2}
+
+
 def test_deleting_a_tool_a_graph_uses_is_refused_naming_the_graph(api: httpx.Client) -> None:
     assert register(api, "acme.slugify", SLUGIFY).status_code == 201
     graph_id = api.post("/graphs", json=graph("acme.slugify", {"text": "x"})).json()["graph_id"]
