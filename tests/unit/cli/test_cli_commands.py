@@ -110,6 +110,17 @@ def test_validate_a_valid_spec_prints_the_diagram(
     assert "flowchart TD" in out and "first --> second" in out
 
 
+def test_a_spec_saved_with_a_byte_order_mark_is_read(
+    fake: FakeApi, spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the same spec saved by an editor that writes a UTF-8 byte order mark
+    marked = tmp_path / "marked.json"
+    marked.write_bytes(b"\xef\xbb\xbf" + spec_file.read_bytes())
+    # WHEN it is validated THEN it is read as the spec it is
+    assert run_cli(fake, "graphs", "validate", str(marked)) == 0
+    assert "2 nodes, 1 edges" in capsys.readouterr().out
+
+
 def test_runs_start_wait_follows_events_once_each_and_ends_with_outputs(
     fake: FakeApi, spec_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -258,6 +269,20 @@ def test_bad_input_json_and_missing_files_exit_2(
     assert f"{broken}:3:13: not valid JSON" in capsys.readouterr().err
 
     assert run_cli(fake, "graphs", "create", str(tmp_path / "missing.json")) == cli.EXIT_USAGE
+
+    # GIVEN a file nested past Python's JSON parser, one in UTF-16, and --input nested the same way
+    # THEN each is exit 2 with a message, not a traceback
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert run_cli(fake, "graphs", "validate", str(deep)) == cli.EXIT_USAGE
+    assert "nested deeper than Python's parser goes" in capsys.readouterr().err
+    utf16 = tmp_path / "utf16.json"
+    utf16.write_bytes('{"name": "x"}'.encode("utf-16"))
+    assert run_cli(fake, "graphs", "validate", str(utf16)) == cli.EXIT_USAGE
+    assert "not UTF-8 text" in capsys.readouterr().err
+    assert run_cli(fake, "runs", "start", "g_x", "--input", "[" * 100_000 + "]" * 100_000) == cli.EXIT_USAGE
+    assert "--input is JSON nested deeper" in capsys.readouterr().err
+    assert fake.requests == []
 
 
 def test_api_and_key_come_from_flags_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
