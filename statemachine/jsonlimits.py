@@ -88,7 +88,7 @@ def valid_text(text: str, limit: int | None = None) -> str:
 
 
 def _too_deep(loc: str, limit: int = MAX_JSON_DEPTH) -> LimitError:
-    loc = _shown(loc)
+    loc = shortened(loc)
     return LimitError(
         f"JSON nested deeper than {limit} levels at {loc}; objects and lists nest at most {limit} deep",
         [{"loc": loc, "message": f"nested deeper than {limit} levels (limit: JSON depth)"}],
@@ -116,9 +116,10 @@ def _loc_text(loc: _Loc) -> str:
     return text
 
 
-def _shown(loc: str) -> str:
-    """A location short enough for a message (deep values have long ones)."""
-    return loc if len(loc) <= 120 else f"{loc[:60]}...{loc[-57:]}"
+def shortened(text: str) -> str:
+    """``text`` short enough for a message, its middle left out past 120 characters (deep values have long
+    locations; an expression may be thousands of characters)."""
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-57:]}"
 
 
 def _check_text(text: str, loc: str) -> None:
@@ -128,9 +129,10 @@ def _check_text(text: str, loc: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         code = ord(text[exc.start])
+        shown = shortened(loc)
         raise JsonInputError(
-            f"a lone surrogate \\u{code:04x} at {_shown(loc) or 'the top level'}: strings must be valid Unicode",
-            [{"loc": _shown(loc), "message": f"lone surrogate \\u{code:04x} (pair it, or send the character itself)"}],
+            f"a lone surrogate \\u{code:04x} at {shown or 'the top level'}: strings must be valid Unicode",
+            [{"loc": shown, "message": f"lone surrogate \\u{code:04x} (pair it, or send the character itself)"}],
         ) from None
 
 
@@ -170,7 +172,7 @@ def check(value: Any, root: str = "", *, max_depth: int = MAX_JSON_DEPTH) -> Non
                     name = str(key)
                     if not name.isascii():
                         loc = _loc_text(where)
-                        _check_text(name, f"a key in {_shown(loc)}" if loc else "a key")
+                        _check_text(name, f"a key in {shortened(loc)}" if loc else "a key")
                     stack.append((item, (where, name), depth + 1))
             else:
                 stack.extend((item, (where, i), depth + 1) for i, item in enumerate(current))

@@ -316,15 +316,18 @@ class Failure:
     def message(self) -> str:
         """The error message: the Lambda ``errorMessage`` when the cause is a Lambda error document (valid
         Unicode and at most ``MAX_ERROR_MESSAGE`` characters: a function may raise any text)."""
+        return valid_text(self._raw_message(), MAX_ERROR_MESSAGE)
+
+    def _raw_message(self) -> str:
         if not self.cause:
-            return valid_text(self.error, MAX_ERROR_MESSAGE)
+            return self.error
         try:
             parsed = json.loads(self.cause)
         except (ValueError, RecursionError):
-            return valid_text(self.cause, MAX_ERROR_MESSAGE)
+            return self.cause
         if isinstance(parsed, Mapping) and isinstance(parsed.get("errorMessage"), str):
-            return valid_text(parsed["errorMessage"], MAX_ERROR_MESSAGE)
-        return valid_text(self.cause, MAX_ERROR_MESSAGE)
+            return str(parsed["errorMessage"])
+        return self.cause
 
 
 _REQUEST_KINDS = {

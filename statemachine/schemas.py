@@ -169,25 +169,18 @@ def pattern_problems(schema: Any) -> list[str]:
     """Why each pattern of ``schema`` cannot be matched here (empty when all can)."""
     problems: list[str] = []
     pattern_properties = unevaluated = False
-    stack: list[tuple[Any, str]] = [(schema, "")]
-    while stack:
-        node, where = stack.pop()
-        if isinstance(node, list):
-            stack.extend((item, f"{where}/{i}") for i, item in enumerate(node))
-            continue
-        if not isinstance(node, dict):
-            continue
-        patterns = [(node["pattern"], f"{where}/pattern")] if isinstance(node.get("pattern"), str) else []
+    for node, where in _subschemas(schema):
+        at = f"/{where}" if where else ""
+        patterns = [(node["pattern"], f"{at}/pattern")] if isinstance(node.get("pattern"), str) else []
         if isinstance(node.get("patternProperties"), dict):
             pattern_properties = True
-            patterns += [(key, f"{where}/patternProperties") for key in node["patternProperties"]]
+            patterns += [(key, f"{at}/patternProperties") for key in node["patternProperties"]]
         unevaluated = unevaluated or "unevaluatedProperties" in node
-        for pattern, at in patterns:
+        for pattern, place in patterns:
             try:
                 compiled(pattern)
             except PatternError as exc:
-                problems.append(f"{at or '(root)'}: {exc}")
-        stack.extend((value, f"{where}/{key}") for key, value in node.items() if key not in _DATA_KEYWORDS)
+                problems.append(f"{place}: {exc}")
     if pattern_properties and unevaluated:
         problems.append(
             "unevaluatedProperties beside patternProperties is not supported: its patterns would be matched by "

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from functions.errors import ToolError
+from statemachine.jsonlimits import shortened
 
 
 class ExpressionError(ToolError):
@@ -30,9 +31,9 @@ def check_expression(expression: str) -> str:
     try:
         _compiled(expression)
     except JMESPathError as exc:
-        raise ValueError(f"invalid JMESPath expression {_shown(expression)}: {_first_line(exc)}") from None
+        raise ValueError(f"invalid JMESPath expression {shortened(expression)!r}: {_first_line(exc)}") from None
     except RecursionError:  # jmespath parses recursively: "((((..." thousands deep
-        raise ValueError(f"JMESPath expression {_shown(expression)} {_TOO_DEEP}") from None
+        raise ValueError(f"JMESPath expression {shortened(expression)!r} {_TOO_DEEP}") from None
     return expression
 
 
@@ -43,17 +44,12 @@ def search(expression: str, data: Any) -> Any:
     try:
         return _compiled(expression).search(data)
     except JMESPathError as exc:
-        raise ExpressionError(f"JMESPath {_shown(expression)} failed: {_first_line(exc)}") from None
+        raise ExpressionError(f"JMESPath {shortened(expression)!r} failed: {_first_line(exc)}") from None
     except RecursionError:
-        raise ExpressionError(f"JMESPath {_shown(expression)} {_TOO_DEEP}") from None
+        raise ExpressionError(f"JMESPath {shortened(expression)!r} {_TOO_DEEP}") from None
 
 
 _TOO_DEEP = "nests too deeply to parse or evaluate (thousands of levels)"
-
-
-def _shown(expression: str) -> str:
-    """The expression for a message, its middle left out when it is long."""
-    return repr(expression if len(expression) <= 120 else f"{expression[:60]}...{expression[-57:]}")
 
 
 def _first_line(exc: Exception) -> str:
