@@ -7,7 +7,9 @@ its native wheels load here. Each figure is the median of fresh Python 3.13 inte
 ``/var/task``): with the shipped bytecode and X-Ray tracing on (as deployed by default), tracing off, and with
 the bytecode ignored (what a build without it costs every cold start). CPU time (``process_time``) is the
 steadier figure on a busy machine; the heaviest packages come from ``-X importtime`` (self time of every
-module, summed by top-level package; ``-X importtime`` adds its own overhead).
+module, summed by top-level package; ``-X importtime`` adds its own overhead). Beside each handler, in the same
+fresh-interpreter rounds, the libraries it loads are imported alone, in the order the handler loads them and
+without a line of stepgraph: the floor no change to stepgraph's own modules can go below.
 
 A cold start is the import and then its first request: what the import defers (a route's models, Powertools
 Idempotency, the diagram renderer) is paid there. So the API's first ``GET /runs/{id}`` (of a finished run) and
@@ -70,6 +72,20 @@ _TIMER = (
     "import {module}; print((_t.perf_counter() - _w) * 1000, (_t.process_time() - _c) * 1000)"
 )
 
+# The library modules (from the artifact, not stepgraph's packages) a handler has loaded, in the order it loaded them.
+_LIBRARIES = (
+    "import sys, json; sys.path.insert(0, {root!r}); import {module}; "
+    "print(json.dumps([n for n, m in list(sys.modules.items()) "
+    "if (getattr(m, '__file__', None) or '').startswith({root!r} + '/') and n.split('.')[0] not in {ours!r}]))"
+)
+# Those modules imported alone, in that order: CPU and wall ms, as _TIMER prints them.
+_LIBRARIES_TIMER = (
+    "import sys, json; sys.path.insert(0, {root!r}); _names = json.loads(open({names!r}).read()); "
+    "import importlib, time as _t; _w, _c = _t.perf_counter(), _t.process_time(); "
+    "[importlib.import_module(_n) for _n in _names]; "
+    "print((_t.perf_counter() - _w) * 1000, (_t.process_time() - _c) * 1000)"
+)
+OURS = ("functions", "statemachine")
 
 # The first request after a cold import, in the same interpreter: a Lambda context as the runtime gives one.
 _FIRST_REQUEST = (
@@ -100,6 +116,8 @@ class ImportFigure:
     cpu_ms: list[float] = field(default_factory=list)
     untraced_cpu_ms: list[float] = field(default_factory=list)
     no_bytecode_cpu_ms: list[float] = field(default_factory=list)
+    libraries_cpu_ms: list[float] = field(default_factory=list)
+    libraries: int = 0
     heaviest: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None
 
@@ -155,14 +173,14 @@ def _env(artifact: Path, *, tracing: bool) -> dict[str, str]:
 
 
 def _time(
-    python: str, artifact: Path, module: str, env: dict[str, str], *, bytecode: bool = True
+    python: str, artifact: Path, module: str, env: dict[str, str], *, bytecode: bool = True, code: str | None = None
 ) -> tuple[float, float]:
-    """Wall and CPU ms of one cold import in a fresh interpreter."""
+    """Wall and CPU ms of one cold import in a fresh interpreter (or of ``code``, which prints them)."""
     flags = ["-S"]
     if not bytecode:  # look for bytecode in an empty directory: every module is compiled, as without it
         flags += ["-X", f"pycache_prefix={tempfile.mkdtemp(prefix='no-bytecode-')}"]
     done = subprocess.run(
-        [python, *flags, "-c", _TIMER.format(root=str(artifact), module=module)],
+        [python, *flags, "-c", code or _TIMER.format(root=str(artifact), module=module)],
         capture_output=True,
         text=True,
         env=env,
@@ -173,6 +191,22 @@ def _time(
         raise BenchSetupError((done.stderr.strip().splitlines() or ["import failed"])[-1])
     wall, cpu = done.stdout.strip().splitlines()[-1].split()
     return float(wall), float(cpu)
+
+
+def library_modules(python: str, artifact: Path, module: str, env: dict[str, str]) -> list[str]:
+    """The library modules importing ``module`` loads from the artifact, in the order they were loaded."""
+    done = subprocess.run(
+        [python, "-S", "-c", _LIBRARIES.format(root=str(artifact), module=module, ours=OURS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=artifact,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchSetupError((done.stderr.strip().splitlines() or ["import failed"])[-1])
+    names: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return names
 
 
 def parse_importtime(stderr: str) -> dict[str, int]:
@@ -195,11 +229,18 @@ def measure(name: str, module: str, python: str, artifact: Path, runs: int = 5) 
     traced, untraced = _env(artifact, tracing=True), _env(artifact, tracing=False)
     try:
         _time(python, artifact, module, traced)  # warm the file cache, as a warm host has it
-        for _ in range(runs):
-            wall, cpu = _time(python, artifact, module, traced)
-            figure.wall_ms.append(wall)
-            figure.cpu_ms.append(cpu)
-            figure.untraced_cpu_ms.append(_time(python, artifact, module, untraced)[1])
+        names = library_modules(python, artifact, module, traced)
+        figure.libraries = len(names)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="libraries-") as listed:
+            listed.write(json.dumps(names))
+            listed.flush()
+            alone = _LIBRARIES_TIMER.format(root=str(artifact), names=listed.name)
+            for _ in range(runs):
+                wall, cpu = _time(python, artifact, module, traced)
+                figure.wall_ms.append(wall)
+                figure.cpu_ms.append(cpu)
+                figure.untraced_cpu_ms.append(_time(python, artifact, module, untraced)[1])
+                figure.libraries_cpu_ms.append(_time(python, artifact, module, traced, code=alone)[1])
         for _ in range(max(1, runs // 2)):
             figure.no_bytecode_cpu_ms.append(_time(python, artifact, module, traced, bytecode=False)[1])
     except BenchSetupError as exc:
@@ -370,6 +411,15 @@ def figures(quick: bool = False) -> list[dict[str, object]]:
             },
             {
                 "section": "imports",
+                "name": f"{fig.name} cold import, CPU, its libraries alone",
+                "value": fig.median(fig.libraries_cpu_ms),
+                "unit": "ms",
+                "how": f"median of {len(fig.libraries_cpu_ms)} fresh Python 3.13 interpreters importing the"
+                f" {fig.libraries} library modules the handler loads, in its order, without stepgraph's own modules"
+                " (the floor of the handler's figure); as deployed",
+            },
+            {
+                "section": "imports",
                 "name": f"{fig.name} cold import, CPU, tracing off",
                 "value": fig.median(fig.untraced_cpu_ms),
                 "unit": "ms",
@@ -390,7 +440,8 @@ def report(measured: list[ImportFigure], first: list[FirstRequest]) -> str:
     lines = [
         "Cold import of the handlers from the built artifact on Python 3.13 (median ms):",
         "",
-        f"{'handler':<9} {'CPU':>7} {'wall':>7} {'no tracing':>11} {'no bytecode':>12} {'goal':>6}  heaviest packages",
+        f"{'handler':<9} {'CPU':>7} {'libraries':>10} {'wall':>7} {'no tracing':>11} {'no bytecode':>12}"
+        f" {'goal':>6}  heaviest packages",
     ]
     for fig in measured:
         if fig.error:
@@ -399,10 +450,16 @@ def report(measured: list[ImportFigure], first: list[FirstRequest]) -> str:
         goal = f"{GOALS_MS[fig.name]:.0f}" if fig.name in GOALS_MS else "-"
         heavy = ", ".join(f"{k} {v:.0f}" for k, v in fig.heaviest)
         lines.append(
-            f"{fig.name:<9} {fig.median(fig.cpu_ms) or 0:>7.1f} {fig.median(fig.wall_ms) or 0:>7.1f}"
+            f"{fig.name:<9} {fig.median(fig.cpu_ms) or 0:>7.1f} {fig.median(fig.libraries_cpu_ms) or 0:>10.1f}"
+            f" {fig.median(fig.wall_ms) or 0:>7.1f}"
             f" {fig.median(fig.untraced_cpu_ms) or 0:>11.1f} {fig.median(fig.no_bytecode_cpu_ms) or 0:>12.1f}"
             f" {goal:>6}  {heavy}"
         )
+    lines += [
+        "",
+        "libraries: the library modules the handler loads, imported alone in its order, without stepgraph's own"
+        " modules (CPU).",
+    ]
     lines += ["", "Cold import, then the first request in the same interpreter (median CPU ms):", ""]
     for req in first:
         total = [i + r for i, r in zip(req.import_ms, req.request_ms, strict=True)]
