@@ -34,6 +34,11 @@ class ConflictError(StepgraphError):
     """The request conflicts with the current state, e.g. cancelling a finished run (409)."""
 
 
+class QuotaError(ConflictError):
+    """An AWS quota of the account that the request needs is used up (409, ``quota_exceeded``); nothing was
+    created. Freeing some (e.g. deleting graphs) or raising the quota with AWS lets it through."""
+
+
 class BadRequestError(StepgraphError):
     """The request is malformed, e.g. not JSON (400)."""
 

@@ -10,6 +10,8 @@ as AWS (DESIGN.md, "AWS-strict local cloud"; docs/local-vs-aws.md lists what rem
   whose ``Error`` starts with ``States.`` and no transition to a missing state; an execution input at most
   262,144 bytes (StartExecution refuses it);
 - at most 25,000 history events per execution, else it fails with ``States.Runtime``;
+- at most 10,000 state machines in an account and Region (its default quota): CreateStateMachine refuses the
+  next with ``StateMachineLimitExceeded``;
 - an inline Map runs at most 40 iterations at once;
 - ``ValidateStateMachineDefinition`` (which moto lacks) answers with moto's parser and these definition rules.
 """
@@ -27,6 +29,8 @@ MAX_PAYLOAD_BYTES = 262_144
 MAX_DEFINITION_BYTES = 1_048_576
 MAX_HISTORY_EVENTS = 25_000
 MAX_INLINE_MAP_CONCURRENCY = 40
+# The quota on registered state machines per account and Region (adjustable on AWS; read at each call).
+MAX_STATE_MACHINES = 10_000
 UNCATCHABLE_ERRORS = frozenset({"States.DataLimitExceeded", "States.Runtime"})
 RESERVED_PREFIX = "States."
 # History events that end an execution: they are written even when the cap is reached.
@@ -168,6 +172,7 @@ def install() -> Callable[[], None]:
         _limit_execution_input(patches)
         _make_terminal_errors_uncatchable(patches)
         _enforce_definition_rules(patches)
+        _cap_state_machines(patches)
         _cap_history_events(patches)
         _cap_inline_map_concurrency(patches)
         _serve_validate_definition(patches)
@@ -342,6 +347,30 @@ def _enforce_definition_rules(patches: _Patches) -> None:
             raise InvalidDefinition(str(exc.message)) from exc
 
     patches.replace(StepFunctionsParserBackend, "_validate_definition", staticmethod(validate_definition))
+
+
+def _cap_state_machines(patches: _Patches) -> None:
+    """CreateStateMachine refuses a new state machine once the account and Region hold ``MAX_STATE_MACHINES``
+    (creating one that exists with the same name is answered with it, as before)."""
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    class StateMachineLimitExceeded(AWSError):
+        TYPE = "StateMachineLimitExceeded"
+        STATUS = 400
+
+    original = StepFunctionsParserBackend.__dict__["create_state_machine"]
+
+    def create_state_machine(backend: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        taken = any(machine.name == name for machine in backend.state_machines)
+        if not taken and len(backend.state_machines) >= MAX_STATE_MACHINES:
+            raise StateMachineLimitExceeded(
+                "The maximum number of state machines has been reached. Existing state machines must be deleted"
+                " before a new state machine can be created."
+            )
+        return original(backend, name, *args, **kwargs)
+
+    patches.replace(StepFunctionsParserBackend, "create_state_machine", create_state_machine)
 
 
 def _cap_history_events(patches: _Patches) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from functions.errors import ConflictError, UpstreamError
+from functions.errors import ConflictError, QuotaError, UpstreamError
 from functions.names import state_machine_name
 from functions.store.graphs import GraphHead, GraphVersion, new_graph_id
 from functions.store.table import now_iso
@@ -144,6 +144,12 @@ def _create_state_machine(
         code = exc.response["Error"].get("Code", "")
         if code == "StateMachineAlreadyExists":
             raise ConflictError(f"state machine {name} already exists") from exc
+        if code == "StateMachineLimitExceeded":
+            raise QuotaError(
+                "the account's quota of state machines in this Region is used up (Step Functions:"
+                " StateMachineLimitExceeded); each graph version has one: delete graphs no longer needed, or ask"
+                " AWS to raise the quota"
+            ) from exc
         raise UpstreamError(f"CreateStateMachine failed: {code}") from exc
     return str(created["stateMachineArn"])
 

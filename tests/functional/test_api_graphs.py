@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from functional_support import wait_for_run
 
+from local import strict
+
 if TYPE_CHECKING:
     import httpx
+    import pytest
 
     from local.cloud import LocalCloud
 
@@ -132,6 +135,31 @@ def test_delete_hides_the_graph_and_removes_its_state_machines(api: httpx.Client
     assert api.delete(f"/graphs/{graph['graph_id']}").status_code == 404
     arns = {m["stateMachineArn"] for m in boto3.client("stepfunctions").list_state_machines()["stateMachines"]}
     assert graph["state_machine_arn"] not in arns and second["state_machine_arn"] not in arns
+
+
+def test_the_state_machine_quota_used_up_is_a_409_naming_it_and_creates_nothing(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an account whose quota of state machines (10,000 on AWS; 2 here) is used by one graph's two versions
+    monkeypatch.setattr(strict, "MAX_STATE_MACHINES", 2)
+    graph = api.post("/graphs", json=chain()).json()
+    assert api.put(f"/graphs/{graph['graph_id']}", json=chain(note="v2")).status_code == 200
+
+    # WHEN another graph is created, and the graph gets a third version
+    created = api.post("/graphs", json=chain(name="other"))
+    updated = api.put(f"/graphs/{graph['graph_id']}", json=chain(note="v3"))
+
+    # THEN both are a 409 naming the quota (not a 502 to retry), and nothing is recorded
+    for refused in (created, updated):
+        assert refused.status_code == 409, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "quota_exceeded"
+        assert "quota of state machines" in error["message"] and "StateMachineLimitExceeded" in error["message"]
+    assert [g["graph_id"] for g in api.get("/graphs").json()["graphs"]] == [graph["graph_id"]]
+    assert [v["version"] for v in api.get(f"/graphs/{graph['graph_id']}").json()["versions"]] == [1, 2]
+    # AND deleting the graph frees its state machines for new ones
+    assert api.delete(f"/graphs/{graph['graph_id']}").status_code == 200
+    assert api.post("/graphs", json=chain(name="other")).status_code == 201
 
 
 def test_a_run_stays_on_the_version_it_started_with(api: httpx.Client) -> None:

@@ -197,6 +197,28 @@ def test_a_definition_over_one_mebibyte_is_refused_at_create_and_update(cloud: L
     assert refused.value.response["Error"]["Code"] == "ValidationException"
 
 
+def test_the_state_machine_quota_is_awss() -> None:
+    assert strict.MAX_STATE_MACHINES == 10_000  # the default quota of an account and Region
+
+
+def test_create_state_machine_refuses_one_past_the_quota(cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a quota of 2 state machines (AWS's 10,000 is the same rule) and two created
+    monkeypatch.setattr(strict, "MAX_STATE_MACHINES", 2)
+    sfn = boto3.client("stepfunctions")
+    pass_only = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+    first = sfn.create_state_machine(name="stepgraph-g_1", definition=pass_only, roleArn=cloud.states_role_arn)
+    sfn.create_state_machine(name="stepgraph-g_2", definition=pass_only, roleArn=cloud.states_role_arn)
+    # WHEN a third is created
+    with pytest.raises(ClientError) as refused:
+        sfn.create_state_machine(name="stepgraph-g_3", definition=pass_only, roleArn=cloud.states_role_arn)
+    # THEN it is refused with AWS's error, and only the two exist
+    assert refused.value.response["Error"]["Code"] == "StateMachineLimitExceeded"
+    assert [m["name"] for m in sfn.list_state_machines()["stateMachines"]] == ["stepgraph-g_1", "stepgraph-g_2"]
+    # AND once one is deleted, a new one can be created
+    sfn.delete_state_machine(stateMachineArn=first["stateMachineArn"])
+    sfn.create_state_machine(name="stepgraph-g_3", definition=pass_only, roleArn=cloud.states_role_arn)
+
+
 def test_a_fail_state_with_a_reserved_error_name_is_refused(cloud: LocalCloud) -> None:
     # GIVEN a definition whose Fail state (inside a Parallel) uses the reserved prefix States.
     branch = {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "States.Timeout", "Cause": "x"}}}
