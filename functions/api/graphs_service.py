@@ -63,13 +63,11 @@ def validate(spec: dict[str, Any], services: Services | None = None) -> GraphSpe
 
 def registered_tools(services: Services, spec: Any) -> list[ToolVersion]:
     """The latest versions of the registered tools the spec's nodes name."""
+    from functions.api.tools_service import tool_names
     from functions.executor.tools import registry
 
-    if not isinstance(spec, dict) or not isinstance(spec.get("nodes"), list):
-        return []
     builtin = set(registry.names())
-    names = {n["tool"] for n in spec["nodes"] if isinstance(n, dict) and isinstance(n.get("tool"), str)}
-    wanted = sorted(n for n in names if n not in builtin and not n.startswith("lambda:"))
+    wanted = sorted(n for n in tool_names(spec) if n not in builtin and not n.startswith("lambda:"))
     return [v for v in (services.tools.find(n) for n in wanted) if v is not None]
 
 
@@ -178,6 +176,7 @@ def _publish(
     definition = compile_definition(spec, services.settings.executor_arn)
     plan = plan_of(spec, definition)
     plan.check()  # a graph AWS could not run is refused (422) before anything is created
+    _pin_tools(services, graph_id, raw)
     arn = _create_state_machine(
         services, state_machine_name(services.settings.prefix, graph_id, number), definition, spec, graph_id, number
     )
@@ -195,9 +194,18 @@ def _publish(
     except Exception:
         _delete_state_machine(services, arn)
         raise
-    for tool in registered_tools(services, raw):
-        services.tools.mark_used(tool.name, graph_id)
     return version
+
+
+def _pin_tools(services: Services, graph_id: str, raw: dict[str, Any]) -> None:
+    """Pin the registered tools the graph uses, then check none is being deleted (409 if one is): a deletion
+    that starts after this check sees the pins (``functions.store.tools``)."""
+    tools = registered_tools(services, raw)
+    for tool in tools:
+        services.tools.pin(tool.name, graph_id)
+    for tool in tools:
+        if not services.tools.usable(tool.name):
+            raise ConflictError(f"tool {tool.name!r} was deleted or is being deleted; the graph was not saved")
 
 
 def delete_graph(services: Services, graph_id: str) -> GraphHead:

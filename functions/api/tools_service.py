@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from functions.errors import ConflictError, NotFoundError, UpstreamError
+from functions.errors import ConflictError, UpstreamError
 from functions.store.table import now_iso
 from functions.store.tools import ToolVersion
 from statemachine.errors import LimitError, SpecError
@@ -231,24 +231,45 @@ def publish(services: Services, name: str, body: dict[str, Any]) -> dict[str, An
     return _describe(version)
 
 
+def tool_names(spec: Any) -> set[str]:
+    """The tools a graph spec's nodes name (built-in, registered or ``lambda:``)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("nodes"), list):
+        return set()
+    return {n["tool"] for n in spec["nodes"] if isinstance(n, dict) and isinstance(n.get("tool"), str)}
+
+
 def users(services: Services, name: str) -> list[str]:
-    """Graphs (not deleted) created or updated with the tool."""
+    """Graphs (not deleted) with a version that uses the tool, and graphs being created or updated with it now."""
     found = []
-    for graph_id in services.tools.users(name):
-        with contextlib.suppress(NotFoundError):
-            services.graphs.get(graph_id)
-            found.append(graph_id)
+    now = time.time()
+    for pin in services.tools.pins(name):
+        state = services.graphs.state(pin.graph_id)
+        if state == "deleted":
+            continue
+        if pin.recent(now) or (
+            state == "live" and any(name in tool_names(v.spec) for v in services.graphs.versions(pin.graph_id))
+        ):
+            found.append(pin.graph_id)
     return found
 
 
 def delete(services: Services, name: str) -> None:
-    """``DELETE /tools/{name}``: 409 naming the graphs that use it; else delete the function and its records."""
+    """``DELETE /tools/{name}``: 409 naming the graphs that use it; else delete the function and its records.
+
+    The tool is marked as being deleted before its users are read, so a graph created meanwhile is either seen
+    here or refused (``functions.store.tools``)."""
     current = services.tools.get(name)
-    using = users(services, name)
-    if using:
-        conflict = ConflictError(f"tool {name!r} is used by graphs {', '.join(using)}; delete or update them first")
-        conflict.details = [{"loc": "name", "message": "used by graphs", "graphs": using}]  # type: ignore[attr-defined]
-        raise conflict
+    services.tools.start_deleting(name)
+    try:
+        using = users(services, name)
+        if using:
+            conflict = ConflictError(f"tool {name!r} is used by graphs {', '.join(using)}; delete or update them first")
+            conflict.details = [{"loc": "name", "message": "used by graphs", "graphs": using}]  # type: ignore[attr-defined]
+            raise conflict
+    except BaseException:
+        with contextlib.suppress(Exception):  # else the mark lapses by itself
+            services.tools.stop_deleting(name)
+        raise
     try:
         services.lambda_.delete_function(FunctionName=current.function_name)
     except ClientError as exc:

@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -219,6 +219,13 @@ class GraphStore:
         if not item or item.get("deleted"):
             raise NotFoundError(f"no graph {graph_id!r}")
         return GraphHead.from_item(item)
+
+    def state(self, graph_id: str) -> Literal["live", "deleted", "missing"]:
+        """Whether the graph's head exists, and whether it was deleted (a graph being created has no head yet)."""
+        item = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": "GRAPH"}, ConsistentRead=True).get("Item")
+        if not item:
+            return "missing"
+        return "deleted" if item.get("deleted") else "live"
 
     def version(self, graph_id: str, version: int) -> GraphVersion:
         item = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": version_sk(version)}, ConsistentRead=True).get(

@@ -1,10 +1,17 @@
 """Registered tools: a head (``TOOL#<name>``/``TOOL``) listed on ``gsi1`` under ``TOOLS``, one item per
 published version (``VERSION#<n>``: the function version it runs, its schema and timeout) and one
-``USEDBY#<graph_id>`` item per graph that was created or updated with it (what ``DELETE`` checks)."""
+``USEDBY#<graph_id>`` pin per graph created or updated with it (what ``DELETE`` checks).
+
+A graph and a deletion of one of its tools can race. Each side writes first and reads second: a graph pins the
+tool (``pinned_at``) before checking the head is not being deleted and creating its state machine; ``DELETE``
+marks the head (``deleting_until``) before reading the pins. Whichever reads second sees the other's write, so
+at least one of them refuses with 409. Both marks hold for ``HOLD_SECONDS``, longer than the API function may
+run, so a request that fails or dies between its write and its end blocks the other side no longer than that."""
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +22,8 @@ from functions.errors import ConflictError, NotFoundError, StoreError
 from functions.store.table import TableHandle, version_sk
 
 ALL_TOOLS = "TOOLS"
+# How long a pin of a graph not yet recorded, or a deletion under way, holds (the API function times out at 29 s).
+HOLD_SECONDS = 120
 
 
 def tool_pk(name: str) -> str:
@@ -70,6 +79,18 @@ class ToolVersion:
         )
 
 
+@dataclass(frozen=True)
+class Pin:
+    """A graph that was created or updated with the tool, or is being so now (``pinned_at``, epoch seconds)."""
+
+    graph_id: str
+    pinned_at: int | None
+
+    def recent(self, now: float) -> bool:
+        """Pinned less than ``HOLD_SECONDS`` ago: the graph may still be being recorded."""
+        return self.pinned_at is not None and self.pinned_at > now - HOLD_SECONDS
+
+
 class ToolStore(TableHandle):
     """Reads and writes registered tools' items."""
 
@@ -96,9 +117,9 @@ class ToolStore(TableHandle):
         self._write(version.item(), "attribute_not_exists(pk)", {}, f"tool {version.name!r} changed meanwhile")
         self._write(
             self.head_item(version),
-            "latest_version = :prev",
-            {":prev": version.version - 1},
-            f"tool {version.name!r} changed meanwhile",
+            "latest_version = :prev AND (attribute_not_exists(deleting_until) OR deleting_until < :now)",
+            {":prev": version.version - 1, ":now": int(time.time())},
+            f"tool {version.name!r} changed or is being deleted meanwhile",
         )
 
     def _write(self, item: dict[str, Any], condition: str, values: dict[str, Any], conflict: str) -> None:
@@ -156,12 +177,48 @@ class ToolStore(TableHandle):
         ]
         return sorted((v for v in found if v is not None), key=lambda v: v.name)
 
-    def mark_used(self, name: str, graph_id: str) -> None:
-        self.table.put_item(Item={"pk": tool_pk(name), "sk": f"USEDBY#{graph_id}", "graph_id": graph_id})
+    def pin(self, name: str, graph_id: str) -> None:
+        """Record that ``graph_id`` is being created or updated with the tool (before it is checked usable)."""
+        item: dict[str, Any] = {"pk": tool_pk(name), "sk": f"USEDBY#{graph_id}", "graph_id": graph_id}
+        self.table.put_item(Item={**item, "pinned_at": int(time.time())})
 
-    def users(self, name: str) -> list[str]:
-        """Ids of the graphs created or updated with the tool (deleted ones included: the caller checks)."""
-        return [str(i["graph_id"]) for i in self._query(name, "USEDBY#")]
+    def pins(self, name: str) -> list[Pin]:
+        """The graphs pinning the tool (deleted ones, and ones whose update failed, included: the caller checks)."""
+        return [
+            Pin(str(i["graph_id"]), int(i["pinned_at"]) if "pinned_at" in i else None)
+            for i in self._query(name, "USEDBY#")
+        ]
+
+    def usable(self, name: str) -> bool:
+        """The tool exists and no deletion of it is under way."""
+        item = self.table.get_item(Key={"pk": tool_pk(name), "sk": "TOOL"}, ConsistentRead=True).get("Item")
+        return item is not None and int(str(item.get("deleting_until", 0))) < time.time()
+
+    def start_deleting(self, name: str) -> None:
+        """Mark the tool as being deleted (graphs pinning it from now on are refused); 404 if it does not exist,
+        409 while another deletion of it is under way."""
+        try:
+            self.table.update_item(
+                Key={"pk": tool_pk(name), "sk": "TOOL"},
+                UpdateExpression="SET deleting_until = :until",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(deleting_until) OR deleting_until < :now)",
+                ExpressionAttributeValues={":until": int(time.time()) + HOLD_SECONDS, ":now": int(time.time())},
+            )
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") != "ConditionalCheckFailedException":
+                raise StoreError(f"DynamoDB write failed: {exc.response['Error'].get('Code')}") from exc
+            if self.find(name) is None:
+                raise NotFoundError(f"no registered tool {name!r}") from exc
+            raise ConflictError(f"tool {name!r} is already being deleted") from exc
+
+    def stop_deleting(self, name: str) -> None:
+        """Undo ``start_deleting`` (the deletion was refused)."""
+        self.table.update_item(
+            Key={"pk": tool_pk(name), "sk": "TOOL"},
+            UpdateExpression="REMOVE deleting_until",
+            ConditionExpression="attribute_exists(pk)",
+        )
 
     def delete(self, name: str) -> None:
         """Remove every item of the tool, the head first (it is gone for readers at once)."""

@@ -258,6 +258,104 @@ def test_deleting_a_tool_a_graph_uses_is_refused_naming_the_graph(api: httpx.Cli
     assert api.delete("/tools/util.echo").status_code == 409
 
 
+def test_a_deletion_landing_while_a_graph_using_the_tool_is_created_is_refused(api: httpx.Client) -> None:
+    # GIVEN a registered tool, and a DELETE of it landing while a graph using it creates its state machine
+    from functions.api import tools_service
+    from functions.api.services import get_services
+    from functions.errors import ConflictError
+
+    assert register(api, "acme.raced", SLUGIFY).status_code == 201
+    services = get_services()
+    outcome: list[str] = []
+
+    def delete_meanwhile(**_: Any) -> None:
+        if not outcome:
+            try:
+                tools_service.delete(services, "acme.raced")
+                outcome.append("deleted")
+            except ConflictError as exc:
+                outcome.append(f"refused: {exc}")
+
+    services.sfn.meta.events.register("before-call.sfn.CreateStateMachine", delete_meanwhile, unique_id="race")
+    try:
+        # WHEN the graph is created
+        created = api.post("/graphs", json=graph("acme.raced", {"text": "{{ input.title }}"}))
+    finally:
+        services.sfn.meta.events.unregister("before-call.sfn.CreateStateMachine", unique_id="race")
+    # THEN the deletion is refused naming the graph, and the graph runs its tool
+    assert created.status_code == 201, created.text
+    graph_id = created.json()["graph_id"]
+    assert outcome == [f"refused: tool 'acme.raced' is used by graphs {graph_id}; delete or update them first"]
+    run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"title": "A B"}}).json()["run_id"]
+    assert wait_for_run(api, run_id, 60)["nodes"]["t"]["output"] == {"slug": "a-b"}
+    # AND a DELETE now is refused too, until the graph is gone
+    assert api.delete("/tools/acme.raced").status_code == 409
+    assert api.delete(f"/graphs/{graph_id}").status_code == 200
+    assert api.delete("/tools/acme.raced").status_code == 200
+
+
+def test_a_graph_created_while_its_tool_is_being_deleted_is_refused(api: httpx.Client) -> None:
+    # GIVEN a registered tool being deleted, and between the check of its users and the deletion of its function
+    # an update of the tool (which would clear the mark of the deletion) and a graph using it
+    from functions.api import graphs_service, tools_service
+    from functions.api.services import get_services
+    from functions.errors import ConflictError
+
+    assert register(api, "acme.doomed", SLUGIFY).status_code == 201
+    services = get_services()
+    outcome: list[str] = []
+
+    def create_meanwhile(**_: Any) -> None:
+        if not outcome:
+            try:
+                tools_service.publish(services, "acme.doomed", {"params_schema": SCHEMA, "source": SLUGIFY})
+                outcome.append("updated")
+            except ConflictError as exc:
+                outcome.append(f"refused: {exc}")
+            try:
+                created = graphs_service.create_graph(services, graph("acme.doomed", {"text": "x"}))
+                outcome.append(f"created {created.graph_id}")
+            except ConflictError as exc:
+                outcome.append(f"refused: {exc}")
+
+    services.lambda_.meta.events.register("before-call.lambda.DeleteFunction", create_meanwhile, unique_id="race")
+    try:
+        # WHEN the tool is deleted
+        deleted = api.delete("/tools/acme.doomed")
+    finally:
+        services.lambda_.meta.events.unregister("before-call.lambda.DeleteFunction", unique_id="race")
+    # THEN the deletion goes through, the update and the graph are refused and nothing of the graph is left
+    assert deleted.status_code == 200, deleted.text
+    assert outcome == [
+        "refused: tool 'acme.doomed' changed or is being deleted meanwhile",
+        "refused: tool 'acme.doomed' was deleted or is being deleted; the graph was not saved",
+    ]
+    assert api.get("/graphs").json()["graphs"] == []
+    assert boto3.client("stepfunctions").list_state_machines()["stateMachines"] == []
+    assert api.get("/tools/acme.doomed").status_code == 404
+
+
+def test_a_failed_update_does_not_keep_the_tool_from_being_deleted(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a graph without the tool, and an update that would use it refused (no state machine left to make)
+    from functions.store import tools
+    from local import strict
+
+    assert register(api, "acme.unused", SLUGIFY).status_code == 201
+    graph_id = api.post("/graphs", json=graph("util.echo", {"message": "x"})).json()["graph_id"]
+    monkeypatch.setattr(strict, "MAX_STATE_MACHINES", 1)
+    assert api.put(f"/graphs/{graph_id}", json=graph("acme.unused", {"text": "x"})).status_code == 409
+    # WHEN the tool is deleted while that update might still be under way, and once it cannot be
+    held = api.delete("/tools/acme.unused")
+    monkeypatch.setattr(tools, "HOLD_SECONDS", 0)
+    deleted = api.delete("/tools/acme.unused")
+    # THEN it is held back only as long as an update may still record the graph, then goes
+    assert held.status_code == 409 and graph_id in held.text
+    assert deleted.status_code == 200, deleted.text
+    assert api.get(f"/graphs/{graph_id}").json()["latest_version"] == 1
+
+
 def test_the_cli_registers_and_lists_a_tool(
     api: httpx.Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
