@@ -219,8 +219,10 @@ def delete_graph(services: Services, graph_id: str) -> GraphHead:
     from functions.api.runs_service import cancel_run
 
     head = services.graphs.get(graph_id)
-    versions = services.graphs.versions(graph_id)
     services.graphs.mark_deleted(graph_id)
+    # Read after hiding it: a version published until then is listed, and one after cannot move the head (its
+    # publish fails and deletes its own state machine).
+    versions = services.graphs.versions(graph_id)
     cursor: str | None = None
     for _ in range(1000):
         running, cursor = services.runs.list_runs(graph_id=graph_id, status=RunStatus.RUNNING, limit=100, cursor=cursor)

@@ -137,6 +137,31 @@ def test_delete_hides_the_graph_and_removes_its_state_machines(api: httpx.Client
     assert graph["state_machine_arn"] not in arns and second["state_machine_arn"] not in arns
 
 
+def test_a_version_published_while_the_graph_is_deleted_leaves_no_state_machine(api: httpx.Client) -> None:
+    # GIVEN a graph, and a PUT of a new version landing just before the DELETE hides the graph
+    from functions.api import graphs_service
+    from functions.api.services import get_services
+
+    graph = api.post("/graphs", json=chain()).json()
+    services = get_services()
+    events = services.graphs.table.meta.client.meta.events
+    published: list[int] = []
+
+    def publish_meanwhile(params: dict[str, Any], **_: Any) -> None:
+        if "deleted = :yes" in str(params.get("UpdateExpression")) and not published:
+            published.append(graphs_service.publish_version(services, graph["graph_id"], chain(note="v2")).version)
+
+    events.register("before-parameter-build.dynamodb.UpdateItem", publish_meanwhile, unique_id="publish-meanwhile")
+    try:
+        # WHEN the graph is deleted
+        deleted = api.delete(f"/graphs/{graph['graph_id']}")
+    finally:
+        events.unregister("before-parameter-build.dynamodb.UpdateItem", unique_id="publish-meanwhile")
+    # THEN the version was published, and the deletion took its state machine too: none is left behind
+    assert published == [2] and deleted.status_code == 200, deleted.text
+    assert boto3.client("stepfunctions").list_state_machines()["stateMachines"] == []
+
+
 def test_the_state_machine_quota_used_up_is_a_409_naming_it_and_creates_nothing(
     api: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
