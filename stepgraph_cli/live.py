@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 LIVE_IDLE_POLLS = 20
 """Intervals without a pushed message after which ``runs watch`` reads the run itself (it may have ended)."""
+END_EVENT_WAIT_SECONDS = 5.0
+"""How long polling goes on after the run has ended for its closing event (``RUN_SUCCEEDED``...): the event log
+is written from the run's change a moment after the run itself."""
 
 EVENT_STYLE = {
     "RUN_STARTED": "bold",
@@ -83,13 +86,22 @@ class EventFollower:
         self.cursor = 0
         """The ``seq`` of the last event yielded (the live socket moves it too)."""
 
+        self.last_run_event: str | None = None
+        """The type of the last ``RUN_...`` event yielded."""
+
     def accept(self, event: dict[str, Any]) -> bool:
         """True for an event not seen yet (numbered after the cursor), which then moves the cursor."""
         seq = event.get("seq")
         if not isinstance(seq, int) or seq <= self.cursor:
             return False
         self.cursor = seq
+        if str(event.get("type") or "").startswith("RUN_"):
+            self.last_run_event = str(event["type"])
         return True
+
+    def closed(self, run: dict[str, Any]) -> bool:
+        """The run has ended and its closing event (``RUN_<status>``, after any resume) has been yielded."""
+        return run.get("status") in RUN_TERMINAL and self.last_run_event == f"RUN_{run.get('status')}"
 
     def poll(self) -> Iterator[dict[str, Any]]:
         for _ in range(1000):  # pages per poll; a run's log is bounded
@@ -203,7 +215,7 @@ def watch_run(
         if not live_events.open():
             output.err.print(f"[dim]live events unavailable ({escape(live_events.error or '')}); polling[/]")
             live_events = None
-    idle = 0
+    idle = ended_polls = 0
     try:
         with Live(view, console=output.out, refresh_per_second=8, transient=False) as live:
             while True:
@@ -243,7 +255,9 @@ def watch_run(
                 for event in follower.poll():
                     live.console.print(format_event(event))
                 if run.get("status") in RUN_TERMINAL:
-                    break
+                    ended_polls += 1
+                    if follower.closed(run) or ended_polls * max(interval, 0.05) > END_EVENT_WAIT_SECONDS:
+                        break
                 sleep(interval)
                 run = api.get(f"/runs/{run_id}")
                 view.update(run)

@@ -291,3 +291,29 @@ def test_runs_watch_falls_back_to_polling_when_the_websocket_is_unreachable(
     assert code == 0
     assert "polling" in out.err
     assert out.out.count("NODE_SUCCEEDED") == 2 and out.out.count("RUN_SUCCEEDED") == 1
+
+
+def test_runs_watch_polls_on_for_the_closing_event_when_the_log_is_behind_the_run(
+    cloud: LocalCloud, api: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import stepgraph_cli as cli
+
+    # GIVEN a run that has ended while its table stream was behind: the run says SUCCEEDED, its log is empty
+    behind = contextlib.ExitStack()
+    for stream in cloud.streams:
+        behind.enter_context(stream.held())
+    run_id = start_run(api, spec(echo("first"), echo("last")))
+    assert wait_for_run(api, run_id)["status"] == "SUCCEEDED"
+    assert api.get(f"/runs/{run_id}/events").json()["events"] == []
+    catch_up = threading.Timer(0.5, behind.close)  # the stream catches up half a second into the watch
+    catch_up.start()
+    try:
+        # WHEN `stepgraph runs watch` polls it
+        code = cli.main(["runs", "watch", run_id, "--poll", "--interval", "0.05"], client=api)
+    finally:
+        catch_up.cancel()
+        behind.close()
+    # THEN it polls on until the log holds the closing event, and shows every event once
+    out = capsys.readouterr()
+    assert code == 0, out
+    assert out.out.count("NODE_SUCCEEDED") == 2 and out.out.count("RUN_SUCCEEDED") == 1
