@@ -216,6 +216,7 @@ def delete_graph(services: Services, graph_id: str) -> GraphHead:
     CANCELLED, recorded, at once.
     """
     from functions.api import schedules_service
+    from functions.api.errors import logger
     from functions.api.runs_service import cancel_run
 
     head = services.graphs.get(graph_id)
@@ -227,8 +228,13 @@ def delete_graph(services: Services, graph_id: str) -> GraphHead:
     for _ in range(1000):
         running, cursor = services.runs.list_runs(graph_id=graph_id, status=RunStatus.RUNNING, limit=100, cursor=cursor)
         for run in running:
-            with contextlib.suppress(ConflictError):  # it ended meanwhile
+            try:
                 cancel_run(services, run.run_id)
+            except ConflictError:
+                pass  # it ended meanwhile, or is still starting (the state machine's deletion ends it)
+            except UpstreamError:
+                # Deleting the state machines below ends it too; stopping here would leave the graph half deleted.
+                logger.warning("could not cancel a run of a deleted graph", extra={"run_id": run.run_id})
         if cursor is None:
             break
     schedules_service.delete_all(services, graph_id)  # before the machines: no fire finds one gone

@@ -44,6 +44,10 @@ MAX_RUN_INPUT_BYTES = 128_000
 within DynamoDB's 400 KB."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_WAIT_SECONDS = 25
+START_GRACE_SECONDS = 60
+"""How long after a run's execution was to start it may still be starting: the request starting it records the
+run first and calls StartExecution then, within the API function's 29 s. Past this, a recorded execution that
+Step Functions does not know never started."""
 """``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
 LLM_TOOL = "llm.converse"
 
@@ -194,6 +198,8 @@ def _start_execution(
         code = exc.response["Error"].get("Code", "")
         error = {"code": "StartExecutionFailed", "message": code}
         services.runs.finish(run_id, RunStatus.FAILED, error=error, execution_arn=execution_arn)
+        if code in ("StateMachineDoesNotExist", "StateMachineDeleting"):
+            raise NotFoundError(f"the graph was deleted while run {run_id} was being started") from exc
         raise UpstreamError(f"StartExecution failed: {code}") from exc
     if started.get("executionArn") and started["executionArn"] != execution_arn:  # e.g. an EXPRESS execution
         execution_arn = str(started["executionArn"])
@@ -225,7 +231,9 @@ def cancel_run(services: Services, run_id: str) -> Run:
             executionArn=run.execution_arn, error="stepgraph.Cancelled", cause="cancelled through the stepgraph API"
         )
     except ClientError as exc:
-        raise UpstreamError(f"StopExecution failed: {exc.response['Error'].get('Code')}") from exc
+        if exc.response["Error"].get("Code") != "ExecutionDoesNotExist":
+            raise UpstreamError(f"StopExecution failed: {exc.response['Error'].get('Code')}") from exc
+        return _cancel_unstarted(services, run)
     run = get_run(services, run_id)  # the execution's real end if it had already finished
     if run.status == RunStatus.RUNNING:  # the stop has not shown in DescribeExecution yet: it is ABORTED
         runs_sync.settle(
@@ -238,6 +246,25 @@ def cancel_run(services: Services, run_id: str) -> Run:
         )
         run = services.runs.get(run_id)
     return run
+
+
+def _cancel_unstarted(services: Services, run: Run) -> Run:
+    """Cancel a RUNNING run whose execution Step Functions does not know: one still being started is a 409 (its
+    StartExecution may yet come); past ``START_GRACE_SECONDS`` it never started, and is recorded CANCELLED."""
+    started = run.execution_started_at or run.started_at
+    if time.time() - _epoch(started) < START_GRACE_SECONDS:
+        raise ConflictError(f"run {run.run_id} is still being started; cancel it again in a moment")
+    runs_sync.settle(services.runs, run.run_id, ExecutionStatus.ABORTED, execution_arn=run.execution_arn)
+    return services.runs.get(run.run_id)
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def iterations_done(records: list[NodeRecord]) -> dict[str, int]:

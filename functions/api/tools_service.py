@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from functions.errors import ConflictError, UpstreamError
+from functions.errors import ConflictError, NotFoundError, UpstreamError
 from functions.store.table import now_iso
 from functions.store.tools import ToolVersion
 from statemachine.errors import LimitError, SpecError
@@ -134,6 +134,8 @@ def _lambda_error(operation: str, exc: ClientError) -> Exception:
     code = exc.response["Error"].get("Code", "")
     if code in ("ResourceConflictException", "PreconditionFailedException"):
         return ConflictError(f"{operation}: the tool's function is being changed; retry")
+    if code == "ResourceNotFoundException":
+        return NotFoundError(f"{operation}: the tool's function is gone (the tool was deleted meanwhile)")
     return UpstreamError(f"{operation} failed: {code}")
 
 
@@ -209,6 +211,8 @@ def publish(services: Services, name: str, body: dict[str, Any]) -> dict[str, An
     """``PUT /tools/{name}``: new code and settings, published as the next version (graphs keep theirs)."""
     current = services.tools.get(name)
     checked = check_registration(services, body, name=name)
+    if not services.tools.usable(name):
+        raise ConflictError(f"tool {name!r} is being deleted")
     fname = current.function_name
     code = package(checked, services.settings.tool_memory_mb)
     code_sha256 = base64.b64encode(hashlib.sha256(code).digest()).decode()

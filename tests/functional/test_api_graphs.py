@@ -162,6 +162,39 @@ def test_a_version_published_while_the_graph_is_deleted_leaves_no_state_machine(
     assert boto3.client("stepfunctions").list_state_machines()["stateMachines"] == []
 
 
+def test_a_graph_deleted_while_a_run_of_it_starts_is_deleted_whole(api: httpx.Client) -> None:
+    # GIVEN a graph, and its deletion landing while a run of it is recorded but not yet started
+    from functions.api import graphs_service
+    from functions.api.services import get_services
+
+    graph = api.post("/graphs", json=chain()).json()
+    services = get_services()
+    outcome: list[str] = []
+
+    def delete_meanwhile(**_: Any) -> None:
+        if not outcome:
+            try:
+                graphs_service.delete_graph(services, graph["graph_id"])
+                outcome.append("deleted")
+            except Exception as exc:  # the test reports what the deletion raised
+                outcome.append(repr(exc))
+
+    services.sfn.meta.events.register("before-call.sfn.StartExecution", delete_meanwhile, unique_id="delete")
+    try:
+        # WHEN the run is started
+        started = api.post(f"/graphs/{graph['graph_id']}/runs", json={"input": {"message": "hi"}})
+    finally:
+        services.sfn.meta.events.unregister("before-call.sfn.StartExecution", unique_id="delete")
+    # THEN the deletion went through whole (no state machine left), and the start is a 404 naming it
+    assert outcome == ["deleted"]
+    assert boto3.client("stepfunctions").list_state_machines()["stateMachines"] == []
+    assert started.status_code == 404, started.text
+    assert "graph was deleted" in started.json()["error"]["message"]
+    (run,) = api.get("/runs").json()["runs"]
+    assert run["status"] == "FAILED" and run["error"]["code"] == "StartExecutionFailed"
+    assert api.get(f"/graphs/{graph['graph_id']}").status_code == 404
+
+
 def test_the_state_machine_quota_used_up_is_a_409_naming_it_and_creates_nothing(
     api: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

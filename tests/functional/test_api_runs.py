@@ -95,6 +95,39 @@ def test_a_run_reports_its_nodes_and_its_whole_log_by_cursor(api: httpx.Client, 
     assert [k for k, _ in kinds].count("RUN_SUCCEEDED") == 1
 
 
+def test_a_run_whose_start_died_can_be_cancelled_once_it_cannot_still_be_starting(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a run recorded RUNNING whose request died before StartExecution (its execution never started)
+    from functions.api import runs_service
+
+    graph_id = create(api, SLOW)
+    events = get_services().sfn.meta.events
+
+    def die(**_: Any) -> None:
+        raise RuntimeError("the function running the request was stopped")
+
+    events.register("before-call.sfn.StartExecution", die, unique_id="die")
+    try:
+        assert api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).status_code == 500
+    finally:
+        events.unregister("before-call.sfn.StartExecution", unique_id="die")
+    (run,) = api.get("/runs").json()["runs"]
+    assert run["status"] == "RUNNING"
+
+    # WHEN it is cancelled at once, and again once its start cannot still be under way
+    early = api.post(f"/runs/{run['run_id']}/cancel")
+    monkeypatch.setattr(runs_service, "START_GRACE_SECONDS", 0)
+    later = api.post(f"/runs/{run['run_id']}/cancel")
+
+    # THEN the first is a 409 to retry (its StartExecution might still come), the second records it CANCELLED
+    assert early.status_code == 409, early.text
+    assert "still being started" in early.json()["error"]["message"]
+    assert later.status_code == 200, later.text
+    assert later.json()["status"] == "CANCELLED"
+    assert api.get(f"/runs/{run['run_id']}").json()["status"] == "CANCELLED"
+
+
 def test_cancel_stops_a_running_run_and_a_second_cancel_is_409(api: httpx.Client, cloud: LocalCloud) -> None:
     # GIVEN a run whose middle node is sleeping
     graph_id = create(api, SLOW)

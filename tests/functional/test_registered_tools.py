@@ -327,12 +327,40 @@ def test_a_graph_created_while_its_tool_is_being_deleted_is_refused(api: httpx.C
     # THEN the deletion goes through, the update and the graph are refused and nothing of the graph is left
     assert deleted.status_code == 200, deleted.text
     assert outcome == [
-        "refused: tool 'acme.doomed' changed or is being deleted meanwhile",
+        "refused: tool 'acme.doomed' is being deleted",
         "refused: tool 'acme.doomed' was deleted or is being deleted; the graph was not saved",
     ]
     assert api.get("/graphs").json()["graphs"] == []
     assert boto3.client("stepfunctions").list_state_machines()["stateMachines"] == []
     assert api.get("/tools/acme.doomed").status_code == 404
+
+
+def test_an_update_whose_tool_is_deleted_meanwhile_is_a_404(api: httpx.Client) -> None:
+    # GIVEN a registered tool deleted while an update of it is changing its function
+    from functions.api import tools_service
+    from functions.api.services import get_services
+
+    assert register(api, "acme.fleeting", SLUGIFY).status_code == 201
+    services = get_services()
+    events = services.lambda_.meta.events
+    deleted: list[str] = []
+
+    def delete_meanwhile(**_: Any) -> None:
+        if not deleted:
+            tools_service.delete(services, "acme.fleeting")
+            deleted.append("deleted")
+
+    events.register("before-call.lambda.UpdateFunctionConfiguration", delete_meanwhile, unique_id="delete")
+    try:
+        # WHEN the update goes on
+        updated = api.put("/tools/acme.fleeting", json={"params_schema": SCHEMA, "source": SLUGIFY})
+    finally:
+        events.unregister("before-call.lambda.UpdateFunctionConfiguration", unique_id="delete")
+    # THEN it is a 404 saying the tool was deleted (not a 502 to retry), and the tool stays gone
+    assert deleted == ["deleted"]
+    assert updated.status_code == 404, updated.text
+    assert "deleted meanwhile" in updated.json()["error"]["message"]
+    assert api.get("/tools/acme.fleeting").status_code == 404
 
 
 def test_a_failed_update_does_not_keep_the_tool_from_being_deleted(
