@@ -173,14 +173,26 @@ def _doc(output: Any) -> Any:
 
 
 def reconcile(
-    runs: RunStore, sfn: SFNClient, run_id: str, execution_arn: str, spec_nodes: Callable[[], list[str]]
+    runs: RunStore,
+    sfn: SFNClient,
+    run_id: str,
+    execution_arn: str,
+    spec_nodes: Callable[[], list[str]],
+    *,
+    start_lapsed: Callable[[], bool] | None = None,
 ) -> bool:
     """Ask Step Functions about a RUNNING run's execution and settle the run if it has ended; True when it has
-    (settled by this call or already). ``spec_nodes`` gives the graph's node ids: only an ended run reads them."""
+    (settled by this call or already). ``spec_nodes`` gives the graph's node ids: only an ended run reads them.
+    An execution Step Functions does not know, once ``start_lapsed`` says its start can no longer be under way,
+    never started (the request starting it ended first): the run is settled FAILED, ``StartExecutionFailed``."""
     try:
         described = sfn.describe_execution(executionArn=execution_arn)
-    except ClientError:
-        return False
+    except ClientError as exc:
+        if exc.response["Error"].get("Code") != "ExecutionDoesNotExist" or start_lapsed is None or not start_lapsed():
+            return False
+        cause = "the execution was never started: the request starting it ended before StartExecution"
+        settle(runs, run_id, "FAILED", error="StartExecutionFailed", cause=cause, execution_arn=execution_arn)
+        return True
     status = str(described.get("status"))
     if status not in RUN_STATUS:
         return False

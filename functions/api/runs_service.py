@@ -216,7 +216,14 @@ def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
         def node_ids() -> list[str]:
             return services.graphs.node_ids(graph_id, version)
 
-        if runs_sync.reconcile(services.runs, services.sfn, run_id, run.execution_arn, node_ids):
+        started = run.execution_started_at or run.started_at
+
+        def start_lapsed() -> bool:
+            return time.time() - _epoch(started) >= START_GRACE_SECONDS
+
+        if runs_sync.reconcile(
+            services.runs, services.sfn, run_id, run.execution_arn, node_ids, start_lapsed=start_lapsed
+        ):
             run = services.runs.get(run_id)  # as this call or the events function settled it
     return run
 
@@ -233,7 +240,8 @@ def cancel_run(services: Services, run_id: str) -> Run:
     except ClientError as exc:
         if exc.response["Error"].get("Code") != "ExecutionDoesNotExist":
             raise UpstreamError(f"StopExecution failed: {exc.response['Error'].get('Code')}") from exc
-        return _cancel_unstarted(services, run)
+        # Its StartExecution may still come; once it cannot, reading the run settles it FAILED (get_run).
+        raise ConflictError(f"run {run_id} is still being started; cancel it again in a moment") from exc
     run = get_run(services, run_id)  # the execution's real end if it had already finished
     if run.status == RunStatus.RUNNING:  # the stop has not shown in DescribeExecution yet: it is ABORTED
         runs_sync.settle(
@@ -246,16 +254,6 @@ def cancel_run(services: Services, run_id: str) -> Run:
         )
         run = services.runs.get(run_id)
     return run
-
-
-def _cancel_unstarted(services: Services, run: Run) -> Run:
-    """Cancel a RUNNING run whose execution Step Functions does not know: one still being started is a 409 (its
-    StartExecution may yet come); past ``START_GRACE_SECONDS`` it never started, and is recorded CANCELLED."""
-    started = run.execution_started_at or run.started_at
-    if time.time() - _epoch(started) < START_GRACE_SECONDS:
-        raise ConflictError(f"run {run.run_id} is still being started; cancel it again in a moment")
-    runs_sync.settle(services.runs, run.run_id, ExecutionStatus.ABORTED, execution_arn=run.execution_arn)
-    return services.runs.get(run.run_id)
 
 
 def _epoch(iso: str) -> float:

@@ -95,7 +95,7 @@ def test_a_run_reports_its_nodes_and_its_whole_log_by_cursor(api: httpx.Client, 
     assert [k for k, _ in kinds].count("RUN_SUCCEEDED") == 1
 
 
-def test_a_run_whose_start_died_can_be_cancelled_once_it_cannot_still_be_starting(
+def test_a_run_whose_start_died_is_failed_once_it_cannot_still_be_starting(
     api: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a run recorded RUNNING whose request died before StartExecution (its execution never started)
@@ -113,19 +113,23 @@ def test_a_run_whose_start_died_can_be_cancelled_once_it_cannot_still_be_startin
     finally:
         events.unregister("before-call.sfn.StartExecution", unique_id="die")
     (run,) = api.get("/runs").json()["runs"]
-    assert run["status"] == "RUNNING"
+    run_id = run["run_id"]
 
-    # WHEN it is cancelled at once, and again once its start cannot still be under way
-    early = api.post(f"/runs/{run['run_id']}/cancel")
+    # WHEN it is read and cancelled at once
+    read, cancelled = api.get(f"/runs/{run_id}").json(), api.post(f"/runs/{run_id}/cancel")
+    # THEN it is RUNNING, and the cancel a 409 to retry (its StartExecution might still come), not a 502
+    assert read["status"] == "RUNNING"
+    assert cancelled.status_code == 409, cancelled.text
+    assert "still being started" in cancelled.json()["error"]["message"]
+
+    # WHEN it is read once its start cannot still be under way
     monkeypatch.setattr(runs_service, "START_GRACE_SECONDS", 0)
-    later = api.post(f"/runs/{run['run_id']}/cancel")
-
-    # THEN the first is a 409 to retry (its StartExecution might still come), the second records it CANCELLED
-    assert early.status_code == 409, early.text
-    assert "still being started" in early.json()["error"]["message"]
-    assert later.status_code == 200, later.text
-    assert later.json()["status"] == "CANCELLED"
-    assert api.get(f"/runs/{run['run_id']}").json()["status"] == "CANCELLED"
+    later = api.get(f"/runs/{run_id}").json()
+    # THEN it has FAILED, saying its execution never started; a cancel is the 409 of a finished run
+    assert later["status"] == "FAILED" and later["finished_at"]
+    assert later["error"]["code"] == "StartExecutionFailed"
+    assert "never started" in later["error"]["message"]
+    assert "already finished" in api.post(f"/runs/{run_id}/cancel").json()["error"]["message"]
 
 
 def test_cancel_stops_a_running_run_and_a_second_cancel_is_409(api: httpx.Client, cloud: LocalCloud) -> None:
