@@ -216,10 +216,11 @@ def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
         def node_ids() -> list[str]:
             return services.graphs.node_ids(graph_id, version)
 
-        started = run.execution_started_at or run.started_at
+        started, execution_arn = run.execution_started_at or run.started_at, run.execution_arn
 
         def start_lapsed() -> bool:
-            return time.time() - _epoch(started) >= START_GRACE_SECONDS
+            # An EXPRESS execution (its own ARN form) is never served by DescribeExecution: unknown is no news.
+            return ":express:" not in execution_arn and time.time() - _epoch(started) >= START_GRACE_SECONDS
 
         if runs_sync.reconcile(
             services.runs, services.sfn, run_id, run.execution_arn, node_ids, start_lapsed=start_lapsed
