@@ -179,34 +179,24 @@ def _time(
     flags = ["-S"]
     if not bytecode:  # look for bytecode in an empty directory: every module is compiled, as without it
         flags += ["-X", f"pycache_prefix={tempfile.mkdtemp(prefix='no-bytecode-')}"]
-    done = subprocess.run(
-        [python, *flags, "-c", code or _TIMER.format(root=str(artifact), module=module)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=artifact,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchSetupError((done.stderr.strip().splitlines() or ["import failed"])[-1])
-    wall, cpu = done.stdout.strip().splitlines()[-1].split()
+    code = code or _TIMER.format(root=str(artifact), module=module)
+    wall, cpu = _last_line(python, [*flags, "-c", code], artifact, env).split()
     return float(wall), float(cpu)
 
 
 def library_modules(python: str, artifact: Path, module: str, env: dict[str, str]) -> list[str]:
     """The library modules importing ``module`` loads from the artifact, in the order they were loaded."""
-    done = subprocess.run(
-        [python, "-S", "-c", _LIBRARIES.format(root=str(artifact), module=module, ours=OURS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=artifact,
-        check=False,
-    )
+    code = _LIBRARIES.format(root=str(artifact), module=module, ours=OURS)
+    names: list[str] = json.loads(_last_line(python, ["-S", "-c", code], artifact, env))
+    return names
+
+
+def _last_line(python: str, args: list[str], artifact: Path, env: dict[str, str]) -> str:
+    """The last line a fresh interpreter run in the artifact prints; ``BenchSetupError`` if it fails."""
+    done = subprocess.run([python, *args], capture_output=True, text=True, env=env, cwd=artifact, check=False)
     if done.returncode != 0:
         raise BenchSetupError((done.stderr.strip().splitlines() or ["import failed"])[-1])
-    names: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return names
+    return done.stdout.strip().splitlines()[-1]
 
 
 def parse_importtime(stderr: str) -> dict[str, int]:

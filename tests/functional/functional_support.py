@@ -1,7 +1,9 @@
-"""What functional tests share: waiting for a run through the API, and small state machines on the local cloud."""
+"""What functional tests share: waiting for a run through the API, small state machines on the local cloud, and
+hooks on an AWS client's calls."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -10,6 +12,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     import httpx
 
     from local.cloud import LocalCloud
@@ -132,3 +136,15 @@ def history(execution_arn: str) -> list[dict[str, Any]]:
         token = page.get("nextToken")
         if not token:
             return events
+
+
+@contextlib.contextmanager
+def hooked(client: Any, event_name: str, handler: Callable[..., None]) -> Iterator[None]:
+    """``handler`` on the botocore event ``event_name`` of ``client`` inside the block: e.g. to land another
+    request in the middle of one (``before-call.sfn.StartExecution``)."""
+    unique_id = f"hooked-{event_name}"
+    client.meta.events.register(event_name, handler, unique_id=unique_id)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event_name, unique_id=unique_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from functional_support import wait_for_run
+from functional_support import hooked, wait_for_run
 
 from local import strict
 
@@ -144,19 +144,15 @@ def test_a_version_published_while_the_graph_is_deleted_leaves_no_state_machine(
 
     graph = api.post("/graphs", json=chain()).json()
     services = get_services()
-    events = services.graphs.table.meta.client.meta.events
     published: list[int] = []
 
     def publish_meanwhile(params: dict[str, Any], **_: Any) -> None:
         if "deleted = :yes" in str(params.get("UpdateExpression")) and not published:
             published.append(graphs_service.publish_version(services, graph["graph_id"], chain(note="v2")).version)
 
-    events.register("before-parameter-build.dynamodb.UpdateItem", publish_meanwhile, unique_id="publish-meanwhile")
-    try:
-        # WHEN the graph is deleted
+    # WHEN the graph is deleted
+    with hooked(services.graphs.table.meta.client, "before-parameter-build.dynamodb.UpdateItem", publish_meanwhile):
         deleted = api.delete(f"/graphs/{graph['graph_id']}")
-    finally:
-        events.unregister("before-parameter-build.dynamodb.UpdateItem", unique_id="publish-meanwhile")
     # THEN the version was published, and the deletion took its state machine too: none is left behind
     assert published == [2] and deleted.status_code == 200, deleted.text
     assert boto3.client("stepfunctions").list_state_machines()["stateMachines"] == []
@@ -179,12 +175,9 @@ def test_a_graph_deleted_while_a_run_of_it_starts_is_deleted_whole(api: httpx.Cl
             except Exception as exc:  # the test reports what the deletion raised
                 outcome.append(repr(exc))
 
-    services.sfn.meta.events.register("before-call.sfn.StartExecution", delete_meanwhile, unique_id="delete")
-    try:
-        # WHEN the run is started
+    # WHEN the run is started
+    with hooked(services.sfn, "before-call.sfn.StartExecution", delete_meanwhile):
         started = api.post(f"/graphs/{graph['graph_id']}/runs", json={"input": {"message": "hi"}})
-    finally:
-        services.sfn.meta.events.unregister("before-call.sfn.StartExecution", unique_id="delete")
     # THEN the deletion went through whole (no state machine left), and the start is a 404 naming it
     assert outcome == ["deleted"]
     assert boto3.client("stepfunctions").list_state_machines()["stateMachines"] == []

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from functional_support import wait_for_run
+from functional_support import hooked, wait_for_run
 
 from functions.api.services import get_services
 
@@ -102,16 +102,12 @@ def test_a_run_whose_start_died_is_failed_once_it_cannot_still_be_starting(
     from functions.api import runs_service
 
     graph_id = create(api, SLOW)
-    events = get_services().sfn.meta.events
 
     def die(**_: Any) -> None:
         raise RuntimeError("the function running the request was stopped")
 
-    events.register("before-call.sfn.StartExecution", die, unique_id="die")
-    try:
+    with hooked(get_services().sfn, "before-call.sfn.StartExecution", die):
         assert api.post(f"/graphs/{graph_id}/runs", json={"input": {}}).status_code == 500
-    finally:
-        events.unregister("before-call.sfn.StartExecution", unique_id="die")
     (run,) = api.get("/runs").json()["runs"]
     run_id = run["run_id"]
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from tests.functional.functional_support import run_graph, wait_for_run
+from tests.functional.functional_support import hooked, run_graph, wait_for_run
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -276,12 +276,9 @@ def test_a_deletion_landing_while_a_graph_using_the_tool_is_created_is_refused(a
             except ConflictError as exc:
                 outcome.append(f"refused: {exc}")
 
-    services.sfn.meta.events.register("before-call.sfn.CreateStateMachine", delete_meanwhile, unique_id="race")
-    try:
-        # WHEN the graph is created
+    # WHEN the graph is created
+    with hooked(services.sfn, "before-call.sfn.CreateStateMachine", delete_meanwhile):
         created = api.post("/graphs", json=graph("acme.raced", {"text": "{{ input.title }}"}))
-    finally:
-        services.sfn.meta.events.unregister("before-call.sfn.CreateStateMachine", unique_id="race")
     # THEN the deletion is refused naming the graph, and the graph runs its tool
     assert created.status_code == 201, created.text
     graph_id = created.json()["graph_id"]
@@ -318,12 +315,9 @@ def test_a_graph_created_while_its_tool_is_being_deleted_is_refused(api: httpx.C
             except ConflictError as exc:
                 outcome.append(f"refused: {exc}")
 
-    services.lambda_.meta.events.register("before-call.lambda.DeleteFunction", create_meanwhile, unique_id="race")
-    try:
-        # WHEN the tool is deleted
+    # WHEN the tool is deleted
+    with hooked(services.lambda_, "before-call.lambda.DeleteFunction", create_meanwhile):
         deleted = api.delete("/tools/acme.doomed")
-    finally:
-        services.lambda_.meta.events.unregister("before-call.lambda.DeleteFunction", unique_id="race")
     # THEN the deletion goes through, the update and the graph are refused and nothing of the graph is left
     assert deleted.status_code == 200, deleted.text
     assert outcome == [
@@ -342,7 +336,6 @@ def test_an_update_whose_tool_is_deleted_meanwhile_is_a_404(api: httpx.Client) -
 
     assert register(api, "acme.fleeting", SLUGIFY).status_code == 201
     services = get_services()
-    events = services.lambda_.meta.events
     deleted: list[str] = []
 
     def delete_meanwhile(**_: Any) -> None:
@@ -350,12 +343,9 @@ def test_an_update_whose_tool_is_deleted_meanwhile_is_a_404(api: httpx.Client) -
             tools_service.delete(services, "acme.fleeting")
             deleted.append("deleted")
 
-    events.register("before-call.lambda.UpdateFunctionConfiguration", delete_meanwhile, unique_id="delete")
-    try:
-        # WHEN the update goes on
+    # WHEN the update goes on
+    with hooked(services.lambda_, "before-call.lambda.UpdateFunctionConfiguration", delete_meanwhile):
         updated = api.put("/tools/acme.fleeting", json={"params_schema": SCHEMA, "source": SLUGIFY})
-    finally:
-        events.unregister("before-call.lambda.UpdateFunctionConfiguration", unique_id="delete")
     # THEN it is a 404 saying the tool was deleted (not a 502 to retry), and the tool stays gone
     assert deleted == ["deleted"]
     assert updated.status_code == 404, updated.text
