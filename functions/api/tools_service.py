@@ -270,15 +270,15 @@ def delete(services: Services, name: str) -> None:
             conflict = ConflictError(f"tool {name!r} is used by graphs {', '.join(using)}; delete or update them first")
             conflict.details = [{"loc": "name", "message": "used by graphs", "graphs": using}]  # type: ignore[attr-defined]
             raise conflict
+        try:
+            services.lambda_.delete_function(FunctionName=current.function_name)
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") != "ResourceNotFoundException":
+                raise _lambda_error("DeleteFunction", exc) from exc
     except BaseException:
-        with contextlib.suppress(Exception):  # else the mark lapses by itself
+        with contextlib.suppress(Exception):  # else the mark lapses by itself; a retry may start again at once
             services.tools.stop_deleting(name)
         raise
-    try:
-        services.lambda_.delete_function(FunctionName=current.function_name)
-    except ClientError as exc:
-        if exc.response["Error"].get("Code") != "ResourceNotFoundException":
-            raise _lambda_error("DeleteFunction", exc) from exc
     services.tools.delete(name)
 
 

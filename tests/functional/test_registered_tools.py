@@ -353,6 +353,31 @@ def test_an_update_whose_tool_is_deleted_meanwhile_is_a_404(api: httpx.Client) -
     assert api.get("/tools/acme.fleeting").status_code == 404
 
 
+def test_a_deletion_that_failed_can_be_retried_at_once(api: httpx.Client) -> None:
+    # GIVEN a registered tool whose deletion Lambda refuses once (throttled)
+    from botocore.exceptions import ClientError
+
+    from functions.api.services import get_services
+
+    assert register(api, "acme.sticky", SLUGIFY).status_code == 201
+    refused: list[str] = []
+
+    def throttle(**_: Any) -> None:
+        if not refused:
+            refused.append("DeleteFunction")
+            error: Any = {"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}
+            raise ClientError(error, "DeleteFunction")
+
+    # WHEN it is deleted, and the deletion retried
+    with hooked(get_services().lambda_, "before-call.lambda.DeleteFunction", throttle):
+        first = api.delete("/tools/acme.sticky")
+    retried = api.delete("/tools/acme.sticky")
+    # THEN the first is a 502 to retry, and the retry (not held back as a deletion under way) deletes it
+    assert refused and first.status_code == 502, first.text
+    assert retried.status_code == 200, retried.text
+    assert api.get("/tools/acme.sticky").status_code == 404
+
+
 def test_a_failed_update_does_not_keep_the_tool_from_being_deleted(
     api: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
