@@ -22,7 +22,7 @@ from functions.executor.binding import execution_name
 from functions.names import console_url_for_execution
 from functions.store.offload import REF_KEY, is_ref
 from functions.store.runs import Run, new_run_id
-from functions.store.table import now_iso
+from functions.store.table import now_iso, parse_iso
 from statemachine import jsonlimits
 from statemachine.payload import initial_document, resumed_document
 from statemachine.spec import GraphSpec
@@ -44,11 +44,11 @@ MAX_RUN_INPUT_BYTES = 128_000
 within DynamoDB's 400 KB."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_WAIT_SECONDS = 25
+"""``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
 START_GRACE_SECONDS = 60
 """How long after a run's execution was to start it may still be starting: the request starting it records the
 run first and calls StartExecution then, within the API function's 29 s. Past this, a recorded execution that
 Step Functions does not know never started."""
-"""``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
 LLM_TOOL = "llm.converse"
 
 
@@ -216,11 +216,12 @@ def get_run(services: Services, run_id: str, *, reconcile: bool = True) -> Run:
         def node_ids() -> list[str]:
             return services.graphs.node_ids(graph_id, version)
 
-        started, execution_arn = run.execution_started_at or run.started_at, run.execution_arn
+        started, execution_arn = parse_iso(run.execution_started_at or run.started_at), run.execution_arn
 
         def start_lapsed() -> bool:
             # An EXPRESS execution (its own ARN form) is never served by DescribeExecution: unknown is no news.
-            return ":express:" not in execution_arn and time.time() - _epoch(started) >= START_GRACE_SECONDS
+            since = time.time() - started.timestamp() if started else float("inf")
+            return ":express:" not in execution_arn and since >= START_GRACE_SECONDS
 
         if runs_sync.reconcile(
             services.runs, services.sfn, run_id, run.execution_arn, node_ids, start_lapsed=start_lapsed
@@ -255,15 +256,6 @@ def cancel_run(services: Services, run_id: str) -> Run:
         )
         run = services.runs.get(run_id)
     return run
-
-
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
 
 
 def iterations_done(records: list[NodeRecord]) -> dict[str, int]:
