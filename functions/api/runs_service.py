@@ -45,6 +45,10 @@ within DynamoDB's 400 KB."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_WAIT_SECONDS = 25
 """``?wait=`` is bounded so the answer comes before API Gateway's 29-second integration timeout."""
+MAX_RESUMES = 20
+"""How often one run can be resumed. Each resume keeps the execution before it in the run's history (its error
+message cut to ``runs.EARLIER_ERROR_CHARS``), so a run item stays far inside DynamoDB's 400 KB and a page of
+100 runs inside Lambda's 6 MB response."""
 START_GRACE_SECONDS = 60
 """How long after a run's execution was to start it may still be starting: the request starting it records the
 run first and calls StartExecution then, within the API function's 29 s. Past this, a recorded execution that
@@ -287,6 +291,10 @@ def resume_run(services: Services, run_id: str) -> dict[str, Any]:
     run = get_run(services, run_id)
     if run.status not in RUN_RESUMABLE:
         raise ConflictError(f"run {run_id} is {run.status}: only a FAILED, CANCELLED or TIMED_OUT run can be resumed")
+    if run.resumes >= MAX_RESUMES:
+        raise ConflictError(
+            f"run {run_id} was resumed {run.resumes} times, the most a run can be ({MAX_RESUMES}); start a new run"
+        )
     try:
         services.graphs.get(run.graph_id)  # a deleted graph's versions stay readable (its runs show them)
         version = services.graphs.version(run.graph_id, run.version)

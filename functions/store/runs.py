@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 ALL_RUNS = "RUNS"
 API_TRIGGER = {"type": "api"}
+EARLIER_ERROR_CHARS = 500
+"""An execution a resume leaves behind keeps this much of its error message (the run's current error keeps
+``jsonlimits.MAX_ERROR_MESSAGE``): every earlier execution is served with the run, in ``GET /runs`` too."""
 
 
 def new_run_id() -> str:
@@ -279,7 +282,11 @@ class RunStore:
             raise ValueError(f"a {run.status} run cannot be resumed")
         at = at or now_iso()
         number = run.resumes + 1
-        earlier = [*run.earlier_executions, run.executions()[-1]]
+        ended = run.executions()[-1]
+        error = ended.get("error")
+        if isinstance(error, dict) and len(str(error.get("message", ""))) > EARLIER_ERROR_CHARS:
+            ended["error"] = {**error, "message": str(error["message"])[:EARLIER_ERROR_CHARS] + "..."}
+        earlier = [*run.earlier_executions, ended]
         values: dict[str, Any] = {
             ":r": RunStatus.RUNNING,
             ":x": execution_arn,

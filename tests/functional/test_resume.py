@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 
 if TYPE_CHECKING:
     import httpx
+    import pytest
 
     from local.cloud import LocalCloud
 
@@ -194,6 +195,33 @@ def test_a_run_of_a_deleted_graph_cannot_be_resumed_and_keeps_its_failure(api: h
     assert "was deleted" in refused.json()["error"]["message"]
     after = api.get(f"/runs/{run_id}").json()
     assert (after["status"], after["error"], after["resumes"]) == ("FAILED", failed["error"], 0)
+
+
+def test_a_run_is_resumed_at_most_max_resumes_times_and_keeps_each_failure_short(
+    api: httpx.Client, cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a run that fails with a 3,900-character message however often it is resumed, and a limit of 3
+    # resumes (20 in stepgraph: each keeps the execution before it in the run's history)
+    from functions.api import runs_service
+
+    monkeypatch.setattr(runs_service, "MAX_RESUMES", 3)
+    params = {"failures": 1000, "error": "Boom", "message": "m" * 3900}
+    graph_id = create(api, {"name": "stubborn", "nodes": [{"id": "a", "tool": "util.fail", "params": params}]})
+    run_id = start(api, graph_id)
+    wait_for_run(api, run_id, cloud=cloud)
+    # WHEN it is resumed up to the limit, and once more
+    for _ in range(3):
+        assert resume(api, run_id).status_code == 202
+        assert wait_for_run(api, run_id, cloud=cloud)["status"] == "FAILED"
+    refused = resume(api, run_id)
+    # THEN the last is a 409 naming the limit (it was a 502 for ever once the run's item was full)
+    assert refused.status_code == 409, refused.text
+    assert "the most a run can be (3); start a new run" in refused.json()["error"]["message"]
+    # AND each earlier execution keeps the start of its error, the current one the whole message
+    run = api.get(f"/runs/{run_id}").json()
+    assert run["resumes"] == 3 and [e["status"] for e in run["executions"]] == ["FAILED"] * 4
+    assert all(len(e["error"]["message"]) == 503 for e in run["executions"][:-1])
+    assert run["executions"][-1]["error"]["message"].startswith("m" * 3900)
 
 
 def test_a_run_resumed_twice_fails_again_then_succeeds(api: httpx.Client, cloud: LocalCloud) -> None:
