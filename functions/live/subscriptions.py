@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 SUB_PREFIX = "SUB#"
 CONNECTION_TTL_SECONDS = 2 * 3600 + 600
 """API Gateway's two-hour connection limit, plus a margin."""
+MAX_RUNS_PER_CONNECTION = 1000
+"""Runs one connection may follow at once: the connection item lists them, within DynamoDB's 400 KB."""
+
+
+class TooManySubscriptions(Exception):
+    """The connection already follows ``most`` runs (``MAX_RUNS_PER_CONNECTION``)."""
+
+    def __init__(self, most: int) -> None:
+        super().__init__(most)
+        self.most = most
 
 
 def connection_pk(connection_id: str) -> str:
@@ -76,15 +86,23 @@ class Subscriptions(TableHandle):
         return "Item" in self.table.get_item(Key=key, ConsistentRead=True, ProjectionExpression="pk")
 
     def subscribe(self, connection_id: str, run_id: str, after: int) -> None:
-        """Record the subscription (replacing an earlier one of this connection to this run). The run is marked
-        followed first: the stream function looks up the subscribers of followed runs only."""
+        """Record the subscription (replacing an earlier one of this connection to this run): ``TooManySubscriptions``
+        when the connection follows ``MAX_RUNS_PER_CONNECTION`` runs already. The run is marked followed before the
+        subscription is written: the stream function looks up the subscribers of followed runs only."""
+        try:
+            self.table.update_item(
+                Key={"pk": connection_pk(connection_id), "sk": "CONN"},
+                UpdateExpression="ADD runs :run",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(runs) OR size(runs) < :most OR contains(runs, :id))",
+                ExpressionAttributeValues={":run": {run_id}, ":id": run_id, ":most": MAX_RUNS_PER_CONNECTION},
+            )
+        except ClientError as exc:
+            connection = self.table.get_item(Key={"pk": connection_pk(connection_id), "sk": "CONN"}).get("Item")
+            if condition_failed(exc) and connection is not None:
+                raise TooManySubscriptions(MAX_RUNS_PER_CONNECTION) from exc
+            raise
         EventLog(self.table).follow(run_id)
-        self.table.update_item(
-            Key={"pk": connection_pk(connection_id), "sk": "CONN"},
-            UpdateExpression="ADD runs :run",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":run": {run_id}},
-        )
         self.table.put_item(
             Item={
                 "pk": run_pk(run_id),

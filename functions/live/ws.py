@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.errors import NotFoundError
 from functions.live.push import ApiGatewayPoster, GoneError
-from functions.live.subscriptions import Subscriptions
+from functions.live.subscriptions import Subscriptions, TooManySubscriptions
 from functions.settings import PerSettings, Settings, get_settings
 from functions.store.runs import RunStore
 
@@ -129,6 +129,12 @@ class WebSocketHandler:
             raise Refused("not_found", f"no run {run_id!r}") from None
         try:
             self.subscriptions.subscribe(connection_id, run_id, after)
+        except TooManySubscriptions as exc:
+            raise Refused(
+                "limit_exceeded",
+                f"a connection follows at most {exc.most} runs at once: unsubscribe from one (or open another"
+                " connection)",
+            ) from None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise Refused("bad_request", "this connection is not open (connect again)") from None

@@ -102,6 +102,34 @@ def test_bad_frames_get_an_error_frame_and_never_a_failure(
     assert message["type"] == "error" and message["error"]["code"] == code and message["error"]["message"]
 
 
+def test_a_connection_follows_a_bounded_number_of_runs(
+    aws: Services, client: Client, ws: tuple[WebSocketHandler, Frames], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a connection that may follow 2 runs at once (1,000 in stepgraph: the connection item lists them)
+    from functions.live import subscriptions
+
+    monkeypatch.setattr(subscriptions, "MAX_RUNS_PER_CONNECTION", 2)
+    handler, frames = ws
+    graph_id = seed_graph(aws, wait(1))
+    runs = [client.post(f"/graphs/{graph_id}/runs", json={"input": {}}).json()["run_id"] for _ in range(3)]
+    connect(handler)
+
+    def subscribe(run_id: str) -> None:
+        assert handler(ws_event("subscribe", body={"action": "subscribe", "run_id": run_id}))["statusCode"] == 200
+
+    # WHEN it subscribes to two runs, one of them again, then a third
+    for run_id in (runs[0], runs[1], runs[1], runs[2]):
+        subscribe(run_id)
+    # THEN only the third is refused, with an error frame naming the limit
+    errors = [m for m in frames.messages("c1") if m["type"] == "error"]
+    assert [e["error"]["code"] for e in errors] == ["limit_exceeded"]
+    assert "at most 2 runs" in errors[0]["error"]["message"]
+    # AND once it unsubscribes from one, the third can be followed
+    assert handler(ws_event("unsubscribe", body={"action": "unsubscribe", "run_id": runs[0]}))["statusCode"] == 200
+    subscribe(runs[2])
+    assert [m for m in frames.messages("c1") if m["type"] == "error"] == errors
+
+
 def test_a_subscriber_gets_the_backlog_then_live_events_then_the_run_message(
     aws: Services, client: Client, ws: tuple[WebSocketHandler, Frames]
 ) -> None:
