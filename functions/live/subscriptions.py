@@ -98,8 +98,7 @@ class Subscriptions(TableHandle):
                 ExpressionAttributeValues={":run": {run_id}, ":id": run_id, ":most": MAX_RUNS_PER_CONNECTION},
             )
         except ClientError as exc:
-            connection = self.table.get_item(Key={"pk": connection_pk(connection_id), "sk": "CONN"}).get("Item")
-            if condition_failed(exc) and connection is not None:
+            if condition_failed(exc) and self.connected(connection_id):
                 raise TooManySubscriptions(MAX_RUNS_PER_CONNECTION) from exc
             raise
         EventLog(self.table).follow(run_id)
