@@ -13,7 +13,9 @@ as AWS (DESIGN.md, "AWS-strict local cloud"; docs/local-vs-aws.md lists what rem
 - at most 10,000 state machines in an account and Region (its default quota): CreateStateMachine refuses the
   next with ``StateMachineLimitExceeded``;
 - an inline Map runs at most 40 iterations at once;
-- ``ValidateStateMachineDefinition`` (which moto lacks) answers with moto's parser and these definition rules.
+- ``ValidateStateMachineDefinition`` (which moto lacks) answers with moto's parser and these definition rules;
+- and in DynamoDB: an ``UpdateItem`` that ``ADD``s members to a set is held to the item size limit like any other
+  write (moto appends them without looking; it checks ``SET`` and ``PutItem``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ MAX_HISTORY_EVENTS = 25_000
 MAX_INLINE_MAP_CONCURRENCY = 40
 # The quota on registered state machines per account and Region (adjustable on AWS; read at each call).
 MAX_STATE_MACHINES = 10_000
+# moto's item size limit for SET and PutItem (DynamoDB's documented 400 KB, as moto measured AWS to enforce it).
+MAX_ITEM_BYTES = 405_000
 UNCATCHABLE_ERRORS = frozenset({"States.DataLimitExceeded", "States.Runtime"})
 RESERVED_PREFIX = "States."
 # History events that end an execution: they are written even when the cap is reached.
@@ -176,6 +180,7 @@ def install() -> Callable[[], None]:
         _cap_history_events(patches)
         _cap_inline_map_concurrency(patches)
         _serve_validate_definition(patches)
+        _limit_item_size_on_set_add(patches)
     except BaseException:
         patches.undo()
         raise
@@ -371,6 +376,32 @@ def _cap_state_machines(patches: _Patches) -> None:
         return original(backend, name, *args, **kwargs)
 
     patches.replace(StepFunctionsParserBackend, "create_state_machine", create_state_machine)
+
+
+def _limit_item_size_on_set_add(patches: _Patches) -> None:
+    """An ``ADD`` of set members that would take the item over moto's own item size limit (the one it applies to
+    ``SET`` and ``PutItem``) fails with ``ItemSizeTooLarge`` before anything is added, which UpdateItem answers as
+    AWS does (``ValidationException``: "Item size to update has exceeded the maximum allowed size")."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge, ProvidedKeyDoesNotExist
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.parsing.executors import AddExecutor
+
+    original = AddExecutor.__dict__["execute"]
+
+    def execute(executor: Any, item: Any) -> None:
+        value = executor.get_action_value()
+        if isinstance(value, DynamoType) and value.is_set():
+            try:
+                current = executor.get_item_at_end_of_path(item)
+            except ProvidedKeyDoesNotExist:
+                current = None
+            present = current.value if isinstance(current, DynamoType) and current.is_set() else []
+            grown = sum(DynamoType({value.type[0]: v}).size() for v in value.value if v not in present)
+            if grown and item.size() + grown > MAX_ITEM_BYTES:
+                raise ItemSizeTooLarge
+        original(executor, item)
+
+    patches.replace(AddExecutor, "execute", execute)
 
 
 def _cap_history_events(patches: _Patches) -> None:

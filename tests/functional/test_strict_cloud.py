@@ -197,6 +197,31 @@ def test_a_definition_over_one_mebibyte_is_refused_at_create_and_update(cloud: L
     assert refused.value.response["Error"]["Code"] == "ValidationException"
 
 
+def test_an_update_adding_set_members_past_the_item_size_limit_is_refused_and_changes_nothing(
+    cloud: LocalCloud,
+) -> None:
+    # GIVEN an item with a string set of 19,000 run ids (about 340 KB)
+    table = boto3.resource("dynamodb").Table(cloud.table_name)
+    key = {"pk": "CONN#c1", "sk": "CONN"}
+    table.put_item(Item={**key, "runs": {f"r_{n:016x}" for n in range(19_000)}})
+
+    def add(first: int, count: int) -> None:
+        table.update_item(
+            Key=key,
+            UpdateExpression="ADD runs :r",
+            ExpressionAttributeValues={":r": {f"r_{n:016x}" for n in range(first, first + count)}},
+        )
+
+    # WHEN members are added that stay under the limit, then ones that would pass it
+    add(19_000, 1_000)
+    with pytest.raises(ClientError) as refused:
+        add(20_000, 5_000)
+    # THEN the second is refused as AWS refuses it, and the item keeps the 20,000 members it had
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "Item size to update has exceeded the maximum allowed size" in refused.value.response["Error"]["Message"]
+    assert len(table.get_item(Key=key)["Item"]["runs"]) == 20_000
+
+
 def test_the_state_machine_quota_is_awss() -> None:
     assert strict.MAX_STATE_MACHINES == 10_000  # the default quota of an account and Region
 
