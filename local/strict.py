@@ -396,12 +396,30 @@ def _limit_item_size_on_set_add(patches: _Patches) -> None:
             except ProvidedKeyDoesNotExist:
                 current = None
             present = current.value if isinstance(current, DynamoType) and current.is_set() else []
-            grown = sum(DynamoType({value.type[0]: v}).size() for v in value.value if v not in present)
-            if grown and item.size() + grown > MAX_ITEM_BYTES:
+            grown = _set_bytes(value.type, [v for v in value.value if v not in present])
+            if grown and _item_bytes(item) + grown > MAX_ITEM_BYTES:
                 raise ItemSizeTooLarge
         original(executor, item)
 
+    def _item_bytes(item: Any) -> int:
+        """moto's ``Item.size()``, with sets measured in one pass (moto makes an object per member: a foreach
+        counting 10,000 items in a set would spend seconds here)."""
+        return sum(
+            len(name.encode()) + (_set_bytes(attr.type, attr.value) if attr.is_set() else attr.size())
+            for name, attr in item.attrs.items()
+        )
+
     patches.replace(AddExecutor, "execute", execute)
+
+
+def _set_bytes(kind: str, members: list[Any]) -> int:
+    """The bytes of a set's members as moto counts them (a string's UTF-8, a number's digits, a binary's bytes)."""
+    if kind == "SS":
+        text = "".join(members)
+        return len(text) if text.isascii() else len(text.encode())
+    if kind == "NS":
+        return sum(len(str(member)) for member in members)
+    return sum(len(member) for member in members)
 
 
 def _cap_history_events(patches: _Patches) -> None:
