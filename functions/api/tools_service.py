@@ -242,19 +242,20 @@ def tool_names(spec: Any) -> set[str]:
     return {n["tool"] for n in spec["nodes"] if isinstance(n, dict) and isinstance(n.get("tool"), str)}
 
 
-def users(services: Services, name: str) -> list[str]:
-    """Graphs (not deleted) with a version that uses the tool, and graphs being created or updated with it now."""
-    found = []
+def users(services: Services, name: str) -> tuple[list[str], list[str]]:
+    """Graphs (not deleted) with a version that uses the tool, and graphs being created or updated with it now
+    (pinned in the last ``HOLD_SECONDS`` and not, or not yet, recorded so)."""
+    using, pending = [], []
     now = time.time()
     for pin in services.tools.pins(name):
         state = services.graphs.state(pin.graph_id)
         if state == "deleted":
             continue
-        if pin.recent(now) or (
-            state == "live" and any(name in tool_names(v.spec) for v in services.graphs.versions(pin.graph_id))
-        ):
-            found.append(pin.graph_id)
-    return found
+        if state == "live" and any(name in tool_names(v.spec) for v in services.graphs.versions(pin.graph_id)):
+            using.append(pin.graph_id)
+        elif pin.recent(now):
+            pending.append(pin.graph_id)
+    return using, pending
 
 
 def delete(services: Services, name: str) -> None:
@@ -265,10 +266,15 @@ def delete(services: Services, name: str) -> None:
     current = services.tools.get(name)
     services.tools.start_deleting(name)
     try:
-        using = users(services, name)
-        if using:
-            conflict = ConflictError(f"tool {name!r} is used by graphs {', '.join(using)}; delete or update them first")
-            conflict.details = [{"loc": "name", "message": "used by graphs", "graphs": using}]  # type: ignore[attr-defined]
+        using, pending = users(services, name)
+        if using or pending:
+            said = [f"used by graphs {', '.join(using)}"] if using else []
+            if pending:
+                said.append(f"about to be used by graphs being created or updated now: {', '.join(pending)}")
+            conflict = ConflictError(f"tool {name!r} is {'; '.join(said)}; delete or update them first")
+            conflict.details = [  # type: ignore[attr-defined]
+                {"loc": "name", "message": "used by graphs", "graphs": [*using, *pending]}
+            ]
             raise conflict
         try:
             services.lambda_.delete_function(FunctionName=current.function_name)

@@ -282,7 +282,10 @@ def test_a_deletion_landing_while_a_graph_using_the_tool_is_created_is_refused(a
     # THEN the deletion is refused naming the graph, and the graph runs its tool
     assert created.status_code == 201, created.text
     graph_id = created.json()["graph_id"]
-    assert outcome == [f"refused: tool 'acme.raced' is used by graphs {graph_id}; delete or update them first"]
+    assert outcome == [
+        f"refused: tool 'acme.raced' is about to be used by graphs being created or updated now: {graph_id};"
+        " delete or update them first"
+    ]
     run_id = api.post(f"/graphs/{graph_id}/runs", json={"input": {"title": "A B"}}).json()["run_id"]
     assert wait_for_run(api, run_id, 60)["nodes"]["t"]["output"] == {"slug": "a-b"}
     # AND a DELETE now is refused too, until the graph is gone
