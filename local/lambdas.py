@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
+MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
+"""Lambda's quota on a synchronous invocation's request and on its response: 6 MB each. A larger request is
+refused (``RequestEntityTooLargeException``); a larger response is the function's error
+(``Function.ResponseSizeTooLarge``), which API Gateway answers as a 502."""
+
 Handler = Callable[[Any, Any], Any]
 
 _EVENT = "before-call.lambda.Invoke"
@@ -261,6 +266,9 @@ class LambdaDispatcher:
                 outcome["payload"] = json.dumps(result).encode()
             except (TypeError, ValueError) as exc:
                 outcome["error"] = _error("Runtime.MarshalError", f"Unable to marshal response: {exc}", request_id)
+                return
+            if len(outcome["payload"]) > MAX_SYNC_PAYLOAD_BYTES:
+                outcome["error"] = _too_large_response(len(outcome.pop("payload")), request_id)
 
         worker = threading.Thread(target=target, name=f"lambda-{fn.name}-{request_id[:8]}", daemon=True)
         with self._idle:
@@ -332,8 +340,11 @@ class LambdaDispatcher:
             if runner is not None:
                 raw = params.get("body") or b""
                 raw = raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else raw.read()
+                request_id = str(uuid.uuid4())
                 function_error, payload = runner(raw)
-                return _response(200, function_error, payload, str(uuid.uuid4()))
+                if len(payload) > MAX_SYNC_PAYLOAD_BYTES:
+                    function_error, payload = "Unhandled", _too_large_response(len(payload), request_id)
+                return _response(200, function_error, payload, request_id)
             if self.passthrough(function_name):
                 return None
             return _client_error(
@@ -351,6 +362,12 @@ class LambdaDispatcher:
             return _client_error(REFUSAL_STATUS.get(refusal, 500), refusal, f"{refusal} (injected by the local cloud)")
         if invocation_type == "DryRun":
             return _response(204, None, b"", str(uuid.uuid4()))
+        if invocation_type == "RequestResponse" and len(body) > MAX_SYNC_PAYLOAD_BYTES:
+            return _client_error(
+                413,
+                "RequestEntityTooLargeException",
+                f"Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
+            )
         if invocation_type == "Event":
             threading.Thread(target=self._run, args=(fn, body), daemon=True).start()
             return _response(202, None, b"", str(uuid.uuid4()))
@@ -359,6 +376,12 @@ class LambdaDispatcher:
             err = json.loads(result.payload)
             return _client_error(result.status_code, err["errorType"], err["errorMessage"])
         return _response(result.status_code, result.function_error, result.payload, result.request_id)
+
+
+def _too_large_response(size: int, request_id: str) -> bytes:
+    message = f"Response payload size ({size} bytes) exceeded maximum allowed payload size"
+    message += f" ({MAX_SYNC_PAYLOAD_BYTES} bytes)."
+    return _error("Function.ResponseSizeTooLarge", message, request_id)
 
 
 def _error(error_type: str, message: str, request_id: str | None = None, stack: list[str] | None = None) -> bytes:

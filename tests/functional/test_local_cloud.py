@@ -137,6 +137,28 @@ def test_an_unknown_function_is_resource_not_found(cloud: LocalCloud) -> None:
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
+def test_a_synchronous_invoke_is_held_to_lambdas_6_mb_request_and_response(cloud: LocalCloud) -> None:
+    from local.lambdas import MAX_SYNC_PAYLOAD_BYTES
+
+    # GIVEN a function answering as many bytes as it is asked for
+    cloud.register("stepgraph-user-sized", lambda event, ctx: "x" * event["size"])
+    client = boto3.client("lambda")
+
+    def answer(size: int) -> dict[str, Any]:
+        return client.invoke(FunctionName="stepgraph-user-sized", Payload=json.dumps({"size": size}).encode())
+
+    # WHEN it answers exactly 6 MB (as JSON), and one byte more
+    at_limit, over = answer(MAX_SYNC_PAYLOAD_BYTES - 2), answer(MAX_SYNC_PAYLOAD_BYTES - 1)
+    # THEN the first comes back whole, the second is the function's error, as Lambda makes it
+    assert "FunctionError" not in at_limit and len(at_limit["Payload"].read()) == MAX_SYNC_PAYLOAD_BYTES
+    assert over["FunctionError"] == "Unhandled"
+    assert json.loads(over["Payload"].read())["errorType"] == "Function.ResponseSizeTooLarge"
+    # AND a request over 6 MB is refused before the function runs
+    with pytest.raises(ClientError) as refused:
+        client.invoke(FunctionName="stepgraph-user-sized", Payload=b'{"size": 1, "pad": "' + b"y" * (6 << 20) + b'"}')
+    assert refused.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
+
+
 def test_parallel_branches_invoke_concurrently(cloud: LocalCloud) -> None:
     # GIVEN a function that only returns once 4 calls are in flight together
     barrier = threading.Barrier(4, timeout=10)
