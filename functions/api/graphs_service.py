@@ -31,17 +31,21 @@ if TYPE_CHECKING:
     from statemachine.spec import GraphSpec
 
 
-def validate(spec: dict[str, Any], services: Services | None = None) -> GraphSpec:
+def validate(
+    spec: dict[str, Any], services: Services | None = None, registered: list[ToolVersion] | None = None
+) -> GraphSpec:
     """The checked spec; ``SpecError`` (422) with details otherwise.
 
     With ``services``, nodes may name registered tools: their params are checked against the tools' JSON
     Schemas, and the spec returned calls each tool's latest published function version directly
     (``lambda:<function ARN>:<version>``), so the graph keeps running that version until it is updated.
+    ``registered`` gives those tools when the caller has read them already (``registered_tools``).
     """
     from functions.executor.tools import registry
     from statemachine.validation import validate as validate_spec
 
-    registered = registered_tools(services, spec) if services is not None else []
+    if registered is None:
+        registered = registered_tools(services, spec) if services is not None else []
     if not registered:
         return validate_spec(spec, registry)
     from functions.api.tools_service import Catalog, CompiledCatalog
@@ -172,11 +176,12 @@ def _publish(
     services: Services, graph_id: str, number: int, raw: dict[str, Any], record: Callable[[GraphVersion], Any]
 ) -> GraphVersion:
     """Validate, compile, create version ``number``'s state machine and record it (undone if recording fails)."""
-    spec = validate(raw, services)
+    tools = registered_tools(services, raw)
+    spec = validate(raw, services, tools)
     definition = compile_definition(spec, services.settings.executor_arn)
     plan = plan_of(spec, definition)
     plan.check()  # a graph AWS could not run is refused (422) before anything is created
-    _pin_tools(services, graph_id, raw)
+    _pin_tools(services, graph_id, tools)
     arn = _create_state_machine(
         services, state_machine_name(services.settings.prefix, graph_id, number), definition, spec, graph_id, number
     )
@@ -197,10 +202,9 @@ def _publish(
     return version
 
 
-def _pin_tools(services: Services, graph_id: str, raw: dict[str, Any]) -> None:
+def _pin_tools(services: Services, graph_id: str, tools: list[ToolVersion]) -> None:
     """Pin the registered tools the graph uses, then check none is being deleted (409 if one is): a deletion
     that starts after this check sees the pins (``functions.store.tools``)."""
-    tools = registered_tools(services, raw)
     for tool in tools:
         services.tools.pin(tool.name, graph_id)
     for tool in tools:

@@ -215,17 +215,21 @@ class GraphStore:
 
     def get(self, graph_id: str) -> GraphHead:
         """The head of a graph that exists (404 for unknown or deleted ids)."""
-        item = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": "GRAPH"}, ConsistentRead=True).get("Item")
+        item = self._head_item(graph_id)
         if not item or item.get("deleted"):
             raise NotFoundError(f"no graph {graph_id!r}")
         return GraphHead.from_item(item)
 
     def state(self, graph_id: str) -> Literal["live", "deleted", "missing"]:
         """Whether the graph's head exists, and whether it was deleted (a graph being created has no head yet)."""
-        item = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": "GRAPH"}, ConsistentRead=True).get("Item")
+        item = self._head_item(graph_id)
         if not item:
             return "missing"
         return "deleted" if item.get("deleted") else "live"
+
+    def _head_item(self, graph_id: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": "GRAPH"}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
 
     def version(self, graph_id: str, version: int) -> GraphVersion:
         item = self.table.get_item(Key={"pk": graph_pk(graph_id), "sk": version_sk(version)}, ConsistentRead=True).get(
